@@ -1,0 +1,96 @@
+"""The ``pipesched`` command. Subcommands live in their own modules and are imported only when
+called, so ``pipesched runs`` never pays for the executor's or the API's imports."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from scheduler.errors import DefinitionErrors, PipeschedError
+
+# name -> (module, function, one-line help). The help is here so `pipesched --help` imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "validate": ("scheduler.cli.cmd_validate", "validate", "Check config, schedules and every pipeline."),
+    "run": ("scheduler.cli.cmd_run", "run", "Run a pipeline now, in the foreground."),
+    "runs": ("scheduler.cli.cmd_runs", "runs", "Run history, newest first."),
+    "show": ("scheduler.cli.cmd_show", "show", "One run: steps, attempts, metrics, outputs, timeline."),
+    "logs": ("scheduler.cli.cmd_logs", "logs", "A step's output; -f follows a running step."),
+    "pipelines": ("scheduler.cli.cmd_pipelines", "pipelines", "List the pipelines pipesched knows."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attr, _ = COMMANDS[cmd_name]
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="PIPESCHED_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Config file [env: PIPESCHED_CONFIG; default ./config/pipesched.yaml, "
+    "then /etc/pipesched/pipesched.yaml]. Accepted after the subcommand too.",
+)
+@click.version_option(package_name="pipesched")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """pipesched runs machine-learning pipelines on schedules and keeps their history.
+
+    \b
+    Start with:  pipesched validate
+                 pipesched run diabetes-training
+                 pipesched runs
+                 pipesched show <RUN_ID>
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user errors print one line per problem and exit 1; bugs keep their traceback."""
+    try:
+        return cli.main(args=argv, prog_name="pipesched", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DefinitionErrors as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{exc.message} found", err=True)
+        sys.exit(1)
+    except PipeschedError as exc:
+        click.echo(f"error: {_with_causes(exc)}", err=True)
+        sys.exit(1)
+
+
+def _with_causes(exc: BaseException) -> str:
+    parts = [str(exc)]
+    cause = exc.__cause__
+    while cause is not None:
+        parts.append(str(cause))
+        cause = cause.__cause__
+    return ": ".join(parts)

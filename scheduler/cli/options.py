@@ -1,0 +1,54 @@
+"""Options shared by every subcommand, and how a command finds its config and store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+    from scheduler.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(func: F) -> F:
+    """``-c/--config`` accepted after the subcommand too (DESIGN: "anywhere among its arguments")."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Config file [env: PIPESCHED_CONFIG].",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+def no_headers_option(func: F) -> F:
+    return click.option("--no-headers", is_flag=True, help="Leave out the header row.")(func)
+
+
+def load_config(config_path: str | None) -> Config:
+    """The config this command uses: its own -c, else the group's -c / $PIPESCHED_CONFIG, else
+    the default search."""
+    from scheduler.config import find_config, load_config as _load
+
+    if config_path is None:
+        ctx = click.get_current_context(silent=True)
+        while ctx is not None and config_path is None:
+            if isinstance(ctx.obj, dict):
+                config_path = ctx.obj.get("config_path")
+            ctx = ctx.parent
+    return _load(find_config(config_path))
+
+
+def open_store(config: Config) -> Store:
+    from scheduler.store import Store
+
+    return Store.open(config.database_url)
