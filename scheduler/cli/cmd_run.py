@@ -1,0 +1,118 @@
+"""``pipesched run``: run a pipeline now, in the foreground, recording history like any run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+from scheduler.cli.options import config_option, json_option, load_config, open_store
+
+if TYPE_CHECKING:
+    from scheduler.executor import RunExecutor, StepEvent
+
+
+def _parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="-p")
+        given[name.strip()] = value
+    return given
+
+
+@click.command()
+@click.argument("pipeline")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a pipeline parameter (repeatable). Checked before any run is recorded.",
+)
+@click.option(
+    "--experiment", help="Record the run under this experiment (default: the pipeline's)."
+)
+@click.option("--regenerate-outputs", is_flag=True, help="Run every step; reuse no earlier output.")
+@json_option
+@config_option
+def run(
+    pipeline: str,
+    params: tuple[str, ...],
+    experiment: str | None,
+    regenerate_outputs: bool,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Run PIPELINE now and wait for it; exit 0 only when it completed.
+
+    Progress goes to stderr; the summary (or with --json one JSON document, whatever the outcome)
+    to stdout. Ctrl-C cancels the run, stops its steps and records it as canceled.
+
+    \b
+    Example:
+      pipesched run diabetes-training -p reg_rate=0.1
+    """
+    from scheduler.definitions import find_pipeline, load_pipeline
+    from scheduler.executor import ExecutionOptions, RunExecutor
+    from scheduler.logging import configure_logging
+    from scheduler.procinfo import current_owner
+    from scheduler.submit import submit_run
+
+    configure_logging(level="warning")
+    given = _parse_assignments(params)
+    config = load_config(config_path)
+    definition = load_pipeline(find_pipeline(pipeline, config), config)
+    store = open_store(config)
+    record = submit_run(
+        config, store, definition, given, experiment=experiment, owner=current_owner()
+    )
+    printer = _ProgressPrinter(record.id)
+    click.echo(f"run {record.id} of {definition.name} started", err=True)
+    executor = RunExecutor(
+        config=config,
+        store=store,
+        pipeline=definition,
+        run=record,
+        options=ExecutionOptions(regenerate_outputs=regenerate_outputs),
+        on_event=printer,
+    )
+    status = asyncio.run(_execute(executor))
+    detail = store.get_run_detail(record.id)
+    if as_json:
+        click.echo(json.dumps(detail.to_json(), indent=2))
+    else:
+        from scheduler.cli.render import render_run_summary
+
+        render_run_summary(detail, sys.stdout)
+    sys.exit(0 if status == "completed" else 130 if executor.canceled else 1)
+
+
+async def _execute(executor: RunExecutor) -> str:
+    loop = asyncio.get_running_loop()
+    # Signals only set state; the executor does the work in the loop (STYLE: "The daemon's heart").
+    loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
+    loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
+    return await executor.execute()
+
+
+class _ProgressPrinter:
+    """One line per step event on stderr, like a build tool."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def __call__(self, event: StepEvent) -> None:
+        from scheduler.durations import format_duration
+
+        took = f" in {format_duration(event.duration)}" if event.duration is not None else ""
+        attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+        detail = f": {event.detail}" if event.detail else ""
+        click.echo(f"  {event.step:<20} {event.status}{attempt}{took}{detail}", err=True)

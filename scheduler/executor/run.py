@@ -1,0 +1,362 @@
+"""Walks one run's DAG: starts every ready step at once (up to its compute target's
+``max_workers``), records each attempt, skips what a failure cuts off, and closes the run.
+
+It knows nothing of schedules or triggers: it is handed a recorded run and a pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from scheduler.clock import SYSTEM_CLOCK, Clock
+from scheduler.compute.local import LocalProcess, step_environment
+from scheduler.config import Config
+from scheduler.executor import workdir as wd
+from scheduler.executor.steps import COMMAND_BUILDERS
+from scheduler.executor.steps.base import StepInvocation
+from scheduler.executor.values import StepValues
+from scheduler.graph import build_graph
+from scheduler.procinfo import current_owner
+from scheduler.records import Metric, RunRecord
+from scheduler.runtime import read_metrics_file
+from scheduler.store import Store
+
+log = structlog.get_logger("scheduler.executor")
+
+OK_STATUSES = frozenset({"completed", "reused"})
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    kill_grace: float = 5.0  # SIGTERM → SIGKILL, for timeouts and cancel
+    regenerate_outputs: bool = False
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress for whoever watches a run (the CLI prints these on stderr)."""
+
+    step: str
+    status: str  # started | reused | retrying | completed | failed | skipped | canceled
+    attempt: int = 0
+    detail: str | None = None
+    duration: float | None = None
+
+
+class RunExecutor:
+    """Executes one recorded run to its end. ``cancel()`` may be called from a signal handler."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        pipeline: Any,
+        run: RunRecord,
+        options: ExecutionOptions | None = None,
+        on_event: Callable[[StepEvent], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config, self.store, self.pipeline, self.run = config, store, pipeline, run
+        self.options = options or ExecutionOptions()
+        self._on_event = on_event or (lambda event: None)
+        self.clock = clock
+        self.graph = build_graph(pipeline)
+        self.values = StepValues(config, pipeline, run)
+        self.status: dict[str, str] = dict.fromkeys(pipeline.steps, "pending")
+        self._procs: dict[str, LocalProcess] = {}
+        self._cancel_reason: str | None = None
+        self._stop_reason: str | None = None  # a step failed and continue_on_step_failure is off
+        self._stoppers: set[asyncio.Task[None]] = set()  # held so they are not garbage-collected
+        self._canceled = asyncio.Event()
+        self._slots = {
+            name: asyncio.Semaphore(max(1, target.max_workers))
+            for name, target in config.compute.items()
+        }
+        self.log = log.bind(run_id=run.id, pipeline=run.pipeline)
+
+    # ---- the walk -------------------------------------------------------------------------
+
+    async def execute(self) -> str:
+        """Run every step that can run; return the run's final status."""
+        self.store.start_run(self.run.id, current_owner())
+        self.log.info("run_started")
+        running: dict[asyncio.Task[str], str] = {}
+        cancel_waiter = asyncio.ensure_future(self._canceled.wait())
+        try:
+            while True:
+                if self._cancel_reason is None and self._stop_reason is None:
+                    for step in self._ready_steps():
+                        self.status[step] = "running"
+                        running[asyncio.ensure_future(self._run_step(step))] = step
+                if not running:
+                    break
+                done, _ = await asyncio.wait(
+                    [*running, cancel_waiter], return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is cancel_waiter:
+                        continue
+                    step = running.pop(task)
+                    self.status[step] = status = task.result()
+                    if status == "failed":
+                        self._skip_downstream(step)
+                        if not self.pipeline.continue_on_step_failure and not self._stop_reason:
+                            self._stop_reason = f"pipeline stopped after step '{step}' failed"
+        finally:
+            cancel_waiter.cancel()
+        return self._close()
+
+    def _ready_steps(self) -> list[str]:
+        return [
+            step
+            for step, status in self.status.items()
+            if status == "pending"
+            and all(self.status[up] in OK_STATUSES for up in self.graph.upstream(step))
+        ]
+
+    def _skip_downstream(self, failed: str) -> None:
+        for step in self.graph.downstream(failed):
+            if self.status[step] == "pending":
+                self._finish_pending(step, "skipped", f"upstream step '{failed}' failed")
+
+    def _finish_pending(self, step: str, status: str, reason: str) -> None:
+        self.status[step] = status
+        self.store.mark_step(self.run.id, step, status=status, reason=reason)
+        self._emit(StepEvent(step, status, detail=reason))
+
+    def _close(self) -> str:
+        for step, status in self.status.items():
+            if status == "pending":
+                if self._cancel_reason is not None:
+                    self._finish_pending(step, "canceled", self._cancel_reason)
+                else:
+                    self._finish_pending(step, "skipped", self._stop_reason or "not started")
+        if self._cancel_reason is not None:
+            final, reason = "canceled", self._cancel_reason
+        elif any(s == "failed" for s in self.status.values()):
+            failed = [s for s, st in self.status.items() if st == "failed"]
+            final, reason = (
+                "failed",
+                f"step{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}",
+            )
+        else:
+            final, reason = "completed", None
+        self.store.finish_run(self.run.id, final, reason)
+        self.log.info("run_finished", status=final, reason=reason)
+        return final
+
+    # ---- cancel -----------------------------------------------------------------------------
+
+    def cancel(self, reason: str = "canceled by user") -> None:
+        """Stop starting steps and stop the running ones' process groups."""
+        if self._cancel_reason is not None:
+            return
+        self._cancel_reason = reason
+        self._canceled.set()
+        self.log.info("run_canceling", reason=reason)
+        for proc in list(self._procs.values()):
+            self._stop_process(proc)
+
+    def _stop_process(self, proc: LocalProcess) -> None:
+        task = asyncio.ensure_future(proc.stop(self.options.kill_grace))
+        self._stoppers.add(task)
+        task.add_done_callback(self._stoppers.discard)
+
+    @property
+    def canceled(self) -> bool:
+        return self._cancel_reason is not None
+
+    # ---- one step ---------------------------------------------------------------------------
+
+    async def _run_step(self, step_id: str) -> str:
+        step = self.pipeline.steps[step_id]
+        try:
+            fingerprint = self.values.fingerprint(step_id, self.graph.upstream(step_id))
+            if step.allow_reuse and not self.options.regenerate_outputs:
+                earlier = self.store.find_reusable(fingerprint)
+                if earlier is not None and all(Path(p).exists() for p in earlier.outputs.values()):
+                    origin = earlier.reused_from or earlier.run_id
+                    self.store.record_reuse(
+                        self.run.id,
+                        step_id,
+                        reused_from=origin,
+                        fingerprint=fingerprint,
+                        outputs=earlier.outputs,
+                    )
+                    self.values.set_outputs(step_id, earlier.outputs)
+                    self._emit(StepEvent(step_id, "reused", detail=f"from run {origin}"))
+                    return "reused"
+            async with self._slots[step.compute]:
+                return await self._attempts(step, fingerprint)
+        except Exception as exc:  # a bug of ours must still close the step, never leave it running
+            self.log.exception("step_crashed", step=step_id)
+            self.store.mark_step(
+                self.run.id, step_id, status="failed", reason=f"internal error: {exc}"
+            )
+            self._emit(StepEvent(step_id, "failed", detail=f"internal error: {exc}"))
+            return "failed"
+
+    async def _attempts(self, step: Any, fingerprint: str) -> str:
+        max_attempts = step.retries + 1
+        for attempt in range(1, max_attempts + 1):
+            if self._cancel_reason is not None:
+                self.store.mark_step(
+                    self.run.id, step.id, status="canceled", reason=self._cancel_reason
+                )
+                self._emit(StepEvent(step.id, "canceled", detail=self._cancel_reason))
+                return "canceled"
+            if (
+                attempt == 1 and self._stop_reason is not None
+            ):  # waited for a slot while a step failed
+                self.store.mark_step(
+                    self.run.id, step.id, status="skipped", reason=self._stop_reason
+                )
+                self._emit(StepEvent(step.id, "skipped", detail=self._stop_reason))
+                return "skipped"
+            status, reason, _code, duration = await self._attempt(step, attempt, fingerprint)
+            if status == "failed" and attempt < max_attempts and self._cancel_reason is None:
+                self._emit(StepEvent(step.id, "retrying", attempt, reason, duration))
+                continue
+            self._emit(StepEvent(step.id, status, attempt, reason, duration))
+            return status
+        raise AssertionError("unreachable")
+
+    async def _attempt(
+        self, step: Any, attempt: int, fingerprint: str
+    ) -> tuple[str, str | None, int | None, float]:
+        run_id = self.run.id
+        paths = wd.AttemptPaths.for_attempt(self.config.runs_dir, run_id, step.id, attempt)
+        wd.prepare_workdir(paths, step.source_directory)
+        outputs = self.values.prepare_outputs(step)
+        self.store.begin_attempt(
+            run_id,
+            step.id,
+            attempt,
+            fingerprint=fingerprint,
+            log_path=str(paths.log),
+            workdir=str(paths.workdir),
+        )
+        started = self.clock.monotonic()
+        interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
+        if interpreter is None:
+            reason = f"interpreter not found: {step.environment.python}"
+            _note(paths.log, reason)
+            self.store.end_attempt(run_id, step.id, attempt, status="failed", reason=reason)
+            return "failed", reason, None, 0.0
+        invocation = StepInvocation(step, interpreter, paths.workdir, self.values.namespaces())
+        argv = COMMAND_BUILDERS[step.type](invocation)
+        env = step_environment(self._step_env(step, attempt, paths, interpreter))
+        proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
+        self._procs[step.id] = proc
+        self.store.set_attempt_process(
+            run_id,
+            step.id,
+            attempt,
+            pid=proc.pid,
+            pgid=proc.pgid,
+            proc_start_ticks=proc.start_ticks,
+        )
+        self._emit(StepEvent(step.id, "started", attempt))
+        self.log.info("step_started", step=step.id, attempt=attempt, pid=proc.pid)
+        if self._cancel_reason is not None:  # canceled while we were starting it
+            self._stop_process(proc)
+        try:
+            result = await proc.wait(step.timeout, self.options.kill_grace)
+        finally:
+            self._procs.pop(step.id, None)
+        self._ingest_metrics(step.id, attempt, paths.metrics)
+        duration = self.clock.monotonic() - started
+        if result.timed_out:
+            status, reason = "failed", "timeout"
+            _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
+        elif result.stopped or (self._cancel_reason is not None and result.exit_code != 0):
+            status, reason = "canceled", self._cancel_reason or "canceled"
+        elif result.exit_code == 0:
+            status, reason = "completed", None
+        else:
+            status, reason = "failed", _exit_reason(result.exit_code)
+        self.store.end_attempt(
+            run_id,
+            step.id,
+            attempt,
+            status=status,
+            exit_code=result.exit_code,
+            reason=reason,
+            outputs=outputs if status == "completed" else None,
+        )
+        if status == "completed":
+            self.values.set_outputs(step.id, outputs)
+        self.log.info("step_" + status, step=step.id, attempt=attempt, exit_code=result.exit_code)
+        return status, reason, result.exit_code, duration
+
+    def _step_env(
+        self, step: Any, attempt: int, paths: wd.AttemptPaths, interpreter: str
+    ) -> dict[str, str]:
+        env = {
+            "PIPESCHED_RUN_ID": self.run.id,
+            "PIPESCHED_STEP": step.id,
+            "PIPESCHED_ATTEMPT": str(attempt),
+            "PIPESCHED_EXPERIMENT": self.run.experiment,
+            "PIPESCHED_METRICS_FILE": str(paths.metrics),
+            "PIPESCHED_IMAGES_DIR": str(paths.images),
+            "PIPESCHED_INPUT_DATASETS": json.dumps(self.values.input_datasets(step)),
+            "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
+        }
+        if not wd.is_own_interpreter(interpreter):
+            shim = str(wd.runtime_shim(self.config.state_dir))
+            current = os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = f"{shim}{os.pathsep}{current}" if current else shim
+        env.update(step.environment.variables)
+        return env
+
+    def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
+        """Metrics reach the store even when the script crashed right after logging them: the
+        runtime appended each to this file with one write."""
+        if not path.exists():
+            return
+        metrics = [
+            Metric(
+                step=step,
+                attempt=attempt,
+                name=m["name"],
+                kind=m["kind"],
+                value=m["value"],
+                logged_at=datetime.fromtimestamp(m.get("time", 0), UTC),
+            )
+            for m in read_metrics_file(str(path))
+        ]
+        if metrics:
+            self.store.add_metrics(self.run.id, metrics)
+
+    def _emit(self, event: StepEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a broken progress printer must not break the run
+            self.log.exception("event_handler_failed")
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _note(log_path: Path, text: str) -> None:
+    """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as handle:
+        handle.write(f"[pipesched] {text}\n")

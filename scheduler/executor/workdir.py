@@ -1,0 +1,94 @@
+"""Folders of a step attempt: its working directory (a symlink mirror of the source directory's top
+level plus an empty ``outputs/``, like Azure ML's snapshot), its log, metrics and images."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import scheduler.runtime
+
+
+@dataclass(frozen=True)
+class AttemptPaths:
+    workdir: Path
+    log: Path
+    metrics: Path
+    images: Path
+
+    @classmethod
+    def for_attempt(cls, runs_dir: Path, run_id: str, step: str, attempt: int) -> AttemptPaths:
+        base = runs_dir / run_id / step
+        return cls(
+            workdir=base / str(attempt),
+            log=base / f"{attempt}.log",
+            metrics=base / f"{attempt}.metrics.jsonl",
+            images=base / f"{attempt}.images",
+        )
+
+
+def prepare_workdir(paths: AttemptPaths, source_directory: Path) -> None:
+    """Create the working directory: top-level entries of the source as symlinks, and ``outputs/``."""
+    paths.workdir.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(source_directory):
+        if entry.name == "outputs":
+            continue
+        link = paths.workdir / entry.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(entry.path, target_is_directory=entry.is_dir())
+    (paths.workdir / "outputs").mkdir(exist_ok=True)
+
+
+def reset_output_dir(path: Path) -> None:
+    """An empty folder for a data output: a retried attempt never sees its predecessor's files."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def runtime_shim(state_dir: Path) -> Path:
+    """A folder holding only ``scheduler/runtime.py``, for steps on another interpreter that lacks
+    pipesched (the runtime is stdlib-only). Rewritten when the installed runtime changes."""
+    source = Path(scheduler.runtime.__file__).read_bytes()
+    tag = hashlib.sha256(source).hexdigest()[:12]
+    shim = state_dir / "lib" / f"runtime-{tag}"
+    target = shim / "scheduler" / "runtime.py"
+    if not target.exists():
+        tmp = shim.with_name(f"{shim.name}.tmp{os.getpid()}")
+        (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
+        (tmp / "scheduler" / "__init__.py").write_text("")
+        (tmp / "scheduler" / "runtime.py").write_bytes(source)
+        try:
+            tmp.rename(shim)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return shim
+
+
+def resolve_interpreter(python: str | None, base_dir: Path) -> str | None:
+    """The interpreter a step runs on: pipesched's own by default, a path (relative to the
+    pipeline folder) or a command name. Symlinks are kept: a venv's python finds its venv by them."""
+    if python is None:
+        return sys.executable
+    if os.sep in python:
+        path = Path(python) if os.path.isabs(python) else base_dir / python
+        return str(path) if os.access(path, os.X_OK) else None
+    return shutil.which(python)
+
+
+def interpreter_prefix(interpreter: str) -> str:
+    """The environment an interpreter belongs to. A venv's python is a symlink to its base
+    python, so the binary alone does not tell two environments apart: the venv folder does."""
+    path = os.path.abspath(interpreter)
+    venv = os.path.dirname(os.path.dirname(path))
+    if os.path.exists(os.path.join(venv, "pyvenv.cfg")):
+        return os.path.realpath(venv)
+    return os.path.dirname(os.path.dirname(os.path.realpath(path)))
+
+
+def is_own_interpreter(interpreter: str) -> bool:
+    return interpreter_prefix(interpreter) == os.path.realpath(sys.prefix)

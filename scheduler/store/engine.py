@@ -1,0 +1,78 @@
+"""Engines for pipesched's database, set up the way the store relies on.
+
+SQLite: WAL (readers never block the writer), ``busy_timeout`` (a second writer waits instead
+of failing), foreign keys on (SQLite leaves them off by default, and ON DELETE CASCADE needs
+them) and ``synchronous=FULL`` (RELIABILITY: under NORMAL a power loss can undo commits).
+pysqlite's own transaction handling is turned off in favour of explicit BEGINs (SQLAlchemy's
+documented recipe), so DDL in migrations is transactional and writes can ``BEGIN IMMEDIATE``:
+a write transaction that starts deferred and upgrades its lock later can fail at once with
+"database is locked" in WAL mode, whatever the busy timeout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+BUSY_TIMEOUT_MS = 5000
+SQLITE_PRAGMAS = (
+    # busy_timeout first: switching a fresh file to WAL takes a lock that another process
+    # opening the same file may hold for a moment.
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=FULL",
+)
+# Execution option that makes SQLite open the transaction with BEGIN IMMEDIATE.
+WRITE_OPTION = "pipesched_write"
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of a SQLite URL, or None for an in-memory database."""
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return None
+    return Path(url.database or "")
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An engine for ``url`` with pipesched's connection settings applied."""
+    url = make_url(url)
+    if url.get_backend_name() != "sqlite":
+        # pre_ping: the daemon keeps connections for days; a restarted server must not
+        # surface as an error on the next write.
+        return create_engine(url, pool_pre_ping=True)
+    kwargs: dict[str, Any] = {}
+    if is_memory_sqlite(url):
+        # One shared connection, or every thread would see its own empty database.
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    else:
+        path = sqlite_path(url)
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,162 @@
+"""The tables of pipesched's database, as SQLAlchemy 2 declarative models.
+
+Nothing outside the store package sees these classes: queries turn rows into the plain records
+of ``scheduler.records``. Migrations in ``migrations/versions`` must build exactly this schema
+(a test compares them with Alembic's autogenerate).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints, so migrations can refer to them and both backends agree on the names.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out on every backend.
+
+    PostgreSQL keeps the instant (timestamptz); SQLite keeps a naive string, so values are
+    stored as naive UTC there and given their tzinfo back when read. A naive datetime going in
+    is a bug (nothing but the clock makes times), so it is refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class PipelineVersion(Base):
+    """A pipeline definition as it was run or published: the working copy (version null) is
+    recorded once per content hash."""
+
+    __tablename__ = "pipeline_versions"
+    __table_args__ = (
+        UniqueConstraint("pipeline", "version", "content_hash"),
+        # NULLs are distinct in a unique constraint, so the working copy needs its own index.
+        Index(
+            "uq_pipeline_versions_working_copy",
+            "pipeline",
+            "content_hash",
+            unique=True,
+            sqlite_where="version IS NULL",
+            postgresql_where="version IS NULL",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline: Mapped[str]
+    version: Mapped[str | None]
+    content_hash: Mapped[str]
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index(None, "pipeline", "id"),
+        Index(None, "status", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    pipeline: Mapped[str]
+    version: Mapped[str | None]
+    pipeline_version_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_versions.id"))
+    content_hash: Mapped[str]
+    experiment: Mapped[str]
+    status: Mapped[str]
+    status_reason: Mapped[str | None]
+    recovered: Mapped[bool] = mapped_column(default=False)
+    trigger: Mapped[str]
+    schedule: Mapped[str | None]
+    parameters: Mapped[dict[str, Any]]
+    owner_host: Mapped[str | None]
+    owner_pid: Mapped[int | None]
+    owner_start_ticks: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class StepRunRow(Base):
+    """One attempt of one step: a retry is a new row."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step", "attempt"),
+        Index(None, "fingerprint", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[str]
+    attempt: Mapped[int]
+    display_name: Mapped[str]
+    type: Mapped[str]
+    status: Mapped[str]
+    status_reason: Mapped[str | None]
+    exit_code: Mapped[int | None]
+    pid: Mapped[int | None]
+    pgid: Mapped[int | None]
+    proc_start_ticks: Mapped[int | None] = mapped_column(BigInteger)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    log_path: Mapped[str | None]
+    workdir: Mapped[str | None]
+    fingerprint: Mapped[str | None]
+    reused_from: Mapped[str | None]
+    outputs: Mapped[dict[str, Any]]
+
+
+class MetricRow(Base):
+    __tablename__ = "metrics"
+    __table_args__ = (Index(None, "run_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    step: Mapped[str]
+    attempt: Mapped[int]
+    name: Mapped[str]
+    kind: Mapped[str]
+    value: Mapped[Any] = mapped_column(JSON)
+    logged_at: Mapped[datetime]

@@ -1,0 +1,72 @@
+"""Turns a request to run a pipeline into a recorded ``queued`` run — or refuses it before anything
+is recorded (bad parameters, a step type or compute target that cannot run yet)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from scheduler.config import Config
+from scheduler.errors import PipeschedError, StepTypeNotAvailable
+from scheduler.executor.steps import runnable_types
+from scheduler.fingerprint import pipeline_content_hash, source_tree_hash
+from scheduler.parameters import resolve_run_parameters
+from scheduler.records import Owner, RunRecord
+from scheduler.store import Store
+
+
+def check_runnable(pipeline: Any, config: Config) -> None:
+    """Refuse a pipeline whose steps this version cannot run, naming each and why."""
+    problems = []
+    for step in pipeline.steps.values():
+        if step.type not in runnable_types():
+            problems.append(f"step '{step.id}' has type '{step.type}', which cannot run yet")
+        target = config.compute.get(step.compute)
+        if target is not None and target.type != "local":
+            problems.append(
+                f"step '{step.id}' uses compute '{step.compute}' of type '{target.type}', "
+                "which cannot run steps yet"
+            )
+    if problems:
+        raise StepTypeNotAvailable(
+            "; ".join(problems), hint=f"runnable step types: {', '.join(sorted(runnable_types()))}"
+        )
+
+
+def content_hash(pipeline: Any) -> str:
+    sources = {str(s.source_directory) for s in pipeline.steps.values()}
+    return pipeline_content_hash(
+        pipeline.definition_dict(), {src: source_tree_hash(Path(src)) for src in sources}
+    )
+
+
+def submit_run(
+    config: Config,
+    store: Store,
+    pipeline: Any,
+    parameters: Mapping[str, Any],
+    *,
+    trigger: str = "manual",
+    experiment: str | None = None,
+    schedule: str | None = None,
+    owner: Owner | None = None,
+) -> RunRecord:
+    """Validate the request, then record the run as ``queued`` with a pending row per step."""
+    check_runnable(pipeline, config)
+    canonical = resolve_run_parameters(pipeline, parameters, config.datastores)
+    digest = content_hash(pipeline)
+    version_id = store.ensure_pipeline_version(pipeline.name, digest, pipeline.definition_dict())
+    if experiment is not None and not experiment.strip():
+        raise PipeschedError("the experiment name cannot be empty")
+    return store.create_run(
+        pipeline=pipeline.name,
+        content_hash=digest,
+        experiment=experiment or pipeline.experiment,
+        parameters=canonical,
+        trigger=trigger,
+        steps=[(s.id, s.display_name, s.type) for s in pipeline.steps.values()],
+        schedule=schedule,
+        owner=owner,
+        pipeline_version_id=version_id,
+    )

@@ -1,0 +1,94 @@
+"""Shared fixtures: the database backends every store-touching test runs on, and ``wait_until``.
+
+``database_url`` is parametrized over SQLite (a file in ``tmp_path``) and PostgreSQL (when
+``PIPESCHED_TEST_DATABASE_URL`` names a server, as ``.ci/run`` sets it; otherwise that half is
+skipped with the reason). Each PostgreSQL test gets a database of its own, created from the
+server URL and dropped afterwards, so xdist workers never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from scheduler.store import Store
+
+POSTGRES_URL_ENV = "PIPESCHED_TEST_DATABASE_URL"
+BACKENDS = ("sqlite", "postgresql")
+
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float = 5.0,
+    interval: float = 0.01,
+    message: str | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that; fail the test
+    with ``message`` if ``timeout`` seconds pass first. Never a bare sleep-and-hope."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            what = message or getattr(condition, "__qualname__", repr(condition))
+            raise AssertionError(f"not true within {timeout}s: {what} (last value {value!r})")
+        time.sleep(interval)
+
+
+@pytest.fixture(name="wait_until")
+def wait_until_fixture() -> Callable[..., object]:
+    """``wait_until`` for tests that prefer a fixture to an import."""
+    return wait_until
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine | None]:
+    """An AUTOCOMMIT engine on the test server's maintenance database, or None without one."""
+    server = os.environ.get(POSTGRES_URL_ENV)
+    if not server:
+        yield None
+        return
+    engine = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: object, postgres_admin: Engine | None
+) -> Iterator[str]:
+    """A URL of an empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/pipesched.db"
+        return
+    if postgres_admin is None:
+        pytest.skip(f"PostgreSQL: set {POSTGRES_URL_ENV} to a server URL (.ci/run does)")
+    name = f"pipesched_t_{uuid.uuid4().hex[:16]}"
+    with postgres_admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(os.environ[POSTGRES_URL_ENV]).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with postgres_admin.connect() as conn:
+            # FORCE: a test that failed may leave a connection (or a daemon) behind.
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A store at the current schema on each backend."""
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()

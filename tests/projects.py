@@ -1,0 +1,93 @@
+"""Small worlds for tests: a config, a state dir and pipelines written into tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass
+class Project:
+    root: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config" / "pipesched.yaml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "var"
+
+    @property
+    def datastore(self) -> Path:
+        return self.state_dir / "datastore"
+
+    def pipeline(
+        self, name: str, definition: str | dict, scripts: dict[str, str] | None = None
+    ) -> Path:
+        """Write ``pipelines/<name>/pipeline.yaml`` and its scripts (dedented)."""
+        folder = self.root / "pipelines" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        text = (
+            definition
+            if isinstance(definition, str)
+            else yaml.safe_dump(definition, sort_keys=False)
+        )
+        (folder / "pipeline.yaml").write_text(textwrap.dedent(text))
+        for filename, body in (scripts or {}).items():
+            path = folder / filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(body))
+        return folder
+
+    def config(self):
+        from scheduler.config import load_config
+
+        return load_config(self.config_path)
+
+    def load(self, name: str):
+        from scheduler.definitions import find_pipeline, load_pipeline
+
+        config = self.config()
+        return load_pipeline(find_pipeline(name, config), config)
+
+    def store(self):
+        from scheduler.store import Store
+
+        return Store.open(self.config().database_url)
+
+    def cli(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+        """Run the real ``pipesched`` command against this project."""
+        env = {**os.environ, "PIPESCHED_CONFIG": str(self.config_path), "NO_COLOR": "1"}
+        env.update(kwargs.pop("env", {}))
+        return subprocess.run(
+            [sys.executable, "-m", "scheduler.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=self.root,
+            **kwargs,
+        )
+
+
+def make_project(root: Path, *, max_workers: int = 4, database_url: str | None = None) -> Project:
+    (root / "config").mkdir(parents=True, exist_ok=True)
+    (root / "pipelines").mkdir(exist_ok=True)
+    config = {
+        "state_dir": "../var",
+        "database": database_url,
+        "pipelines_dir": "../pipelines",
+        "schedules": "schedules.yaml",
+        "datastores": {"default": {"path": None}},
+        "compute": {"local": {"type": "local", "max_workers": max_workers}},
+    }
+    (root / "config" / "pipesched.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (root / "config" / "schedules.yaml").write_text("schedules: []\n")
+    return Project(root)
