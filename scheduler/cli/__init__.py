@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
@@ -65,10 +64,11 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj["config_path"] = config_path
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line per problem and exit 1; bugs keep their traceback."""
     try:
-        return cli.main(args=argv, prog_name="pipesched", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="pipesched", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

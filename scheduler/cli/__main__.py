@@ -1,5 +1,7 @@
 """``python -m scheduler.cli`` runs the same command as ``pipesched``."""
 
+import sys
+
 from scheduler.cli import main
 
-main()
+sys.exit(main())

@@ -60,6 +60,7 @@ def run(
     Example:
       pipesched run diabetes-training -p reg_rate=0.1
     """
+    from scheduler.clock import SYSTEM_CLOCK
     from scheduler.definitions import find_pipeline, load_pipeline
     from scheduler.executor import ExecutionOptions, RunExecutor
     from scheduler.logging import configure_logging
@@ -89,9 +90,9 @@ def run(
     if as_json:
         click.echo(json.dumps(detail.to_json(), indent=2))
     else:
-        from scheduler.cli.render import render_run_summary
+        from scheduler.cli.cmd_show import render_detail
 
-        render_run_summary(detail, sys.stdout)
+        render_detail(detail, SYSTEM_CLOCK.now())
     sys.exit(0 if status == "completed" else 130 if executor.canceled else 1)
 
 

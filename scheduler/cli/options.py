@@ -37,7 +37,8 @@ def no_headers_option(func: F) -> F:
 def load_config(config_path: str | None) -> Config:
     """The config this command uses: its own -c, else the group's -c / $PIPESCHED_CONFIG, else
     the default search."""
-    from scheduler.config import find_config, load_config as _load
+    from scheduler.config import find_config
+    from scheduler.config import load_config as _load
 
     if config_path is None:
         ctx = click.get_current_context(silent=True)

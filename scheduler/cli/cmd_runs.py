@@ -1,0 +1,74 @@
+"""``pipesched runs``: run history, newest first."""
+
+from __future__ import annotations
+
+import click
+
+from scheduler.cli.options import (
+    config_option,
+    json_option,
+    load_config,
+    no_headers_option,
+    open_store,
+)
+from scheduler.cli.render import (
+    STATUS_STYLES,
+    format_moment,
+    print_json,
+    print_table,
+    run_duration,
+)
+from scheduler.clock import SYSTEM_CLOCK
+from scheduler.durations import format_duration
+from scheduler.records import RUN_STATUSES
+
+HEADERS = ("ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION", "REASON")
+
+
+@click.command()
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(RUN_STATUSES),
+    help="Only runs with this status (repeatable).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Most runs to list; 0 lists all.",
+)
+@json_option
+@no_headers_option
+@config_option
+def runs(
+    pipeline: str | None,
+    statuses: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+    no_headers: bool,
+    config_path: str | None,
+) -> None:
+    """Run history, newest first (ids are never truncated)."""
+    with open_store(load_config(config_path)) as store:
+        records = store.list_runs(pipeline=pipeline, statuses=statuses, limit=limit)
+    if as_json:
+        print_json([record.to_json() for record in records])
+        return
+    now = SYSTEM_CLOCK.now()
+    rows = [
+        (
+            r.id,
+            r.pipeline if r.version is None else f"{r.pipeline}@{r.version}",
+            r.status,
+            r.trigger,
+            format_moment(r.created_at, now),
+            format_duration(run_duration(r.started_at, r.finished_at, now)),
+            r.status_reason,
+        )
+        for r in records
+    ]
+    print_table(HEADERS, rows, no_headers=no_headers, styles={2: STATUS_STYLES})
