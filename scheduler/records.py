@@ -165,10 +165,14 @@ def metrics_by_name(metrics: Any) -> dict[str, Any]:
             out.setdefault(metric.name, []).append(metric.value)
         elif metric.kind == "scalar" and metric.name in out:
             previous = out[metric.name]
-            out[metric.name] = [*previous, metric.value] if isinstance(previous, list) else [
-                previous,
-                metric.value,
-            ]
+            out[metric.name] = (
+                [*previous, metric.value]
+                if isinstance(previous, list)
+                else [
+                    previous,
+                    metric.value,
+                ]
+            )
         else:
             out[metric.name] = metric.value
     return out

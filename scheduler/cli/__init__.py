@@ -12,12 +12,24 @@ from scheduler.errors import DefinitionErrors, PipeschedError
 
 # name -> (module, function, one-line help). The help is here so `pipesched --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "validate": ("scheduler.cli.cmd_validate", "validate", "Check config, schedules and every pipeline."),
+    "validate": (
+        "scheduler.cli.cmd_validate",
+        "validate",
+        "Check config, schedules and every pipeline.",
+    ),
     "run": ("scheduler.cli.cmd_run", "run", "Run a pipeline now, in the foreground."),
     "runs": ("scheduler.cli.cmd_runs", "runs", "Run history, newest first."),
-    "show": ("scheduler.cli.cmd_show", "show", "One run: steps, attempts, metrics, outputs, timeline."),
+    "show": (
+        "scheduler.cli.cmd_show",
+        "show",
+        "One run: steps, attempts, metrics, outputs, timeline.",
+    ),
     "logs": ("scheduler.cli.cmd_logs", "logs", "A step's output; -f follows a running step."),
-    "pipelines": ("scheduler.cli.cmd_pipelines", "pipelines", "List the pipelines pipesched knows."),
+    "pipelines": (
+        "scheduler.cli.cmd_pipelines",
+        "pipelines",
+        "List the pipelines pipesched knows.",
+    ),
 }
 
 

@@ -1,0 +1,185 @@
+"""pipeline.yaml and schedules.yaml turned into validated models, with every mistake reported as
+``file:line:col: error: ...``. Loaders return values; nothing registers itself on import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scheduler.definitions.discovery import discover_pipelines, find_pipeline, pipeline_files
+from scheduler.definitions.pipeline import (
+    PIPELINE_FILE,
+    DataDef,
+    ParameterDef,
+    Pipeline,
+    build_pipeline,
+    load_pipeline,
+)
+from scheduler.definitions.schedules import (
+    OnChange,
+    Recurrence,
+    ScheduleDef,
+    build_schedule,
+    load_schedules,
+)
+from scheduler.definitions.steps import (
+    STEP_TYPES,
+    CommandStep,
+    DataTransferStep,
+    Environment,
+    NotebookStep,
+    ParallelRunStep,
+    PythonScriptStep,
+    SqlStep,
+    Step,
+    StepBase,
+)
+from scheduler.definitions.yamlsource import YamlDocument, display_path, read_yaml
+from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+
+__all__ = [
+    "PIPELINE_FILE",
+    "STEP_TYPES",
+    "CommandStep",
+    "DataDef",
+    "DataTransferStep",
+    "Environment",
+    "NotebookStep",
+    "OnChange",
+    "ParallelRunStep",
+    "ParameterDef",
+    "Pipeline",
+    "PythonScriptStep",
+    "Recurrence",
+    "ScheduleDef",
+    "SqlStep",
+    "Step",
+    "StepBase",
+    "YamlDocument",
+    "build_pipeline",
+    "build_schedule",
+    "discover_pipelines",
+    "find_pipeline",
+    "load_pipeline",
+    "load_schedules",
+    "validate_all",
+]
+
+
+def validate_all(config: Config) -> list[DefinitionError]:
+    """Every error in every pipeline under pipelines_dir and in the schedules file (whose
+    parameters are also checked against the pipelines they run)."""
+    errors: list[DefinitionError] = []
+    if not config.pipelines_dir.is_dir():
+        errors.append(
+            DefinitionError(
+                f"pipelines_dir {config.pipelines_dir} does not exist",
+                file=display_path(config.file),
+            )
+        )
+    pipelines: dict[str, Pipeline] = {}
+    names: dict[str, Path] = {}
+    for file in pipeline_files(config.pipelines_dir):
+        try:
+            pipeline = load_pipeline(file, config)
+        except DefinitionErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        if pipeline.name in names:
+            errors.append(
+                DefinitionError(
+                    f"pipeline name '{pipeline.name}' is also used by "
+                    f"{display_path(names[pipeline.name])}",
+                    file=display_path(file),
+                    hint="pipeline names are unique",
+                )
+            )
+            continue
+        names[pipeline.name] = file
+        pipelines[pipeline.name] = pipeline
+    known = set(discover_pipelines(config)) | set(pipelines)
+    if not config.schedules_file.is_file():
+        errors.append(
+            DefinitionError(
+                f"schedules file {config.schedules_file} does not exist",
+                file=display_path(config.file),
+                hint="create it with  schedules: []",
+            )
+        )
+        return errors
+    try:
+        schedules = load_schedules(config.schedules_file, config, known)
+    except DefinitionErrors as exc:
+        errors.extend(exc.errors)
+        return errors
+    errors.extend(_check_schedule_parameters(config, schedules, pipelines))
+    return errors
+
+
+def _check_schedule_parameters(
+    config: Config, schedules: list[ScheduleDef], pipelines: dict[str, Pipeline]
+) -> list[DefinitionError]:
+    """A schedule's parameters must fit the working copy of the pipeline it runs."""
+    from scheduler.parameters import convert_parameter
+
+    doc = read_yaml(config.schedules_file)
+    index = {
+        raw.get("name"): i
+        for i, raw in enumerate(doc.get(("schedules",)) or [])
+        if isinstance(raw, dict)
+    }
+    errors: list[DefinitionError] = []
+    for schedule in schedules:
+        pipeline = pipelines.get(schedule.pipeline)  # NAME@VERSION: checked when published
+        if pipeline is None:
+            continue
+        base = ("schedules", index.get(schedule.name, 0))
+        where = f"schedule '{schedule.name}'"
+        for name, value in schedule.parameters.items():
+            param = pipeline.parameters.get(name)
+            if param is None:
+                errors.append(
+                    doc.error(
+                        (*base, "parameters", name),
+                        f"unknown parameter '{name}' of pipeline '{pipeline.name}' in {where}",
+                        hint=f"declared: {', '.join(sorted(pipeline.parameters)) or 'none'}",
+                        key=True,
+                    )
+                )
+                continue
+            try:
+                convert_parameter(name, param, value, config.datastores)
+            except ParameterError as exc:
+                errors.append(
+                    doc.error(
+                        (*base, "parameters", name), f"{exc.message} in {where}", hint=exc.hint
+                    )
+                )
+        given = set(schedule.parameters)
+        watch = schedule.on_change
+        if watch is not None and watch.data_path_parameter:
+            param = pipeline.parameters.get(watch.data_path_parameter)
+            if param is None or param.type != "path":
+                errors.append(
+                    doc.error(
+                        (*base, "on_change", "data_path_parameter"),
+                        f"pipeline '{pipeline.name}' has no path parameter "
+                        f"'{watch.data_path_parameter}' for {where}",
+                        hint="declare it with  type: path",
+                    )
+                )
+            given.add(watch.data_path_parameter)
+        for name, param in pipeline.parameters.items():
+            if param.required and name not in given:
+                errors.append(
+                    doc.error(
+                        (*base, "pipeline"),
+                        f"{where} does not give required parameter '{name}' of "
+                        f"pipeline '{pipeline.name}'",
+                        hint=f"add it under parameters: {{{name}: ...}}",
+                    )
+                )
+    return errors
