@@ -278,6 +278,19 @@ def test_metrics_of_every_kind_round_trip_in_time_order(store: Store) -> None:
     assert got == sorted(metrics, key=lambda m: m.logged_at)
 
 
+def test_non_finite_metrics_are_kept_as_strings_on_every_backend(store: Store) -> None:
+    run = new_run(store)
+    store.add_metrics(
+        run.id,
+        [
+            Metric("train", 1, "loss", "scalar", float("nan"), START),
+            Metric("train", 1, "curve", "list", [1.0, float("inf"), float("-inf")], START),
+        ],
+    )
+    values = [m.value for m in store.get_run_detail(run.id).metrics]
+    assert values == ["NaN", [1.0, "Infinity", "-Infinity"]]
+
+
 def test_metrics_refuse_an_unknown_kind(store: Store) -> None:
     run = new_run(store)
     with pytest.raises(ValueError, match="not a metric kind"):

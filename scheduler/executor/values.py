@@ -33,6 +33,8 @@ class StepValues:
         self.data_paths: dict[str, str] = {}
         self.fingerprints: dict[str, str] = {}
         self._source_hashes: dict[Path, str] = {}
+        # Relative paths, so a moved checkout keeps its reuse history.
+        self._definitions = pipeline.definition_dict()["steps"]
 
     def namespaces(self) -> dict[str, dict[str, str]]:
         return {
@@ -96,7 +98,7 @@ class StepValues:
             if is_own_interpreter(interpreter):
                 interpreter_id += f" {sys.version}"
         fingerprint = step_fingerprint(
-            definition=step.model_dump(mode="json"),
+            definition=self._definitions[step_id],
             argv_parameters=self.argv_params,
             referenced_parameters={name: self.run.parameters.get(name) for name in refs},
             source_hash=self.source_hash(step.source_directory),
