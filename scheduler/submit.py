@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from scheduler.compute import available_compute_types
 from scheduler.config import Config
 from scheduler.errors import PipeschedError, StepTypeNotAvailable
 from scheduler.executor.steps import runnable_types
@@ -23,7 +24,7 @@ def check_runnable(pipeline: Any, config: Config) -> None:
         if step.type not in runnable_types():
             problems.append(f"step '{step.id}' has type '{step.type}', which cannot run yet")
         target = config.compute.get(step.compute)
-        if target is not None and target.type != "local":
+        if target is not None and target.type not in available_compute_types():
             problems.append(
                 f"step '{step.id}' uses compute '{step.compute}' of type '{target.type}', "
                 "which cannot run steps yet"

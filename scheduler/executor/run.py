@@ -22,7 +22,7 @@ from scheduler.clock import SYSTEM_CLOCK, Clock
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.config import Config
 from scheduler.executor import workdir as wd
-from scheduler.executor.steps import COMMAND_BUILDERS
+from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
 from scheduler.graph import build_graph
@@ -254,8 +254,19 @@ class RunExecutor:
             _note(paths.log, reason)
             self.store.end_attempt(run_id, step.id, attempt, status="failed", reason=reason)
             return "failed", reason, None, 0.0
-        invocation = StepInvocation(step, interpreter, paths.workdir, self.values.namespaces())
-        argv = COMMAND_BUILDERS[step.type](invocation)
+        invocation = StepInvocation(
+            step,
+            interpreter,
+            paths.workdir,
+            self.values.namespaces(),
+            run_id=run_id,
+            attempt=attempt,
+            paths=paths,
+            config=self.config,
+            target=self.config.compute.get(step.compute),
+            outputs=outputs,
+        )
+        argv = command_builder(step.type)(invocation)
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
         proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
         self._procs[step.id] = proc

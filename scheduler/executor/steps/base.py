@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.templating import substitute
+
+if TYPE_CHECKING:
+    from scheduler.config import ComputeTarget, Config
+    from scheduler.executor.workdir import AttemptPaths
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,12 @@ class StepInvocation:
     interpreter: str
     workdir: Path
     values: Mapping[str, Mapping[str, str]]  # templating namespaces: parameters, data, run
+    run_id: str = ""
+    attempt: int = 1
+    paths: AttemptPaths | None = None  # log, metrics, images, workdir of this attempt
+    config: Config | None = None
+    target: ComputeTarget | None = None  # the compute target the step runs on
+    outputs: Mapping[str, str] | None = None  # data name -> folder this step writes
 
     def sub(self, text: str) -> str:
         return substitute(text, self.values)
