@@ -11,6 +11,8 @@ a write transaction that starts deferred and upgrades its lock later can fail at
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,26 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            _execute_pragma(cursor, pragma)
     finally:
         cursor.close()
+
+
+def _execute_pragma(cursor: Any, pragma: str) -> None:
+    """Run a pragma, retrying "database is locked" for up to the busy timeout: switching a
+    brand-new file to WAL needs an exclusive lock and SQLite reports SQLITE_BUSY for it at once,
+    without its busy handler, when another process is opening the same file (seen under load)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            cursor.execute(pragma)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def _sqlite_begin(conn: Any) -> None:
