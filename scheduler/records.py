@@ -176,3 +176,42 @@ def metrics_by_name(metrics: Any) -> dict[str, Any]:
         else:
             out[metric.name] = metric.value
     return out
+
+
+@dataclass
+class ScheduleState:
+    """What the store keeps of a schedule; ``override`` True/False beats the definition's
+    ``enabled`` until the opposite command."""
+
+    name: str
+    source: str
+    registered_at: datetime | None
+    override: bool | None = None
+    last_fire_time: datetime | None = None
+    last_outcome: str | None = None
+    last_run_id: str | None = None
+    definition: dict[str, Any] | None = None
+
+
+@dataclass
+class FireRecord:
+    """One fire of a schedule (a nominal time, or a dropped file) and what became of it."""
+
+    schedule: str
+    nominal_time: datetime | None
+    path: str | None
+    outcome: str  # claimed | started | queued | skipped | missed
+    reason: str | None
+    run_id: str | None
+    created_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``fires --json`` object."""
+        return {
+            "schedule": self.schedule,
+            "nominal_time": iso(self.nominal_time),
+            "path": self.path,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "run_id": self.run_id,
+        }

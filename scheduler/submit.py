@@ -4,6 +4,7 @@ is recorded (bad parameters, a step type or compute target that cannot run yet).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ def submit_run(
     experiment: str | None = None,
     schedule: str | None = None,
     owner: Owner | None = None,
+    fire: tuple[str, datetime] | None = None,
 ) -> RunRecord:
     """Validate the request, then record the run as ``queued`` with a pending row per step."""
     check_runnable(pipeline, config)
@@ -70,4 +72,5 @@ def submit_run(
         schedule=schedule,
         owner=owner,
         pipeline_version_id=version_id,
+        fire=fire,
     )

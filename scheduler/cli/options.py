@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -32,6 +33,19 @@ def json_option(func: F) -> F:
 
 def no_headers_option(func: F) -> F:
     return click.option("--no-headers", is_flag=True, help="Leave out the header row.")(func)
+
+
+def find_config_path(config_path: str | None) -> Path:
+    """The config file this command uses (see ``load_config``), without loading it."""
+    from scheduler.config import find_config
+
+    if config_path is None:
+        ctx = click.get_current_context(silent=True)
+        while ctx is not None and config_path is None:
+            if isinstance(ctx.obj, dict):
+                config_path = ctx.obj.get("config_path")
+            ctx = ctx.parent
+    return find_config(config_path)
 
 
 def load_config(config_path: str | None) -> Config:

@@ -21,6 +21,7 @@ from scheduler.definitions.schedules import (
     ScheduleDef,
     build_schedule,
     load_schedules,
+    load_valid_schedules,
 )
 from scheduler.definitions.steps import (
     STEP_TYPES,
@@ -65,6 +66,7 @@ __all__ = [
     "find_pipeline",
     "load_pipeline",
     "load_schedules",
+    "load_valid_schedules",
     "validate_all",
 ]
 

@@ -190,6 +190,17 @@ def load_schedules(
     path: Path, config: Config | None, pipeline_names: set[str]
 ) -> list[ScheduleDef]:
     """Load and validate schedules.yaml; raise DefinitionErrors with every mistake in it."""
+    result, errors = load_valid_schedules(path, config, pipeline_names)
+    if errors:
+        raise DefinitionErrors(errors)
+    return result
+
+
+def load_valid_schedules(
+    path: Path, config: Config | None, pipeline_names: set[str]
+) -> tuple[list[ScheduleDef], list[DefinitionError]]:
+    """The valid schedules of schedules.yaml and every mistake in the others: the daemon serves
+    the good ones and reports the rest."""
     doc = read_yaml(Path(path))
     errors: list[DefinitionError] = list(doc.errors)
     top = validate(_SchedulesFile, doc.data, doc, (), _describe(doc), errors)
@@ -214,9 +225,7 @@ def load_schedules(
         )
         if schedule is not None:
             result.append(schedule)
-    if errors:
-        raise DefinitionErrors(errors)
-    return result
+    return result, errors
 
 
 def build_schedule(

@@ -77,8 +77,8 @@ class RunExecutor:
         self._procs: dict[str, LocalProcess] = {}
         self._cancel_reason: str | None = None
         self._stop_reason: str | None = None  # a step failed and continue_on_step_failure is off
+        self._drain_reason: str | None = None  # shutting down: finish running steps, start none
         self._stoppers: set[asyncio.Task[None]] = set()  # held so they are not garbage-collected
-        self._canceled = asyncio.Event()
         self._slots = {
             name: asyncio.Semaphore(max(1, target.max_workers))
             for name, target in config.compute.items()
@@ -92,29 +92,23 @@ class RunExecutor:
         self.store.start_run(self.run.id, current_owner())
         self.log.info("run_started")
         running: dict[asyncio.Task[str], str] = {}
-        cancel_waiter = asyncio.ensure_future(self._canceled.wait())
-        try:
-            while True:
-                if self._cancel_reason is None and self._stop_reason is None:
-                    for step in self._ready_steps():
-                        self.status[step] = "running"
-                        running[asyncio.ensure_future(self._run_step(step))] = step
-                if not running:
-                    break
-                done, _ = await asyncio.wait(
-                    [*running, cancel_waiter], return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    if task is cancel_waiter:
-                        continue
-                    step = running.pop(task)
-                    self.status[step] = status = task.result()
-                    if status == "failed":
-                        self._skip_downstream(step)
-                        if not self.pipeline.continue_on_step_failure and not self._stop_reason:
-                            self._stop_reason = f"pipeline stopped after step '{step}' failed"
-        finally:
-            cancel_waiter.cancel()
+        # New steps start only when one finishes, so waiting on the running ones is enough:
+        # cancel and drain make them finish sooner, never later.
+        while True:
+            if not (self._cancel_reason or self._stop_reason or self._drain_reason):
+                for step in self._ready_steps():
+                    self.status[step] = "running"
+                    running[asyncio.ensure_future(self._run_step(step))] = step
+            if not running:
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                step = running.pop(task)
+                self.status[step] = status = task.result()
+                if status == "failed":
+                    self._skip_downstream(step)
+                    if not self.pipeline.continue_on_step_failure and not self._stop_reason:
+                        self._stop_reason = f"pipeline stopped after step '{step}' failed"
         return self._close()
 
     def _ready_steps(self) -> list[str]:
@@ -138,12 +132,15 @@ class RunExecutor:
     def _close(self) -> str:
         for step, status in self.status.items():
             if status == "pending":
-                if self._cancel_reason is not None:
-                    self._finish_pending(step, "canceled", self._cancel_reason)
+                if self._cancel_reason is not None or self._drain_reason is not None:
+                    reason = self._cancel_reason or self._drain_reason or "canceled"
+                    self._finish_pending(step, "canceled", reason)
                 else:
                     self._finish_pending(step, "skipped", self._stop_reason or "not started")
         if self._cancel_reason is not None:
             final, reason = "canceled", self._cancel_reason
+        elif self._drain_reason is not None and "canceled" in self.status.values():
+            final, reason = "canceled", self._drain_reason
         elif any(s == "failed" for s in self.status.values()):
             failed = [s for s, st in self.status.items() if st == "failed"]
             final, reason = (
@@ -163,10 +160,15 @@ class RunExecutor:
         if self._cancel_reason is not None:
             return
         self._cancel_reason = reason
-        self._canceled.set()
         self.log.info("run_canceling", reason=reason)
         for proc in list(self._procs.values()):
             self._stop_process(proc)
+
+    def drain(self, reason: str) -> None:
+        """Start no new step (nor retry); the running ones may finish. What never ran is
+        ``canceled`` with ``reason`` and so is the run; ``cancel()`` may follow to stop the rest."""
+        if self._drain_reason is None:
+            self._drain_reason = reason
 
     def _stop_process(self, proc: LocalProcess) -> None:
         task = asyncio.ensure_future(proc.stop(self.options.kill_grace))
@@ -236,7 +238,15 @@ class RunExecutor:
         self, step: Any, attempt: int, fingerprint: str
     ) -> tuple[str, str | None, int | None, float]:
         run_id = self.run.id
-        paths = wd.AttemptPaths.for_attempt(self.config.runs_dir, run_id, step.id, attempt)
+        paths = wd.AttemptPaths.for_attempt(
+            self.config.runs_dir,
+            run_id,
+            step.id,
+            attempt,
+            shared=self.config.default_datastore.path
+            if getattr(self.config.compute.get(step.compute), "type", None) == "dask"
+            else None,
+        )
         wd.prepare_workdir(paths, step.source_directory)
         outputs = self.values.prepare_outputs(step)
         self.store.begin_attempt(

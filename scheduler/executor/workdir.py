@@ -21,13 +21,19 @@ class AttemptPaths:
     images: Path
 
     @classmethod
-    def for_attempt(cls, runs_dir: Path, run_id: str, step: str, attempt: int) -> AttemptPaths:
+    def for_attempt(
+        cls, runs_dir: Path, run_id: str, step: str, attempt: int, shared: Path | None = None
+    ) -> AttemptPaths:
+        """``shared``: a datastore, for steps that run on a Dask worker — their working
+        directory, metrics and images go to ``<shared>/.pipesched/runs/<run>/<step>/`` because
+        only datastores are visible to every worker; the log stays in ``runs_dir``."""
         base = runs_dir / run_id / step
+        remote = shared / ".pipesched" / "runs" / run_id / step if shared is not None else base
         return cls(
-            workdir=base / str(attempt),
+            workdir=remote / str(attempt),
             log=base / f"{attempt}.log",
-            metrics=base / f"{attempt}.metrics.jsonl",
-            images=base / f"{attempt}.images",
+            metrics=remote / f"{attempt}.metrics.jsonl",
+            images=remote / f"{attempt}.images",
         )
 
 

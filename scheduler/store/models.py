@@ -160,3 +160,44 @@ class MetricRow(Base):
     kind: Mapped[str]
     value: Mapped[Any] = mapped_column(JSON)
     logged_at: Mapped[datetime]
+
+
+class ScheduleRow(Base):
+    """What the store remembers of a schedule between restarts: when it was first registered
+    (intervals count from it), an enable/disable override, and its last fire."""
+
+    __tablename__ = "schedules"
+
+    name: Mapped[str] = mapped_column(primary_key=True)
+    source: Mapped[str]  # file | api
+    registered_at: Mapped[datetime]
+    override: Mapped[bool | None]  # True enabled, False disabled, None: the definition decides
+    definition: Mapped[dict[str, Any] | None]  # for source=api
+    last_fire_time: Mapped[datetime | None]
+    last_outcome: Mapped[str | None]
+    last_run_id: Mapped[str | None]
+
+
+class FireRow(Base):
+    """One fire: a (schedule, nominal time) or a dropped file (schedule, path, size, mtime).
+    Written before its run starts; the unique constraints make "fired once" the database's job."""
+
+    __tablename__ = "fires"
+    __table_args__ = (
+        UniqueConstraint("schedule", "nominal_time"),
+        UniqueConstraint("schedule", "path", "size", "mtime_ns"),
+        Index(None, "schedule", "id"),
+        Index(None, "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule: Mapped[str]
+    nominal_time: Mapped[datetime | None]
+    path: Mapped[str | None]
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str]  # claimed | started | queued | skipped | missed
+    reason: Mapped[str | None]
+    run_id: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

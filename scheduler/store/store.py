@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Update, insert, select, update
@@ -34,6 +34,7 @@ from scheduler.store.engine import WRITE_OPTION, make_engine
 from scheduler.store.ids import new_run_id
 from scheduler.store.migrate import ensure_schema
 from scheduler.store.models import MetricRow, PipelineVersion, RunRow, StepRunRow
+from scheduler.store.schedules import ScheduleStoreMixin, settle_fire
 
 METRIC_KINDS = frozenset({"scalar", "list", "row", "image"})
 _ID_ATTEMPTS = 5  # a new id collides only when two runs share a millisecond and 20 random bits
@@ -41,7 +42,7 @@ _ID_ATTEMPTS = 5  # a new id collides only when two runs share a millisecond and
 _NO_SYNC = {"synchronize_session": False}
 
 
-class Store:
+class Store(ScheduleStoreMixin):
     """pipesched's database. ``Store.open(url)`` migrates it to the current schema first."""
 
     def __init__(self, url: str, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -131,9 +132,12 @@ class Store:
         schedule: str | None = None,
         owner: Owner | None = None,
         pipeline_version_id: int | None = None,
+        fire: tuple[str, datetime] | None = None,
     ) -> RunRecord:
         """Record a queued run and a pending first attempt of each (step id, display name,
-        type), in declaration order, in one transaction."""
+        type), in declaration order, in one transaction. ``fire`` = (schedule, nominal time):
+        the fire record this run settles, marked ``started`` with the run's id in the same
+        transaction, so a crash never leaves a run and an unsettled fire apart."""
         for tries_left in range(_ID_ATTEMPTS - 1, -1, -1):
             now = self._clock.now().astimezone(UTC)
             run = RunRow(
@@ -168,6 +172,8 @@ class Store:
                         )
                         for step, display_name, step_type in steps
                     )
+                    if fire is not None:
+                        settle_fire(session, fire[0], fire[1], run.id, now)
                     return queries.run_record(run)
             except IntegrityError:
                 if not tries_left or not self._run_exists(run.id):

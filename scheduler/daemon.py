@@ -1,0 +1,287 @@
+"""``pipesched daemon``: the wiring. One asyncio loop owns the state; threads only at the edges.
+
+Start-up reads like a recipe: load config → open the store (migrate) → take the lock → load
+definitions → recover → resume claimed fires → catch up → register triggers → serve the control
+socket → READY=1. Shutdown is the same list backwards. Signals only set events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from scheduler.clock import Clock, iso
+from scheduler.definitions import ScheduleDef
+from scheduler.dispatch import Dispatcher
+from scheduler.durations import format_duration
+from scheduler.errors import DefinitionErrors, NotFound
+from scheduler.fires import FireHandler
+from scheduler.firing import Firing
+from scheduler.lock import acquire
+from scheduler.logging import configure_logging
+from scheduler.notify import Notifier, watchdog_loop
+from scheduler.records import RunRecord
+from scheduler.recovery import recover
+from scheduler.schedule_set import ScheduleSet, load_schedule_set
+from scheduler.store import Store
+from scheduler.testclock import clock_from_env
+from scheduler.triggers.time import APSchedulerTrigger, time_trigger
+
+log = structlog.get_logger("scheduler.daemon")
+
+CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
+CLOCK_JUMP_SECONDS = 2.0
+
+
+class Daemon:
+    def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
+        self.config_path = config_path
+        self.clock = clock or clock_from_env()
+        self.stop_event = asyncio.Event()
+        self.notifier = Notifier.from_environ()
+        self.started_at: datetime = self.clock.now()
+        self.set: ScheduleSet | None = None
+        self._reloading: asyncio.Task[None] | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        current = load_schedule_set(self.config_path, strict=False)
+        config = current.config
+        configure_logging(config.logging.level, config.logging.format)
+        for error in current.errors:
+            log.error("definition_invalid", error=str(error))
+        self.store = Store.open(config.database_url, clock=self.clock)
+        self.lock = acquire(config.state_dir, self.store, self.started_at)
+        try:
+            return await self._serve(current)
+        finally:
+            self.lock.release()
+            self.store.close()
+
+    async def _serve(self, current: ScheduleSet) -> int:
+        config = current.config
+        self.set = current
+        self.dispatcher = Dispatcher(
+            config, self.store, clock=self.clock, on_finished=self._run_finished
+        )
+        self.fires = FireHandler(
+            self.store,
+            self.dispatcher,
+            self.clock,
+            lambda: self.set.schedules if self.set else {},
+            lambda s: self.set.pipeline_for(s) if self.set else None,
+        )
+        self.firing = Firing(self.fires.on_due, self.clock)
+        report = recover(self.store)
+        log.info(
+            "recovered",
+            closed=len(report.closed),
+            requeued=len(report.requeue),
+            killed_groups=report.killed_groups,
+        )
+        self._requeue(report.requeue)
+        await self.fires.resume_claimed()
+        states = self.store.register_schedules({name: "file" for name in current.schedules})
+        for name, schedule in current.time_schedules().items():
+            if self._enabled(schedule, states[name].override):
+                await self.fires.catch_up(schedule, states[name])
+        self.firing.start()
+        self._register_all(current)
+        api = await self._start_api()
+        self._install_signals()
+        self.notifier.ready(self._status_line())
+        log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
+        background = [
+            asyncio.ensure_future(watchdog_loop(self.notifier, self.stop_event)),
+            asyncio.ensure_future(self._watch_clock()),
+            asyncio.ensure_future(self._report_status()),
+        ]
+        await self.stop_event.wait()
+        self.notifier.stopping("stopping")
+        log.info("daemon_stopping")
+        self.firing.shutdown()
+        await self.dispatcher.shutdown(config.shutdown_grace)
+        await self.fires.wait_idle()
+        for task in background:
+            task.cancel()
+        if api is not None:
+            await api.stop()
+        log.info("daemon_stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+
+    async def _start_api(self) -> Any:
+        from scheduler.api.control import create_control_app
+        from scheduler.api.server import serve_unix
+
+        assert self.set is not None
+        path = self.set.config.state_dir / "pipesched.sock"
+        return await serve_unix(create_control_app(self, self.store), path)
+
+    # ---- schedules --------------------------------------------------------------------------
+
+    @staticmethod
+    def _enabled(schedule: ScheduleDef, override: bool | None) -> bool:
+        return schedule.enabled if override is None else override
+
+    def _register_all(self, current: ScheduleSet) -> None:
+        states = self.store.schedule_states()
+        for name, schedule in current.time_schedules().items():
+            self._register(schedule, states[name])
+
+    def _register(self, schedule: ScheduleDef, state: Any) -> None:
+        if not self._enabled(schedule, state.override):
+            self.firing.remove(schedule.name)
+            return
+        trigger = time_trigger(schedule, state.registered_at)
+        self.firing.set(
+            schedule.name, APSchedulerTrigger(trigger), trigger.next_after(self.clock.now())
+        )
+
+    def _requeue(self, runs: list[RunRecord]) -> None:
+        assert self.set is not None
+        for run in runs:
+            schedule = self.set.schedules.get(run.schedule or "")
+            pipeline = self.set.pipelines.get(run.pipeline)
+            if pipeline is None:
+                from scheduler.definitions import find_pipeline, load_pipeline
+
+                try:
+                    pipeline = load_pipeline(
+                        find_pipeline(run.pipeline, self.set.config), self.set.config
+                    )
+                except Exception as exc:
+                    self.store.finish_run(run.id, "failed", f"daemon restart: {exc}")
+                    continue
+            self.dispatcher.resume(run, pipeline, schedule.concurrency if schedule else "allow")
+
+    def _reload_soon(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self.reload())
+
+    async def reload(self) -> bool:
+        """Swap in the new definitions atomically; on any error the old set keeps serving."""
+        self.notifier.reloading("reloading")
+        log.info("reload_started")
+        try:
+            new = await asyncio.to_thread(load_schedule_set, self.config_path, strict=True)
+        except DefinitionErrors as exc:
+            for error in exc.errors:
+                log.error("reload_refused", error=str(error))
+            self.notifier.ready(self._status_line())
+            return False
+        except Exception as exc:
+            log.error("reload_refused", error=str(exc))
+            self.notifier.ready(self._status_line())
+            return False
+        old = self.set
+        assert old is not None
+        states = self.store.register_schedules({name: "file" for name in new.schedules})
+        for name in set(old.time_schedules()) - set(new.time_schedules()):
+            self.firing.remove(name)
+        for name, schedule in new.time_schedules().items():
+            unchanged = name in old.schedules and old.fingerprint(name) == new.fingerprint(name)
+            if not unchanged or name not in self.firing.names():
+                self._register(schedule, states[name])
+        self.set = new
+        log.info("reload_done", schedules=len(new.schedules))
+        self.notifier.ready(self._status_line())
+        return True
+
+    # ---- the control socket's protocol (scheduler.api.control.DaemonControl) ---------------
+
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "pid": os.getpid(),
+            "started_at": iso(self.started_at),
+            "schedules": len(self.set.schedules) if self.set else 0,
+            "runs_in_flight": self.dispatcher.runs_in_flight(),
+        }
+
+    async def cancel_run(self, run_id: str) -> dict:
+        run_id = self.store.resolve_run_id(run_id)
+        entry = self.dispatcher.active.get(run_id)
+        if self.dispatcher.cancel(run_id):
+            if entry is not None and entry.task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(entry.task), timeout=30)
+        else:
+            from scheduler.cancel import cancel_without_daemon
+
+            await asyncio.to_thread(cancel_without_daemon, self.store, run_id)
+        return self.store.get_run(run_id).to_json()
+
+    async def set_schedule_enabled(self, name: str, enabled: bool) -> dict:
+        schedule = self._schedule(name)
+        self.store.set_override(name, enabled)
+        if schedule.on_change is None:
+            self._register(schedule, self.store.schedule_states()[name])
+        log.info("schedule_" + ("enabled" if enabled else "disabled"), schedule=name)
+        return {"name": name, "enabled": enabled, "override": enabled}
+
+    async def trigger_schedule(self, name: str) -> dict:
+        schedule = self._schedule(name)
+        outcome = await self.fires.fire(schedule, self.clock.now())
+        if outcome is None:
+            return {"run_id": None, "outcome": "skipped", "reason": "already fired at this time"}
+        return {
+            "run_id": outcome.run.id if outcome.run else None,
+            "outcome": outcome.outcome,
+            "reason": outcome.reason,
+        }
+
+    def _schedule(self, name: str) -> ScheduleDef:
+        schedule = self.set.schedules.get(name) if self.set else None
+        if schedule is None:
+            raise NotFound(f"no schedule named '{name}'")
+        return schedule
+
+    # ---- status and clocks ------------------------------------------------------------------
+
+    def _run_finished(self, run: RunRecord, status: str) -> None:
+        log.info("run_done", run_id=run.id, status=status, schedule=run.schedule)
+        self.notifier.status(self._status_line())
+
+    def _status_line(self) -> str:
+        if self.set is None:
+            return "starting"
+        parts = [f"{len(self.set.schedules)} schedules"]
+        upcoming = [(t, n) for n in self.firing.names() if (t := self.firing.next_time(n))]
+        if upcoming:
+            when, name = min(upcoming)
+            left = (when - self.clock.now()).total_seconds()
+            parts.append(f"next {name} in {format_duration(max(left, 0))}")
+        parts.append(f"{self.dispatcher.runs_in_flight()} runs in flight")
+        return "; ".join(parts)
+
+    async def _report_status(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            self.notifier.status(self._status_line())
+
+    async def _watch_clock(self) -> None:
+        """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at
+        once instead of at the next planned wake-up."""
+        last_wall, last_mono = self.clock.now(), self.clock.monotonic()
+        while True:
+            await asyncio.sleep(CLOCK_CHECK_SECONDS)
+            wall, mono = self.clock.now(), self.clock.monotonic()
+            drift = (wall - last_wall).total_seconds() - (mono - last_mono)
+            if abs(drift) > CLOCK_JUMP_SECONDS:
+                log.warning("clock_jumped", seconds=round(drift, 1))
+                self.firing.wakeup()
+            last_wall, last_mono = wall, mono

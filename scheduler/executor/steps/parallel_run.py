@@ -1,0 +1,53 @@
+"""ParallelRunStep: the step's process is the parallel_run driver on pipesched's own interpreter;
+the driver starts the workers (on the step's interpreter, or on Dask workers).
+
+The attempt's settings go to ``<attempt>.parallel_run.json`` beside the attempt's working
+directory, where a user can read what the driver was asked to do; per-worker logs go to
+``<attempt>.workers/``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from scheduler.executor.steps.base import StepInvocation
+from scheduler.parallel.spec import ParallelSpec
+
+
+def build_command(inv: StepInvocation) -> list[str]:
+    step = inv.step
+    base = inv.workdir.parent
+    target = inv.target
+    output_dir = (inv.outputs or {}).get(step.output) if step.output else None
+    spec = ParallelSpec(
+        run_key=f"{inv.run_id}/{step.id}/{inv.attempt}",
+        entry_script=str(step.entry_script_path),
+        arguments=[inv.sub(str(a)) for a in step.arguments],
+        input=inv.sub(step.input),
+        output_dir=output_dir,
+        output_action=step.output_action,
+        append_row_file_name=step.append_row_file_name,
+        mini_batch_size=step.mini_batch_size,
+        error_threshold=step.error_threshold,
+        process_count_per_node=step.process_count_per_node,
+        node_count=step.node_count,
+        run_invocation_timeout=step.run_invocation_timeout,
+        run_max_try=step.run_max_try,
+        interpreter=inv.interpreter,
+        workdir=str(inv.workdir),
+        workers_dir=str(base / f"{inv.attempt}.workers"),
+        source_directory=str(step.source_directory),
+        datastores=(
+            {name: str(store.path) for name, store in inv.config.datastores.items()}
+            if inv.config is not None
+            else {}
+        ),
+        target_type=target.type if target is not None else "local",
+        target_name=target.name if target is not None else "local",
+        address=target.address if target is not None else None,
+        environment={k: inv.sub(v) for k, v in step.environment.variables.items()},
+    )
+    spec_path = base / f"{inv.attempt}.parallel_run.json"
+    spec.write(spec_path)
+    # -P: the working directory (a mirror of the user's source) must not shadow our modules.
+    return [sys.executable, "-P", "-m", "scheduler.parallel.driver", str(spec_path)]

@@ -1,0 +1,24 @@
+"""The sql step (the AdlaStep counterpart): a ``.sql`` script against a SQLAlchemy URL, in one
+transaction, run by ``scheduler.executor.runners.sql``.
+
+Bind parameters (``:name``) take the pipeline's parameters in their argv form; ``export`` names
+the data output that receives the last result set as ``<data name>.csv``.
+"""
+
+from __future__ import annotations
+
+from scheduler.executor.runners import spec_command
+from scheduler.executor.steps.base import StepInvocation
+
+
+def build_command(inv: StepInvocation) -> list[str]:
+    step = inv.step
+    export = step.export
+    spec = {
+        "url": inv.sub(step.url),
+        "script": str(step.script_path),
+        "parameters": dict(inv.values.get("parameters", {})),
+        "export_dir": (inv.outputs or {}).get(export) if export else None,
+        "export_name": export,
+    }
+    return spec_command(inv, "sql", spec)
