@@ -57,6 +57,10 @@ class Project:
         config = self.config()
         return load_pipeline(find_pipeline(name, config), config)
 
+    def schedules(self, text: str) -> None:
+        """Write ``config/schedules.yaml`` (dedented)."""
+        (self.root / "config" / "schedules.yaml").write_text(textwrap.dedent(text))
+
     def store(self):
         from scheduler.store import Store
 
@@ -77,7 +81,9 @@ class Project:
         )
 
 
-def make_project(root: Path, *, max_workers: int = 4, database_url: str | None = None) -> Project:
+def make_project(
+    root: Path, *, max_workers: int = 4, database_url: str | None = None, **settings
+) -> Project:
     (root / "config").mkdir(parents=True, exist_ok=True)
     (root / "pipelines").mkdir(exist_ok=True)
     config = {
@@ -87,6 +93,7 @@ def make_project(root: Path, *, max_workers: int = 4, database_url: str | None =
         "schedules": "schedules.yaml",
         "datastores": {"default": {"path": None}},
         "compute": {"local": {"type": "local", "max_workers": max_workers}},
+        **settings,
     }
     (root / "config" / "pipesched.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (root / "config" / "schedules.yaml").write_text("schedules: []\n")

@@ -21,6 +21,7 @@ import structlog
 from scheduler.clock import SYSTEM_CLOCK, Clock
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.config import Config
+from scheduler.crashpoints import crashpoint
 from scheduler.executor import workdir as wd
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
@@ -280,6 +281,7 @@ class RunExecutor:
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
         proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
         self._procs[step.id] = proc
+        crashpoint("step_spawned")
         self.store.set_attempt_process(
             run_id,
             step.id,

@@ -1,0 +1,119 @@
+"""A real ``pipesched daemon`` subprocess for tests: started with a real notify socket (tests wait
+on READY=1 as systemd would), controlled with real signals, optionally on a test clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import wait_until
+from tests.projects import Project
+
+
+class DaemonProcess:
+    def __init__(self, project: Project, *, env: dict[str, str] | None = None,
+                 clock_file: Path | None = None) -> None:
+        self.project = project
+        self.extra_env = dict(env or {})
+        self.clock_file = clock_file
+        self.proc: subprocess.Popen | None = None
+        self.messages: list[str] = []
+        self.log_path = project.root / f"daemon-{time.monotonic_ns()}.log"
+        self._sock: socket.socket | None = None
+
+    # -- life -----------------------------------------------------------------------------
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 20) -> DaemonProcess:
+        notify = self.project.root / f"notify-{time.monotonic_ns()}.sock"
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(notify))
+        self._sock.settimeout(0.05)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify), "PIPESCHED_TESTING": "1",
+               "PIPESCHED_CONFIG": str(self.project.config_path)}
+        env.pop("WATCHDOG_USEC", None)
+        if self.clock_file is not None:
+            env["PIPESCHED_TEST_CLOCK"] = f"file:{self.clock_file}"
+        env.update(self.extra_env)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.cli", "daemon"], env=env, cwd=self.project.root,
+            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),  # noqa: SIM115
+        )
+        if wait_ready:
+            self.wait_message("READY=1", timeout=timeout)
+            self.ready_after = time.monotonic() - self.started
+        return self
+
+    def poll_messages(self) -> list[str]:
+        assert self._sock is not None
+        while True:
+            try:
+                self.messages.append(self._sock.recv(65536).decode())
+            except (TimeoutError, BlockingIOError):
+                return self.messages
+
+    def wait_message(self, needle: str, timeout: float = 20) -> str:
+        def found():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            return next((m for m in self.poll_messages() if needle in m), None)
+
+        return wait_until(found, timeout=timeout, message=f"no {needle!r} from the daemon:\n{self.log()}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def wait_exit(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self._sock is not None:
+            self._sock.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except OSError:
+            return ""
+
+    def events(self, name: str) -> list[dict]:
+        found = []
+        for line in self.log().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == name:
+                found.append(record)
+        return found
+
+
+def set_clock(path: Path, offset_seconds: float, rate: float = 1.0) -> None:
+    """Shift (and speed) the daemon's test clock; takes effect at once, even while it runs."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{offset_seconds} {rate}")
+    tmp.replace(path)
