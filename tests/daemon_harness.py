@@ -17,8 +17,9 @@ from tests.projects import Project
 
 
 class DaemonProcess:
-    def __init__(self, project: Project, *, env: dict[str, str] | None = None,
-                 clock_file: Path | None = None) -> None:
+    def __init__(
+        self, project: Project, *, env: dict[str, str] | None = None, clock_file: Path | None = None
+    ) -> None:
         self.project = project
         self.extra_env = dict(env or {})
         self.clock_file = clock_file
@@ -34,16 +35,23 @@ class DaemonProcess:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(notify))
         self._sock.settimeout(0.05)
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify), "PIPESCHED_TESTING": "1",
-               "PIPESCHED_CONFIG": str(self.project.config_path)}
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": str(notify),
+            "PIPESCHED_TESTING": "1",
+            "PIPESCHED_CONFIG": str(self.project.config_path),
+        }
         env.pop("WATCHDOG_USEC", None)
         if self.clock_file is not None:
             env["PIPESCHED_TEST_CLOCK"] = f"file:{self.clock_file}"
         env.update(self.extra_env)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.cli", "daemon"], env=env, cwd=self.project.root,
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),  # noqa: SIM115
+            [sys.executable, "-m", "scheduler.cli", "daemon"],
+            env=env,
+            cwd=self.project.root,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "ab"),  # noqa: SIM115
         )
         if wait_ready:
             self.wait_message("READY=1", timeout=timeout)
@@ -64,7 +72,9 @@ class DaemonProcess:
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
             return next((m for m in self.poll_messages() if needle in m), None)
 
-        return wait_until(found, timeout=timeout, message=f"no {needle!r} from the daemon:\n{self.log()}")
+        return wait_until(
+            found, timeout=timeout, message=f"no {needle!r} from the daemon:\n{self.log()}"
+        )
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -29,15 +29,18 @@ time.sleep(float(sys.argv[2]))
 def project(tmp_path: Path) -> Project:
     project = make_project(tmp_path, shutdown_grace="1s")
     (tmp_path / "pids").mkdir()
-    project.pipeline("tick", "steps:\n  s: {type: python_script, script: s.py, allow_reuse: false}\n",
-                     {"s.py": TICK})
+    project.pipeline(
+        "tick",
+        "steps:\n  s: {type: python_script, script: s.py, allow_reuse: false}\n",
+        {"s.py": TICK},
+    )
     project.pipeline(
         "three",
         f"""
         steps:
-          one: {{type: python_script, script: slow.py, arguments: ["{tmp_path / 'pids'}", "0"], allow_reuse: false}}
-          two: {{type: python_script, script: slow.py, arguments: ["{tmp_path / 'pids'}", "600"], depends_on: [one], allow_reuse: false}}
-          three: {{type: python_script, script: slow.py, arguments: ["{tmp_path / 'pids'}", "0"], depends_on: [two], allow_reuse: false}}
+          one: {{type: python_script, script: slow.py, arguments: ["{tmp_path / "pids"}", "0"], allow_reuse: false}}
+          two: {{type: python_script, script: slow.py, arguments: ["{tmp_path / "pids"}", "600"], depends_on: [one], allow_reuse: false}}
+          three: {{type: python_script, script: slow.py, arguments: ["{tmp_path / "pids"}", "0"], depends_on: [two], allow_reuse: false}}
         """,
         {"slow.py": SLOW},
     )
@@ -70,8 +73,9 @@ def step_pids(project: Project) -> list[int]:
 def test_interval_schedule_fires_and_sigterm_exits_zero(project: Project, daemons):
     project.schedules("schedules:\n  - {name: tick, pipeline: tick, interval: 1s}\n")
     daemon = daemons(project).start()
-    wait_until(lambda: len([r for r in runs_of(project) if r.status == "completed"]) >= 2,
-               timeout=15)
+    wait_until(
+        lambda: len([r for r in runs_of(project) if r.status == "completed"]) >= 2, timeout=15
+    )
     assert daemon.stop() == 0
     runs = runs_of(project)
     assert {r.trigger for r in runs} == {"schedule:tick"}
@@ -116,7 +120,9 @@ def test_kill_9_during_step_two_of_three_closes_the_run_at_restart(project, daem
     daemon = daemons(project).start()
     trigger(project, "slow")
     wait_until(lambda: len(step_pids(project)) >= 2, timeout=20)
-    pid_of_two = max(step_pids(project), key=lambda p: (project.root / "pids" / f"{p}.pid").stat().st_mtime_ns)
+    pid_of_two = max(
+        step_pids(project), key=lambda p: (project.root / "pids" / f"{p}.pid").stat().st_mtime_ns
+    )
     daemon.kill9()
     restarted = daemons(project).start()
     (run,) = runs_of(project)
@@ -149,8 +155,12 @@ def test_kill_9_after_the_step_started_before_its_pid_was_recorded(project, daem
 def test_a_second_daemon_is_refused_naming_the_holder(project, daemons):
     first = daemons(project).start()
     started = time.monotonic()
-    second = subprocess.run([sys.executable, "-m", "scheduler.cli", "-c", str(project.config_path),
-                             "daemon"], capture_output=True, text=True, timeout=20)
+    second = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli", "-c", str(project.config_path), "daemon"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert second.returncode == 1
     assert f"pid {first.proc.pid}" in second.stderr and "another pipesched daemon" in second.stderr
     assert time.monotonic() - started < 5
@@ -181,8 +191,10 @@ def test_sighup_adds_new_schedules_and_a_broken_file_keeps_the_old_set(project, 
     wait_until(lambda: daemon.events("reload_refused"), timeout=10)
     assert "schedules.yaml:4:" in daemon.events("reload_refused")[0]["error"]
     before = Counter(r.schedule for r in runs_of(project))
-    wait_until(lambda: Counter(r.schedule for r in runs_of(project))["second"] > before["second"],
-               timeout=10)  # the old set keeps firing both
+    wait_until(
+        lambda: Counter(r.schedule for r in runs_of(project))["second"] > before["second"],
+        timeout=10,
+    )  # the old set keeps firing both
     assert daemon.stop() == 0
 
 

@@ -12,6 +12,7 @@ from scheduler.errors import DefinitionErrors, PipeschedError
 
 # name -> (module, function, one-line help). The help is here so `pipesched --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "daemon": ("scheduler.cli.cmd_daemon", "daemon", "Run the scheduler daemon in the foreground."),
     "validate": (
         "scheduler.cli.cmd_validate",
         "validate",
@@ -30,6 +31,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "pipelines",
         "List the pipelines pipesched knows.",
     ),
+    "cancel": ("scheduler.cli.cmd_cancel", "cancel", "Cancel a run: stop its steps, record it."),
+    "schedule": (
+        "scheduler.cli.cmd_schedule",
+        "schedule",
+        "Enable, disable or fire a schedule now.",
+    ),
+    "fires": ("scheduler.cli.cmd_fires", "fires", "Fire records: what each fire time became."),
 }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.clock import SYSTEM_CLOCK, Clock
+from scheduler.crashpoints import crashpoint
 from scheduler.errors import NotFound
 from scheduler.records import (
     FINISHED_RUN_STATUSES,
@@ -83,6 +84,8 @@ class Store(ScheduleStoreMixin):
     def _write(self) -> Iterator[Session]:
         with Session(self._write_engine) as session, session.begin():
             yield session
+            session.flush()
+            crashpoint("in_write_transaction")  # RELIABILITY 5: kill -9 before the commit
 
     # -- pipeline versions -------------------------------------------------------------------
 

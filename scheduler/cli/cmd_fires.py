@@ -1,0 +1,85 @@
+"""``pipesched fires [SCHEDULE]``: the fire records — every nominal time or dropped file of a
+schedule and what became of it (the run it started, or why none). Read from the store, with or
+without a daemon."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from scheduler.cli.options import (
+    config_option,
+    json_option,
+    load_config,
+    no_headers_option,
+    open_store,
+)
+from scheduler.cli.render import format_moment, print_json, print_table
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+    from scheduler.store import Store
+
+HEADERS = ("SCHEDULE", "NOMINAL TIME/FILE", "OUTCOME", "REASON", "RUN")
+OUTCOME_STYLES = {
+    "started": "green",
+    "queued": "cyan",
+    "claimed": "yellow",
+    "skipped": "magenta",
+    "missed": "bold red",
+}
+
+
+@click.command()
+@click.argument("schedule", required=False)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Most fire records to list; 0 lists all.",
+)
+@json_option
+@no_headers_option
+@config_option
+def fires(
+    schedule: str | None, limit: int, as_json: bool, no_headers: bool, config_path: str | None
+) -> None:
+    """Fire records, newest first: nominal time or file, outcome, reason, run.
+
+    \b
+    Example:
+      pipesched fires weekly-diabetes-training --limit 5
+    """
+    from scheduler.clock import SYSTEM_CLOCK
+
+    config = load_config(config_path)
+    with open_store(config) as store:
+        records = store.list_fires(schedule, limit=limit)
+        if schedule is not None and not records:
+            _check_known(schedule, config, store)
+    if as_json:
+        print_json([record.to_json() for record in records])
+        return
+    now = SYSTEM_CLOCK.now()
+    rows = [
+        (
+            r.schedule,
+            r.path if r.path is not None else format_moment(r.nominal_time, now),
+            r.outcome,
+            r.reason,
+            r.run_id,
+        )
+        for r in records
+    ]
+    print_table(HEADERS, rows, no_headers=no_headers, styles={2: OUTCOME_STYLES})
+
+
+def _check_known(schedule: str, config: Config, store: Store) -> None:
+    """No records: say so plainly when the name is a typo rather than print an empty table."""
+    from scheduler.cli.cmd_schedule import schedule_names, unknown_schedule
+
+    known = schedule_names(config, store) | set(store.schedule_states())
+    if schedule not in known:
+        raise unknown_schedule(schedule, known)
