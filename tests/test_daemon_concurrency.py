@@ -5,6 +5,7 @@ test clock: 5 minutes pass in 5 real seconds, a step sleeps 7 real seconds."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ def test_queue_starts_the_next_run_right_after_in_order(tmp_path, daemon_for):
     daemon.stop()
     assert all(f.outcome != "skipped" for f in fires(project))
     done = [r for r in runs(project) if r.status == "completed"]
-    for earlier, later in zip(done, done[1:], strict=False):
+    for earlier, later in itertools.pairwise(done):
         assert earlier.finished_at <= later.started_at  # never two at once, in order
 
 

@@ -72,6 +72,11 @@ def run(
     config = load_config(config_path)
     definition = load_pipeline(find_pipeline(pipeline, config), config)
     store = open_store(config)
+    # From the moment the run is recorded, Ctrl-C or SIGTERM must cancel it, not kill us: note
+    # the signal until the event loop's handlers take over.
+    early: list[str] = []
+    signal.signal(signal.SIGINT, lambda *_: early.append("canceled by user"))
+    signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
     record = submit_run(
         config, store, definition, given, experiment=experiment, owner=current_owner()
     )
@@ -85,7 +90,7 @@ def run(
         options=ExecutionOptions(regenerate_outputs=regenerate_outputs),
         on_event=printer,
     )
-    status = asyncio.run(_execute(executor))
+    status = asyncio.run(_execute(executor, early))
     detail = store.get_run_detail(record.id)
     if as_json:
         click.echo(json.dumps(detail.to_json(), indent=2))
@@ -96,11 +101,13 @@ def run(
     sys.exit(0 if status == "completed" else 130 if executor.canceled else 1)
 
 
-async def _execute(executor: RunExecutor) -> str:
+async def _execute(executor: RunExecutor, early: list[str]) -> str:
     loop = asyncio.get_running_loop()
     # Signals only set state; the executor does the work in the loop (STYLE: "The daemon's heart").
     loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
     loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
+    if early:
+        executor.cancel(early[0])
     return await executor.execute()
 
 
