@@ -7,6 +7,7 @@ Paths in the file are relative to the file itself.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -185,7 +186,11 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
                 raise ConfigNotFound(f"config file {path} ({source}) does not exist")
             return Path(os.path.abspath(path))
     for path in DEFAULT_LOCATIONS:
-        if path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # e.g. the current directory is not readable: not there
+            found = False
+        if found:
             return Path(os.path.abspath(path))
     looked = ", ".join(str(p) for p in DEFAULT_LOCATIONS)
     raise ConfigNotFound(
@@ -258,6 +263,14 @@ def _build(
                     f"compute target '{name}' of type dask needs an 'address'",
                     hint='e.g. address: "tcp://host:8786"',
                     key=True,
+                )
+            )
+        if target.type == "dask" and importlib.util.find_spec("distributed") is None:
+            errors.append(
+                doc.error(
+                    ("compute", name, "type"),
+                    f"compute target '{name}' has type dask, but Dask is not installed",
+                    hint="pip install 'pipesched[dask]'",
                 )
             )
         compute[name] = ComputeTarget(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import os
 import signal
 from datetime import datetime
@@ -45,7 +46,8 @@ class Daemon:
         self.config_path = config_path
         self.clock = clock or clock_from_env()
         self.stop_event = asyncio.Event()
-        self.notifier = Notifier.from_environ()
+        # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
+        self.notifier = Notifier.from_environ(unset=True)
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
         self._reloading: asyncio.Task[None] | None = None
@@ -53,6 +55,8 @@ class Daemon:
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def run(self) -> int:
+        # A watchdog kill (SIGABRT) then leaves the stuck loop's traceback in the journal.
+        faulthandler.enable()
         current = load_schedule_set(self.config_path, strict=False)
         config = current.config
         configure_logging(config.logging.level, config.logging.format)
@@ -265,7 +269,8 @@ class Daemon:
             when, name = min(upcoming)
             left = (when - self.clock.now()).total_seconds()
             parts.append(f"next {name} in {format_duration(max(left, 0))}")
-        parts.append(f"{self.dispatcher.runs_in_flight()} runs in flight")
+        in_flight = self.dispatcher.runs_in_flight()
+        parts.append(f"{in_flight} run{'' if in_flight == 1 else 's'} in flight")
         return "; ".join(parts)
 
     async def _report_status(self) -> None:

@@ -68,9 +68,11 @@ class DaemonProcess:
 
     def wait_message(self, needle: str, timeout: float = 20) -> str:
         def found():
-            if self.proc is not None and self.proc.poll() is not None:
+            exited = self.proc is not None and self.proc.poll() is not None
+            message = next((m for m in self.poll_messages() if needle in m), None)
+            if message is None and exited:
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
-            return next((m for m in self.poll_messages() if needle in m), None)
+            return message
 
         return wait_until(
             found, timeout=timeout, message=f"no {needle!r} from the daemon:\n{self.log()}"
