@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from tests.benchmarks import step_overhead
+from tests.benchmarks import fire_delay, step_overhead
 
-BENCHMARKS = {"step_overhead": step_overhead.main}
+BENCHMARKS = {"step_overhead": step_overhead.main, "fire_delay": fire_delay.main}
 
 
 def main() -> int:
@@ -24,12 +24,14 @@ def main() -> int:
         json.dump(figures, sys.stdout, indent=2)
         print()
     else:
-        print(f"{'figure':<44} {'median':>10} {'min':>10} {'max':>10} {'ratio':>7}  baseline")
+        print(f"{'figure':<44} {'median':>9} {'min':>9} {'p99':>9} {'max':>9} {'ratio':>7}  unit")
         for f in figures:
             ratio = f"{f['ratio']:.2f}x" if f.get("ratio") is not None else "-"
+            p99 = f"{f['p99']:.1f}" if f.get("p99") is not None else "-"
+            baseline = f" vs {f['baseline']}" if f.get("baseline") else ""
             print(
-                f"{f['name']:<44} {f['median']:>10.1f} {f['min']:>10.1f} {f['max']:>10.1f} "
-                f"{ratio:>7}  {f.get('baseline') or ''} ({f['unit']})"
+                f"{f['name']:<44} {f['median']:>9.1f} {f['min']:>9.1f} {p99:>9} "
+                f"{f['max']:>9.1f} {ratio:>7}  {f['unit']}{baseline}"
             )
     return 0
 
