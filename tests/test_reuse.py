@@ -151,3 +151,38 @@ def test_reuse_ignored_when_the_earlier_outputs_were_deleted(project: Project):
     first = execute(project, "reuse")
     shutil.rmtree(steps_of(first)["count"]["outputs"]["counted"])
     assert statuses(execute(project, "reuse"))["count"] == "completed"
+
+
+def test_reuse_ignored_when_a_literal_datastore_source_changes(tmp_path: Path):
+    project = make_project(tmp_path)
+    (project.datastore / "raw").mkdir(parents=True)
+    (project.datastore / "raw" / "a.csv").write_text("1")
+    project.pipeline(
+        "literal",
+        """
+        steps:
+          read:
+            type: python_script
+            script: read.py
+            arguments: ["datastore://default/raw"]
+        """,
+        {"read.py": "print('read')\n"},
+    )
+    execute(project, "literal")
+    assert statuses(execute(project, "literal")) == {"read": "reused"}
+    (project.datastore / "raw" / "b.csv").write_text("2")
+    assert statuses(execute(project, "literal")) == {"read": "completed"}
+
+
+def test_sql_steps_are_not_reused_unless_asked(tmp_path: Path):
+    project = make_project(tmp_path)
+    project.pipeline(
+        "q",
+        f"""
+        steps:
+          q: {{type: sql, url: "sqlite:///{tmp_path}/db.sqlite", script: q.sql}}
+        """,
+        {"q.sql": "SELECT 1;\n"},
+    )
+    execute(project, "q")
+    assert statuses(execute(project, "q")) == {"q": "completed"}

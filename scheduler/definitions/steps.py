@@ -303,6 +303,9 @@ class SqlStep(StepBase):
     url: str
     script: str
     export: str | None = None
+    # What a SQL script reads lives in the user's database, which no fingerprint can see: reusing
+    # an earlier result would silently hide new rows. Opt in with allow_reuse: true.
+    allow_reuse: bool = False
 
     @property
     def script_path(self) -> Path:

@@ -1,5 +1,22 @@
-"""Walks a run's DAG and runs its steps; ``steps/`` holds one module per step type."""
+"""Walks a run's DAG and runs its steps; ``steps/`` holds one module per step type.
 
-from scheduler.executor.run import ExecutionOptions, RunExecutor, StepEvent
+The names below load on first use: step runners (``python -m scheduler.executor.runners.X``)
+import this package too, and must not pay for the store and SQLAlchemy that ``run.py`` needs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scheduler.executor.run import ExecutionOptions, RunExecutor, StepEvent
 
 __all__ = ["ExecutionOptions", "RunExecutor", "StepEvent"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from scheduler.executor import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from scheduler.config import Config
+from scheduler.errors import PipeschedError
 from scheduler.executor.workdir import (
     interpreter_prefix,
     is_own_interpreter,
@@ -17,8 +19,10 @@ from scheduler.executor.workdir import (
     resolve_interpreter,
 )
 from scheduler.fingerprint import path_manifest, source_tree_hash, step_fingerprint
-from scheduler.parameters import argv_value
+from scheduler.parameters import argv_value, resolve_datastore_path
 from scheduler.records import RunRecord
+
+_DATASTORE_URI = re.compile(r"datastore://[^\s\"'$]+")
 
 
 class StepValues:
@@ -82,6 +86,19 @@ class StepValues:
             self._source_hashes[directory] = source_tree_hash(directory)
         return self._source_hashes[directory]
 
+    def _literal_path_manifests(self, step: Any) -> dict[str, Any]:
+        """Files under every ``datastore://`` path written literally in a step's fields (a
+        data_transfer ``source``, say): new data there must never be hidden by a reuse."""
+        found: dict[str, Any] = {}
+        for _, text in step.string_fields():
+            for literal in _DATASTORE_URI.findall(text):
+                try:
+                    _, real = resolve_datastore_path(literal, self.config.datastores)
+                except PipeschedError:
+                    continue  # validation reports it; the step fails with the reason
+                found[literal] = path_manifest(real)
+        return found
+
     def fingerprint(self, step_id: str, upstream: Iterable[str]) -> str:
         step = self.pipeline.steps[step_id]
         refs = step.parameter_refs()
@@ -90,6 +107,7 @@ class StepValues:
             for name in refs
             if self.pipeline.parameters[name].type == "path"
         }
+        manifests.update(self._literal_path_manifests(step))
         interpreter = resolve_interpreter(step.environment.python, self.pipeline.directory)
         if interpreter is None:
             interpreter_id = "missing"

@@ -9,9 +9,10 @@
   must not change with someone's ``~/.local/share/jupyter``. It talks to us over unix sockets
   in a private temporary folder (no TCP port, no runtime files under $HOME), and IPython's
   profile folder is a fresh one unless IPYTHONDIR is set, so a headless HOME works.
-- jupyter_client starts the kernel in a session of its own; ipykernel exits within a second
-  once this process is gone (it polls its parent), so a timeout or cancel that kills our
-  process group ends the kernel too.
+- jupyter_client starts the kernel in a session of its own, outside the step's process group:
+  on SIGTERM/SIGINT (timeout, cancel) this process kills the kernel's session itself, keeps the
+  notebook so far and exits; after a SIGKILL, ipykernel exits within a second on its own (it
+  polls its parent).
 - The executed notebook, with every output so far, is written to ``output`` whether the run
   succeeded or not. A failing cell is shown in the log: its number, its source and the
   error's name, value and traceback.
@@ -19,6 +20,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import keyword
 import os
@@ -87,6 +89,7 @@ def run_notebook(spec: dict[str, Any]) -> None:
             on_cell_executed=_echo_streams,
             on_cell_error=lambda cell, cell_index, execute_reply: errors.append(cell_index),
         )
+        client.on_notebook_start = lambda **_: _stop_on_signals(client, nb, output, runtime)
         code_cells = sum(1 for c in nb.cells if c.cell_type == "code")
         say(f"executing {source.name}: {code_cells} code cells" + _where(injected))
         try:
@@ -99,10 +102,42 @@ def run_notebook(spec: dict[str, Any]) -> None:
             ) from None
         except DeadKernelError as exc:
             raise StepFailed(f"the kernel died: {exc}") from None
+        except RuntimeError as exc:  # nbclient's words for a kernel that never answered
+            raise StepFailed(
+                f"the kernel ({spec['kernel_python']} -m ipykernel_launcher) did not start: {exc}"
+            ) from None
         finally:
+            # nbclient's exit hook would try to stop a kernel that is already gone, noisily.
+            atexit.unregister(client._cleanup_kernel)
             output.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, output)
     say(f"executed notebook written to {output}")
+
+
+def _stop_on_signals(client: Any, nb: Any, output: Path, runtime: str) -> None:
+    """Replace nbclient's SIGTERM/SIGINT handlers (which shut the kernel down gracefully while
+    the process lingers until SIGKILL) with a quick stop: kill the kernel's session (it is
+    outside our process group, and so are its children), keep the notebook so far, clean up."""
+    import asyncio
+    import signal
+
+    import nbformat
+
+    def stop(sig: signal.Signals) -> None:
+        pgid = getattr(getattr(client.km, "provisioner", None), "pgid", None)
+        if pgid:
+            with contextlib.suppress(OSError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            output.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, output)
+        say(f"stopped by {sig.name}; the notebook so far: {output}")
+        shutil.rmtree(runtime, ignore_errors=True)
+        os._exit(128 + sig)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
 
 
 def _where(injected: int | None) -> str:

@@ -55,9 +55,10 @@ def run_script(spec: dict[str, Any]) -> None:
             )
     try:
         url = make_url(spec["url"])
-        engine = create_engine(url, poolclass=NullPool)
     except (ArgumentError, ValueError) as exc:
         raise StepFailed(f"'url' is not a SQLAlchemy URL: {exc}") from None
+    try:
+        engine = create_engine(url, poolclass=NullPool)
     except (NoSuchModuleError, ImportError) as exc:
         raise StepFailed(f"no driver for {url.drivername} URLs here: {exc}") from None
     shown = url.render_as_string(hide_password=True)
@@ -120,7 +121,7 @@ def _execute(
         say("rolled back: nothing the script did was committed")
         raise StepFailed(
             f"statement {failed.statement.number} ({script.name} line {failed.statement.line}) "
-            f"failed: {_db_message(failed.error).splitlines()[0]}"
+            f"failed: {(_db_message(failed.error).splitlines() or ['?'])[0]}"
         ) from None
     except SQLAlchemyError as exc:  # the commit itself
         raise StepFailed(f"commit failed, rolled back: {_db_message(exc)}") from None
@@ -135,9 +136,8 @@ class _Failed(Exception):
 def _transactional_ddl(engine: Any, event: Any) -> None:
     @event.listens_for(engine, "connect")
     def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = (
-            None  # pysqlite: no BEGIN of its own, no COMMIT before DDL
-        )
+        # pysqlite: no BEGIN of its own, and no COMMIT before DDL
+        dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:

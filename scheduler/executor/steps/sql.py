@@ -2,7 +2,10 @@
 transaction, run by ``scheduler.executor.runners.sql``.
 
 Bind parameters (``:name``) take the pipeline's parameters in their argv form; ``export`` names
-the data output that receives the last result set as ``<data name>.csv``.
+the data output that receives the last result set as ``<data name>.csv`` (named after the data,
+so a step that reads several exports tells them apart). A relative SQLite path
+(``sqlite:///shop.db``) is relative to the step's working directory, which mirrors the source
+directory; ``sqlite:///${{data.X}}/file.db`` or a ``path`` parameter reach a datastore.
 """
 
 from __future__ import annotations
