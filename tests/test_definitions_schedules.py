@@ -208,15 +208,19 @@ def test_seconds_field_and_aliases() -> None:
 
 
 def test_shipped_schedules_file_loads() -> None:
-    assert load_schedules(REPO / "config" / "schedules.yaml", None, {"diabetes-training"}) == []
+    schedules = load_schedules(REPO / "config" / "schedules.yaml", None, {"diabetes-training"})
+    assert {s.name: s.kind for s in schedules} == {
+        "weekly-diabetes-training": "cron",
+        "nightly-by-recurrence": "recurrence",
+    }
 
 
-def test_shipped_examples_validate_when_uncommented(tmp_path: Path) -> None:
+def test_shipped_commented_examples_validate_when_uncommented(tmp_path: Path) -> None:
     text = (REPO / "config" / "schedules.yaml").read_text()
     lines = text.splitlines()
-    start = lines.index("# schedules:")
-    body = "\n".join(line[2:] for line in lines[start:] if line.startswith("#"))
+    start = lines.index("# More kinds:") + 1
+    body = "schedules:\n" + "\n".join(line[1:] for line in lines[start:] if line.startswith("#"))
     file = tmp_path / "schedules.yaml"
     file.write_text(body + "\n")
     schedules = load_schedules(file, None, {"diabetes-training"})
-    assert {s.kind for s in schedules} == {"cron", "interval", "recurrence", "on_change"}
+    assert {s.kind for s in schedules} == {"interval", "on_change"}

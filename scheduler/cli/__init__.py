@@ -31,6 +31,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "pipelines",
         "List the pipelines pipesched knows.",
     ),
+    "schedules": (
+        "scheduler.cli.cmd_schedules",
+        "schedules",
+        "Every schedule: next and last fire, last result, in plain English.",
+    ),
+    "next": ("scheduler.cli.cmd_next", "next_", "Preview the fire times of a cron expression."),
     "cancel": ("scheduler.cli.cmd_cancel", "cancel", "Cancel a run: stop its steps, record it."),
     "schedule": (
         "scheduler.cli.cmd_schedule",

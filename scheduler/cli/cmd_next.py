@@ -1,0 +1,90 @@
+"""``pipesched next CRON``: preview an expression's fire times through the daemon's own trigger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import click
+
+from scheduler.cli.options import config_option, json_option
+from scheduler.cli.render import format_relative, print_json, print_table
+from scheduler.clock import SYSTEM_CLOCK
+from scheduler.errors import PipeschedError
+
+
+def preview(expression: str, timezone: str, count: int, now: datetime) -> dict[str, Any]:
+    """``{expression, timezone, description, next_fire_times}``: the next ``count`` fire times
+    after ``now`` in the zone (datetimes), or PipeschedError saying what is wrong."""
+    from scheduler.definitions.timing import zone_name
+    from scheduler.triggers import cron_trigger, describe_cron
+
+    try:
+        zone = zone_name(timezone)
+    except ValueError as exc:
+        raise PipeschedError(
+            str(exc), hint="use an IANA name such as UTC or Europe/Berlin"
+        ) from None
+    try:
+        trigger = cron_trigger(expression, zone)
+        description = describe_cron(expression)
+    except ValueError as exc:
+        raise PipeschedError(str(exc), hint='e.g. "0 0 * * MON"; see crontab(5)') from None
+    return {
+        "expression": expression,
+        "timezone": zone,
+        "description": description,
+        "next_fire_times": trigger.next_times(now, count),
+    }
+
+
+@click.command(name="next")
+@click.argument("expression", nargs=-1, required=True)
+@click.option(
+    "--tz",
+    "timezone",
+    default="UTC",
+    show_default=True,
+    envvar="PIPESCHED_TZ",
+    help="Time zone the expression is read in (IANA or Windows name) [env: PIPESCHED_TZ].",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1, max=10_000),
+    default=5,
+    show_default=True,
+    help="How many fire times to show.",
+)
+@json_option
+@config_option
+def next_(
+    expression: tuple[str, ...],
+    timezone: str,
+    count: int,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Show the next fire times of a cron EXPRESSION (5 fields, or 6 with seconds first, or
+    @daily & co.), computed by the code the daemon fires with.
+
+    \b
+    Examples:  pipesched next "0 0 * * MON" --tz Europe/Berlin
+               pipesched next "*/15 * * * *" -n 10 --json
+    """
+    now = SYSTEM_CLOCK.now()
+    result = preview(" ".join(expression), timezone, count, now)
+    times: list[datetime] = result["next_fire_times"]
+    if as_json:
+        print_json(
+            {**result, "next_fire_times": [t.isoformat(timespec="microseconds") for t in times]}
+        )
+        return
+    click.echo(f"{result['expression']} ({result['timezone']}): {result['description']}")
+    rows = [
+        (t.strftime("%a %Y-%m-%d %H:%M:%S %Z"), format_relative(t, now).removeprefix("in "))
+        for t in times
+    ]
+    print_table(("NEXT", "LEFT"), rows)
+    if len(times) < count:
+        click.echo(f"(only {len(times)}: the expression matches no later time within 50 years)")

@@ -1,0 +1,128 @@
+"""One schedule as ``pipesched schedules`` and ``GET /api/v1/schedules`` show it: a pure function
+of its definition, what the store keeps of it, its last run's status and ``now`` — so the CLI and
+the REST API render the same object, and tests hand it a fixed ``now``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from scheduler.clock import iso
+from scheduler.triggers.describe import describe, expression
+from scheduler.triggers.time import time_trigger
+
+if TYPE_CHECKING:
+    from scheduler.definitions.schedules import ScheduleDef
+    from scheduler.records import RunRecord, ScheduleState
+
+NEXT_COUNT = 5
+_RUN_OUTCOMES = frozenset({"claimed", "started", "queued"})
+
+
+@dataclass
+class ScheduleSummary:
+    name: str
+    pipeline: str
+    kind: str
+    source: str
+    enabled: bool
+    override: bool | None
+    timezone: str
+    description: str
+    expression: str
+    next_fire_times: list[datetime]
+    ended: bool = False
+    last_fire_time: datetime | None = None
+    last_outcome: str | None = None
+    last_run_id: str | None = None
+    last_run_status: str | None = None
+    last_run_fired_at: datetime | None = None
+    watch: dict[str, Any] | None = field(default=None)
+
+    @property
+    def next_fire_time(self) -> datetime | None:
+        return self.next_fire_times[0] if self.next_fire_times else None
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN's ``schedules --json`` object. ``override`` is ``"enabled"``, ``"disabled"``
+        or null; ``next_fire_times`` keep the schedule's own offset."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "pipeline": self.pipeline,
+            "kind": self.kind,
+            "source": self.source,
+            "enabled": self.enabled,
+            "override": None if self.override is None else _word(self.override),
+            "timezone": self.timezone,
+            "description": self.description,
+            "next_fire_times": [t.isoformat(timespec="microseconds") for t in self.next_fire_times],
+            "last_run": None,
+        }
+        if self.last_run_id is not None:
+            data["last_run"] = {
+                "id": self.last_run_id,
+                "status": self.last_run_status,
+                "fired_at": iso(self.last_run_fired_at),
+            }
+        if self.watch is not None:
+            data["watch"] = self.watch
+        return data
+
+
+def _word(enabled: bool) -> str:
+    return "enabled" if enabled else "disabled"
+
+
+def summarize(
+    schedule: ScheduleDef,
+    state: ScheduleState | None,
+    last_run: RunRecord | None,
+    now: datetime,
+    *,
+    count: int = NEXT_COUNT,
+) -> ScheduleSummary:
+    """The summary of one schedule at ``now``. A schedule never registered counts its interval
+    or recurrence from ``now``, as it would if the daemon registered it now."""
+    override = state.override if state is not None else None
+    enabled = override if override is not None else schedule.enabled
+    registered = state.registered_at if state is not None and state.registered_at else now
+    next_times: list[datetime] = []
+    ended = False
+    if schedule.on_change is None:
+        trigger = time_trigger(schedule, registered)
+        if enabled:
+            next_times = trigger.next_times(now, count)
+        ended = trigger.next_after(now) is None
+    summary = ScheduleSummary(
+        name=schedule.name,
+        pipeline=schedule.pipeline,
+        kind=schedule.kind,
+        source=state.source if state is not None else "file",
+        enabled=enabled,
+        override=override,
+        timezone=schedule.timezone,
+        description=describe(schedule, registered, with_zone=False),
+        expression=expression(schedule),
+        next_fire_times=next_times,
+        ended=ended,
+    )
+    if state is not None:
+        summary.last_fire_time = state.last_fire_time
+        summary.last_outcome = state.last_outcome
+        summary.last_run_id = state.last_run_id
+    if last_run is not None:
+        summary.last_run_status = last_run.status
+        started_it = state is not None and state.last_outcome in _RUN_OUTCOMES
+        summary.last_run_fired_at = (
+            state.last_fire_time if started_it and state.last_fire_time else last_run.created_at
+        )
+    if schedule.on_change is not None:
+        watch = schedule.on_change
+        summary.watch = {
+            "datastore": watch.datastore,
+            "path": watch.path,
+            "pending": 0,
+            "last_file": None,
+        }
+    return summary
