@@ -70,8 +70,11 @@ def test_forbid_skips_the_fire_that_overlaps_a_seven_minute_run(tmp_path, daemon
     clock = tmp_path / "clock"
     set_clock(clock, 0, rate=60)
     daemon = daemon_for(project, clock_file=clock)
-    wait_until(lambda: len(fires(project)) >= 3, timeout=30)
-    first, second, third = fires(project)[:3]
+    def three_settled():
+        found = fires(project)[:3]
+        return len(found) == 3 and all(f.outcome != "claimed" for f in found) and found
+
+    first, second, third = wait_until(three_settled, timeout=30)
     assert first.outcome == "started"
     assert (second.outcome, second.reason) == ("skipped", "overlap")
     assert third.outcome == "started"  # :15 — the :05 run ended at :12

@@ -112,7 +112,8 @@ def test_kill_9_after_the_fire_is_claimed_gives_exactly_one_recovered_run(projec
     project.schedules(
         "schedules:\n  - {name: tick, pipeline: tick, interval: 1s, concurrency: allow}\n"
     )
-    crashed = daemons(project, env={"PIPESCHED_TEST_CRASHPOINT": "fire_claimed"}).start()
+    crashed = daemons(project, env={"PIPESCHED_TEST_CRASHPOINT": "fire_claimed"})
+    crashed.start(wait_ready=False)  # under load the first fire may come before READY
     crashed.wait_exit(timeout=20)
     (claimed,) = fires(project, "tick")
     assert claimed.outcome == "claimed" and not runs(project)
