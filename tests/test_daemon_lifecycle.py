@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -228,4 +229,49 @@ def test_a_bad_schedule_at_start_is_reported_and_the_good_ones_serve(project, da
     daemon = daemons(project).start()
     assert any("schedules.yaml:4:39" in e["error"] for e in daemon.events("definition_invalid"))
     wait_until(lambda: runs_of(project), timeout=10)
+    daemon.stop()
+
+
+def test_cancel_through_the_daemon_stops_the_steps_within_seconds(project, daemons):
+    project.schedules("schedules:\n  - {name: slow, pipeline: three, interval: 1h}\n")
+    daemons(project).start()
+    trigger(project, "slow")
+    wait_until(lambda: len(step_pids(project)) >= 2, timeout=20)
+    (run,) = runs_of(project)
+    started = time.monotonic()
+    result = project.cli("cancel", run.id[:10])
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10
+    (run,) = runs_of(project)
+    assert run.status == "canceled" and run.status_reason == "canceled by user"
+    wait_until(lambda: not any(is_alive(pid, None) for pid in step_pids(project)), timeout=5)
+
+
+def test_disable_and_enable_take_effect_at_once_and_outlive_a_restart(project, daemons):
+    project.schedules("schedules:\n  - {name: tick, pipeline: tick, interval: 1s}\n")
+    daemon = daemons(project).start()
+    wait_until(lambda: runs_of(project), timeout=10)
+    assert project.cli("schedule", "disable", "tick").returncode == 0
+
+    def settled():  # a fire already in flight when disable landed has finished
+        with project.store() as store:
+            fires = store.list_fires("tick", limit=0)
+        runs = runs_of(project)
+        return all(f.outcome != "claimed" for f in fires) and all(
+            r.status not in ("queued", "running") for r in runs
+        )
+
+    wait_until(settled, timeout=10)
+    count = len(runs_of(project))
+    with project.store() as store:
+        fires_before = len(store.list_fires("tick", limit=0))
+    daemon.stop()
+    daemon = daemons(project).start()
+    (entry,) = json.loads(project.cli("schedules", "--json").stdout)
+    assert entry["enabled"] is False and entry["next_fire_times"] == []
+    with project.store() as store:
+        assert len(store.list_fires("tick", limit=0)) == fires_before  # nothing fired meanwhile
+    assert len(runs_of(project)) == count
+    assert project.cli("schedule", "enable", "tick").returncode == 0
+    wait_until(lambda: len(runs_of(project)) > count, timeout=10)
     daemon.stop()
