@@ -39,7 +39,12 @@ _PRIORITY = {
 }
 
 # Libraries that say too much at INFO for a daemon's log (APScheduler: two lines per fire).
-_QUIET_LIBRARIES = {"apscheduler": logging.WARNING}
+# APScheduler logs two INFO lines per fire; Alembic a dozen per start-up; uvicorn its banner.
+_QUIET_LIBRARIES = {
+    "apscheduler": logging.WARNING,
+    "alembic": logging.WARNING,
+    "uvicorn.error": logging.WARNING,
+}
 
 
 def stream_is_journal(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
