@@ -51,16 +51,9 @@ def find_config_path(config_path: str | None) -> Path:
 def load_config(config_path: str | None) -> Config:
     """The config this command uses: its own -c, else the group's -c / $PIPESCHED_CONFIG, else
     the default search."""
-    from scheduler.config import find_config
     from scheduler.config import load_config as _load
 
-    if config_path is None:
-        ctx = click.get_current_context(silent=True)
-        while ctx is not None and config_path is None:
-            if isinstance(ctx.obj, dict):
-                config_path = ctx.obj.get("config_path")
-            ctx = ctx.parent
-    return _load(find_config(config_path))
+    return _load(find_config_path(config_path))
 
 
 def open_store(config: Config) -> Store:

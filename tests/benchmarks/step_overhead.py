@@ -86,8 +86,10 @@ def main(quick: bool = False, steps: int = 10) -> list[dict]:
 
 def _in_process(project) -> float:
     from scheduler.executor import RunExecutor
+    from scheduler.logging import configure_logging
     from scheduler.submit import submit_run
 
+    configure_logging(level="warning")
     config, store = project.config(), project.store()
     pipeline = project.load("chain")
     t0 = time.perf_counter()
