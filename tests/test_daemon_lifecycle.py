@@ -275,3 +275,57 @@ def test_disable_and_enable_take_effect_at_once_and_outlive_a_restart(project, d
     assert project.cli("schedule", "enable", "tick").returncode == 0
     wait_until(lambda: len(runs_of(project)) > count, timeout=10)
     daemon.stop()
+
+
+def test_a_yaml_syntax_error_on_reload_names_the_line_and_keeps_serving(project, daemons):
+    project.schedules("schedules:\n  - {name: tick, pipeline: tick, interval: 1s}\n")
+    daemon = daemons(project).start()
+    wait_until(lambda: runs_of(project), timeout=10)
+    project.schedules("schedules:\n  - {name: tick, pipeline: tick, interval: 1s\n  - [oops\n")
+    daemon.signal(signal.SIGHUP)
+    (refused, *_) = wait_until(lambda: daemon.events("reload_refused"), timeout=10)
+    assert "schedules.yaml:" in refused["error"]
+    count = len(runs_of(project))
+    wait_until(lambda: len(runs_of(project)) > count + 1, timeout=10)
+    daemon.stop()
+
+
+def test_a_broken_pipeline_leaves_out_only_its_schedules(project, daemons):
+    project.pipeline("broken", "steps:\n  s: {type: python_script, scirpt: s.py}\n", {"s.py": ""})
+    project.schedules("""
+        schedules:
+          - {name: tick, pipeline: tick, interval: 1s}
+          - {name: broken, pipeline: broken, interval: 1s}
+    """)
+    daemon = daemons(project).start()
+    assert any(
+        "pipeline.yaml:2:" in e["error"] and "scirpt" in e["error"]
+        for e in daemon.events("definition_invalid")
+    )
+    wait_until(lambda: len(runs_of(project)) >= 2, timeout=10)
+    assert {r.pipeline for r in runs_of(project)} == {"tick"}
+    daemon.stop()
+
+
+def test_schedule_parameters_and_experiment_reach_the_run(project, daemons):
+    project.pipeline(
+        "echo",
+        """
+        parameters:
+          who: {type: str, default: nobody}
+        steps:
+          s: {type: python_script, script: s.py, arguments: ["${{parameters.who}}"]}
+        """,
+        {"s.py": "import sys; print('hello', sys.argv[1])\n"},
+    )
+    project.schedules("""
+        schedules:
+          - {name: greet, pipeline: echo, interval: 1h, parameters: {who: ops}, experiment: greetings}
+    """)
+    daemons(project).start()
+    trigger(project, "greet")
+    (run,) = wait_until(
+        lambda: [r for r in runs_of(project) if r.status == "completed"], timeout=10
+    )
+    assert run.parameters == {"who": "ops"} and run.experiment == "greetings"
+    assert run.trigger == "schedule:greet" and run.schedule == "greet"
