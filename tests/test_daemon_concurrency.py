@@ -70,6 +70,7 @@ def test_forbid_skips_the_fire_that_overlaps_a_seven_minute_run(tmp_path, daemon
     clock = tmp_path / "clock"
     set_clock(clock, 0, rate=60)
     daemon = daemon_for(project, clock_file=clock)
+
     def three_settled():
         found = fires(project)[:3]
         return len(found) == 3 and all(f.outcome != "claimed" for f in found) and found

@@ -12,7 +12,9 @@ from tests.projects import make_project
 
 def test_ready_status_watchdog_and_stopping_reach_the_notify_socket(tmp_path: Path):
     project = make_project(tmp_path)
-    project.pipeline("tick", "steps:\n  s: {type: python_script, script: s.py}\n", {"s.py": "pass\n"})
+    project.pipeline(
+        "tick", "steps:\n  s: {type: python_script, script: s.py}\n", {"s.py": "pass\n"}
+    )
     project.schedules("schedules:\n  - {name: daily, pipeline: tick, cron: '0 3 * * *'}\n")
     daemon = DaemonProcess(project, env={"WATCHDOG_USEC": "200000"})
     try:
@@ -29,9 +31,14 @@ def test_ready_status_watchdog_and_stopping_reach_the_notify_socket(tmp_path: Pa
 def test_step_processes_never_see_the_daemons_notify_socket(tmp_path: Path):
     project = make_project(tmp_path)
     out = tmp_path / "env.txt"
-    project.pipeline("env", "steps:\n  s: {type: python_script, script: s.py, allow_reuse: false}\n", {
-        "s.py": f"import os; open('{out}', 'w').write(repr(sorted(k for k in os.environ "
-                "if k in ('NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'))))\n"})
+    project.pipeline(
+        "env",
+        "steps:\n  s: {type: python_script, script: s.py, allow_reuse: false}\n",
+        {
+            "s.py": f"import os; open('{out}', 'w').write(repr(sorted(k for k in os.environ "
+            "if k in ('NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'))))\n"
+        },
+    )
     project.schedules("schedules:\n  - {name: once, pipeline: env, interval: 1h}\n")
     daemon = DaemonProcess(project, env={"WATCHDOG_USEC": "5000000"})
     try:

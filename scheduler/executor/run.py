@@ -279,6 +279,7 @@ class RunExecutor:
         )
         argv = command_builder(step.type)(invocation)
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
+        paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
         proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
         self._procs[step.id] = proc
         crashpoint("step_spawned")

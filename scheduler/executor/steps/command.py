@@ -23,7 +23,10 @@ def build_command(inv: StepInvocation) -> list[str]:
             # exec would raise in the daemon; a failing step with the reason in its log is what
             # a user can act on (127: what a shell answers for "command not found").
             return error_command(inv, problem, exit_code=127)
-    return argv
+        return argv
+    from scheduler.compute.dask_runner import remote_command
+
+    return remote_command(inv, argv)
 
 
 def _missing_program(program: str, inv: StepInvocation) -> str | None:

@@ -48,6 +48,8 @@ def build_command(inv: StepInvocation) -> list[str]:
         environment={k: inv.sub(v) for k, v in step.environment.variables.items()},
     )
     spec_path = base / f"{inv.attempt}.parallel_run.json"
+    if inv.paths is not None:  # on a dask target the log's folder is not the workdir's parent
+        inv.paths.log.parent.mkdir(parents=True, exist_ok=True)
     spec.write(spec_path)
     # -P: the working directory (a mirror of the user's source) must not shadow our modules.
     return [sys.executable, "-P", "-m", "scheduler.parallel.driver", str(spec_path)]

@@ -7,4 +7,9 @@ from scheduler.executor.steps.base import StepInvocation
 
 def build_command(inv: StepInvocation) -> list[str]:
     step = inv.step
-    return [inv.interpreter, str(step.script_path), *(inv.sub(str(a)) for a in step.arguments)]
+    argv = [inv.interpreter, str(step.script_path), *(inv.sub(str(a)) for a in step.arguments)]
+    if inv.target is not None and inv.target.type == "dask":  # runs on a Dask worker
+        from scheduler.compute.dask_runner import remote_command
+
+        return remote_command(inv, argv)
+    return argv

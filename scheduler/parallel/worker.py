@@ -1,0 +1,146 @@
+"""One parallel_run worker process: imports the entry script, calls ``init()`` once, then
+``run(mini_batch)`` for each mini-batch the driver sends.
+
+Standard library only, and started by path (``python .../worker.py SPEC NUMBER``), so it runs on
+the step's own interpreter — a venv that may not have pipesched installed. The Dask backend imports
+the same functions (``load_entry``, ``to_rows``) inside a Dask worker process.
+
+Protocol with the driver: JSON lines. The driver writes ``{"id": N, "files": [...]}`` on the
+worker's stdin; the worker answers ``{"ready": true, "pid": P}`` once after ``init()`` (or
+``{"init_error": TEXT}``), then one ``{"id": N, "ok": true, "count": K, "rows": [...]}`` or
+``{"id": N, "ok": false, "error": TEXT}`` per mini-batch. The pipes are moved off fds 0 and 1 first,
+so whatever the entry script prints (even from C code) lands in the worker's log, never in the
+protocol.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+from types import ModuleType
+from typing import Any, BinaryIO
+
+
+def load_entry(entry_script: str, arguments: list[str]) -> ModuleType:
+    """Import the entry script as a module named after its file (as Azure ML does), with
+    ``sys.argv`` set to ``[entry_script, *arguments]`` so its argparse sees the step's arguments.
+    Its folder goes first on ``sys.path`` so it can import its neighbours."""
+    folder = os.path.dirname(os.path.abspath(entry_script))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.argv = [entry_script, *arguments]
+    name = os.path.splitext(os.path.basename(entry_script))[0] or "entry_script"
+    spec = importlib.util.spec_from_file_location(name, entry_script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import entry script {entry_script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "run", None)):
+        raise AttributeError(f"entry script {entry_script} has no run(mini_batch) function")
+    return module
+
+
+def call_init(module: ModuleType) -> None:
+    init = getattr(module, "init", None)
+    if callable(init):
+        init()
+
+
+def to_rows(result: Any) -> list[str]:
+    """What ``append_row`` writes for a run() result: one line per element. A pandas DataFrame
+    gives one line per row, its values separated by spaces (as Azure ML writes it); a list or
+    tuple element gives its items separated by spaces; anything else its ``str()``."""
+    if result is None:
+        return []
+    if hasattr(result, "itertuples"):  # a DataFrame, without importing pandas
+        return [" ".join(str(v) for v in row) for row in result.itertuples(index=False)]
+    if isinstance(result, str | bytes):
+        result = [result]
+    rows = []
+    for item in result:
+        if isinstance(item, list | tuple):
+            rows.append(" ".join(str(v) for v in item))
+        elif isinstance(item, bytes):
+            rows.append(item.decode("utf-8", "replace"))
+        else:
+            rows.append(str(item))
+    return [row.replace("\n", " ") for row in rows]
+
+
+def result_count(result: Any) -> int:
+    """How many items a run() result reports done (Azure: one element per successful item)."""
+    if result is None:
+        return 0
+    if isinstance(result, str | bytes):
+        return 1
+    try:
+        return len(result)
+    except TypeError:
+        return len(to_rows(result))
+
+
+def error_text(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _send(out: BinaryIO, message: dict[str, Any]) -> None:
+    out.write(json.dumps(message).encode("utf-8") + b"\n")
+    out.flush()
+
+
+def _take_protocol_pipes() -> tuple[BinaryIO, BinaryIO]:
+    """Keep the protocol on private fds; fd 0 becomes /dev/null and fd 1 the log (fd 2)."""
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return proto_in, proto_out
+
+
+def main(argv: list[str]) -> int:
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]  # started by path: our folder must not shadow the entry script's imports
+    with open(argv[1]) as handle:
+        spec = json.load(handle)
+    number = argv[2]
+    proto_in, proto_out = _take_protocol_pipes()
+    append = spec["output_action"] == "append_row"
+    print(f"[pipesched] worker {number} (pid {os.getpid()}): importing {spec['entry_script']}")
+    try:
+        module = load_entry(spec["entry_script"], list(spec["arguments"]))
+        call_init(module)
+    except BaseException as exc:
+        traceback.print_exc()
+        _send(proto_out, {"init_error": error_text(exc)})
+        return 1
+    print(f"[pipesched] worker {number}: init() done", flush=True)
+    _send(proto_out, {"ready": True, "pid": os.getpid()})
+    for line in proto_in:
+        request = json.loads(line)
+        sys.argv = [spec["entry_script"], *spec["arguments"]]
+        try:
+            result = module.run(list(request["files"]))
+            reply = {"id": request["id"], "ok": True, "count": result_count(result)}
+            if append:
+                reply["rows"] = to_rows(result)
+        except BaseException as exc:  # SystemExit too: a run() that exits fails its mini-batch
+            print(f"[pipesched] mini-batch {request['id']} failed:", flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+            reply = {"id": request["id"], "ok": False, "error": error_text(exc)}
+        sys.stdout.flush()
+        _send(proto_out, reply)
+    shutdown = getattr(module, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
