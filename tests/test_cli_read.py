@@ -18,23 +18,9 @@ from scheduler.cli import main
 from scheduler.clock import Clock
 from scheduler.records import Metric
 from scheduler.store import Store
+from tests.test_cli_run import RUN_KEYS  # DESIGN's runs --json keys
 
 STEPS = [("prep", "Prepare Data", "python_script"), ("train", "Train Model", "python_script")]
-RUN_KEYS = {
-    "id",
-    "pipeline",
-    "version",
-    "content_hash",
-    "experiment",
-    "status",
-    "status_reason",
-    "recovered",
-    "trigger",
-    "schedule",
-    "created_at",
-    "started_at",
-    "finished_at",
-}
 
 
 class TickClock(Clock):

@@ -7,7 +7,6 @@ records (``scheduler.records``), never ORM objects.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from scheduler.records import (
 from scheduler.store import queries
 from scheduler.store.engine import WRITE_OPTION, make_engine
 from scheduler.store.ids import new_run_id
+from scheduler.store.jsonvalues import json_safe
 from scheduler.store.migrate import ensure_schema
 from scheduler.store.models import MetricRow, PipelineVersion, RunRow, StepRunRow
 from scheduler.store.schedules import ScheduleStoreMixin, settle_fire
@@ -398,15 +398,3 @@ def _owner_columns(owner: Owner | None) -> dict[str, Any]:
 def _check(value: str, allowed: frozenset[str] | tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"{value!r} is not a {what} ({', '.join(sorted(allowed))})")
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities as the strings JSON lacks: PostgreSQL's JSON type refuses the bare
-    tokens that Python's json writes, and a diverging loss is worth keeping."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    return value
