@@ -93,6 +93,7 @@ def make_project(
         "schedules": "schedules.yaml",
         "datastores": {"default": {"path": None}},
         "compute": {"local": {"type": "local", "max_workers": max_workers}},
+        "api": {"host": "127.0.0.1", "port": 0},  # parallel test daemons never share a port
         **settings,
     }
     (root / "config" / "pipesched.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
