@@ -20,7 +20,7 @@ import structlog
 
 from scheduler.clock import SYSTEM_CLOCK, Clock, iso
 from scheduler.definitions import ScheduleDef
-from scheduler.dispatch import Dispatcher
+from scheduler.dispatch import Dispatcher, RunRequest
 from scheduler.durations import format_duration
 from scheduler.errors import DefinitionErrors, NotFound
 from scheduler.fires import FireHandler
@@ -33,6 +33,7 @@ from scheduler.recovery import recover
 from scheduler.schedule_set import ScheduleSet, load_schedule_set
 from scheduler.store import Store
 from scheduler.testclock import clock_from_env
+from scheduler.triggers.files import FileDropService
 from scheduler.triggers.time import APSchedulerTrigger, time_trigger
 
 log = structlog.get_logger("scheduler.daemon")
@@ -84,6 +85,13 @@ class Daemon:
             lambda s: self.set.pipeline_for(s) if self.set else None,
         )
         self.firing = Firing(self.fires.on_due, self.clock)
+        self.files = FileDropService(
+            config=config,
+            store=self.store,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+            pipelines=lambda s: self.set.pipeline_for(s) if self.set else None,
+        )
         report = recover(self.store)
         log.info(
             "recovered",
@@ -99,7 +107,8 @@ class Daemon:
                 await self.fires.catch_up(schedule, states[name])
         self.firing.start()
         self._register_all(current)
-        api = await self._start_api()
+        await self.files.start(self._file_schedules(current))
+        servers = await self._start_api()
         self._install_signals()
         self.notifier.ready(self._status_line())
         log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
@@ -112,12 +121,13 @@ class Daemon:
         self.notifier.stopping("stopping")
         log.info("daemon_stopping")
         self.firing.shutdown()
+        await self.files.stop()
         await self.dispatcher.shutdown(config.shutdown_grace)
         await self.fires.wait_idle()
         for task in background:
             task.cancel()
-        if api is not None:
-            await api.stop()
+        for server in servers:
+            await server.stop()
         log.info("daemon_stopped")
         return 0
 
@@ -127,19 +137,60 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
 
-    async def _start_api(self) -> Any:
-        from scheduler.api.control import create_control_app
+    async def _start_api(self) -> list[Any]:
+        """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
+        /api/ path needs a bearer token)."""
+        from scheduler.api.app import create_app
+        from scheduler.api.client import socket_path
         from scheduler.api.server import serve_unix
+        from scheduler.api.tcp import serve_tcp
 
         assert self.set is not None
-        path = self.set.config.state_dir / "pipesched.sock"
-        return await serve_unix(create_control_app(self, self.store), path)
+        config = self.set.config
+
+        def app(require_token: bool) -> Any:
+            return create_app(
+                self,
+                self.store,
+                config,
+                require_token=require_token,
+                clock=self.clock,
+                file_backlog=self._file_backlog,
+            )
+
+        unix = await serve_unix(app(False), socket_path(config.state_dir))
+        try:
+            tcp = await serve_tcp(app(True), config)
+        except BaseException:
+            await unix.stop()
+            raise
+        log.info("api_listening", url=tcp.url, socket=str(socket_path(config.state_dir)))
+        return [tcp, unix]
+
+    def _file_backlog(self) -> dict[str, int]:
+        if self.set is None:
+            return {}
+        return {
+            n: self.files.status(n).get("pending", 0)
+            for n, s in self.set.schedules.items()
+            if s.on_change is not None
+        }
 
     # ---- schedules --------------------------------------------------------------------------
 
     @staticmethod
     def _enabled(schedule: ScheduleDef, override: bool | None) -> bool:
         return schedule.enabled if override is None else override
+
+    def _file_schedules(self, current: ScheduleSet) -> dict[str, ScheduleDef]:
+        """The enabled on_change schedules (an override beats the definition)."""
+        states = self.store.schedule_states()
+        return {
+            name: s
+            for name, s in current.schedules.items()
+            if s.on_change is not None
+            and self._enabled(s, states[name].override if name in states else None)
+        }
 
     def _register_all(self, current: ScheduleSet) -> None:
         states = self.store.schedule_states()
@@ -159,18 +210,26 @@ class Daemon:
         assert self.set is not None
         for run in runs:
             schedule = self.set.schedules.get(run.schedule or "")
-            pipeline = self.set.pipelines.get(run.pipeline)
-            if pipeline is None:
-                from scheduler.definitions import find_pipeline, load_pipeline
-
-                try:
-                    pipeline = load_pipeline(
-                        find_pipeline(run.pipeline, self.set.config), self.set.config
-                    )
-                except Exception as exc:
-                    self.store.finish_run(run.id, "failed", f"daemon restart: {exc}")
-                    continue
+            try:
+                pipeline = self._pipeline_of(run)
+            except Exception as exc:
+                self.store.finish_run(run.id, "failed", f"daemon restart: {exc}")
+                continue
             self.dispatcher.resume(run, pipeline, schedule.concurrency if schedule else "allow")
+
+    def _pipeline_of(self, run: RunRecord) -> Any:
+        """The definition a recorded run was made from: its published snapshot, else the
+        working copy."""
+        from scheduler.definitions import find_pipeline, load_pipeline
+        from scheduler.publish import load_published
+
+        assert self.set is not None
+        config = self.set.config
+        if run.version is not None:
+            return load_published(config, self.store, run.pipeline, run.version)[0]
+        return self.set.pipelines.get(run.pipeline) or load_pipeline(
+            find_pipeline(run.pipeline, config), config
+        )
 
     def _reload_soon(self) -> None:
         if self._reloading is None or self._reloading.done():
@@ -201,6 +260,7 @@ class Daemon:
             if not unchanged or name not in self.firing.names():
                 self._register(schedule, states[name])
         self.set = new
+        await self.files.update(self._file_schedules(new))
         log.info("reload_done", schedules=len(new.schedules))
         self.notifier.ready(self._status_line())
         return True
@@ -234,6 +294,8 @@ class Daemon:
         self.store.set_override(name, enabled)
         if schedule.on_change is None:
             self._register(schedule, self.store.schedule_states()[name])
+        elif self.set is not None:
+            await self.files.update(self._file_schedules(self.set))
         log.info("schedule_" + ("enabled" if enabled else "disabled"), schedule=name)
         return {"name": name, "enabled": enabled, "override": enabled}
 
@@ -247,6 +309,38 @@ class Daemon:
             "outcome": outcome.outcome,
             "reason": outcome.reason,
         }
+
+    async def submit_pipeline_run(
+        self,
+        pipeline: str,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+    ) -> RunRecord:
+        """A run requested over the API (trigger ``api``), of a published version or the
+        working copy; parameters are checked before anything is recorded."""
+        from scheduler.publish import load_published
+
+        assert self.set is not None
+        definition, label = await asyncio.to_thread(
+            load_published, self.set.config, self.store, pipeline, version
+        )
+        if continue_on_step_failure is not None:
+            definition = definition.model_copy(
+                update={"continue_on_step_failure": continue_on_step_failure}
+            )
+        outcome = await self.dispatcher.submit(
+            RunRequest(
+                pipeline=definition,
+                parameters=parameters,
+                trigger="api",
+                experiment=experiment,
+                version=label,
+            )
+        )
+        assert outcome.run is not None
+        return outcome.run
 
     def _schedule(self, name: str) -> ScheduleDef:
         schedule = self.set.schedules.get(name) if self.set else None

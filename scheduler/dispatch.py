@@ -44,6 +44,9 @@ class RunRequest:
     experiment: str | None = None
     concurrency: str = "allow"
     fire: tuple[str, datetime] | None = None  # the fire record this request settles
+    version: str | None = None  # the published label it was loaded from; None: the working copy
+    run_id: str | None = None  # pre-generated (a file-drop batch folder is named after it)
+    file_fires: list[tuple[str, str, int, int]] | None = None  # ledger rows it settles
 
 
 @dataclass
@@ -105,6 +108,9 @@ class Dispatcher:
             schedule=name,
             owner=current_owner(),
             fire=request.fire,
+            run_id=request.run_id,
+            file_fires=request.file_fires,
+            version=request.version,
         )
         log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
         entry = _Entry(run, request.pipeline, name, exclusive=request.concurrency != "allow")

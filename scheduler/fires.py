@@ -109,6 +109,7 @@ class FireHandler:
             experiment=schedule.experiment,
             concurrency=concurrency or schedule.concurrency,
             fire=(name, nominal),
+            version=schedule.pipeline_version,
         )
         try:
             outcome = await self.dispatcher.submit(request)

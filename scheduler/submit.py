@@ -3,6 +3,7 @@ is recorded (bad parameters, a step type or compute target that cannot run yet).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -37,9 +38,12 @@ def check_runnable(pipeline: Any, config: Config) -> None:
 
 
 def content_hash(pipeline: Any) -> str:
-    sources = {str(s.source_directory) for s in pipeline.steps.values()}
+    """Keyed by source folders relative to the pipeline's, so a moved checkout or a published
+    snapshot of unchanged files hashes the same as the working copy."""
+    sources = {s.source_directory for s in pipeline.steps.values()}
     return pipeline_content_hash(
-        pipeline.definition_dict(), {src: source_tree_hash(Path(src)) for src in sources}
+        pipeline.definition_dict(),
+        {os.path.relpath(src, pipeline.directory): source_tree_hash(Path(src)) for src in sources},
     )
 
 
@@ -54,12 +58,18 @@ def submit_run(
     schedule: str | None = None,
     owner: Owner | None = None,
     fire: tuple[str, datetime] | None = None,
+    run_id: str | None = None,
+    file_fires: list[tuple[str, str, int, int]] | None = None,
+    version: str | None = None,
 ) -> RunRecord:
-    """Validate the request, then record the run as ``queued`` with a pending row per step."""
+    """Validate the request, then record the run as ``queued`` with a pending row per step.
+    ``version``: the published label ``pipeline`` was loaded from; None for the working copy."""
     check_runnable(pipeline, config)
     canonical = resolve_run_parameters(pipeline, parameters, config.datastores)
     digest = content_hash(pipeline)
-    version_id = store.ensure_pipeline_version(pipeline.name, digest, pipeline.definition_dict())
+    version_id = store.ensure_pipeline_version(
+        pipeline.name, digest, pipeline.definition_dict(), version
+    )
     if experiment is not None and not experiment.strip():
         raise PipeschedError("the experiment name cannot be empty")
     return store.create_run(
@@ -73,4 +83,7 @@ def submit_run(
         owner=owner,
         pipeline_version_id=version_id,
         fire=fire,
+        run_id=run_id,
+        file_fires=file_fires,
+        version=version,
     )

@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pipelines": (
         "scheduler.cli.cmd_pipelines",
         "pipelines",
-        "List the pipelines pipesched knows.",
+        "Pipelines, their published versions and endpoint URLs.",
     ),
     "schedules": (
         "scheduler.cli.cmd_schedules",
@@ -44,6 +44,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Enable, disable or fire a schedule now.",
     ),
     "fires": ("scheduler.cli.cmd_fires", "fires", "Fire records: what each fire time became."),
+    "publish": (
+        "scheduler.cli.cmd_publish",
+        "publish",
+        "Publish an immutable snapshot of a pipeline under a version.",
+    ),
+    "token": ("scheduler.cli.cmd_token", "token", "Create, list or revoke API tokens."),
 }
 
 

@@ -20,7 +20,7 @@ from scheduler.cli.options import config_option, load_config, open_store
 from scheduler.cli.render import format_absolute
 from scheduler.clock import SYSTEM_CLOCK
 from scheduler.durations import parse_duration
-from scheduler.errors import NotFound
+from scheduler.logfiles import find_step, pick_attempt, tail
 from scheduler.records import (
     FINISHED_RUN_STATUSES,
     FINISHED_STEP_STATUSES,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 # inotify: logs may live on a network filesystem, and a fifth of a second is quick enough for a
 # human watching a log.
 POLL_SECONDS = 0.2
-TAIL_BLOCK = 64 * 1024
 SUCCESS = frozenset({"completed", "reused"})
 
 
@@ -131,36 +130,6 @@ def print_logs(
     except KeyboardInterrupt:
         click.echo("\n(detached; the run goes on)", err=True)
         return 0
-
-
-def find_step(detail: RunDetail, wanted: str) -> str:
-    """A step by its id or its display name (exact first, then ignoring case)."""
-    latest = detail.latest_attempts()
-    for matches in (
-        lambda a: a.step == wanted or a.display_name == wanted,
-        lambda a: wanted.casefold() in (a.step.casefold(), a.display_name.casefold()),
-    ):
-        found = [name for name, a in latest.items() if matches(a)]
-        if len(found) == 1:
-            return found[0]
-    names = ", ".join(
-        name if a.display_name in ("", name) else f"{name} ({a.display_name})"
-        for name, a in latest.items()
-    )
-    raise NotFound(f"run {detail.run.id} has no step {wanted!r}", hint=f"steps: {names}")
-
-
-def pick_attempt(detail: RunDetail, step: str, attempt: int | None) -> StepAttempt:
-    """The asked attempt, else the latest one that started (a retry not yet started has no log)."""
-    tries = [a for a in detail.attempts if a.step == step]
-    if attempt is not None:
-        for candidate in tries:
-            if candidate.attempt == attempt:
-                return candidate
-        numbers = ", ".join(str(a.attempt) for a in tries) or "none"
-        raise NotFound(f"step {step!r} has no attempt {attempt}", hint=f"attempts: {numbers}")
-    started = [a for a in tries if a.started_at is not None or a.log_path]
-    return max(started or tries, key=lambda a: a.attempt)
 
 
 def initial_sources(detail: RunDetail, step: str | None, attempt: int | None) -> list[Source]:
@@ -266,28 +235,6 @@ def _outcome(detail: RunDetail, step: str | None, attempt: int | None) -> int | 
     if run_over or (current.status in FINISHED_STEP_STATUSES and not retry_possible):
         return 0 if current.status in SUCCESS else 1
     return None
-
-
-def tail(path: Path, lines: int | None) -> tuple[bytes, int]:
-    """The file's content (only its last ``lines`` lines when given) and the offset read up to.
-
-    Reads backwards in blocks, so ``-n 10`` of a large log does not read all of it."""
-    with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        if lines is None:
-            handle.seek(0)
-            return handle.read(size), size
-        if lines == 0:
-            return b"", size
-        position, chunk = size, b""
-        while position > 0 and chunk.count(b"\n") <= lines:
-            step = min(TAIL_BLOCK, position)
-            position -= step
-            handle.seek(position)
-            chunk = handle.read(step) + chunk
-        body = chunk[:-1] if chunk.endswith(b"\n") else chunk
-        kept = body.split(b"\n")[-lines:]
-        return b"\n".join(kept) + (b"\n" if chunk.endswith(b"\n") else b""), size
 
 
 def _read_new(source: Source, *, whole_lines: bool) -> bytes:

@@ -3,7 +3,7 @@ fires next, when it fired last and with what result, and what its expression mea
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -18,11 +18,9 @@ from scheduler.cli.options import (
 )
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
 from scheduler.clock import SYSTEM_CLOCK
-from scheduler.errors import DefinitionErrors, NotFound
 
 if TYPE_CHECKING:
     from scheduler.config import Config
-    from scheduler.definitions.schedules import ScheduleDef
     from scheduler.store import Store
     from scheduler.triggers.summary import ScheduleSummary
 
@@ -56,36 +54,11 @@ def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
-    """The schedules of ``schedules.yaml`` and those created through the API, summarized at
-    ``now`` and sorted by next fire (those that never fire again last, by name)."""
-    from scheduler.definitions import build_schedule, discover_pipelines, load_schedules
-    from scheduler.triggers.summary import summarize
+    """Every schedule summarized at ``now`` (see ``scheduler.triggers.summary.collect``)."""
+    from scheduler.triggers.summary import collect as collect_summaries
 
-    names = set(discover_pipelines(config))
-    definitions: list[ScheduleDef] = load_schedules(config.schedules_file, config, names)
-    states = store.schedule_states()
-    in_file = {s.name for s in definitions}
-    for state in states.values():
-        if state.source != "api" or state.name in in_file or not state.definition:
-            continue
-        try:
-            definitions.append(build_schedule(state.definition, config, names))
-        except DefinitionErrors as exc:  # an API schedule whose pipeline went away, say
-            click.echo(f"warning: API schedule '{state.name}': {exc.errors[0].message}", err=True)
-    summaries = []
-    for definition in definitions:
-        state = states.get(definition.name)
-        last_run = None
-        if state is not None and state.last_run_id:
-            try:
-                last_run = store.get_run(state.last_run_id)
-            except NotFound:
-                last_run = None
-        summaries.append(summarize(definition, state, last_run, now))
-    far = datetime.max.replace(tzinfo=UTC)
-    return sorted(
-        summaries,
-        key=lambda s: (s.next_fire_time.astimezone(UTC) if s.next_fire_time else far, s.name),
+    return collect_summaries(
+        config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)
     )
 
 

@@ -71,6 +71,14 @@ __all__ = [
 ]
 
 
+def published_names(config: Config) -> set[str]:
+    """Pipelines with published snapshots: ``NAME@VERSION`` outlives its working copy."""
+    try:
+        return {p.name for p in (config.state_dir / "published").iterdir() if p.is_dir()}
+    except OSError:
+        return set()
+
+
 def validate_all(config: Config) -> list[DefinitionError]:
     """Every error in every pipeline under pipelines_dir and in the schedules file (whose
     parameters are also checked against the pipelines they run)."""
@@ -102,7 +110,7 @@ def validate_all(config: Config) -> list[DefinitionError]:
             continue
         names[pipeline.name] = file
         pipelines[pipeline.name] = pipeline
-    known = set(discover_pipelines(config)) | set(pipelines)
+    known = set(discover_pipelines(config)) | set(pipelines) | published_names(config)
     if not config.schedules_file.is_file():
         errors.append(
             DefinitionError(

@@ -201,3 +201,54 @@ class FireRow(Base):
     run_id: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class PublishedRow(Base):
+    """A published pipeline version: an immutable snapshot under ``snapshot_dir``. The label is
+    unique per pipeline, so publishing one twice is the database's refusal, not a race."""
+
+    __tablename__ = "published_pipelines"
+    __table_args__ = (UniqueConstraint("pipeline", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pipeline: Mapped[str]
+    version: Mapped[str]
+    description: Mapped[str | None]
+    content_hash: Mapped[str]
+    snapshot_dir: Mapped[str]
+    published_at: Mapped[datetime]
+
+
+class EndpointRow(Base):
+    """A pipeline's endpoint (Azure's PipelineEndpoint): which published version it runs."""
+
+    __tablename__ = "pipeline_endpoints"
+
+    pipeline: Mapped[str] = mapped_column(primary_key=True)
+    default_version: Mapped[str]
+    updated_at: Mapped[datetime]
+
+
+class TokenRow(Base):
+    """An API token, kept as a SHA-256 of the secret; ``token_id`` is its public lookup part.
+    A name is unique among live tokens, so a revoked name can be used again."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        UniqueConstraint("token_id"),
+        Index(
+            "uq_api_tokens_live_name",
+            "name",
+            unique=True,
+            sqlite_where="revoked_at IS NULL",
+            postgresql_where="revoked_at IS NULL",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    token_id: Mapped[str]
+    token_hash: Mapped[str]
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -31,10 +31,13 @@ from scheduler.records import (
 )
 from scheduler.store import queries
 from scheduler.store.engine import WRITE_OPTION, make_engine
+from scheduler.store.figures import FiguresStoreMixin
 from scheduler.store.ids import new_run_id
 from scheduler.store.jsonvalues import json_safe
+from scheduler.store.ledger import LedgerStoreMixin, settle_file_fires
 from scheduler.store.migrate import ensure_schema
 from scheduler.store.models import MetricRow, PipelineVersion, RunRow, StepRunRow
+from scheduler.store.published import PublishedStoreMixin
 from scheduler.store.schedules import ScheduleStoreMixin, settle_fire
 
 METRIC_KINDS = frozenset({"scalar", "list", "row", "image"})
@@ -43,7 +46,7 @@ _ID_ATTEMPTS = 5  # a new id collides only when two runs share a millisecond and
 _NO_SYNC = {"synchronize_session": False}
 
 
-class Store(ScheduleStoreMixin):
+class Store(FiguresStoreMixin, ScheduleStoreMixin, LedgerStoreMixin, PublishedStoreMixin):
     """pipesched's database. ``Store.open(url)`` migrates it to the current schema first."""
 
     def __init__(self, url: str, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -136,15 +139,19 @@ class Store(ScheduleStoreMixin):
         owner: Owner | None = None,
         pipeline_version_id: int | None = None,
         fire: tuple[str, datetime] | None = None,
+        run_id: str | None = None,
+        file_fires: list[tuple[str, str, int, int]] | None = None,
     ) -> RunRecord:
         """Record a queued run and a pending first attempt of each (step id, display name,
         type), in declaration order, in one transaction. ``fire`` = (schedule, nominal time):
         the fire record this run settles, marked ``started`` with the run's id in the same
-        transaction, so a crash never leaves a run and an unsettled fire apart."""
+        transaction, so a crash never leaves a run and an unsettled fire apart. ``file_fires``
+        = (schedule, path, size, mtime_ns) ledger rows settled the same way; ``run_id`` a
+        pre-generated id (a batch folder is named after its run before the run exists)."""
         for tries_left in range(_ID_ATTEMPTS - 1, -1, -1):
             now = self._clock.now().astimezone(UTC)
             run = RunRow(
-                id=new_run_id(now),
+                id=run_id or new_run_id(now),
                 pipeline=pipeline,
                 version=version,
                 pipeline_version_id=pipeline_version_id,
@@ -177,9 +184,12 @@ class Store(ScheduleStoreMixin):
                     )
                     if fire is not None:
                         settle_fire(session, fire[0], fire[1], run.id, now)
+                    for schedule_name in dict.fromkeys(f[0] for f in file_fires or ()):
+                        keys = [(p, s, m) for n, p, s, m in file_fires or () if n == schedule_name]
+                        settle_file_fires(session, schedule_name, keys, run.id, now)
                     return queries.run_record(run)
             except IntegrityError:
-                if not tries_left or not self._run_exists(run.id):
+                if run_id or not tries_left or not self._run_exists(run.id):
                     raise  # not an id collision: a bad pipeline_version_id or repeated step
         raise AssertionError("unreachable")
 

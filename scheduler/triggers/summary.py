@@ -4,8 +4,9 @@ the REST API render the same object, and tests hand it a fixed ``now``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.clock import iso
@@ -13,8 +14,10 @@ from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import time_trigger
 
 if TYPE_CHECKING:
+    from scheduler.config import Config
     from scheduler.definitions.schedules import ScheduleDef
     from scheduler.records import RunRecord, ScheduleState
+    from scheduler.store import Store
 
 NEXT_COUNT = 5
 _RUN_OUTCOMES = frozenset({"claimed", "started", "queued"})
@@ -126,3 +129,39 @@ def summarize(
             "last_file": None,
         }
     return summary
+
+
+def collect(
+    config: Config, store: Store, now: datetime, *, warn: Callable[[str], None] = lambda text: None
+) -> list[ScheduleSummary]:
+    """The schedules of ``schedules.yaml`` and those created through the API, summarized at
+    ``now`` and sorted by next fire (those that never fire again last, by name)."""
+    from scheduler.definitions import build_schedule, discover_pipelines, load_schedules
+    from scheduler.errors import DefinitionErrors, NotFound
+
+    names = set(discover_pipelines(config))
+    definitions: list[ScheduleDef] = load_schedules(config.schedules_file, config, names)
+    states = store.schedule_states()
+    in_file = {s.name for s in definitions}
+    for state in states.values():
+        if state.source != "api" or state.name in in_file or not state.definition:
+            continue
+        try:
+            definitions.append(build_schedule(state.definition, config, names))
+        except DefinitionErrors as exc:  # an API schedule whose pipeline went away, say
+            warn(f"API schedule '{state.name}': {exc.errors[0].message}")
+    summaries = []
+    for definition in definitions:
+        state = states.get(definition.name)
+        last_run = None
+        if state is not None and state.last_run_id:
+            try:
+                last_run = store.get_run(state.last_run_id)
+            except NotFound:
+                last_run = None
+        summaries.append(summarize(definition, state, last_run, now))
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(
+        summaries,
+        key=lambda s: (s.next_fire_time.astimezone(UTC) if s.next_fire_time else far, s.name),
+    )

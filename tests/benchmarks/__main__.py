@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-from tests.benchmarks import fire_delay, parallel_run, step_overhead
+from tests.benchmarks import api, fire_delay, parallel_run, step_overhead
 
 BENCHMARKS = {
     "step_overhead": step_overhead.main,
     "fire_delay": fire_delay.main,
     "parallel_run": parallel_run.main,
+    "api": api.main,
 }
 
 

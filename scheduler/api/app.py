@@ -1,0 +1,66 @@
+"""The daemon's whole API as one FastAPI app: the control paths, the REST API of issue 6,
+``/healthz``, ``/metrics``, ``/openapi.json`` and ``/docs``.
+
+The same app serves both listeners: on the unix socket ``require_token=False`` (the socket's
+mode 0600 is the guard), on TCP every ``/api/`` path needs a bearer token. ``/healthz``,
+``/metrics`` and the OpenAPI document stay open, as DESIGN names only ``/api/`` paths; put the
+TCP listener behind TLS or on loopback (the default) to keep run counts private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from fastapi import Depends, FastAPI, Response
+
+from scheduler.api.auth import token_dependency
+from scheduler.api.control import (
+    DaemonControl,
+    control_router,
+    health_route,
+    install_error_handlers,
+)
+from scheduler.api.metrics import make_registry, metrics_text
+from scheduler.api.rest import rest_router
+from scheduler.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from scheduler.config import Config
+    from scheduler.store import Store
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def create_app(
+    control: DaemonControl,
+    store: Store,
+    config: Config,
+    *,
+    require_token: bool,
+    clock: Clock = SYSTEM_CLOCK,
+    file_backlog: Callable[[], Mapping[str, int]] | None = None,
+) -> FastAPI:
+    """The API bound to one daemon, its store and config. ``file_backlog`` (schedule → files
+    waiting) feeds ``/metrics`` once the file-drop trigger offers it."""
+    app = FastAPI(
+        title="pipesched",
+        summary="pipesched daemon API: run pipelines the way Azure ML published endpoints do",
+        version="1",
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    health_route(app, control)
+    guard = [Depends(token_dependency(store, require_token=require_token))]
+    app.include_router(control_router(control, store), dependencies=guard)
+    app.include_router(rest_router(control, store, config, clock), dependencies=guard)
+    registry = make_registry(store, file_backlog)
+
+    # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
+
+    return app

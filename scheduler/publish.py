@@ -1,0 +1,321 @@
+"""Published pipelines: immutable snapshots under a version label, and each pipeline's endpoint
+(Azure ML's PublishedPipeline and PipelineEndpoint).
+
+A snapshot is ``<state_dir>/published/<pipeline>/<version>/``: ``published.json`` (what was
+published) and ``files/``, a copy of pipeline.yaml and of every step's source directory at the
+same relative places, so the definition loads unchanged and its relative paths (``../shared``
+included) land inside the snapshot. Files are copied as the step fingerprint sees them
+(``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` exclude are left out, as Azure
+ML's snapshot does) and made read-only; later edits to the working copy never reach a version.
+
+The files are written to a temporary folder and renamed into place, then the store records the
+version; a crash in between leaves a complete folder the store does not know, which the next
+publish of that label replaces.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from scheduler.clock import iso
+from scheduler.config import Config
+from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
+from scheduler.errors import NotFound, PipeschedError
+from scheduler.store import Store
+from scheduler.store.published import PublishedRecord
+
+MANIFEST = "published.json"
+FILES = "files"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_IGNORE_FILES = (".gitignore", ".amlignore")  # as scheduler.fingerprint reads them
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    pipeline: str
+    version: str
+    description: str | None
+    content_hash: str
+    snapshot_dir: Path
+    published_at: datetime
+    is_default: bool
+
+    @property
+    def id(self) -> str:
+        """``NAME@VERSION``, as a schedule or the SDK's ``PublishedPipeline.id`` names it."""
+        return f"{self.pipeline}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "description": self.description,
+            "content_hash": self.content_hash,
+            "published_at": iso(self.published_at),
+            "is_default": self.is_default,
+            "snapshot_dir": str(self.snapshot_dir),
+        }
+
+    @classmethod
+    def from_record(cls, record: PublishedRecord) -> PublishedVersion:
+        return cls(
+            pipeline=record.pipeline,
+            version=record.version,
+            description=record.description,
+            content_hash=record.content_hash,
+            snapshot_dir=Path(record.snapshot_dir),
+            published_at=record.published_at,
+            is_default=record.is_default,
+        )
+
+
+class VersionExists(PipeschedError):
+    """That version is already published."""
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+
+def publish(
+    config: Config,
+    store: Store,
+    pipeline_name: str,
+    *,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Snapshot the working copy of ``pipeline_name`` under ``version`` (default: the next
+    integer label). The pipeline's first published version becomes its endpoint's default."""
+    working = load_pipeline(find_pipeline(pipeline_name, config), config)
+    name = working.name
+    _check_path_part(name, "pipeline name")
+    if version is not None:
+        _check_path_part(version, "version label")
+    folder = config.state_dir / "published" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        labels = {p.version for p in store.list_published(name)}
+        label = version if version is not None else _next_label(labels)
+        if label in labels:
+            raise VersionExists(
+                f"pipeline '{name}' already has a published version '{label}'",
+                hint="published versions never change; publish under a new --version",
+            )
+        final = folder / label
+        staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
+        try:
+            pipeline_file = _copy_tree(working, staging / FILES)
+            manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if final.exists():  # left by a publish that crashed before the store recorded it
+                shutil.rmtree(final)
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        from scheduler.submit import content_hash  # the run's own hash; heavy imports, so late
+
+        snapshot = load_snapshot(config, final)
+        _check_inside(snapshot, final)
+        _make_read_only(final / FILES)
+        record = store.add_published(
+            pipeline=name,
+            version=label,
+            description=description if description is not None else working.description,
+            content_hash=content_hash(snapshot),
+            snapshot_dir=str(final),
+        )
+    return PublishedVersion.from_record(record)
+
+
+def _next_label(labels: set[str]) -> str:
+    numbers = [int(label) for label in labels if label.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def _check_path_part(value: str, what: str) -> None:
+    if not _LABEL.fullmatch(value):
+        raise PipeschedError(
+            f"bad {what} {value!r} for publishing",
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
+        )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One publish of a pipeline at a time on this machine: the label check, the rename and the
+    store insert happen together."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _copy_tree(pipeline: Pipeline, dest: Path) -> str:
+    """Copy pipeline.yaml and every source directory below ``dest`` at their places relative to
+    a common base; return pipeline.yaml's path relative to ``dest``."""
+    sources = sorted({Path(s.source_directory) for s in pipeline.steps.values()})
+    base = Path(os.path.commonpath([pipeline.directory, *sources]))
+    if base == pipeline.directory:
+        base = base.parent  # keep the folder's name: a pipeline without `name:` is named by it
+    for source in sources:
+        _copy_source(source, dest / source.relative_to(base))
+    target = dest / pipeline.file.relative_to(base)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(pipeline.file, target)
+    return target.relative_to(dest).as_posix()
+
+
+def _copy_source(root: Path, dest: Path) -> None:
+    """The files ``scheduler.fingerprint.source_tree_hash`` hashes, plus the ignore files, so a
+    snapshot's source hash equals the working copy's at publish time."""
+    spec = _ignore_spec(root)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in _IGNORE_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and d != "__pycache__"
+            and not (spec and spec.match_file(_rel(rel_dir, d) + "/"))
+        ]
+        for name in filenames:
+            rel = _rel(rel_dir, name)
+            if name.startswith(".") or (spec and spec.match_file(rel)):
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(os.path.join(dirpath, name), target)  # follows file symlinks
+
+
+def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
+    lines: list[str] = []
+    for name in _IGNORE_FILES:
+        try:
+            lines.extend((root / name).read_text().splitlines())
+        except OSError:
+            continue
+    return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
+
+
+def _rel(rel_dir: str, name: str) -> str:
+    return name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
+def _check_inside(pipeline: Pipeline, snapshot: Path) -> None:
+    """An absolute source_directory would point the snapshot back at mutable files."""
+    for step in pipeline.steps.values():
+        if not Path(step.source_directory).is_relative_to(snapshot):
+            shutil.rmtree(snapshot, ignore_errors=True)
+            raise PipeschedError(
+                f"step '{step.id}' has source_directory {step.source_directory}, outside the "
+                "pipeline's tree, so it cannot be snapshotted",
+                hint="write source_directory relative to pipeline.yaml",
+            )
+
+
+def _make_read_only(root: Path) -> None:
+    """Files lose their write bits (folders keep theirs, so ``rm -r`` still works)."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def list_versions(store: Store, pipeline: str | None = None) -> list[PublishedVersion]:
+    return [PublishedVersion.from_record(r) for r in store.list_published(pipeline)]
+
+
+def get_version(store: Store, pipeline: str, version: str) -> PublishedVersion:
+    return PublishedVersion.from_record(store.get_published(pipeline, version))
+
+
+def default_version(store: Store, pipeline: str) -> str | None:
+    return store.get_default_version(pipeline)
+
+
+def set_default_version(store: Store, pipeline: str, version: str) -> None:
+    store.set_default_version(pipeline, version)
+
+
+def snapshot_dir(config: Config, pipeline: str, version: str) -> Path:
+    return config.state_dir / "published" / pipeline / version
+
+
+def load_snapshot(config: Config, snapshot: Path) -> Pipeline:
+    """The pipeline of a snapshot folder (its steps' source directories inside the snapshot)."""
+    try:
+        manifest = json.loads((snapshot / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise NotFound(f"no published snapshot in {snapshot}") from error
+    return load_pipeline(snapshot / FILES / manifest["pipeline_file"], config)
+
+
+def load_published_from_disk(config: Config, pipeline: str, version: str) -> Pipeline:
+    """A published version found by its folder alone, for callers that have no store yet (the
+    daemon loads its schedules before it opens the store)."""
+    if not _LABEL.fullmatch(pipeline) or not _LABEL.fullmatch(version):
+        raise NotFound(f"pipeline '{pipeline}' has no published version '{version}'")
+    folder = snapshot_dir(config, pipeline, version)
+    if not (folder / MANIFEST).is_file():
+        raise NotFound(
+            f"pipeline '{pipeline}' has no published version '{version}'",
+            hint=f"publish it with  pipesched publish {pipeline} --version {version}",
+        )
+    return load_snapshot(config, folder)
+
+
+def load_published(
+    config: Config, store: Store, pipeline: str, version: str | None
+) -> tuple[Pipeline, str | None]:
+    """What a request for ``pipeline`` (at ``version``) runs, and the label to record: a named
+    version; without one the endpoint's default; without any published version, the working
+    copy (label None)."""
+    if version is None:
+        version = store.get_default_version(pipeline)
+        if version is None:
+            return load_pipeline(find_pipeline(pipeline, config), config), None
+    published = store.get_published(pipeline, version)
+    return load_snapshot(config, Path(published.snapshot_dir)), version
+
+
+def endpoint_url(config: Config, pipeline: str, version: str | None) -> str:
+    """The absolute URL that starts runs (DESIGN): a version's, or the endpoint's (default
+    version) when ``version`` is None."""
+    api = config.api
+    scheme = "https" if api.tls is not None else "http"
+    host = socket.gethostname() if api.host in _WILDCARD_HOSTS else api.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    path = f"/api/v1/pipelines/{urllib.parse.quote(pipeline, safe='')}"
+    if version is not None:
+        path += f"/versions/{urllib.parse.quote(version, safe='')}"
+    return f"{scheme}://{host}:{api.port}{path}/runs"

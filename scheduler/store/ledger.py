@@ -1,0 +1,211 @@
+"""The file-drop ledger: one ``fires`` row per (schedule, path, size, mtime_ns).
+
+A dropped file is claimed (insert-or-ignore on that unique key) before its run is requested,
+and ``create_run`` settles the claim (``started``, run id) in the run's own transaction, so a
+crash leaves either a ``claimed`` row (the run is requested again at start-up) or a run and a
+settled row — never a file handled twice or lost. A changed file (new size or mtime) is a new
+key, so it counts again. Paths are relative to the datastore root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from scheduler.store.models import FireRow, ScheduleRow
+
+FileKey = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class FileFire:
+    """One ledger row: a file as it was counted, and what became of it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    outcome: str
+    reason: str | None
+    run_id: str | None
+    created_at: datetime  # first seen
+
+
+# (path from the datastore root, size, mtime_ns)
+_CHUNK = 400  # rows per statement: well under SQLite's bound-parameter limit
+_NO_SYNC = {"synchronize_session": False}
+
+
+class LedgerStoreMixin:
+    """Mixed into ``Store``; uses its ``_read``/``_write`` sessions and clock."""
+
+    _clock: Any
+
+    if TYPE_CHECKING:  # provided by Store
+
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Session]: ...
+
+    def claim_files(self, schedule: str, files: Iterable[FileKey]) -> list[FileKey]:
+        """Insert-or-ignore a ``claimed`` row per file; return the files that were new."""
+        keys = list(dict.fromkeys(files))
+        if not keys:
+            return []
+        now = self._clock.now()
+        new: list[FileKey] = []
+        with self._write() as session:
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                known = _existing(session, schedule, chunk)
+                fresh = [k for k in chunk if k not in known]
+                if not fresh:
+                    continue
+                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else None
+                statement = (insert or sqlite_insert)(FireRow).values(
+                    [
+                        {
+                            "schedule": schedule,
+                            "path": path,
+                            "size": size,
+                            "mtime_ns": mtime_ns,
+                            "outcome": "claimed",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for path, size, mtime_ns in fresh
+                    ]
+                )
+                # Another daemon racing us on the same key: its claim wins, ours is ignored.
+                session.execute(
+                    statement.on_conflict_do_nothing(
+                        index_elements=["schedule", "path", "size", "mtime_ns"]
+                    )
+                )
+                new.extend(fresh)
+        return new
+
+    def known_files(self, schedule: str, files: Sequence[FileKey]) -> set[FileKey]:
+        """Which of ``files`` the ledger already holds (any outcome)."""
+        found: set[FileKey] = set()
+        with self._read() as session:
+            for start in range(0, len(files), _CHUNK):
+                found |= _existing(session, schedule, files[start : start + _CHUNK])
+        return found
+
+    def claimed_files(self, schedule: str) -> list[FileKey]:
+        """Files claimed but not yet given a run (a crash between claim and run), oldest first."""
+        with self._read() as session:
+            rows = session.execute(
+                select(FireRow.path, FireRow.size, FireRow.mtime_ns)
+                .where(
+                    FireRow.schedule == schedule,
+                    FireRow.outcome == "claimed",
+                    FireRow.path.is_not(None),
+                )
+                .order_by(FireRow.id)
+            )
+            return [(p, int(s), int(m)) for p, s, m in rows]
+
+    def mark_files(
+        self, schedule: str, files: Sequence[FileKey], *, outcome: str, reason: str | None = None
+    ) -> None:
+        """Settle claims that started no run (e.g. ``skipped`` with the refusal's reason)."""
+        now = self._clock.now()
+        with self._write() as session:
+            for start in range(0, len(files), _CHUNK):
+                session.execute(
+                    update(FireRow)
+                    .where(
+                        FireRow.schedule == schedule, _keys_clause(files[start : start + _CHUNK])
+                    )
+                    .values(outcome=outcome, reason=reason, updated_at=now),
+                    execution_options=_NO_SYNC,
+                )
+
+    def last_file(self, schedule: str) -> str | None:
+        """The path of the file most recently given a run."""
+        with self._read() as session:
+            return session.scalar(
+                select(FireRow.path)
+                .where(
+                    FireRow.schedule == schedule,
+                    FireRow.path.is_not(None),
+                    FireRow.outcome == "started",
+                )
+                .order_by(FireRow.updated_at.desc(), FireRow.id.desc())
+                .limit(1)
+            )
+
+    def list_file_fires(self, schedule: str, *, limit: int = 0) -> list[FileFire]:
+        """The schedule's ledger, oldest first; ``limit`` 0 = all."""
+        with self._read() as session:
+            statement = (
+                select(FireRow)
+                .where(FireRow.schedule == schedule, FireRow.path.is_not(None))
+                .order_by(FireRow.id)
+            )
+            if limit:
+                statement = statement.limit(limit)
+            return [
+                FileFire(
+                    path=row.path or "",
+                    size=int(row.size or 0),
+                    mtime_ns=int(row.mtime_ns or 0),
+                    outcome=row.outcome,
+                    reason=row.reason,
+                    run_id=row.run_id,
+                    created_at=row.created_at,
+                )
+                for row in session.scalars(statement)
+            ]
+
+    def count_file_fires(self, schedule: str) -> int:
+        with self._read() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(FireRow)
+                    .where(FireRow.schedule == schedule, FireRow.path.is_not(None))
+                )
+                or 0
+            )
+
+
+def settle_file_fires(
+    session: Session, schedule: str, files: Sequence[FileKey], run_id: str, now: datetime
+) -> None:
+    """Inside ``create_run``'s transaction: these files' claims started this run."""
+    for start in range(0, len(files), _CHUNK):
+        session.execute(
+            update(FireRow)
+            .where(FireRow.schedule == schedule, _keys_clause(files[start : start + _CHUNK]))
+            .values(outcome="started", reason=None, run_id=run_id, updated_at=now),
+            execution_options=_NO_SYNC,
+        )
+    row = session.get(ScheduleRow, schedule)
+    if row is not None:
+        row.last_outcome = "started"
+        row.last_run_id = run_id
+
+
+def _existing(session: Session, schedule: str, chunk: Sequence[FileKey]) -> set[FileKey]:
+    rows = session.execute(
+        select(FireRow.path, FireRow.size, FireRow.mtime_ns).where(
+            FireRow.schedule == schedule, FireRow.path.in_({p for p, _, _ in chunk})
+        )
+    )
+    return {(p, int(s), int(m)) for p, s, m in rows}
+
+
+def _keys_clause(chunk: Sequence[FileKey]) -> Any:
+    """(path, size, mtime_ns) IN (...) as an OR of ANDs: portable to every SQLite build."""
+    return or_(
+        *(and_(FireRow.path == p, FireRow.size == s, FireRow.mtime_ns == m) for p, s, m in chunk)
+    )
