@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,12 @@ import pathspec
 
 from scheduler.templating import partially_substitute
 
-_IGNORE_FILES = (".gitignore", ".amlignore")
+IGNORE_FILES = (".gitignore", ".amlignore")
 
 
 def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
     lines: list[str] = []
-    for name in _IGNORE_FILES:
+    for name in IGNORE_FILES:
         try:
             lines.extend((root / name).read_text().splitlines())
         except OSError:
@@ -33,11 +33,11 @@ def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
     return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
 
 
-def source_tree_hash(root: Path) -> str:
-    """Hash of a source directory's files (names and bytes), ignoring ``__pycache__``, dotfiles
-    and what ``.gitignore``/``.amlignore`` at its top exclude."""
+def source_files(root: Path) -> Iterator[tuple[str, str]]:
+    """(relative posix path, absolute path) of every file of a source directory that counts,
+    sorted: ``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` at its top exclude
+    are left out. Reuse hashes exactly these; a published snapshot copies exactly these."""
     spec = _ignore_spec(root)
-    digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         dirnames[:] = sorted(
@@ -51,12 +51,19 @@ def source_tree_hash(root: Path) -> str:
             rel = _rel(rel_dir, name)
             if name.startswith(".") or (spec and spec.match_file(rel)):
                 continue
-            digest.update(rel.encode() + b"\0")
-            try:
-                with open(os.path.join(dirpath, name), "rb") as handle:
-                    digest.update(hashlib.file_digest(handle, "sha256").digest())
-            except OSError:
-                digest.update(b"<unreadable>")
+            yield rel, os.path.join(dirpath, name)
+
+
+def source_tree_hash(root: Path) -> str:
+    """Hash of a source directory's files (names and bytes), as ``source_files`` lists them."""
+    digest = hashlib.sha256()
+    for rel, full in source_files(root):
+        digest.update(rel.encode() + b"\0")
+        try:
+            with open(full, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        except OSError:
+            digest.update(b"<unreadable>")
     return digest.hexdigest()
 
 

@@ -31,19 +31,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pathspec
-
 from scheduler.clock import iso
 from scheduler.config import Config
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
 from scheduler.errors import NotFound, PipeschedError
+from scheduler.fingerprint import IGNORE_FILES, source_files
 from scheduler.store import Store
 from scheduler.store.published import PublishedRecord
 
 MANIFEST = "published.json"
 FILES = "files"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_IGNORE_FILES = (".gitignore", ".amlignore")  # as scheduler.fingerprint reads them
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
 
 
@@ -189,41 +187,14 @@ def _copy_tree(pipeline: Pipeline, dest: Path) -> str:
 def _copy_source(root: Path, dest: Path) -> None:
     """The files ``scheduler.fingerprint.source_tree_hash`` hashes, plus the ignore files, so a
     snapshot's source hash equals the working copy's at publish time."""
-    spec = _ignore_spec(root)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in _IGNORE_FILES:
+    for name in IGNORE_FILES:
         if (root / name).is_file():
             shutil.copy2(root / name, dest / name)
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not d.startswith(".")
-            and d != "__pycache__"
-            and not (spec and spec.match_file(_rel(rel_dir, d) + "/"))
-        ]
-        for name in filenames:
-            rel = _rel(rel_dir, name)
-            if name.startswith(".") or (spec and spec.match_file(rel)):
-                continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(os.path.join(dirpath, name), target)  # follows file symlinks
-
-
-def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
-    lines: list[str] = []
-    for name in _IGNORE_FILES:
-        try:
-            lines.extend((root / name).read_text().splitlines())
-        except OSError:
-            continue
-    return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
-
-
-def _rel(rel_dir: str, name: str) -> str:
-    return name if rel_dir == "." else f"{rel_dir}/{name}"
+    for rel, full in source_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(full, target)  # follows file symlinks
 
 
 def _check_inside(pipeline: Pipeline, snapshot: Path) -> None:
