@@ -186,7 +186,7 @@ class Daemon:
         """The enabled on_change schedules (an override beats the definition)."""
         states = self.store.schedule_states()
         return {
-            name: s
+            name: s.model_copy(update={"enabled": True})  # the override is applied here
             for name, s in current.schedules.items()
             if s.on_change is not None
             and self._enabled(s, states[name].override if name in states else None)

@@ -11,8 +11,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scheduler.definitions.schedules import build_schedule
 from scheduler.dispatch import Dispatcher
 from scheduler.triggers.files import FileDropService
@@ -128,7 +126,3 @@ def write_slowly(path: Path, parts: int, pause: float) -> None:
             handle.flush()
             os.fsync(handle.fileno())
             threading.Event().wait(pause)
-
-
-def dump(data: Any) -> str:
-    return yaml.safe_dump(data)

@@ -3,6 +3,7 @@ end to end (issues 5 and 6), with the daemon as a subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -99,6 +100,10 @@ def test_a_file_dropped_into_the_watched_folder_starts_a_run(project: Project, d
     (run,) = wait_until(lambda: [r for r in runs(project) if r.status == "completed"], timeout=15)
     assert run.trigger == "file:inbox/batch-1.csv"
     assert run.parameters["input_path"] == "datastore://default/inbox/batch-1.csv"
+    (listed,) = json.loads(project.cli("schedules", "--json").stdout)
+    assert listed["kind"] == "on_change" and listed["next_fire_times"] == []
+    assert listed["watch"] == {"datastore": "default", "path": "inbox/", "pending": 0,
+                               "last_file": "inbox/batch-1.csv"}
     process.stop()
     (inbox / "batch-2.csv").write_text("dropped while down\n")
     process = daemon()

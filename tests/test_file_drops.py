@@ -70,16 +70,17 @@ def test_batch_gives_one_run_a_folder_of_links_to_exactly_its_files(project, ser
     for i in range(5):
         drop(folder, f"part-{i}.csv", f"{i}\n")
     drop(folder, "deep/x.csv")
-    wait_until(lambda: service.runs(), timeout=10)
     wait_until(lambda: sum(int(r.trigger.split(":")[1]) for r in service.runs()) == 6, timeout=10)
-    run = service.runs()[-1]
-    assert run.trigger.startswith("files:")
-    links = project.datastore / ".pipesched" / "batches" / run.id
-    assert run.parameters["input_path"] == f"datastore://default/.pipesched/batches/{run.id}"
-    if len(service.runs()) == 1:
-        names = sorted(p.relative_to(links).as_posix() for p in links.rglob("*.csv"))
-        assert names == ["deep/x.csv", *(f"part-{i}.csv" for i in range(5))]
-        assert (links / "part-3.csv").read_text() == "3\n"
+    linked = {}
+    for run in service.runs():
+        assert run.trigger.startswith("files:")
+        links = project.datastore / ".pipesched" / "batches" / run.id
+        assert run.parameters["input_path"] == f"datastore://default/.pipesched/batches/{run.id}"
+        names = [p.relative_to(links).as_posix() for p in links.rglob("*.csv")]
+        assert len(names) == int(run.trigger.split(":")[1])
+        linked.update({name: (links / name).read_text() for name in names})
+    assert sorted(linked) == ["deep/x.csv", *(f"part-{i}.csv" for i in range(5))]
+    assert linked["part-3.csv"] == "3\n"
 
 
 def test_a_slow_write_triggers_once_after_the_close(project, service_for):

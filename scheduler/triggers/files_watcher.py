@@ -71,6 +71,7 @@ class FileWatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._rescan = True  # the start-up scan
+        self._overflowed = False  # events were lost: no "open" file's close can be trusted
         self._next_rescan = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -157,7 +158,8 @@ class FileWatcher:
         if self._rescan or now >= self._next_rescan:
             self._rescan = False
             self._next_rescan = now + self.spec.rescan_interval
-            await self._scan()
+            await self._scan(stale_after=0.0 if self._overflowed else self.spec.rescan_interval)
+            self._overflowed = False
         new_dirs = self._take_inbox()
         for folder in new_dirs:
             await self._scan(folder, new_dir=True)
@@ -186,7 +188,7 @@ class FileWatcher:
         new_dirs: list[Path] = []
         if overflows:
             self.overflows += overflows
-            self._rescan = True
+            self._rescan = self._overflowed = True
             log.warning(
                 "file_watch_overflow",
                 schedule=self.schedule.name,
@@ -241,17 +243,25 @@ class FileWatcher:
 
     # ---- scanning ----------------------------------------------------------------------------
 
-    async def _scan(self, top: Path | None = None, *, new_dir: bool = False) -> None:
+    async def _scan(
+        self, top: Path | None = None, *, new_dir: bool = False, stale_after: float | None = None
+    ) -> None:
         """Find every matching file the ledger does not know (dropped while down, or missed)
         under ``top`` (default: the whole watched folder). In a ``new_dir``, watchdog reports
         files that beat the folder's new watch as plain creates (no close, no move will
-        follow): those count once quiet for ``settle``, like a polled file."""
+        follow): those count once quiet for ``settle``, like a polled file. A file seen
+        opened but no close for ``stale_after`` seconds (0 after an overflow, whose lost
+        events may include its close) is treated the same way."""
         found = await asyncio.to_thread(self._walk, top or self.folder)
-        found = [
-            f
-            for f in found
-            if f[0] not in self.pending or (new_dir and self.pending[f[0]][0] is None)
-        ]
+        oldest = time.monotonic() - (stale_after if stale_after is not None else float("inf"))
+
+        def takes(rel: str) -> bool:
+            entry = self.pending.get(rel)
+            if entry is None:
+                return True
+            return entry[0] is None and (new_dir or entry[2] <= oldest)
+
+        found = [f for f in found if takes(f[0])]
         known = self.store.known_files(self.schedule.name, found) if found else set()
         wall, now, quiet = time.time_ns(), time.monotonic(), self.spec.settle
         added = 0

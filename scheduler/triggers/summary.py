@@ -151,6 +151,7 @@ def collect(
         except DefinitionErrors as exc:  # an API schedule whose pipeline went away, say
             warn(f"API schedule '{state.name}': {exc.errors[0].message}")
     summaries = []
+    queued = store.list_runs(statuses=["queued"], limit=0)
     for definition in definitions:
         state = states.get(definition.name)
         last_run = None
@@ -159,7 +160,12 @@ def collect(
                 last_run = store.get_run(state.last_run_id)
             except NotFound:
                 last_run = None
-        summaries.append(summarize(definition, state, last_run, now))
+        summary = summarize(definition, state, last_run, now)
+        if summary.watch is not None:  # file drops: the ledger knows what waits
+            waiting = sum(1 for r in queued if r.schedule == definition.name)
+            summary.watch["pending"] = len(store.claimed_files(definition.name)) + waiting
+            summary.watch["last_file"] = store.last_file(definition.name)
+        summaries.append(summary)
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(
         summaries,

@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 
-from tests.benchmarks import api, fire_delay, parallel_run, step_overhead
+from tests.benchmarks import api, file_drop_delay, fire_delay, parallel_run, step_overhead
 
 BENCHMARKS = {
     "step_overhead": step_overhead.main,
     "fire_delay": fire_delay.main,
     "parallel_run": parallel_run.main,
     "api": api.main,
+    "file_drop_delay": file_drop_delay.main,
 }
 
 
