@@ -5,11 +5,11 @@ line, in a running daemon. p50 / p99 / max over N files of each kind. In-place w
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.figures import figure
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import make_project
@@ -20,26 +20,6 @@ name = os.path.basename(sys.argv[1])
 open(os.path.join(sys.argv[2], name), "w").write(repr(t))
 """
 SETTLE = 0.2
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _figure(name: str, samples: list[float], baseline: float | None = None) -> dict:
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "unit": "ms",
-        "median": median,
-        "min": min(samples),
-        "max": max(samples),
-        "p99": _percentile(samples, 0.99),
-        "trials": len(samples),
-        "ratio": median / baseline if baseline else None,
-        "baseline": f"settle {baseline:.0f} ms" if baseline else None,
-    }
 
 
 def _drop(inbox: Path, name: str, *, rename: bool) -> float:
@@ -92,10 +72,11 @@ def main(quick: bool = False) -> list[dict]:
                 wait_until(lambda d=dropped: all((marks / n).exists() for n in d), timeout=120)
                 delays = [(float((marks / n).read_text()) - t) * 1000 for n, t in dropped.items()]
                 figures.append(
-                    _figure(
+                    figure(
                         f"file {kind} -> step's first line",
                         delays,
-                        None if rename else SETTLE * 1000,
+                        baseline=None if rename else SETTLE * 1000,
+                        baseline_name=None if rename else f"settle {SETTLE * 1000:.0f} ms",
                     )
                 )
         finally:

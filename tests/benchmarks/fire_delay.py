@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.figures import figure
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import make_project
@@ -21,26 +22,6 @@ FIRST_LINE = """import os, sys, time
 t = time.time()
 open(os.path.join(sys.argv[1], os.environ["PIPESCHED_RUN_ID"]), "w").write(repr(t))
 """
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _figure(name: str, samples: list[float], baseline: list[float] | None = None) -> dict:
-    median = statistics.median(samples)
-    return {
-        "name": name,
-        "unit": "ms",
-        "median": median,
-        "min": min(samples),
-        "max": max(samples),
-        "p99": _percentile(samples, 0.99),
-        "trials": len(samples),
-        "ratio": median / statistics.median(baseline) if baseline else None,
-        "baseline": "python start" if baseline else None,
-    }
 
 
 def main(quick: bool = False) -> list[dict]:
@@ -83,7 +64,12 @@ def main(quick: bool = False) -> list[dict]:
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         starts.append((time.perf_counter() - t0) * 1000)
     return [
-        _figure("fire -> step's first line", delays, starts),
-        _figure("fire -> run recorded", recorded),
-        _figure("bare python start (floor)", starts),
+        figure(
+            "fire -> step's first line",
+            delays,
+            baseline=statistics.median(starts),
+            baseline_name="python start",
+        ),
+        figure("fire -> run recorded", recorded),
+        figure("bare python start (floor)", starts),
     ]
