@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.figures import figure
 from tests.projects import make_project
 
 NOOP = "pass\n"
@@ -27,29 +28,12 @@ def _chain(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figure(
-    name: str,
-    samples: list[float],
-    unit: str,
-    baseline: list[float] | None = None,
-    baseline_name: str | None = None,
-) -> dict:
-    median = statistics.median(samples)
-    ratio = median / statistics.median(baseline) if baseline else None
-    return {
-        "name": name,
-        "unit": unit,
-        "median": median,
-        "min": min(samples),
-        "max": max(samples),
-        "ratio": ratio,
-        "baseline": baseline_name,
-        "trials": len(samples),
-    }
-
-
 def main(quick: bool = False, steps: int = 10) -> list[dict]:
     trials = 3 if quick else 7
+    return _chains(trials, steps) + three_step_chain(trials)
+
+
+def _chains(trials: int, steps: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         project = make_project(Path(tmp))
         folder = project.pipeline(
@@ -76,11 +60,96 @@ def main(quick: bool = False, steps: int = 10) -> list[dict]:
             cli.append((time.perf_counter() - t0) * 1000)
             inproc.append(_in_process(project) * 1000)
     per_step = [(c - h) / steps for c, h in zip(inproc, by_hand, strict=True)]
+    hand = statistics.median(by_hand)
     return [
-        _figure(f"{steps} no-op steps by a shell script", by_hand, "ms"),
-        _figure(f"{steps} no-op steps: pipesched run (cold CLI)", cli, "ms", by_hand, "shell"),
-        _figure(f"{steps} no-op steps: executor in-process", inproc, "ms", by_hand, "shell"),
-        _figure("executor added time per step", per_step, "ms"),
+        figure(f"{steps} no-op steps by a shell script", by_hand),
+        figure(
+            f"{steps} no-op steps: pipesched run (cold CLI)",
+            cli,
+            baseline=hand,
+            baseline_name="shell",
+        ),
+        figure(
+            f"{steps} no-op steps: executor in-process",
+            inproc,
+            baseline=hand,
+            baseline_name="shell",
+        ),
+        figure("executor added time per step", per_step),
+    ]
+
+
+PREPARE = """import csv, random, sys
+random.seed(1)
+with open(sys.argv[1], "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["x", "y"])
+    for _ in range(1000):
+        x = random.random()
+        w.writerow([x, 2 * x + random.random() / 10])
+"""
+TRAIN = """import csv, json, sys
+rows = [tuple(map(float, r)) for r in list(csv.reader(open(sys.argv[1])))[1:]]
+n = len(rows); mx = sum(r[0] for r in rows) / n; my = sum(r[1] for r in rows) / n
+slope = sum((x - mx) * (y - my) for x, y in rows) / sum((x - mx) ** 2 for x, _ in rows)
+json.dump({"slope": slope, "intercept": my - slope * mx}, open(sys.argv[2], "w"))
+"""
+REGISTER = """import json, shutil, sys
+model = json.load(open(sys.argv[1]))
+shutil.copy(sys.argv[1], sys.argv[2])
+print("registered", model)
+"""
+
+
+def three_step_chain(trials: int) -> list[dict]:
+    """The issue's headline: prepare -> train -> register, tiny scripts, cold from the CLI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        project = make_project(root)
+        folder = project.pipeline(
+            "three",
+            """
+            data:
+              prepared: {}
+              model: {}
+              registry: {}
+            steps:
+              prepare: {type: python_script, script: prepare.py, arguments: ["${{data.prepared}}/d.csv"], outputs: [prepared], allow_reuse: false}
+              train: {type: python_script, script: train.py, arguments: ["${{data.prepared}}/d.csv", "${{data.model}}/m.json"], inputs: [prepared], outputs: [model], allow_reuse: false}
+              register: {type: python_script, script: register.py, arguments: ["${{data.model}}/m.json", "${{data.registry}}/m.json"], inputs: [model], outputs: [registry], allow_reuse: false}
+            """,
+            {"prepare.py": PREPARE, "train.py": TRAIN, "register.py": REGISTER},
+        )
+        work = root / "hand"
+        script = root / "by_hand.sh"
+        script.write_text(
+            f"#!/bin/sh\nset -e\nmkdir -p {work}\n"
+            f"{sys.executable} {folder}/prepare.py {work}/d.csv\n"
+            f"{sys.executable} {folder}/train.py {work}/d.csv {work}/m.json\n"
+            f"{sys.executable} {folder}/register.py {work}/m.json {work}/r.json > /dev/null\n"
+        )
+        script.chmod(0o755)
+        project.cli("run", "three")
+        by_hand, cli = [], []
+        for _ in range(trials):
+            t0 = time.perf_counter()
+            subprocess.run([str(script)], check=True)
+            by_hand.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            subprocess.run(
+                ["pipesched", "-c", str(project.config_path), "run", "three"],
+                check=True,
+                capture_output=True,
+            )
+            cli.append((time.perf_counter() - t0) * 1000)
+    return [
+        figure("3-step chain by a shell script", by_hand),
+        figure(
+            "3-step chain: pipesched run (cold CLI)",
+            cli,
+            baseline=statistics.median(by_hand),
+            baseline_name="shell (target <= 1.5x)",
+        ),
     ]
 
 
