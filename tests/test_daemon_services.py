@@ -102,8 +102,12 @@ def test_a_file_dropped_into_the_watched_folder_starts_a_run(project: Project, d
     assert run.parameters["input_path"] == "datastore://default/inbox/batch-1.csv"
     (listed,) = json.loads(project.cli("schedules", "--json").stdout)
     assert listed["kind"] == "on_change" and listed["next_fire_times"] == []
-    assert listed["watch"] == {"datastore": "default", "path": "inbox/", "pending": 0,
-                               "last_file": "inbox/batch-1.csv"}
+    assert listed["watch"] == {
+        "datastore": "default",
+        "path": "inbox/",
+        "pending": 0,
+        "last_file": "inbox/batch-1.csv",
+    }
     process.stop()
     (inbox / "batch-2.csv").write_text("dropped while down\n")
     process = daemon()

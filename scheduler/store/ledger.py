@@ -205,7 +205,15 @@ def _existing(session: Session, schedule: str, chunk: Sequence[FileKey]) -> set[
 
 
 def _keys_clause(chunk: Sequence[FileKey]) -> Any:
-    """(path, size, mtime_ns) IN (...) as an OR of ANDs: portable to every SQLite build."""
-    return or_(
-        *(and_(FireRow.path == p, FireRow.size == s, FireRow.mtime_ns == m) for p, s, m in chunk)
+    """(path, size, mtime_ns) IN (...) as an OR of ANDs: portable to every SQLite build. The
+    leading ``path IN`` lets the planner use the (schedule, path, ...) unique index; without it
+    SQLite scanned the schedule's whole ledger for every chunk, so settling slowed as it grew."""
+    return and_(
+        FireRow.path.in_({p for p, _, _ in chunk}),
+        or_(
+            *(
+                and_(FireRow.path == p, FireRow.size == s, FireRow.mtime_ns == m)
+                for p, s, m in chunk
+            )
+        ),
     )

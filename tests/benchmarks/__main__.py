@@ -6,7 +6,18 @@ import argparse
 import json
 import sys
 
-from tests.benchmarks import api, file_drop_delay, fire_delay, parallel_run, step_overhead
+from tests.benchmarks import (
+    api,
+    file_burst,
+    file_drop_delay,
+    fire_delay,
+    heavy_import,
+    history_scale,
+    parallel_run,
+    peers,
+    schedule_scale,
+    step_overhead,
+)
 
 BENCHMARKS = {
     "step_overhead": step_overhead.main,
@@ -14,6 +25,11 @@ BENCHMARKS = {
     "parallel_run": parallel_run.main,
     "api": api.main,
     "file_drop_delay": file_drop_delay.main,
+    "heavy_import": heavy_import.main,
+    "file_burst": file_burst.main,
+    "schedule_scale": schedule_scale.main,
+    "history_scale": history_scale.main,
+    "peers": peers.main,
 }
 
 
@@ -22,10 +38,15 @@ def main() -> int:
     parser.add_argument("names", nargs="*", choices=[[], *BENCHMARKS], default=[])
     parser.add_argument("--quick", action="store_true", help="fewer trials")
     parser.add_argument("--json", action="store_true", help="print figures as JSON")
+    parser.add_argument(
+        "--peers", action="store_true", help="install Prefect, Dagster, Luigi in venvs; compare"
+    )
+    parser.add_argument("--work", help="peers' work folder, kept between runs (venvs live there)")
     args = parser.parse_args()
     figures = []
     for name in args.names or list(BENCHMARKS):
-        figures.extend(BENCHMARKS[name](quick=args.quick))
+        extra = {"peers": args.peers, "work": args.work} if name == "peers" else {}
+        figures.extend(BENCHMARKS[name](quick=args.quick, **extra))
     if args.json:
         json.dump(figures, sys.stdout, indent=2)
         print()
