@@ -92,3 +92,21 @@ def store(database_url: str) -> Iterator[Store]:
     opened = Store.open(database_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def daemons():
+    """Start real ``pipesched daemon`` subprocesses (tests/daemon_harness.py); every one still
+    running is killed when the test ends."""
+    from tests.daemon_harness import DaemonProcess
+
+    started: list[DaemonProcess] = []
+
+    def make(project, **kwargs) -> DaemonProcess:
+        daemon = DaemonProcess(project, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        daemon.close()

@@ -15,7 +15,6 @@ import pytest
 
 from scheduler.procinfo import is_alive
 from tests.conftest import wait_until
-from tests.daemon_harness import DaemonProcess
 from tests.projects import Project, make_project
 
 TICK = "import time; print('tick', time.time())\n"
@@ -46,20 +45,6 @@ def project(tmp_path: Path) -> Project:
         {"slow.py": SLOW},
     )
     return project
-
-
-@pytest.fixture
-def daemons():
-    started: list[DaemonProcess] = []
-
-    def make(project: Project, **kwargs) -> DaemonProcess:
-        daemon = DaemonProcess(project, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.close()
 
 
 def runs_of(project: Project, **filters) -> list:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_until
-from tests.daemon_harness import DaemonProcess, set_clock
+from tests.daemon_harness import set_clock
 from tests.projects import Project, make_project
 
 HOUR = 3600
@@ -34,20 +34,6 @@ def clock(tmp_path: Path) -> Path:
     path = tmp_path / "clock"
     set_clock(path, 0)
     return path
-
-
-@pytest.fixture
-def daemons():
-    started: list[DaemonProcess] = []
-
-    def make(project: Project, **kwargs) -> DaemonProcess:
-        daemon = DaemonProcess(project, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield make
-    for daemon in started:
-        daemon.close()
 
 
 def fires(project: Project, name: str):

@@ -95,9 +95,9 @@ def test_a_kernel_queue_overflow_is_counted_and_the_rescan_handles_every_file_on
                 fd = os.open(folder / f"f{i:06d}.csv", os.O_WRONLY | os.O_CREAT, 0o644)
                 os.write(fd, b"x")
                 os.close(fd)
-        wait_until(lambda: service.watcher().overflows >= 1, timeout=20)
-        wait_until(lambda: len(service.ledger()) >= count, timeout=40, interval=0.2)
-        wait_until(lambda: sum(_batch_size(r) for r in service.runs()) >= count, timeout=40)
+        wait_until(lambda: service.watcher().overflows >= 1, timeout=60)
+        wait_until(lambda: len(service.ledger()) >= count, timeout=90, interval=0.2)
+        wait_until(lambda: sum(_batch_size(r) for r in service.runs()) >= count, timeout=90)
     ledger = service.ledger()
     assert len(ledger) == count and len({f.path for f in ledger}) == count
     assert sum(_batch_size(r) for r in service.runs()) == count

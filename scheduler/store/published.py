@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.errors import NotFound, PipeschedError
-from scheduler.store.models import EndpointRow, PublishedRow, TokenRow
+from scheduler.store.models import EndpointRow, PipelineVersion, PublishedRow, TokenRow
 
 _NO_SYNC = {"synchronize_session": False}
 # last_used_at is for humans ("used 3 days ago"): one write a minute per token at most, so an
@@ -61,6 +61,37 @@ class PublishedStoreMixin:
         def _write(self) -> AbstractContextManager[Session]: ...
 
     # -- published versions ------------------------------------------------------------------
+
+    def ensure_pipeline_version(
+        self, pipeline: str, content_hash: str, definition: dict, version: str | None = None
+    ) -> int:
+        """The id of this (pipeline, version, content) snapshot, recorded on first use."""
+        wanted = select(PipelineVersion.id).where(
+            PipelineVersion.pipeline == pipeline,
+            PipelineVersion.content_hash == content_hash,
+            PipelineVersion.version.is_(None)
+            if version is None
+            else PipelineVersion.version == version,
+        )
+        with self._read() as session:
+            found = session.scalar(wanted)
+        if found is not None:
+            return found
+        try:
+            with self._write() as session:
+                row = PipelineVersion(
+                    pipeline=pipeline,
+                    version=version,
+                    content_hash=content_hash,
+                    definition=definition,
+                    created_at=self._clock.now(),
+                )
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:  # another process recorded it in between
+            with self._read() as session:
+                return session.scalars(wanted).one()
 
     def add_published(
         self,

@@ -36,7 +36,7 @@ from scheduler.store.ids import new_run_id
 from scheduler.store.jsonvalues import json_safe
 from scheduler.store.ledger import LedgerStoreMixin, settle_file_fires
 from scheduler.store.migrate import ensure_schema
-from scheduler.store.models import MetricRow, PipelineVersion, RunRow, StepRunRow
+from scheduler.store.models import MetricRow, RunRow, StepRunRow
 from scheduler.store.published import PublishedStoreMixin
 from scheduler.store.schedules import ScheduleStoreMixin, settle_fire
 
@@ -89,39 +89,6 @@ class Store(FiguresStoreMixin, ScheduleStoreMixin, LedgerStoreMixin, PublishedSt
             yield session
             session.flush()
             crashpoint("in_write_transaction")  # RELIABILITY 5: kill -9 before the commit
-
-    # -- pipeline versions -------------------------------------------------------------------
-
-    def ensure_pipeline_version(
-        self, pipeline: str, content_hash: str, definition: dict, version: str | None = None
-    ) -> int:
-        """The id of this (pipeline, version, content) snapshot, recorded on first use."""
-        wanted = select(PipelineVersion.id).where(
-            PipelineVersion.pipeline == pipeline,
-            PipelineVersion.content_hash == content_hash,
-            PipelineVersion.version.is_(None)
-            if version is None
-            else PipelineVersion.version == version,
-        )
-        with self._read() as session:
-            found = session.scalar(wanted)
-        if found is not None:
-            return found
-        try:
-            with self._write() as session:
-                row = PipelineVersion(
-                    pipeline=pipeline,
-                    version=version,
-                    content_hash=content_hash,
-                    definition=definition,
-                    created_at=self._clock.now(),
-                )
-                session.add(row)
-                session.flush()
-                return row.id
-        except IntegrityError:  # another process recorded it in between
-            with self._read() as session:
-                return session.scalars(wanted).one()
 
     # -- runs --------------------------------------------------------------------------------
 
