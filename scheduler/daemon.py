@@ -326,6 +326,21 @@ class Daemon:
         definition, label = await asyncio.to_thread(
             load_published, self.set.config, self.store, pipeline, version
         )
+        return await self.submit_definition_run(
+            definition, label, parameters, experiment, continue_on_step_failure
+        )
+
+    async def submit_definition_run(
+        self,
+        definition: Any,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+    ) -> RunRecord:
+        """A run over the API (trigger ``api``) of a loaded definition: a published version,
+        the working copy, or a snapshot uploaded by the SDK."""
+        label = version
         if continue_on_step_failure is not None:
             definition = definition.model_copy(
                 update={"continue_on_step_failure": continue_on_step_failure}

@@ -48,6 +48,14 @@ class DaemonControl(Protocol):
         experiment: str | None,
         continue_on_step_failure: bool | None,
     ) -> RunRecord: ...  # trigger "api"; raises ParameterError (→ 422), NotFound (→ 404)
+    async def submit_definition_run(
+        self,
+        definition: Any,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+    ) -> RunRecord: ...  # a loaded Pipeline (e.g. an uploaded snapshot); as above
 
 
 def install_error_handlers(app: FastAPI) -> None:

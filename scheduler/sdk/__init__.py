@@ -1,0 +1,54 @@
+"""Azure ML SDK v1's authoring API on pipesched: the same class names, argument names and call
+shapes, so a notebook moves over by changing its imports and its workspace.
+
+Names are imported on first use (PEP 562): ``import scheduler.sdk`` stays cheap, and a notebook
+that only builds pipelines never loads the REST client or the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Workspace": "workspace",
+    "Experiment": "workspace",
+    "Datastore": "datastore",
+    "Dataset": "data",
+    "FileDataset": "data",
+    "DataPath": "data",
+    "DataPathComputeBinding": "data",
+    "PipelineData": "data",
+    "PipelineParameter": "data",
+    "OutputFileDatasetConfig": "data",
+    "PythonScriptStep": "steps",
+    "ParallelRunConfig": "steps",
+    "ParallelRunStep": "steps",
+    "DataTransferStep": "steps",
+    "CommandStep": "steps",
+    "DatabricksStep": "steps",
+    "Pipeline": "pipeline",
+    "PipelineRun": "runs",
+    "StepRun": "runs",
+    "PublishedPipeline": "published",
+    "PipelineEndpoint": "published",
+    "Schedule": "schedule",
+    "ScheduleRecurrence": "schedule",
+    "SdkError": "_warn",
+    "IgnoredArgumentWarning": "_warn",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scheduler.sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"scheduler.sdk.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

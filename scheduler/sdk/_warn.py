@@ -1,0 +1,53 @@
+"""How the SDK treats Azure arguments that mean nothing here: accepted with a one-line warning
+(once per class and argument, so a loop that builds 50 steps warns once), or refused with the
+reason and the fix. Never silently dropped (DESIGN)."""
+
+from __future__ import annotations
+
+import warnings
+
+from scheduler.errors import PipeschedError
+
+_warned: set[tuple[str, str]] = set()
+
+
+class SdkError(PipeschedError):
+    """The SDK cannot do what was asked."""
+
+
+class IgnoredArgumentWarning(UserWarning):
+    """An Azure ML argument that pipesched accepts but does not use."""
+
+
+def ignored(owner: str, argument: str, reason: str, *, stacklevel: int = 3) -> None:
+    """Warn once per (owner, argument) that ``argument`` of ``owner`` is ignored, and why."""
+    key = (owner, argument)
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(
+        f"{owner}: argument '{argument}' is ignored on pipesched ({reason})",
+        IgnoredArgumentWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def ignore_given(owner: str, given: dict[str, object], reasons: dict[str, str]) -> None:
+    """Warn for each argument in ``reasons`` whose value in ``given`` is not None/False/empty."""
+    for argument, reason in reasons.items():
+        value = given.get(argument)
+        if value is None or value is False or value == [] or value == {}:
+            continue
+        ignored(owner, argument, reason, stacklevel=4)
+
+
+def refused(owner: str, argument: str, reason: str, hint: str | None = None) -> SdkError:
+    """The error for an Azure argument that cannot work here; the caller raises it."""
+    return SdkError(
+        f"{owner}: argument '{argument}' is not supported on pipesched: {reason}", hint=hint
+    )
+
+
+def reset_warnings() -> None:
+    """Forget which warnings were shown (tests)."""
+    _warned.clear()

@@ -1,0 +1,91 @@
+"""What the SDK's objects ask of pipesched, whichever way it is reached: ``EmbeddedBackend``
+(a config file on this machine: the store directly, runs in a child process) or
+``RemoteBackend`` (a daemon's REST API, URL + token). Both speak the JSON shapes of DESIGN
+(``runs --json``, ``show --json``, ``schedules --json``), so the run, pipeline and schedule
+objects never know which one they hold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Backend(Protocol):
+    # -- workspace ----------------------------------------------------------------------------
+    def describe(self) -> str:
+        """One line for repr(): the config file or the daemon URL."""
+
+    def datastore_names(self) -> list[str]: ...
+
+    def datastore_path(self, name: str) -> Path | None:
+        """The local folder of a datastore; None when the daemon is remote."""
+
+    def endpoint_url(self, pipeline: str, version: str | None) -> str:
+        """DESIGN's absolute run URL of a published pipeline (or its endpoint when None)."""
+
+    # -- runs ---------------------------------------------------------------------------------
+    def submit(
+        self,
+        folder: Path,
+        *,
+        experiment: str,
+        parameters: dict[str, Any],
+        regenerate_outputs: bool = False,
+        continue_on_step_failure: bool | None = None,
+    ) -> str:
+        """Run the pipeline saved in ``folder`` (Pipeline.save's output); return the run id once
+        the run is recorded. Bad parameters raise before anything is recorded."""
+
+    def submit_published(
+        self,
+        name: str,
+        version: str | None,
+        *,
+        experiment: str | None,
+        parameters: dict[str, Any],
+        continue_on_step_failure: bool | None = None,
+    ) -> str:
+        """Run a published version (None: the endpoint's default); return the run id."""
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """The ``show --json`` object (a unique prefix is accepted)."""
+
+    def list_runs(
+        self, *, experiment: str | None = None, pipeline: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """``runs --json`` objects, newest first."""
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]: ...
+
+    def step_log(self, run_id: str, step: str, *, follow: bool = False) -> Iterator[bytes]:
+        """A step's output (latest attempt), as chunks; with ``follow``, until the step ends."""
+
+    # -- published pipelines ------------------------------------------------------------------
+    def publish(
+        self, folder: Path, *, name: str, version: str | None, description: str | None
+    ) -> dict[str, Any]:
+        """Publish the pipeline saved in ``folder`` as ``name``; the PublishedVersion JSON plus
+        ``endpoint``."""
+
+    def publish_run(
+        self, run_id: str, *, name: str, version: str | None, description: str | None
+    ) -> dict[str, Any]:
+        """Publish the definition a finished run ran."""
+
+    def list_published(self, name: str | None = None) -> list[dict[str, Any]]: ...
+
+    def set_default_version(self, name: str, version: str) -> None: ...
+
+    # -- schedules ----------------------------------------------------------------------------
+    def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Create an API schedule from a schedules.yaml entry (as JSON); the ``schedules --json``
+        object of it."""
+
+    def list_schedules(self) -> list[dict[str, Any]]: ...
+
+    def get_schedule(self, name: str) -> dict[str, Any]: ...
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+
+    def delete_schedule(self, name: str) -> None: ...

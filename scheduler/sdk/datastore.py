@@ -1,0 +1,65 @@
+"""Azure ML's ``Datastore``: here a named folder from the daemon config's ``datastores``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scheduler.sdk._warn import refused
+
+if TYPE_CHECKING:
+    from scheduler.sdk.data import DataPath
+    from scheduler.sdk.workspace import Workspace
+
+
+class Datastore:
+    """A datastore of the workspace, by name. ``path`` is the local folder when the workspace is
+    embedded (None through a remote daemon, whose folders live on its machine)."""
+
+    def __init__(self, workspace: Workspace, name: str | None = None) -> None:
+        self.workspace = workspace
+        self.name = name or "default"
+        self.datastore_type = "local"
+
+    @property
+    def path(self) -> Path | None:
+        return self.workspace._datastore_path(self.name)
+
+    @staticmethod
+    def get(workspace: Workspace, datastore_name: str) -> Datastore:
+        return workspace.datastores[datastore_name]
+
+    @staticmethod
+    def get_default(workspace: Workspace) -> Datastore:
+        return workspace.get_default_datastore()
+
+    def as_mount(self) -> Datastore:
+        return self
+
+    def as_download(self, path_on_compute: str | None = None) -> Datastore:
+        return self
+
+    def make_path(self, path: str) -> DataPath:
+        from scheduler.sdk.data import DataPath
+
+        return DataPath(self, path)
+
+    def uri(self, path: str = "") -> str:
+        """``datastore://NAME/path``, the canonical form of a path parameter."""
+        return f"datastore://{self.name}/{path.lstrip('/')}"
+
+    def __repr__(self) -> str:
+        return f"Datastore(name={self.name!r})"
+
+    # Registering storage accounts is Azure's business: folders are configured in pipesched.yaml.
+    @staticmethod
+    def register_azure_blob_container(*args: Any, **kwargs: Any) -> Datastore:
+        raise refused(
+            "Datastore",
+            "register_azure_blob_container",
+            "datastores are local or shared folders declared in pipesched.yaml",
+            hint="add  datastores: {NAME: {path: /some/folder}}  to the config",
+        )
+
+    register_azure_file_share = register_azure_blob_container
+    register_azure_data_lake_gen2 = register_azure_blob_container
