@@ -30,7 +30,7 @@ from scheduler.logging import configure_logging
 from scheduler.notify import Notifier, watchdog_loop
 from scheduler.records import RunRecord
 from scheduler.recovery import recover
-from scheduler.schedule_set import ScheduleSet, load_schedule_set
+from scheduler.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
 from scheduler.store import Store
 from scheduler.testclock import clock_from_env
 from scheduler.triggers.files import FileDropService
@@ -52,6 +52,7 @@ class Daemon:
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self._changing = asyncio.Lock()  # one change of the schedule set at a time
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -73,6 +74,8 @@ class Daemon:
 
     async def _serve(self, current: ScheduleSet) -> int:
         config = current.config
+        current = with_api_schedules(current, self.store)  # the store is open only now
+        self._log_api_errors(current)
         self.set = current
         self.dispatcher = Dispatcher(
             config, self.store, clock=self.clock, on_finished=self._run_finished
@@ -101,7 +104,7 @@ class Daemon:
         )
         self._requeue(report.requeue)
         await self.fires.resume_claimed()
-        states = self.store.register_schedules({name: "file" for name in current.schedules})
+        states = self.store.register_schedules(current.sources())
         for name, schedule in current.time_schedules().items():
             if self._enabled(schedule, states[name].override):
                 await self.fires.catch_up(schedule, states[name])
@@ -218,18 +221,12 @@ class Daemon:
             self.dispatcher.resume(run, pipeline, schedule.concurrency if schedule else "allow")
 
     def _pipeline_of(self, run: RunRecord) -> Any:
-        """The definition a recorded run was made from: its published snapshot, else the
-        working copy."""
-        from scheduler.definitions import find_pipeline, load_pipeline
-        from scheduler.publish import load_published
+        """The definition a recorded run was made from: its published snapshot, an SDK
+        snapshot with its content hash, else the working copy."""
+        from scheduler.snapshots import definition_for_run
 
         assert self.set is not None
-        config = self.set.config
-        if run.version is not None:
-            return load_published(config, self.store, run.pipeline, run.version)[0]
-        return self.set.pipelines.get(run.pipeline) or load_pipeline(
-            find_pipeline(run.pipeline, config), config
-        )
+        return definition_for_run(self.set.config, self.store, run)
 
     def _reload_soon(self) -> None:
         if self._reloading is None or self._reloading.done():
@@ -239,20 +236,32 @@ class Daemon:
         """Swap in the new definitions atomically; on any error the old set keeps serving."""
         self.notifier.reloading("reloading")
         log.info("reload_started")
-        try:
-            new = await asyncio.to_thread(load_schedule_set, self.config_path, strict=True)
-        except DefinitionErrors as exc:
-            for error in exc.errors:
-                log.error("reload_refused", error=str(error))
-            self.notifier.ready(self._status_line())
-            return False
-        except Exception as exc:
-            log.error("reload_refused", error=str(exc))
-            self.notifier.ready(self._status_line())
-            return False
+        async with self._changing:
+            try:
+                new = await asyncio.to_thread(
+                    load_schedule_set, self.config_path, strict=True, store=self.store
+                )
+            except DefinitionErrors as exc:
+                for error in exc.errors:
+                    log.error("reload_refused", error=str(error))
+                self.notifier.ready(self._status_line())
+                return False
+            except Exception as exc:
+                log.error("reload_refused", error=str(exc))
+                self.notifier.ready(self._status_line())
+                return False
+            self._log_api_errors(new)
+            await self._swap(new)
+        log.info("reload_done", schedules=len(new.schedules))
+        self.notifier.ready(self._status_line())
+        return True
+
+    async def _swap(self, new: ScheduleSet) -> None:
+        """Serve ``new`` in place of the current set: unchanged time schedules keep their next
+        fire time, others are (re)registered or removed, file-drop watchers follow."""
         old = self.set
         assert old is not None
-        states = self.store.register_schedules({name: "file" for name in new.schedules})
+        states = self.store.register_schedules(new.sources())
         for name in set(old.time_schedules()) - set(new.time_schedules()):
             self.firing.remove(name)
         for name, schedule in new.time_schedules().items():
@@ -261,9 +270,11 @@ class Daemon:
                 self._register(schedule, states[name])
         self.set = new
         await self.files.update(self._file_schedules(new))
-        log.info("reload_done", schedules=len(new.schedules))
-        self.notifier.ready(self._status_line())
-        return True
+
+    @staticmethod
+    def _log_api_errors(current: ScheduleSet) -> None:
+        for error in current.api_errors:
+            log.error("api_schedule_left_out", error=str(error))
 
     # ---- the control socket's protocol (scheduler.api.control.DaemonControl) ---------------
 
@@ -356,6 +367,40 @@ class Daemon:
         )
         assert outcome.run is not None
         return outcome.run
+
+    async def create_schedule(self, definition: dict) -> dict:
+        """Keep a schedule created through the API and serve it at once; its ``schedules
+        --json`` object. InvalidSchedule (→ 422) or ScheduleExists (→ 409) change nothing."""
+        from scheduler.api_schedules import create_api_schedule
+        from scheduler.triggers.summary import summarize
+
+        async with self._changing:
+            assert self.set is not None
+            config = self.set.config
+            schedule = await asyncio.to_thread(create_api_schedule, config, self.store, definition)
+            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+        log.info("schedule_created", schedule=schedule.name, pipeline=schedule.pipeline)
+        state = self.store.schedule_states().get(schedule.name)
+        return summarize(schedule, state, None, self.clock.now(), source="api").to_json()
+
+    async def get_schedule(self, name: str) -> dict:
+        from scheduler.triggers.summary import collect_one
+
+        assert self.set is not None
+        args = (self.set.config, self.store, name, self.clock.now())
+        return (await asyncio.to_thread(collect_one, *args)).to_json()
+
+    async def delete_schedule(self, name: str) -> None:
+        """Stop and forget an API schedule (its fire records stay); one of schedules.yaml is
+        refused (→ 409)."""
+        from scheduler.api_schedules import delete_api_schedule
+
+        async with self._changing:
+            assert self.set is not None
+            config = self.set.config
+            await asyncio.to_thread(delete_api_schedule, config, self.store, name)
+            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+        log.info("schedule_deleted", schedule=name)
 
     def _schedule(self, name: str) -> ScheduleDef:
         schedule = self.set.schedules.get(name) if self.set else None

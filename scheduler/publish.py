@@ -11,6 +11,10 @@ ML's snapshot does) and made read-only; later edits to the working copy never re
 The files are written to a temporary folder and renamed into place, then the store records the
 version; a crash in between leaves a complete folder the store does not know, which the next
 publish of that label replaces.
+
+What is published is a loaded definition (``publish_definition``): the working copy
+(``publish``, the CLI's), an SDK snapshot (``scheduler.snapshots``) or what a completed run ran
+(``publish_run``, Azure's ``PipelineRun.publish_pipeline``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scheduler.clock import iso
 from scheduler.config import Config
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
@@ -43,6 +49,7 @@ MANIFEST = "published.json"
 FILES = "files"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+_NAME_LINE = re.compile(r"name\s*:")
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,14 @@ class VersionExists(PipeschedError):
     """That version is already published."""
 
 
+class BadLabel(PipeschedError):
+    """A pipeline name or version label that cannot name a folder."""
+
+    def __init__(self, message: str | None = None, *, field: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.field = field  # "name" or "version": what an API caller got wrong
+
+
 # -- publishing ---------------------------------------------------------------------------------
 
 
@@ -103,10 +118,25 @@ def publish(
     """Snapshot the working copy of ``pipeline_name`` under ``version`` (default: the next
     integer label). The pipeline's first published version becomes its endpoint's default."""
     working = load_pipeline(find_pipeline(pipeline_name, config), config)
-    name = working.name
-    _check_path_part(name, "pipeline name")
+    return publish_definition(config, store, working, version=version, description=description)
+
+
+def publish_definition(
+    config: Config,
+    store: Store,
+    pipeline: Pipeline,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Snapshot a loaded definition (a working copy, an SDK snapshot, what a run ran) as
+    version ``version`` of pipeline ``name`` (default: its own name). Under another name the
+    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline."""
+    name = name if name is not None else pipeline.name
+    check_label(name, "name")
     if version is not None:
-        _check_path_part(version, "version label")
+        check_label(version, "version")
     folder = config.state_dir / "published" / name
     folder.mkdir(parents=True, exist_ok=True)
     with _locked(folder / ".lock"):
@@ -120,7 +150,9 @@ def publish(
         final = folder / label
         staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
         try:
-            pipeline_file = _copy_tree(working, staging / FILES)
+            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES)
+            if name != pipeline.name:
+                rename_pipeline(staging / FILES / pipeline_file, name)
             manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             if final.exists():  # left by a publish that crashed before the store recorded it
@@ -132,16 +164,48 @@ def publish(
         from scheduler.submit import content_hash  # the run's own hash; heavy imports, so late
 
         snapshot = load_snapshot(config, final)
-        _check_inside(snapshot, final)
-        _make_read_only(final / FILES)
+        check_inside(snapshot, final)
+        make_read_only(final / FILES)
         record = store.add_published(
             pipeline=name,
             version=label,
-            description=description if description is not None else working.description,
+            description=description if description is not None else pipeline.description,
             content_hash=content_hash(snapshot),
             snapshot_dir=str(final),
         )
     return PublishedVersion.from_record(record)
+
+
+def publish_run(
+    config: Config,
+    store: Store,
+    run_id: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Publish the definition a completed run ran (Azure's ``PipelineRun.publish_pipeline``),
+    as ``name`` (default: the run's pipeline). Refused when that definition can no longer be
+    had unchanged: a working copy edited since the run."""
+    from scheduler.snapshots import definition_for_run
+    from scheduler.submit import content_hash
+
+    run = store.get_run(store.resolve_run_id(run_id))
+    if run.status != "completed":
+        raise PipeschedError(
+            f"run {run.id} is {run.status}; only a completed run can be published",
+            hint="wait for it to finish, or publish the pipeline itself",
+        )
+    definition = definition_for_run(config, store, run)
+    if content_hash(definition) != run.content_hash:
+        raise PipeschedError(
+            f"pipeline {run.pipeline} changed since run {run.id}",
+            hint=f"publish the working copy with  pipesched publish {run.pipeline}",
+        )
+    return publish_definition(
+        config, store, definition, name=name, version=version, description=description
+    )
 
 
 def _next_label(labels: set[str]) -> str:
@@ -149,11 +213,14 @@ def _next_label(labels: set[str]) -> str:
     return str(max(numbers, default=0) + 1)
 
 
-def _check_path_part(value: str, what: str) -> None:
+def check_label(value: str, field: str) -> None:
+    """A pipeline name or version label becomes a folder name: refuse anything else."""
     if not _LABEL.fullmatch(value):
-        raise PipeschedError(
+        what = "version label" if field == "version" else "pipeline name"
+        raise BadLabel(
             f"bad {what} {value!r} for publishing",
             hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
+            field=field,
         )
 
 
@@ -169,7 +236,7 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _copy_tree(pipeline: Pipeline, dest: Path) -> str:
+def copy_pipeline_tree(pipeline: Pipeline, dest: Path) -> str:
     """Copy pipeline.yaml and every source directory below ``dest`` at their places relative to
     a common base; return pipeline.yaml's path relative to ``dest``."""
     sources = sorted({Path(s.source_directory) for s in pipeline.steps.values()})
@@ -197,7 +264,26 @@ def _copy_source(root: Path, dest: Path) -> None:
         shutil.copy2(full, target)  # follows file symlinks
 
 
-def _check_inside(pipeline: Pipeline, snapshot: Path) -> None:
+def rename_pipeline(file: Path, name: str) -> None:
+    """Make a copied pipeline.yaml declare ``name``. A block-style top-level ``name:`` line is
+    replaced, so comments and layout stay; anything else (a flow mapping, a multi-line name)
+    falls back to re-dumping the document."""
+    text = file.read_text(encoding="utf-8")
+    original = yaml.safe_load(text)
+    wanted = {"name": name, **{k: v for k, v in original.items() if k != "name"}}
+    kept = [line for line in text.splitlines(keepends=True) if not _NAME_LINE.match(line)]
+    edited = f"name: {json.dumps(name)}\n" + "".join(kept)
+    try:
+        same = yaml.safe_load(edited) == wanted
+    except yaml.YAMLError:
+        same = False
+    if not same:
+        edited = yaml.safe_dump(wanted, sort_keys=False, allow_unicode=True)
+    os.chmod(file, stat.S_IMODE(os.stat(file).st_mode) | stat.S_IWUSR)  # copied read-only
+    file.write_text(edited, encoding="utf-8")
+
+
+def check_inside(pipeline: Pipeline, snapshot: Path) -> None:
     """An absolute source_directory would point the snapshot back at mutable files."""
     for step in pipeline.steps.values():
         if not Path(step.source_directory).is_relative_to(snapshot):
@@ -209,7 +295,7 @@ def _check_inside(pipeline: Pipeline, snapshot: Path) -> None:
             )
 
 
-def _make_read_only(root: Path) -> None:
+def make_read_only(root: Path) -> None:
     """Files lose their write bits (folders keep theirs, so ``rm -r`` still works)."""
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:

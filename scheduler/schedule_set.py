@@ -3,6 +3,8 @@ time schedules themselves. Built whole, then swapped in whole, so a reload is at
 
 At start-up a bad pipeline or schedule is reported (file:line:col) and left out while the good
 ones serve; on SIGHUP any error keeps the old set serving (the daemon decides, with ``strict``).
+Schedules created through the API (kept in the store) join the file's once the store is open;
+a broken one (its pipeline deleted, say) is reported and left out, and never blocks a reload.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.config import Config, load_config
 from scheduler.definitions import (
@@ -24,6 +26,9 @@ from scheduler.definitions import (
 )
 from scheduler.errors import PipeschedError
 
+if TYPE_CHECKING:
+    from scheduler.store import Store
+
 
 @dataclass
 class ScheduleSet:
@@ -31,6 +36,12 @@ class ScheduleSet:
     schedules: dict[str, ScheduleDef] = field(default_factory=dict)
     pipelines: dict[str, Any] = field(default_factory=dict)
     errors: list[DefinitionError] = field(default_factory=list)
+    api: set[str] = field(default_factory=set)  # the names of schedules kept in the store
+    api_errors: list[DefinitionError] = field(default_factory=list)
+
+    def sources(self) -> dict[str, str]:
+        """Schedule name -> ``file`` or ``api``, as the store registers them."""
+        return {name: "api" if name in self.api else "file" for name in self.schedules}
 
     def fingerprint(self, name: str) -> str:
         """What must stay equal for a schedule to keep its next fire time across a reload."""
@@ -50,8 +61,11 @@ class ScheduleSet:
         return schedule.pipeline_version
 
 
-def load_schedule_set(config_path: Path, *, strict: bool) -> ScheduleSet:
-    """Load everything; with ``strict`` any error raises DefinitionErrors (nothing changes)."""
+def load_schedule_set(
+    config_path: Path, *, strict: bool, store: Store | None = None
+) -> ScheduleSet:
+    """Load everything; with ``strict`` any error in the files raises DefinitionErrors (nothing
+    changes). With ``store``, the API schedules join (see ``with_api_schedules``)."""
     config = load_config(config_path)
     known = discover_pipelines(config)
     names = set(known) | published_names(config)  # NAME@VERSION outlives its working copy
@@ -65,7 +79,26 @@ def load_schedule_set(config_path: Path, *, strict: bool) -> ScheduleSet:
             result.schedules[schedule.name] = schedule
     if strict and result.errors:
         raise DefinitionErrors(result.errors)
-    return result
+    return result if store is None else with_api_schedules(result, store)
+
+
+def with_api_schedules(current: ScheduleSet, store: Store) -> ScheduleSet:
+    """``current``'s file schedules plus the API schedules the store holds now. Pipelines
+    already loaded are reused (only SIGHUP re-reads them); problems go to ``api_errors``."""
+    from scheduler.api_schedules import load_api_schedules
+
+    pipelines = dict(current.pipelines)
+    good, errors = load_api_schedules(current.config, store, pipelines=pipelines)
+    schedules = {n: s for n, s in current.schedules.items() if n not in current.api}
+    schedules.update((schedule.name, schedule) for schedule, _ in good)
+    return ScheduleSet(
+        config=current.config,
+        schedules=schedules,
+        pipelines=pipelines,
+        errors=current.errors,
+        api={schedule.name for schedule, _ in good},
+        api_errors=errors,
+    )
 
 
 def _load(

@@ -2,9 +2,11 @@
 an event loop of its own thread, over a real project (config, pipelines, SQLite store).
 
 ``StandInDaemon`` answers the ``DaemonControl`` protocol the way the daemon does for what the API
-tests check: submitting records a real ``queued`` run through ``scheduler.submit.submit_run``
-(parameter validation included), cancel closes the run in the store, enable/disable write the
-override. The daemon's own implementation is tested with the daemon.
+tests check: submitting (a pipeline by name, or a loaded definition such as an uploaded
+snapshot) records a real ``queued`` run through ``scheduler.submit.submit_run`` (parameter
+validation included), cancel closes the run in the store, enable/disable write the override,
+API schedules are created and deleted through ``scheduler.api_schedules``. The daemon's own
+implementation is tested with the daemon.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from scheduler.api.app import create_app
 from scheduler.api.tcp import TcpServer, serve_tcp
+from scheduler.clock import SYSTEM_CLOCK
 from scheduler.config import Config
 from scheduler.errors import NotFound, PipeschedError
 from scheduler.records import FINISHED_RUN_STATUSES, RunRecord
@@ -68,6 +71,30 @@ class StandInDaemon:
             raise NotFound(f"no schedule {name!r}")
         return {"run_id": None, "outcome": "skipped", "reason": "stand-in"}
 
+    async def create_schedule(self, definition: dict) -> dict:
+        return await asyncio.to_thread(self._create_schedule, definition)
+
+    def _create_schedule(self, definition: dict) -> dict:
+        from scheduler.api_schedules import create_api_schedule
+        from scheduler.triggers.summary import summarize
+
+        schedule = create_api_schedule(self.config, self.store, definition)
+        state = self.store.schedule_states().get(schedule.name)
+        return summarize(schedule, state, None, SYSTEM_CLOCK.now(), source="api").to_json()
+
+    async def get_schedule(self, name: str) -> dict:
+        from scheduler.triggers.summary import collect_one
+
+        summary = await asyncio.to_thread(
+            collect_one, self.config, self.store, name, SYSTEM_CLOCK.now()
+        )
+        return summary.to_json()
+
+    async def delete_schedule(self, name: str) -> None:
+        from scheduler.api_schedules import delete_api_schedule
+
+        await asyncio.to_thread(delete_api_schedule, self.config, self.store, name)
+
     async def submit_pipeline_run(
         self,
         pipeline: str,
@@ -83,9 +110,34 @@ class StandInDaemon:
     ) -> RunRecord:
         from scheduler.publish import load_published
 
-        pipeline, _label = load_published(self.config, self.store, name, version)
+        pipeline, label = load_published(self.config, self.store, name, version)
+        return self._record(pipeline, label, parameters, experiment)
+
+    async def submit_definition_run(
+        self,
+        definition: Any,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+    ) -> RunRecord:
+        if continue_on_step_failure is not None:
+            definition = definition.model_copy(
+                update={"continue_on_step_failure": continue_on_step_failure}
+            )
+        return await asyncio.to_thread(self._record, definition, version, parameters, experiment)
+
+    def _record(
+        self, pipeline: Any, version: str | None, parameters: dict, experiment: str | None
+    ) -> RunRecord:
         return submit_run(
-            self.config, self.store, pipeline, parameters, trigger="api", experiment=experiment
+            self.config,
+            self.store,
+            pipeline,
+            parameters,
+            trigger="api",
+            experiment=experiment,
+            version=version,
         )
 
 

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import NotFound, PipeschedError
+from scheduler.errors import NotFound, ParameterError, PipeschedError
 
 SOCKET_NAME = "pipesched.sock"
 PROBE_TIMEOUT = 1.0
@@ -72,14 +72,28 @@ class DaemonClient:
     def get(self, path: str) -> Any:
         return self._request("GET", path)
 
-    def post(self, path: str) -> Any:
-        return self._request("POST", path)
+    def post(self, path: str, json_body: Any = None) -> Any:
+        """POST, with ``json_body`` sent as JSON when given (no body otherwise, as before)."""
+        return self._request("POST", path, body=json_body)
 
-    def _request(self, method: str, path: str, *, timeout: float | None = None) -> Any:
+    def put(self, path: str, json_body: Any = None) -> Any:
+        return self._request("PUT", path, body=json_body)
+
+    def delete(self, path: str) -> Any:
+        return self._request("DELETE", path)
+
+    def _request(
+        self, method: str, path: str, *, timeout: float | None = None, body: Any = None
+    ) -> Any:
         connection = _UnixConnection(self.socket_path, timeout or self.timeout)
+        headers = {"Accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         try:
             try:
-                connection.request(method, path, headers={"Accept": "application/json"})
+                connection.request(method, path, body=payload, headers=headers)
                 response = connection.getresponse()
                 body = response.read()
             except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -96,8 +110,25 @@ class DaemonClient:
         if response.status >= 400:
             detail = data.get("detail") if isinstance(data, dict) else None
             message = _detail_text(detail) or f"the daemon answered {response.status}"
-            raise (NotFound if response.status == 404 else PipeschedError)(message)
+            raise error_for_status(response.status, message, detail)
         return data
+
+
+class InvalidRequest(PipeschedError):
+    """The daemon refused the request as invalid (422)."""
+
+
+def error_for_status(status: int, message: str, detail: Any = None) -> PipeschedError:
+    """The user error a daemon's answer stands for, carrying its own words: 404 → NotFound, a
+    422 about a run parameter → ParameterError (naming it), anything else → PipeschedError."""
+    if status == 404:
+        return NotFound(message)
+    if status == 422 and isinstance(detail, list):
+        for item in detail:
+            if isinstance(item, dict) and item.get("type") == "parameter_error":
+                loc = item.get("loc") or [""]
+                return ParameterError(str(item.get("msg")), name=str(loc[-1]))
+    return (InvalidRequest if status == 422 else PipeschedError)(message)
 
 
 def _decode(body: bytes) -> Any:

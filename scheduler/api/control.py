@@ -1,19 +1,21 @@
-"""The control paths of the daemon's API: health, cancel, and schedule enable/disable/trigger.
+"""The control paths of the daemon's API: health, cancel, schedule enable/disable/trigger, and
+schedules created or deleted through the API (``source: api``).
 
 The handlers are thin: they hand each request to the daemon through the ``DaemonControl``
 protocol (the daemon owns all state in its event loop) and read fire records straight from the
-store. User errors become JSON ``{"detail": message}``: NotFound → 404, a bad parameter → 422
-naming the field, any other PipeschedError → 409, so the CLI can print the daemon's words as its
-own. ``scheduler.api.app`` combines these routes with the REST API of issue 6.
+store. User errors become JSON ``{"detail": message}``: NotFound → 404, a bad parameter or
+schedule definition → 422 naming the field, any other PipeschedError → 409, so the CLI can print
+the daemon's words as its own. ``scheduler.api.app`` combines these routes with the REST API of issue 6.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from scheduler.api_schedules import InvalidSchedule
 from scheduler.errors import NotFound, ParameterError, PipeschedError
 
 if TYPE_CHECKING:
@@ -56,6 +58,15 @@ class DaemonControl(Protocol):
         experiment: str | None,
         continue_on_step_failure: bool | None,
     ) -> RunRecord: ...  # a loaded Pipeline (e.g. an uploaded snapshot); as above
+    async def create_schedule(
+        self, definition: dict
+    ) -> dict: ...  # the new schedule's `schedules --json` object; InvalidSchedule, ScheduleExists
+    async def get_schedule(
+        self, name: str
+    ) -> dict: ...  # one `schedules --json` object, file or API; NotFound
+    async def delete_schedule(
+        self, name: str
+    ) -> None: ...  # NotFound; a schedule of schedules.yaml is refused (→ 409)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -65,6 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _user_error(request: Request, exc: PipeschedError) -> JSONResponse:
         if isinstance(exc, ParameterError):
             return JSONResponse({"detail": [parameter_problem(exc)]}, status_code=422)
+        if isinstance(exc, InvalidSchedule):
+            return JSONResponse({"detail": definition_problems(exc)}, status_code=422)
         status = 404 if isinstance(exc, NotFound) else 409
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
@@ -72,6 +85,14 @@ def install_error_handlers(app: FastAPI) -> None:
 def parameter_problem(exc: ParameterError, where: tuple[str, ...] = ("body",)) -> dict[str, Any]:
     """A bad run parameter in FastAPI's own 422 shape, so every client reads one shape."""
     return {"loc": [*where, exc.name], "msg": str(exc), "type": "parameter_error"}
+
+
+def definition_problems(exc: InvalidSchedule) -> list[dict[str, Any]]:
+    """A bad schedule definition in FastAPI's 422 shape: ``loc`` is the field in the body."""
+    return [
+        {"loc": ["body", *error.loc], "msg": str(error), "type": "definition_error"}
+        for error in exc.errors
+    ]
 
 
 def health_route(app: FastAPI, control: DaemonControl) -> None:
@@ -83,7 +104,8 @@ def health_route(app: FastAPI, control: DaemonControl) -> None:
 
 
 def control_router(control: DaemonControl, store: Store) -> APIRouter:
-    """The control paths under ``/api/v1``: cancel and schedule enable/disable/trigger/fires."""
+    """The control paths under ``/api/v1``: cancel, schedule enable/disable/trigger/fires, and
+    creating, reading and deleting one schedule."""
     router = APIRouter(prefix=API_PREFIX)
 
     @router.post("/runs/{run_id}/cancel", tags=["runs"])
@@ -105,11 +127,48 @@ def control_router(control: DaemonControl, store: Store) -> APIRouter:
     # A plain def: FastAPI runs it in its thread pool, so a slow database never stalls the loop.
     @router.get("/schedules/{name}/fires", tags=["schedules"])
     def list_fires(name: str, limit: Annotated[int, Query(ge=0, le=10_000)] = 20) -> list[dict]:
-        if name not in store.schedule_states():
+        # A deleted API schedule keeps its fire records, and they stay readable.
+        if name not in store.schedule_states() and not store.count_fires(name):
             raise NotFound(f"no schedule {name!r}")
         return [fire.to_json() for fire in store.list_fires(name, limit=limit)]
 
+    schedule_routes(router, control)
     return router
+
+
+def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
+    """``POST /schedules``, ``GET`` and ``DELETE /schedules/{name}``: schedules kept in the
+    store beside those of schedules.yaml; the daemon serves a new one at once."""
+
+    @router.post("/schedules", status_code=201, tags=["schedules"])
+    async def create_schedule(
+        definition: Annotated[
+            dict[str, Any],
+            Body(description="a schedules.yaml entry as JSON", examples=[_EXAMPLE]),
+        ],
+    ) -> dict:
+        """Create a schedule (``source: api``): 409 when the name is taken, 422 naming the
+        field that is not valid. The answer is its ``schedules --json`` object."""
+        return await control.create_schedule(definition)
+
+    @router.get("/schedules/{name}", tags=["schedules"])
+    async def get_schedule(name: str) -> dict:
+        """One schedule's ``schedules --json`` object, whichever its source."""
+        return await control.get_schedule(name)
+
+    @router.delete("/schedules/{name}", status_code=204, tags=["schedules"])
+    async def delete_schedule(name: str) -> Response:
+        """Delete a schedule created through the API (its fire records stay); one of
+        schedules.yaml is refused with 409."""
+        await control.delete_schedule(name)
+        return Response(status_code=204)
+
+
+_EXAMPLE = {
+    "name": "weekly-training",
+    "pipeline": "diabetes-training",
+    "recurrence": {"frequency": "Week", "interval": 1, "week_days": ["Monday"]},
+}
 
 
 def create_control_app(control: DaemonControl, store: Store) -> FastAPI:

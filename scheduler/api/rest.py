@@ -1,5 +1,7 @@
 """The REST API of DESIGN (``/api/v1``): submit runs the way Azure ML clients do, read run
-history, step logs, pipelines and schedules.
+history, step logs, pipelines and schedules; and for the SDK's remote workspace, upload a saved
+pipeline folder as a snapshot, run or publish it, publish a finished run's definition and move
+an endpoint's default version (``sdk_routes``).
 
 Handlers are thin. Submitting goes through the daemon (``DaemonControl.submit_pipeline_run``:
 the dispatcher owns concurrency and the queue); reads go straight to the store. Reading handlers
@@ -21,11 +23,12 @@ from scheduler import logfiles
 from scheduler.api import logs
 from scheduler.api.control import API_PREFIX, DaemonControl, parameter_problem
 from scheduler.clock import SYSTEM_CLOCK, Clock
-from scheduler.errors import NotFound, ParameterError
+from scheduler.errors import DefinitionErrors, NotFound, ParameterError
 from scheduler.triggers.summary import collect as collect_schedules
 
 if TYPE_CHECKING:
     from scheduler.config import Config
+    from scheduler.records import RunRecord
     from scheduler.store import Store
 
 log = structlog.get_logger(__name__)
@@ -84,16 +87,7 @@ def rest_router(
         request: Request, name: str, version: str | None, body: SubmitBody
     ) -> SubmitAnswer:
         await asyncio.to_thread(check_pipeline_name, config, store, name)
-        parameters = dict(body.ParameterAssignments)
-        for param, where in body.DataPathAssignments.items():
-            if param in parameters:
-                problem = ParameterError(
-                    f"parameter '{param}' is given in both ParameterAssignments and "
-                    "DataPathAssignments",
-                    name=param,
-                )
-                raise_parameter(problem, body)
-            parameters[param] = f"datastore://{where.DataStoreName}/{where.RelativePath}"
+        parameters = body_parameters(body)
         try:
             run = await control.submit_pipeline_run(
                 name, version, parameters, body.ExperimentName, body.ContinueRunOnStepFailure
@@ -101,12 +95,7 @@ def rest_router(
         except ParameterError as exc:
             raise_parameter(exc, body)
         log.info("api_run_submitted", run_id=run.id, pipeline=name, version=version)
-        return SubmitAnswer(
-            Id=run.id,
-            Status=RunStatusCode(StatusCode=STATUS_CODES.get(run.status, run.status)),
-            ExperimentName=run.experiment,
-            url=str(request.url_for("get_run", run_id=run.id)),
-        )
+        return submit_answer(request, run)
 
     @router.post("/pipelines/{name}/runs", status_code=202, tags=["pipelines"])
     async def submit_default(
@@ -131,10 +120,15 @@ def rest_router(
         status: Annotated[list[RunStatus] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
         before: Annotated[str | None, Query(description="a run id: runs older than it")] = None,
+        experiment: str | None = None,
     ) -> list[dict]:
         """Run history, newest first (``runs --json`` objects); page with ``before``."""
         records = store.list_runs(
-            pipeline=pipeline, statuses=status or (), limit=limit, before=before
+            pipeline=pipeline,
+            statuses=status or (),
+            limit=limit,
+            before=before,
+            experiment=experiment,
         )
         return [r.to_json() for r in records]
 
@@ -184,7 +178,179 @@ def rest_router(
             for s in collect_schedules(config, store, clock.now(), warn=_warn_api_schedule)
         ]
 
+    sdk_routes(router, control, store, config)
     return router
+
+
+class SnapshotAnswer(BaseModel):
+    """A stored snapshot: its id (the content hash runs record), pipeline name and step ids."""
+
+    id: str
+    pipeline: str
+    steps: list[str]
+
+
+class PublishSnapshotBody(BaseModel):
+    snapshot: str = Field(min_length=1, description="a snapshot id from POST /api/v1/snapshots")
+    version: str | None = None
+    description: str | None = None
+
+
+class PublishRunBody(BaseModel):
+    name: str | None = Field(None, description="default: the run's pipeline")
+    version: str | None = None
+    description: str | None = None
+
+
+class DefaultVersionBody(BaseModel):
+    version: str = Field(min_length=1)
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# application/octet-stream too: generic clients (and schemathesis) know how to send it.
+_GZIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/gzip": _BINARY, "application/octet-stream": _BINARY},
+    }
+}
+
+
+def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: Config) -> None:
+    """What the SDK's remote workspace needs beyond issue 6: upload a saved pipeline folder,
+    run it, publish it or a finished run's definition, move an endpoint's default version."""
+    from scheduler.publish import endpoint_url, publish_definition, publish_run
+    from scheduler.publish import set_default_version as set_default
+    from scheduler.snapshots import (
+        MAX_UPLOAD_BYTES,
+        BadUpload,
+        UploadTooLarge,
+        load_snapshot_by_id,
+        unpack_upload,
+    )
+
+    def published_json(published: Any) -> dict:
+        return {
+            **published.to_json(),
+            "endpoint": endpoint_url(config, published.pipeline, published.version),
+        }
+
+    @router.post(
+        "/snapshots",
+        status_code=201,
+        tags=["snapshots"],
+        openapi_extra=_GZIP_BODY,
+        responses={413: {"description": "larger than a snapshot may be"}},
+    )
+    async def upload_snapshot(request: Request) -> SnapshotAnswer:
+        """Store a tar.gz of a saved pipeline folder (``Pipeline.save``) as a snapshot to run
+        or publish by its id; the same content always gets the same id."""
+        data = await read_body(request, MAX_UPLOAD_BYTES)
+        try:
+            snapshot_id, pipeline = await asyncio.to_thread(unpack_upload, config, data)
+        except DefinitionErrors as exc:
+            detail = [_problem(("body",), str(e), "definition_error") for e in exc.errors]
+            raise HTTPException(422, detail=detail) from exc
+        except BadUpload as exc:
+            raise HTTPException(422, detail=[_problem(("body",), str(exc), "bad_upload")]) from exc
+        except UploadTooLarge as exc:
+            raise HTTPException(413, detail=str(exc)) from exc
+        log.info("snapshot_stored", snapshot=snapshot_id, pipeline=pipeline.name)
+        return SnapshotAnswer(id=snapshot_id, pipeline=pipeline.name, steps=list(pipeline.steps))
+
+    @router.post("/snapshots/{snapshot_id}/runs", status_code=202, tags=["snapshots"])
+    async def submit_snapshot(
+        request: Request, snapshot_id: str, body: Annotated[SubmitBody | None, Body()] = None
+    ) -> SubmitAnswer:
+        """Run a stored snapshot (Azure ML's body, as for a published pipeline)."""
+        body = body or SubmitBody()
+        definition = await asyncio.to_thread(load_snapshot_by_id, config, snapshot_id)
+        parameters = body_parameters(body)
+        try:
+            run = await control.submit_definition_run(
+                definition, None, parameters, body.ExperimentName, body.ContinueRunOnStepFailure
+            )
+        except ParameterError as exc:
+            raise_parameter(exc, body)
+        log.info("api_run_submitted", run_id=run.id, pipeline=run.pipeline, snapshot=snapshot_id)
+        return submit_answer(request, run)
+
+    @router.post("/pipelines/{name}/versions", status_code=201, tags=["pipelines"])
+    async def publish_snapshot(name: str, body: PublishSnapshotBody) -> dict:
+        """Publish a stored snapshot as a version of pipeline ``name`` (the first version
+        published becomes the endpoint's default); 409 when the label is taken."""
+        definition = await asyncio.to_thread(load_snapshot_by_id, config, body.snapshot)
+        published = await _publishing(
+            ("path", "name"),
+            publish_definition,
+            config,
+            store,
+            definition,
+            name=name,
+            version=body.version,
+            description=body.description,
+        )
+        return published_json(published)
+
+    @router.post("/runs/{run_id}/publish", status_code=201, tags=["runs"])
+    async def publish_a_run(
+        run_id: str, body: Annotated[PublishRunBody | None, Body()] = None
+    ) -> dict:
+        """Publish the definition a completed run ran (Azure's ``publish_pipeline``)."""
+        body = body or PublishRunBody()
+        published = await _publishing(
+            ("body", "name"),
+            publish_run,
+            config,
+            store,
+            run_id,
+            name=body.name,
+            version=body.version,
+            description=body.description,
+        )
+        return published_json(published)
+
+    @router.put("/pipelines/{name}/default", tags=["pipelines"])
+    def set_default_version(name: str, body: DefaultVersionBody) -> dict:
+        """Point the pipeline's endpoint at a published version."""
+        set_default(store, name, body.version)
+        return {
+            "name": name,
+            "default_version": body.version,
+            "endpoint": endpoint_url(config, name, None),
+        }
+
+
+async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwargs: Any) -> Any:
+    """Publish in a thread (it copies files); a bad name or label is a 422 naming it."""
+    from scheduler.publish import BadLabel
+
+    try:
+        return await asyncio.to_thread(publish, *args, **kwargs)
+    except BadLabel as exc:
+        loc = name_loc if exc.field == "name" else ("body", "version")
+        raise HTTPException(422, detail=[_problem(loc, str(exc), "value_error")]) from exc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length", "")
+    too_large = HTTPException(413, detail=f"the upload is larger than {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _problem(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, Any]:
+    """One problem in FastAPI's own 422 shape."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
 
 
 def raise_parameter(exc: ParameterError, body: SubmitBody) -> NoReturn:
@@ -193,6 +359,30 @@ def raise_parameter(exc: ParameterError, body: SubmitBody) -> NoReturn:
         "DataPathAssignments" if exc.name in body.DataPathAssignments else "ParameterAssignments"
     )
     raise HTTPException(422, detail=[parameter_problem(exc, ("body", where))]) from exc
+
+
+def body_parameters(body: SubmitBody) -> dict[str, Any]:
+    """ParameterAssignments plus DataPathAssignments as ``datastore://`` paths."""
+    parameters = dict(body.ParameterAssignments)
+    for param, where in body.DataPathAssignments.items():
+        if param in parameters:
+            problem = ParameterError(
+                f"parameter '{param}' is given in both ParameterAssignments and "
+                "DataPathAssignments",
+                name=param,
+            )
+            raise_parameter(problem, body)
+        parameters[param] = f"datastore://{where.DataStoreName}/{where.RelativePath}"
+    return parameters
+
+
+def submit_answer(request: Request, run: RunRecord) -> SubmitAnswer:
+    return SubmitAnswer(
+        Id=run.id,
+        Status=RunStatusCode(StatusCode=STATUS_CODES.get(run.status, run.status)),
+        ExperimentName=run.experiment,
+        url=str(request.url_for("get_run", run_id=run.id)),
+    )
 
 
 def check_pipeline_name(config: Config, store: Store, name: str) -> None:

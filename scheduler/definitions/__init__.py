@@ -36,7 +36,7 @@ from scheduler.definitions.steps import (
     StepBase,
 )
 from scheduler.definitions.yamlsource import YamlDocument, display_path, read_yaml
-from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError
+from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError, PipeschedError
 
 if TYPE_CHECKING:
     from scheduler.config import Config
@@ -67,6 +67,7 @@ __all__ = [
     "load_pipeline",
     "load_schedules",
     "load_valid_schedules",
+    "schedule_parameter_errors",
     "validate_all",
 ]
 
@@ -132,9 +133,8 @@ def validate_all(config: Config) -> list[DefinitionError]:
 def _check_schedule_parameters(
     config: Config, schedules: list[ScheduleDef], pipelines: dict[str, Pipeline]
 ) -> list[DefinitionError]:
-    """A schedule's parameters must fit the working copy of the pipeline it runs."""
-    from scheduler.parameters import convert_parameter
-
+    """A schedule's parameters must fit the working copy of the pipeline it runs; and a
+    schedule created through the API must not share a name with one of the file."""
     doc = read_yaml(config.schedules_file)
     index = {
         raw.get("name"): i
@@ -144,52 +144,92 @@ def _check_schedule_parameters(
     errors: list[DefinitionError] = []
     for schedule in schedules:
         pipeline = pipelines.get(schedule.pipeline)  # NAME@VERSION: checked when published
-        if pipeline is None:
-            continue
-        base = ("schedules", index.get(schedule.name, 0))
-        where = f"schedule '{schedule.name}'"
-        for name, value in schedule.parameters.items():
-            param = pipeline.parameters.get(name)
-            if param is None:
-                errors.append(
-                    doc.error(
-                        (*base, "parameters", name),
-                        f"unknown parameter '{name}' of pipeline '{pipeline.name}' in {where}",
-                        hint=f"declared: {', '.join(sorted(pipeline.parameters)) or 'none'}",
-                        key=True,
-                    )
-                )
-                continue
-            try:
-                convert_parameter(name, param, value, config.datastores)
-            except ParameterError as exc:
-                errors.append(
-                    doc.error(
-                        (*base, "parameters", name), f"{exc.message} in {where}", hint=exc.hint
-                    )
-                )
-        given = set(schedule.parameters)
-        watch = schedule.on_change
-        if watch is not None and watch.data_path_parameter:
-            param = pipeline.parameters.get(watch.data_path_parameter)
-            if param is None or param.type != "path":
-                errors.append(
-                    doc.error(
-                        (*base, "on_change", "data_path_parameter"),
-                        f"pipeline '{pipeline.name}' has no path parameter "
-                        f"'{watch.data_path_parameter}' for {where}",
-                        hint="declare it with  type: path",
-                    )
-                )
-            given.add(watch.data_path_parameter)
-        for name, param in pipeline.parameters.items():
-            if param.required and name not in given:
-                errors.append(
-                    doc.error(
-                        (*base, "pipeline"),
-                        f"{where} does not give required parameter '{name}' of "
-                        f"pipeline '{pipeline.name}'",
-                        hint=f"add it under parameters: {{{name}: ...}}",
-                    )
-                )
+        if pipeline is not None:
+            base = ("schedules", index.get(schedule.name, 0))
+            errors.extend(schedule_parameter_errors(config, schedule, pipeline, doc, base))
+    for name in sorted(_api_schedule_names(config) & set(index)):
+        errors.append(
+            doc.error(
+                ("schedules", index[name], "name"),
+                f"schedule '{name}' was also created through the API: this one in "
+                f"{display_path(config.schedules_file)} wins and the API one is left out",
+                hint=f"rename one, or delete the API one (DELETE /api/v1/schedules/{name})",
+            )
+        )
     return errors
+
+
+def schedule_parameter_errors(
+    config: Config, schedule: ScheduleDef, pipeline: Pipeline, doc: YamlDocument, base: tuple
+) -> list[DefinitionError]:
+    """Whether ``schedule`` (found at ``base`` in ``doc``) fits ``pipeline``: known parameters
+    of the right type, every required one given, and an on_change ``data_path_parameter`` that
+    is a path parameter. Shared by schedules.yaml and schedules created through the API."""
+    from scheduler.parameters import convert_parameter
+
+    where = f"schedule '{schedule.name}'"
+    errors: list[DefinitionError] = []
+    for name, value in schedule.parameters.items():
+        param = pipeline.parameters.get(name)
+        if param is None:
+            errors.append(
+                doc.error(
+                    (*base, "parameters", name),
+                    f"unknown parameter '{name}' of pipeline '{pipeline.name}' in {where}",
+                    hint=f"declared: {', '.join(sorted(pipeline.parameters)) or 'none'}",
+                    key=True,
+                )
+            )
+            continue
+        try:
+            convert_parameter(name, param, value, config.datastores)
+        except ParameterError as exc:
+            errors.append(
+                doc.error((*base, "parameters", name), f"{exc.message} in {where}", hint=exc.hint)
+            )
+    given = set(schedule.parameters)
+    watch = schedule.on_change
+    if watch is not None and watch.data_path_parameter:
+        param = pipeline.parameters.get(watch.data_path_parameter)
+        if param is None or param.type != "path":
+            errors.append(
+                doc.error(
+                    (*base, "on_change", "data_path_parameter"),
+                    f"pipeline '{pipeline.name}' has no path parameter "
+                    f"'{watch.data_path_parameter}' for {where}",
+                    hint="declare it with  type: path",
+                )
+            )
+        given.add(watch.data_path_parameter)
+    for name, param in pipeline.parameters.items():
+        if param.required and name not in given:
+            errors.append(
+                doc.error(
+                    (*base, "pipeline"),
+                    f"{where} does not give required parameter '{name}' of "
+                    f"pipeline '{pipeline.name}'",
+                    hint=f"add it under parameters: {{{name}: ...}}",
+                )
+            )
+    return errors
+
+
+def _api_schedule_names(config: Config) -> set[str]:
+    """Names of the schedules kept in the store, when there is a database to read: validate
+    must not create one, and a database it cannot reach is not a definition error."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from scheduler.store import Store
+    from scheduler.store.engine import sqlite_path
+
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return set()
+    try:
+        with Store.open(config.database_url) as store:
+            return {state.name for state in store.api_schedules()}
+    except (SQLAlchemyError, PipeschedError):
+        return set()

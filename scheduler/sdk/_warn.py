@@ -4,9 +4,13 @@ reason and the fix. Never silently dropped (DESIGN)."""
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 from scheduler.errors import PipeschedError
+
+_SDK_DIR = str(Path(__file__).resolve().parent)
 
 _warned: set[tuple[str, str]] = set()
 
@@ -19,8 +23,9 @@ class IgnoredArgumentWarning(UserWarning):
     """An Azure ML argument that pipesched accepts but does not use."""
 
 
-def ignored(owner: str, argument: str, reason: str, *, stacklevel: int = 3) -> None:
-    """Warn once per (owner, argument) that ``argument`` of ``owner`` is ignored, and why."""
+def ignored(owner: str, argument: str, reason: str, *, stacklevel: int | None = None) -> None:
+    """Warn once per (owner, argument) that ``argument`` of ``owner`` is ignored, and why. The
+    warning points at the user's line: the first frame outside this package."""
     key = (owner, argument)
     if key in _warned:
         return
@@ -28,8 +33,19 @@ def ignored(owner: str, argument: str, reason: str, *, stacklevel: int = 3) -> N
     warnings.warn(
         f"{owner}: argument '{argument}' is ignored on pipesched ({reason})",
         IgnoredArgumentWarning,
-        stacklevel=stacklevel,
+        stacklevel=stacklevel or _user_stacklevel(),
     )
+
+
+def _user_stacklevel() -> int:
+    """How many frames up the caller outside scheduler/sdk is (3.11 has no
+    ``skip_file_prefixes``)."""
+    frame = sys._getframe(2)  # the caller of ignored()
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def ignore_given(owner: str, given: dict[str, object], reasons: dict[str, str]) -> None:
@@ -38,7 +54,7 @@ def ignore_given(owner: str, given: dict[str, object], reasons: dict[str, str]) 
         value = given.get(argument)
         if value is None or value is False or value == [] or value == {}:
             continue
-        ignored(owner, argument, reason, stacklevel=4)
+        ignored(owner, argument, reason)
 
 
 def refused(owner: str, argument: str, reason: str, hint: str | None = None) -> SdkError:

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 from scheduler.sdk._warn import refused
 
 if TYPE_CHECKING:
-    from scheduler.sdk.data import DataPath
+    from scheduler.sdk.data import DataPath, DataReference
     from scheduler.sdk.workspace import Workspace
 
 
 class Datastore:
-    """A datastore of the workspace, by name. ``path`` is the local folder when the workspace is
-    embedded (None through a remote daemon, whose folders live on its machine)."""
+    """A datastore of the workspace, by name. ``local_path`` is its folder when the workspace is
+    embedded (None through a remote daemon, whose folders live on its machine); ``path(...)``
+    is Azure's method that makes a DataReference."""
 
     def __init__(self, workspace: Workspace, name: str | None = None) -> None:
         self.workspace = workspace
@@ -22,8 +23,28 @@ class Datastore:
         self.datastore_type = "local"
 
     @property
-    def path(self) -> Path | None:
+    def local_path(self) -> Path | None:
         return self.workspace._datastore_path(self.name)
+
+    def path(
+        self,
+        path: str | None = None,
+        data_reference_name: str | None = None,
+        path_on_compute: str | None = None,
+        mode: str = "mount",
+        overwrite: bool = False,
+    ) -> DataReference:
+        """Azure's ``datastore.path("folder")``: a reference to a folder of this datastore."""
+        from scheduler.sdk.data import DataReference
+
+        return DataReference(
+            self,
+            data_reference_name=data_reference_name,
+            path_on_datastore=path,
+            mode=mode,
+            path_on_compute=path_on_compute,
+            overwrite=overwrite,
+        )
 
     @staticmethod
     def get(workspace: Workspace, datastore_name: str) -> Datastore:

@@ -82,14 +82,18 @@ def list_runs_statement(
     statuses: Sequence[str] = (),
     limit: int = 20,
     before: str | None = None,
+    experiment: str | None = None,
 ) -> Select[tuple[RunRow]]:
     """Newest first. Ids sort by time, so ordering and paging use the primary key and the
-    (pipeline, id) / (status, id) indexes."""
+    (pipeline, id) / (status, id) indexes. An experiment alone has no index: the newest-first
+    walk of the primary key stops after ``limit`` matches (see tests/test_api_sdk_paths.py)."""
     statement = select(RunRow).order_by(RunRow.id.desc())
     if pipeline is not None:
         statement = statement.where(RunRow.pipeline == pipeline)
     if statuses:
         statement = statement.where(RunRow.status.in_(list(statuses)))
+    if experiment is not None:
+        statement = statement.where(RunRow.experiment == experiment)
     if before is not None:
         statement = statement.where(RunRow.id < before)
     if limit:

@@ -30,6 +30,7 @@ from scheduler.records import (
     StepAttempt,
 )
 from scheduler.store import queries
+from scheduler.store.api_schedules import ApiScheduleStoreMixin
 from scheduler.store.engine import WRITE_OPTION, make_engine
 from scheduler.store.figures import FiguresStoreMixin
 from scheduler.store.ids import new_run_id
@@ -46,7 +47,13 @@ _ID_ATTEMPTS = 5  # a new id collides only when two runs share a millisecond and
 _NO_SYNC = {"synchronize_session": False}
 
 
-class Store(FiguresStoreMixin, ScheduleStoreMixin, LedgerStoreMixin, PublishedStoreMixin):
+class Store(
+    FiguresStoreMixin,
+    ScheduleStoreMixin,
+    ApiScheduleStoreMixin,
+    LedgerStoreMixin,
+    PublishedStoreMixin,
+):
     """pipesched's database. ``Store.open(url)`` migrates it to the current schema first."""
 
     def __init__(self, url: str, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -349,10 +356,11 @@ class Store(FiguresStoreMixin, ScheduleStoreMixin, LedgerStoreMixin, PublishedSt
         statuses: Sequence[str] = (),
         limit: int = 20,
         before: str | None = None,
+        experiment: str | None = None,
     ) -> list[RunRecord]:
         """Newest first; ``limit`` 0 means all; ``before`` a run id, for paging."""
         statement = queries.list_runs_statement(
-            pipeline=pipeline, statuses=statuses, limit=limit, before=before
+            pipeline=pipeline, statuses=statuses, limit=limit, before=before, experiment=experiment
         )
         with self._read() as session:
             return [queries.run_record(row) for row in session.scalars(statement)]

@@ -142,6 +142,7 @@ class RunMaker:
             concurrency=self.concurrency,
             run_id=run_id,
             file_fires=[(name, *key) for key in keys],
+            version=self.schedule.pipeline_version,  # NAME@VERSION records its label
         )
         try:
             outcome = await self.dispatcher.submit(request)

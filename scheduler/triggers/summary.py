@@ -84,6 +84,7 @@ def summarize(
     now: datetime,
     *,
     count: int = NEXT_COUNT,
+    source: str | None = None,
 ) -> ScheduleSummary:
     """The summary of one schedule at ``now``. A schedule never registered counts its interval
     or recurrence from ``now``, as it would if the daemon registered it now."""
@@ -101,7 +102,7 @@ def summarize(
         name=schedule.name,
         pipeline=schedule.pipeline,
         kind=schedule.kind,
-        source=state.source if state is not None else "file",
+        source=source or (state.source if state is not None else "file"),
         enabled=enabled,
         override=override,
         timezone=schedule.timezone,
@@ -134,40 +135,63 @@ def summarize(
 def collect(
     config: Config, store: Store, now: datetime, *, warn: Callable[[str], None] = lambda text: None
 ) -> list[ScheduleSummary]:
-    """The schedules of ``schedules.yaml`` and those created through the API, summarized at
-    ``now`` and sorted by next fire (those that never fire again last, by name)."""
-    from scheduler.definitions import build_schedule, discover_pipelines, load_schedules
-    from scheduler.errors import DefinitionErrors, NotFound
+    """The schedules of ``schedules.yaml`` and those created through the API (``source:
+    api``), summarized at ``now`` and sorted by next fire (those that never fire again last, by
+    name). An API schedule a daemon would leave out (its pipeline gone, its name now taken by
+    the file) is left out here too, with a ``warn``."""
+    from scheduler.api_schedules import load_api_schedules
+    from scheduler.definitions import discover_pipelines, load_schedules, published_names
+    from scheduler.publish import list_versions
 
-    names = set(discover_pipelines(config))
-    definitions: list[ScheduleDef] = load_schedules(config.schedules_file, config, names)
+    names = set(discover_pipelines(config)) | published_names(config)
+    names |= {v.pipeline for v in list_versions(store)}
+    definitions = [(s, "file") for s in load_schedules(config.schedules_file, config, names)]
+    api, problems = load_api_schedules(config, store)
+    for problem in problems:
+        warn(f"{problem.message} ({problem.hint})" if problem.hint else problem.message)
+    definitions += [(schedule, "api") for schedule, _ in api]
     states = store.schedule_states()
-    in_file = {s.name for s in definitions}
-    for state in states.values():
-        if state.source != "api" or state.name in in_file or not state.definition:
-            continue
-        try:
-            definitions.append(build_schedule(state.definition, config, names))
-        except DefinitionErrors as exc:  # an API schedule whose pipeline went away, say
-            warn(f"API schedule '{state.name}': {exc.errors[0].message}")
-    summaries = []
     queued = store.list_runs(statuses=["queued"], limit=0)
-    for definition in definitions:
-        state = states.get(definition.name)
-        last_run = None
-        if state is not None and state.last_run_id:
-            try:
-                last_run = store.get_run(state.last_run_id)
-            except NotFound:
-                last_run = None
-        summary = summarize(definition, state, last_run, now)
-        if summary.watch is not None:  # file drops: the ledger knows what waits
-            waiting = sum(1 for r in queued if r.schedule == definition.name)
-            summary.watch["pending"] = len(store.claimed_files(definition.name)) + waiting
-            summary.watch["last_file"] = store.last_file(definition.name)
-        summaries.append(summary)
+    summaries = [
+        _summary(store, schedule, states.get(schedule.name), queued, now, source)
+        for schedule, source in definitions
+    ]
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(
         summaries,
         key=lambda s: (s.next_fire_time.astimezone(UTC) if s.next_fire_time else far, s.name),
     )
+
+
+def collect_one(config: Config, store: Store, name: str, now: datetime) -> ScheduleSummary:
+    """One schedule by name, as ``collect`` shows it; NotFound when no daemon would serve it."""
+    from scheduler.errors import NotFound
+
+    for summary in collect(config, store, now):
+        if summary.name == name:
+            return summary
+    raise NotFound(f"no schedule named '{name}'")
+
+
+def _summary(
+    store: Store,
+    schedule: ScheduleDef,
+    state: ScheduleState | None,
+    queued: list[RunRecord],
+    now: datetime,
+    source: str,
+) -> ScheduleSummary:
+    from scheduler.errors import NotFound
+
+    last_run = None
+    if state is not None and state.last_run_id:
+        try:
+            last_run = store.get_run(state.last_run_id)
+        except NotFound:
+            last_run = None
+    summary = summarize(schedule, state, last_run, now, source=source)
+    if summary.watch is not None:  # file drops: the ledger knows what waits
+        waiting = sum(1 for r in queued if r.schedule == schedule.name)
+        summary.watch["pending"] = len(store.claimed_files(schedule.name)) + waiting
+        summary.watch["last_file"] = store.last_file(schedule.name)
+    return summary

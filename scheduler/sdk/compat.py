@@ -1,0 +1,128 @@
+"""Stand-ins for the Azure ML objects a pipeline notebook builds but pipesched has no use for —
+run configurations, environments, compute clusters — so that code moves over by changing its
+imports. Each accepts Azure's arguments and attribute assignments; handing one to a step warns
+once that it is ignored (``_warn``), never silently.
+
+Hand-written on purpose: no library models Azure ML's configuration objects, and these hold
+nothing but the names a notebook sets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scheduler.sdk._warn import ignored
+
+
+class _Anything:
+    """Accepts any attribute read or write: ``run_config.environment.python.
+    user_managed_dependencies = True`` must not fail."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.__dict__.update(kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = _Anything()
+        self.__dict__[name] = value
+        return value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class RunConfiguration(_Anything):
+    """Azure's RunConfiguration: steps here run with the interpreter and variables of the step's
+    ``environment`` (pipeline.yaml), so a runconfig is accepted and ignored."""
+
+    def __init__(
+        self,
+        script: Any = None,
+        arguments: Any = None,
+        framework: Any = None,
+        communicator: Any = None,
+        conda_dependencies: Any = None,
+        _history_enabled: Any = None,
+        _path: Any = None,
+        _name: Any = None,
+        command: Any = None,
+    ) -> None:
+        super().__init__()
+        self.environment = Environment("runconfig")
+
+
+class Environment(_Anything):
+    """Azure's Environment: here a step runs with pipesched's interpreter or the one named in the
+    step's ``environment.python``; packages are installed by you, not per run."""
+
+    def __init__(self, name: str = "environment", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+    @classmethod
+    def from_conda_specification(cls, name: str, file_path: str) -> Environment:
+        return cls(name)
+
+    @classmethod
+    def from_pip_requirements(
+        cls, name: str, file_path: str, pip_version: Any = None
+    ) -> Environment:
+        return cls(name)
+
+    @classmethod
+    def from_existing_conda_environment(cls, name: str, conda_environment_name: str) -> Environment:
+        return cls(name)
+
+    @classmethod
+    def from_dockerfile(cls, name: str, dockerfile: Any, **kwargs: Any) -> Environment:
+        return cls(name)
+
+    @classmethod
+    def get(cls, workspace: Any, name: str, version: Any = None, label: Any = None) -> Environment:
+        return cls(name)
+
+    def register(self, workspace: Any) -> Environment:
+        return self
+
+
+class CondaDependencies(_Anything):
+    """Azure's CondaDependencies: accepted; install the packages into the step's interpreter."""
+
+    @classmethod
+    def create(cls, **kwargs: Any) -> CondaDependencies:
+        return cls()
+
+    def add_conda_package(self, conda_package: str) -> None: ...
+    def add_pip_package(self, pip_package: str) -> None: ...
+
+
+class ComputeTarget:
+    """Azure's ComputeTarget, by name: a compute target of pipesched.yaml (``local`` or a
+    ``dask`` one). A step given this object runs on the target of that name."""
+
+    def __init__(self, workspace: Any = None, name: str = "local") -> None:
+        self.workspace = workspace
+        self.name = name
+
+    @staticmethod
+    def create(workspace: Any, name: str, provisioning_configuration: Any) -> ComputeTarget:
+        ignored(
+            "ComputeTarget",
+            "provisioning_configuration",
+            "compute targets are declared in pipesched.yaml, not provisioned",
+        )
+        return ComputeTarget(workspace, name)
+
+    def wait_for_completion(self, show_output: bool = False, **kwargs: Any) -> None:
+        """Nothing to provision: returns at once."""
+
+    def __repr__(self) -> str:
+        return f"ComputeTarget(name={self.name!r})"
+
+
+class AmlCompute(ComputeTarget):
+    """Azure's AmlCompute cluster: a name of a compute target here."""
+
+    @staticmethod
+    def provisioning_configuration(**kwargs: Any) -> _Anything:
+        return _Anything(**kwargs)

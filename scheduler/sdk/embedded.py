@@ -1,0 +1,349 @@
+"""The SDK on this machine, without a daemon in between: the store is read directly, a submitted
+run executes in a child process (``scheduler.sdk.child``), and publishing and schedules use the
+same functions as the CLI and the daemon. When a daemon of the same config answers on its
+socket, cancel and schedule changes go through it, so it acts on them at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from scheduler import errors
+from scheduler.sdk._warn import SdkError
+
+if TYPE_CHECKING:
+    from scheduler.api.client import DaemonClient
+    from scheduler.config import Config
+    from scheduler.store import Store
+
+# How long a child may take to record its run (imports, definition load, parameter checks).
+CHILD_START_TIMEOUT = 60.0
+LOG_POLL_SECONDS = 0.2  # as `pipesched logs -f`: logs may sit on a network filesystem
+
+
+class EmbeddedBackend:
+    """``Backend`` over a config file on this machine."""
+
+    def __init__(self, config_path: Path, config: Config | None = None) -> None:
+        from scheduler.config import load_config
+
+        self.config_path = Path(config_path)
+        self.config = config or load_config(self.config_path)
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        """Opened on first use and kept: opening migrates, which need not happen per call."""
+        with self._lock:
+            if self._store is None:
+                from scheduler.store import Store
+
+                self._store = Store.open(self.config.database_url)
+            return self._store
+
+    def _daemon(self) -> DaemonClient | None:
+        """The daemon of this config when it answers on its socket, else None."""
+        from scheduler.api.client import DaemonClient, socket_path
+
+        client = DaemonClient(socket_path(self.config.state_dir))
+        return client if client.available() else None
+
+    # -- workspace ----------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"config={str(self.config_path)!r}"
+
+    def datastore_names(self) -> list[str]:
+        return list(self.config.datastores)
+
+    def datastore_path(self, name: str) -> Path | None:
+        store = self.config.datastores.get(name)
+        if store is None:
+            raise errors.NotFound(
+                f"no datastore {name!r}", hint=f"datastores: {', '.join(self.config.datastores)}"
+            )
+        return store.path
+
+    def endpoint_url(self, pipeline: str, version: str | None) -> str:
+        from scheduler.publish import endpoint_url
+
+        return endpoint_url(self.config, pipeline, version)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        folder: Path,
+        *,
+        experiment: str,
+        parameters: dict[str, Any],
+        regenerate_outputs: bool = False,
+        continue_on_step_failure: bool | None = None,
+    ) -> str:
+        from scheduler.snapshots import store_snapshot
+
+        snapshot, _ = store_snapshot(self.config, Path(folder))
+        return self._start_child(
+            {
+                "snapshot": snapshot,
+                "experiment": experiment,
+                "parameters": parameters,
+                "regenerate_outputs": regenerate_outputs,
+                "continue_on_step_failure": continue_on_step_failure,
+            }
+        )
+
+    def submit_published(
+        self,
+        name: str,
+        version: str | None,
+        *,
+        experiment: str | None,
+        parameters: dict[str, Any],
+        continue_on_step_failure: bool | None = None,
+    ) -> str:
+        return self._start_child(
+            {
+                "pipeline": name,
+                "version": version,
+                "experiment": experiment,
+                "parameters": parameters,
+                "continue_on_step_failure": continue_on_step_failure,
+            }
+        )
+
+    def _start_child(self, request: dict[str, Any]) -> str:
+        """Start the run's own process and return its run id once it is recorded.
+
+        A new session: the run outlives a notebook kernel's restart or Ctrl-C, as an Azure run
+        outlives its notebook. The request is one JSON argument, so no argv word of the child
+        can pass for a ``pipesched daemon``/``run`` subcommand (scheduler.cancel reads argv)."""
+        request = {**request, "config": str(self.config_path)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scheduler.sdk.child", json.dumps(request)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            cwd=str(self.config_path.parent),
+        )
+        # No zombies: something must wait() for the child, which outlives this call.
+        threading.Thread(target=proc.wait, name=f"sdk-child-{proc.pid}", daemon=True).start()
+        line, problem = _first_line(proc, CHILD_START_TIMEOUT)
+        return _answer(line, problem)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        store = self.store
+        return store.get_run_detail(store.resolve_run_id(run_id)).to_json()
+
+    def list_runs(
+        self, *, experiment: str | None = None, pipeline: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        records = self.store.list_runs(pipeline=pipeline, experiment=experiment, limit=limit)
+        return [r.to_json() for r in records]
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        store = self.store
+        full = store.resolve_run_id(run_id)
+        client = self._daemon()
+        if client is not None:
+            return client.post(f"/api/v1/runs/{quote(full, safe='')}/cancel")
+        from scheduler.cancel import cancel_without_daemon
+
+        cancel_without_daemon(store, full)
+        return store.get_run(full).to_json()
+
+    def step_log(self, run_id: str, step: str, *, follow: bool = False) -> Iterator[bytes]:
+        """The step's latest attempt's log file, found as ``pipesched logs`` finds it; with
+        ``follow``, polled until the step ends (the store is read before the file, so the last
+        read after the end misses nothing)."""
+        from scheduler.api.logs import _ended, read_log
+        from scheduler.logfiles import find_step, pick_attempt
+
+        store = self.store
+        run_id = store.resolve_run_id(run_id)
+        detail = store.get_run_detail(run_id)
+        name = find_step(detail, step)
+        current = pick_attempt(detail, name, None)
+        data, offset = read_log(current, None)
+        if data:
+            yield data
+        while follow:
+            detail = store.get_run_detail(run_id)
+            latest = pick_attempt(detail, name, None)
+            if latest.attempt != current.attempt:  # a retry: the rest of the old one, then it
+                yield from _drain(current, offset)
+                current, offset = latest, 0
+            current = latest
+            ended = _ended(detail, current, None)
+            for chunk in _drain(current, offset):
+                offset += len(chunk)
+                yield chunk
+            if ended:
+                return
+            time.sleep(LOG_POLL_SECONDS)
+
+    # -- published pipelines ------------------------------------------------------------------
+
+    def publish(
+        self, folder: Path, *, name: str, version: str | None, description: str | None
+    ) -> dict[str, Any]:
+        from scheduler.publish import publish_definition
+        from scheduler.snapshots import store_snapshot
+
+        _, pipeline = store_snapshot(self.config, Path(folder))
+        published = publish_definition(
+            self.config, self.store, pipeline, name=name, version=version, description=description
+        )
+        return self._published_json(published)
+
+    def publish_run(
+        self, run_id: str, *, name: str, version: str | None, description: str | None
+    ) -> dict[str, Any]:
+        from scheduler.publish import publish_run
+
+        store = self.store
+        published = publish_run(
+            self.config,
+            store,
+            store.resolve_run_id(run_id),
+            name=name,
+            version=version,
+            description=description,
+        )
+        return self._published_json(published)
+
+    def list_published(self, name: str | None = None) -> list[dict[str, Any]]:
+        from scheduler.publish import list_versions
+
+        return [self._published_json(v) for v in list_versions(self.store, name)]
+
+    def set_default_version(self, name: str, version: str) -> None:
+        from scheduler.publish import set_default_version
+
+        set_default_version(self.store, name, version)
+
+    def _published_json(self, published: Any) -> dict[str, Any]:
+        data = published.to_json()
+        data["endpoint"] = self.endpoint_url(published.pipeline, published.version)
+        return data
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
+        client = self._daemon()
+        if client is not None:
+            return client.post("/api/v1/schedules", definition)
+        from scheduler.api_schedules import create_api_schedule
+
+        created = create_api_schedule(self.config, self.store, definition)
+        return self.get_schedule(created.name)
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        from scheduler.clock import SYSTEM_CLOCK
+        from scheduler.triggers.summary import collect
+
+        return [s.to_json() for s in collect(self.config, self.store, SYSTEM_CLOCK.now())]
+
+    def get_schedule(self, name: str) -> dict[str, Any]:
+        for schedule in self.list_schedules():
+            if schedule["name"] == name:
+                return schedule
+        raise errors.NotFound(f"no schedule {name!r}")
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
+        client = self._daemon()
+        if client is not None:
+            client.post(f"/api/v1/schedules/{quote(name, safe='')}/" + _word(enabled))
+        else:
+            self.get_schedule(name)  # NotFound for a name no daemon would know
+            self.store.set_override(name, enabled)
+        return self.get_schedule(name)
+
+    def delete_schedule(self, name: str) -> None:
+        client = self._daemon()
+        if client is not None:
+            client.delete(f"/api/v1/schedules/{quote(name, safe='')}")
+            return
+        from scheduler.api_schedules import delete_api_schedule
+
+        delete_api_schedule(self.config, self.store, name)
+
+
+def _word(enabled: bool) -> str:
+    return "enable" if enabled else "disable"
+
+
+def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, str]:
+    """The child's first stdout line, and its stderr when there is none. Both pipes are read
+    together, so a child that warns a lot before its first line never blocks on a full pipe.
+    The child puts its log file in place of both once it prints the run id, so both end then."""
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    open_fds = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    deadline = time.monotonic() + timeout
+    try:
+        while open_fds and b"\n" not in out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SdkError(f"the run's process did not record a run within {timeout:g}s")
+            ready, _, _ = select.select(list(open_fds), [], [], left)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    open_fds[fd].extend(chunk)
+                else:
+                    del open_fds[fd]
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    line = bytes(out).split(b"\n", 1)[0]
+    return line, bytes(err).decode(errors="replace")
+
+
+def _drain(attempt: Any, offset: int) -> Iterator[bytes]:
+    if not attempt.log_path:
+        return
+    try:
+        with open(attempt.log_path, "rb") as handle:
+            handle.seek(offset)
+            while chunk := handle.read(256 * 1024):
+                yield chunk
+    except FileNotFoundError:
+        return
+
+
+def _answer(line: bytes, problem: str) -> str:
+    """The child's first stdout line: the run id, or its error raised here as the same class
+    with the same words (a ParameterError reaches the user unchanged)."""
+    if not line:
+        tail = "\n".join(problem.strip().splitlines()[-20:])
+        raise SdkError(f"the run's process exited before recording a run:\n{tail}".rstrip())
+    answer = json.loads(line)
+    if "run_id" in answer:
+        return answer["run_id"]
+    raise rebuild_error(answer["error"])
+
+
+def rebuild_error(error: dict[str, Any]) -> errors.PipeschedError:
+    """A user error the child reported, as the class it was (a pipesched error class by name;
+    DefinitionErrors keep their one-line-per-problem text)."""
+    kind = getattr(errors, error.get("type", ""), None)
+    message, hint = error.get("message"), error.get("hint")
+    if kind is errors.DefinitionErrors or kind is errors.DefinitionError:
+        return SdkError(error.get("text") or message)
+    if isinstance(kind, type) and issubclass(kind, errors.ParameterError):
+        return kind(message, name=error.get("name") or "", hint=hint)
+    if isinstance(kind, type) and issubclass(kind, errors.PipeschedError):
+        return kind(message, hint=hint)
+    return errors.PipeschedError(message, hint=hint)

@@ -1,0 +1,450 @@
+"""Azure ML's ``PipelineRun`` and ``StepRun``: a recorded run read back through the workspace's
+backend (the store, or the daemon's API), in Azure's words (``Finished``, ``runId``...).
+
+Every read asks the backend afresh: a run object is a handle, not a snapshot, so ``status``
+after ``wait_for_completion`` is the final one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scheduler.errors import NotFound
+from scheduler.sdk._warn import SdkError, ignored
+
+if TYPE_CHECKING:
+    from scheduler.sdk.published import PublishedPipeline
+    from scheduler.sdk.workspace import Experiment, Workspace
+
+# DESIGN's mapping, as the REST API answers it (scheduler.api.rest.STATUS_CODES; copied rather
+# than imported: that module pulls in FastAPI, which a notebook reading a run does not need).
+STATUS_CODES = {
+    "queued": "NotStarted",
+    "running": "Running",
+    "completed": "Finished",
+    "failed": "Failed",
+    "canceled": "Canceled",
+}
+STEP_STATUS_CODES = {**STATUS_CODES, "pending": "NotStarted", "skipped": "Canceled"}
+STEP_STATUS_CODES["reused"] = "Finished"
+FINAL = frozenset({"Finished", "Failed", "Canceled"})
+FINISHED_STEP = frozenset({"completed", "failed", "canceled", "skipped", "reused"})
+# Waiting on an embedded run polls the store: another process's SQLite writes raise no event
+# here. Start quick (short runs end in well under a second), then back off to spare the
+# database on long ones.
+POLL_FIRST, POLL_MAX, POLL_GROWTH = 0.05, 2.0, 1.5
+
+
+class ActivityFailedException(SdkError):
+    """The run failed (Azure ML raises an exception of this name from wait_for_completion)."""
+
+
+class _RunBase:
+    experiment: Experiment
+
+    @property
+    def _backend(self) -> Any:
+        return self.experiment.workspace._backend
+
+    def get_tags(self) -> dict[str, str]:
+        return {}
+
+    def tag(self, key: str, value: str | None = None) -> None:
+        ignored(type(self).__name__, "tag", "runs carry no tags on pipesched")
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        ignored(type(self).__name__, "set_tags", "runs carry no tags on pipesched")
+
+    def get_properties(self) -> dict[str, str]:
+        return {}
+
+
+class PipelineRun(_RunBase):
+    """One run of a pipeline. ``PipelineRun(experiment, run_id)`` finds an existing run (any
+    unique prefix of its id, as ``pipesched show`` takes)."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        run_id: str,
+        _service_endpoint: str | None = None,
+        _data: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.experiment = experiment
+        self._id = run_id
+        self._data = _data
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.experiment.workspace
+
+    def _detail(self) -> dict[str, Any]:
+        data = self._backend.get_run(self._id)
+        self._id = data["id"]  # a prefix becomes the full id
+        return data
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    def get_status(self) -> str:
+        """NotStarted, Running, Finished, Failed or Canceled."""
+        return STATUS_CODES[self._detail()["status"]]
+
+    def get_details(self) -> dict[str, Any]:
+        """Azure's keys (``runId``, ``status``, ``startTimeUtc``, ``endTimeUtc``,
+        ``properties``, ``inputDatasets``, ``outputDatasets``) over the ``show --json`` object
+        (``steps``, ``parameters``...); that object's own status word is ``pipeschedStatus``."""
+        return _azure_details(self._detail())
+
+    def get_metrics(
+        self, name: str | None = None, recursive: bool = False, run_type: Any = None, **_: Any
+    ) -> dict[str, Any]:
+        """Metrics of the run. A pipeline run logs none itself, so without ``recursive`` this
+        merges every step's metrics (a later step's value wins on a name clash); with it,
+        ``{step_run_id: {name: value}}`` as Azure returns."""
+        detail = self._detail()
+        if recursive:
+            return {f"{self._id}/{s['name']}": _only(s["metrics"], name) for s in detail["steps"]}
+        merged: dict[str, Any] = {}
+        for step in detail["steps"]:
+            merged.update(step["metrics"])
+        return _only(merged, name)
+
+    def get_steps(self) -> list[StepRun]:
+        """The step runs, in the pipeline's step order."""
+        return [self._step_run(s) for s in self._detail()["steps"]]
+
+    def get_children(self, recursive: bool = False, **kwargs: Any) -> list[StepRun]:
+        return self.get_steps()
+
+    def find_step_run(self, name: str) -> list[StepRun]:
+        """Step runs whose display name (the step's ``name=``) or step id is ``name``."""
+        return [
+            self._step_run(s)
+            for s in self._detail()["steps"]
+            if name in (s["display_name"], s["name"])
+        ]
+
+    def _step_run(self, step: dict[str, Any]) -> StepRun:
+        return StepRun(self.experiment, f"{self._id}/{step['name']}", self._id, step["name"])
+
+    def cancel(self) -> None:
+        self._backend.cancel_run(self._id)
+
+    def wait_for_completion(
+        self,
+        show_output: bool = True,
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,
+    ) -> str:
+        """Wait for the run to end and return its final status. ``show_output`` prints each
+        step's log as it runs (steps one after another, in start order), as Azure streams them.
+        Raises ActivityFailedException when the run failed and ``raise_on_error``."""
+        deadline = time.monotonic() + min(timeout_seconds, 10**9)
+        if show_output:
+            print(f"PipelineRunId: {self.id}")
+            status = _Watcher(self, deadline).watch()
+        else:
+            status = _poll(lambda: self.get_status(), deadline)
+        if status not in FINAL:
+            if show_output:
+                print(f"Timed out of waiting. Status: {status}")
+            return status
+        if show_output:
+            print("\nPipelineRun Execution Summary\n==============================")
+            print(f"PipelineRun Status: {status}")
+        if status == "Failed" and raise_on_error:
+            detail = self._detail()
+            reason = f": {detail['status_reason']}" if detail.get("status_reason") else ""
+            raise ActivityFailedException(f"run {self.id} failed{reason}")
+        return status
+
+    def publish_pipeline(
+        self,
+        name: str,
+        description: str,
+        version: str,
+        continue_on_step_failure: bool | None = None,
+    ) -> PublishedPipeline:
+        """Publish what this (completed) run ran as ``name`` at ``version``."""
+        from scheduler.sdk.published import PublishedPipeline
+
+        if continue_on_step_failure is not None:
+            ignored(
+                "PipelineRun.publish_pipeline",
+                "continue_on_step_failure",
+                "a published pipeline keeps its definition's setting; pass it when submitting",
+            )
+        data = self._backend.publish_run(
+            self._id, name=name, version=version, description=description
+        )
+        return PublishedPipeline._from_json(self.workspace, data)
+
+    @staticmethod
+    def get_pipeline_runs(workspace: Workspace, pipeline_id: str) -> list[PipelineRun]:
+        """Runs of a published pipeline (``NAME@VERSION``, or NAME for every version)."""
+        from scheduler.sdk.workspace import Experiment
+
+        name, _, version = pipeline_id.partition("@")
+        runs = workspace._backend.list_runs(pipeline=name, limit=0)
+        return [
+            PipelineRun(Experiment(workspace, r["experiment"]), r["id"], _data=r)
+            for r in runs
+            if not version or r["version"] == version
+        ]
+
+    def __repr__(self) -> str:
+        return f"PipelineRun(Experiment: {self.experiment.name}, Id: {self.id})"
+
+
+class StepRun(_RunBase):
+    """One step of a pipeline run; its id is ``<run id>/<step id>``."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        step_run_id: str,
+        pipeline_run_id: str | None = None,
+        node_id: str | None = None,
+        _service_endpoint: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        run_id, _, step = step_run_id.partition("/")
+        self.experiment = experiment
+        self._run_id = pipeline_run_id or run_id
+        self._step = node_id or step
+        if not self._step:
+            raise SdkError(f"a step run id reads RUN/STEP (got {step_run_id!r})")
+
+    @property
+    def id(self) -> str:
+        return f"{self._run_id}/{self._step}"
+
+    @property
+    def parent(self) -> PipelineRun:
+        return PipelineRun(self.experiment, self._run_id)
+
+    @property
+    def parent_id(self) -> str:
+        return self._run_id
+
+    def _detail(self) -> dict[str, Any]:
+        for step in self._backend.get_run(self._run_id)["steps"]:
+            if step["name"] == self._step:
+                return step
+        raise NotFound(f"run {self._run_id} has no step {self._step!r}")
+
+    @property
+    def name(self) -> str:
+        return self._detail()["display_name"] or self._step
+
+    @property
+    def status(self) -> str:
+        return self.get_status()
+
+    def get_status(self) -> str:
+        return STEP_STATUS_CODES[self._detail()["status"]]
+
+    def get_details(self) -> dict[str, Any]:
+        step = self._detail()
+        return {
+            **step,
+            "runId": self.id,
+            "status": STEP_STATUS_CODES[step["status"]],
+            "pipeschedStatus": step["status"],
+            "startTimeUtc": step["started_at"],
+            "endTimeUtc": step["finished_at"],
+            "properties": {"reused_from": step["reused_from"]} if step["reused_from"] else {},
+            "outputDatasets": [{"name": k, "path": v} for k, v in step["outputs"].items()],
+        }
+
+    def get_metrics(self, name: str | None = None, **_: Any) -> dict[str, Any]:
+        return _only(self._detail()["metrics"], name)
+
+    def get_outputs(self) -> dict[str, OutputData]:
+        return {name: self.get_output_data(name) for name in self._detail()["outputs"]}
+
+    def get_output_data(self, name: str) -> OutputData:
+        outputs = self._detail()["outputs"]
+        if name not in outputs:
+            known = ", ".join(outputs) or "none"
+            raise NotFound(f"step {self._step!r} has no output {name!r}", hint=f"outputs: {known}")
+        return OutputData(self.experiment.workspace, name, outputs[name])
+
+    get_output = get_output_data
+
+    def get_job_log(self) -> str:
+        """The step's output (stdout and stderr together, as it ran), latest attempt."""
+        return b"".join(self._backend.step_log(self._run_id, self._step)).decode(errors="replace")
+
+    get_stdout_log = get_job_log
+    get_stderr_log = get_job_log
+
+    def wait_for_completion(
+        self,
+        show_output: bool = True,
+        timeout_seconds: float = sys.maxsize,
+        raise_on_error: bool = True,
+    ) -> str:
+        deadline = time.monotonic() + min(timeout_seconds, 10**9)
+        if show_output:
+            _show_step(self._backend, self._run_id, self._detail())
+        status = _poll(lambda: self.get_status(), deadline)
+        if status == "Failed" and raise_on_error:
+            raise ActivityFailedException(f"step run {self.id} failed")
+        return status
+
+    def __repr__(self) -> str:
+        return f"StepRun(Experiment: {self.experiment.name}, Id: {self.id})"
+
+
+class OutputData:
+    """A step's output folder (Azure's PortDataReference): ``path_on_datastore`` and a copy
+    with ``download``."""
+
+    def __init__(self, workspace: Workspace, name: str, path: str) -> None:
+        self.name = name
+        self.path = Path(path)
+        marker = "/.pipesched/"
+        text = path.replace("\\", "/")
+        self.path_on_datastore = text[text.index(marker) + 1 :] if marker in text else text
+        self.datastore_name = _datastore_of(workspace, self.path)
+        self._workspace = workspace
+
+    def download(self, local_path: str, overwrite: bool = False, show_progress: bool = True) -> str:
+        """Copy the output to ``local_path/<path_on_datastore>``; return that path."""
+        if self._workspace._config is None:
+            raise SdkError(
+                "outputs of a daemon's runs live on the daemon's machine; download works on an "
+                "embedded workspace",
+                hint=f"copy {self.path} from that machine",
+            )
+        target = Path(local_path) / self.path_on_datastore
+        if target.exists() and not overwrite:
+            raise SdkError(f"{target} exists", hint="pass overwrite=True")
+        if self.path.is_dir():
+            shutil.copytree(self.path, target, dirs_exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.path, target)
+        return str(target)
+
+    def __repr__(self) -> str:
+        return f"OutputData(name={self.name!r}, path_on_datastore={self.path_on_datastore!r})"
+
+
+def _datastore_of(workspace: Workspace, path: Path) -> str | None:
+    config = workspace._config
+    if config is None:
+        return None
+    for name, store in config.datastores.items():
+        if path.is_relative_to(store.path):
+            return name
+    return None
+
+
+def _only(metrics: dict[str, Any], name: str | None) -> dict[str, Any]:
+    if name is None:
+        return dict(metrics)
+    return {name: metrics[name]} if name in metrics else {}
+
+
+def _azure_details(detail: dict[str, Any]) -> dict[str, Any]:
+    outputs = [
+        {"step": s["name"], "name": k, "path": v}
+        for s in detail["steps"]
+        for k, v in s["outputs"].items()
+    ]
+    inputs = [
+        {"name": k, "path": v}
+        for k, v in detail.get("parameters", {}).items()
+        if isinstance(v, str) and v.startswith("datastore://")
+    ]
+    return {
+        **detail,
+        "runId": detail["id"],
+        "status": STATUS_CODES[detail["status"]],
+        "pipeschedStatus": detail["status"],
+        "startTimeUtc": detail["started_at"],
+        "endTimeUtc": detail["finished_at"],
+        "properties": {
+            "pipeline": detail["pipeline"],
+            "version": detail["version"],
+            "trigger": detail["trigger"],
+        },
+        "inputDatasets": inputs,
+        "outputDatasets": outputs,
+    }
+
+
+def _poll(read: Any, deadline: float) -> str:
+    """``read()`` until it gives a final status or the deadline passes; the last value."""
+    interval = POLL_FIRST
+    while True:
+        status = read()
+        if status in FINAL or time.monotonic() >= deadline:
+            return status
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(POLL_MAX, interval * POLL_GROWTH)
+
+
+class _Watcher:
+    """Prints a run's progress the way Azure's ``wait_for_completion(show_output=True)`` does:
+    status changes, then each step's log (followed while it runs) and its final status."""
+
+    def __init__(self, run: PipelineRun, deadline: float) -> None:
+        self.run, self.deadline = run, deadline
+        self.shown: set[str] = set()
+
+    def watch(self) -> str:
+        backend, printed, interval = self.run._backend, None, POLL_FIRST
+        while True:
+            detail = self.run._detail()
+            status = STATUS_CODES[detail["status"]]
+            ready = [
+                s
+                for s in detail["steps"]
+                if s["name"] not in self.shown and (s["started_at"] or s["status"] in FINISHED_STEP)
+            ]
+            if status != printed and (status not in FINAL or not ready):
+                print(f"PipelineRun Status: {status}")  # the final one after the last step
+                printed = status
+            if ready:
+                step = min(ready, key=lambda s: s["started_at"] or "~")
+                self.shown.add(step["name"])
+                _show_step(backend, self.run.id, step)
+                interval = POLL_FIRST
+                continue
+            if status in FINAL or time.monotonic() >= self.deadline:
+                return status
+            time.sleep(interval)
+            interval = min(POLL_MAX, interval * POLL_GROWTH)
+
+
+def _show_step(backend: Any, run_id: str, step: dict[str, Any]) -> None:
+    label = step["display_name"] or step["name"]
+    print(f"\nStepRunId: {run_id}/{step['name']}")
+    if step["status"] in ("reused", "skipped") or not step["started_at"]:
+        print(f"StepRun( {label} ) Status: {STEP_STATUS_CODES[step['status']]} ({step['status']})")
+        return
+    print(f"StepRun( {label} ) Status: Running\n")
+    print(f"Streaming log of step {step['name']}\n" + "=" * (23 + len(step["name"])))
+    try:
+        for chunk in backend.step_log(run_id, step["name"], follow=True):
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+    except NotFound:
+        pass  # canceled before it logged anything
+    final = next(s for s in backend.get_run(run_id)["steps"] if s["name"] == step["name"])
+    print(f"\nStepRun({label}) Execution Summary\n" + "=" * (28 + len(label)))
+    print(f"StepRun( {label} ) Status: {STEP_STATUS_CODES[final['status']]}")

@@ -1,0 +1,436 @@
+"""Azure ML's ``Schedule`` and ``ScheduleRecurrence``: schedules created from code, kept in the
+store (``source: api``) beside those of schedules.yaml, served by a running daemon at once.
+
+A ``Schedule.create`` call becomes one schedules.yaml entry (DESIGN's ``recurrence:`` or
+``on_change:``), validated by the same code as the file; its errors name the notebook line
+that made the call.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scheduler.api.client import InvalidRequest
+from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError, SourcePosition
+from scheduler.sdk._warn import SdkError, ignore_given
+
+if TYPE_CHECKING:
+    from scheduler.sdk.runs import PipelineRun
+    from scheduler.sdk.workspace import Workspace
+
+FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
+WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_SDK_DIR = str(Path(__file__).resolve().parent)
+
+
+class _NotGiven:
+    """``polling_interval`` left out: watch with inotify (Azure polls every 5 minutes)."""
+
+    def __repr__(self) -> str:
+        return "<not given: inotify>"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+def _caller() -> SourcePosition:
+    """Where the user's code called into the SDK: the first frame outside scheduler/sdk."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return SourcePosition(Path("<sdk>"), 1, 1)
+    return SourcePosition(Path(frame.f_code.co_filename), frame.f_lineno, 1)
+
+
+def _invalid(message: str, hint: str | None = None) -> DefinitionError:
+    return DefinitionError(message, position=_caller(), hint=hint)
+
+
+class ScheduleRecurrence:
+    """How often a schedule fires (Azure's names and rules); ``time_zone`` takes an IANA name or
+    a Windows one (``"Pacific Standard Time"``, Azure's TimeZone values)."""
+
+    def __init__(
+        self,
+        frequency: str,
+        interval: int,
+        start_time: datetime | str | None = None,
+        time_zone: Any = None,
+        hours: list[int] | None = None,
+        minutes: list[int] | None = None,
+        week_days: list[str] | None = None,
+        time_of_day: str | None = None,
+    ) -> None:
+        self.frequency = frequency
+        self.interval = interval
+        self.start_time = start_time
+        self.time_zone = getattr(time_zone, "value", time_zone)  # Azure's TimeZone enum
+        self.hours = hours
+        self.minutes = minutes
+        self.week_days = week_days
+        self.time_of_day = time_of_day
+        self.validate()
+
+    def validate(self) -> None:
+        """Azure's checks, raised at the caller's line."""
+        if self.frequency not in FREQUENCIES:
+            raise _invalid(
+                f"ScheduleRecurrence: frequency must be one of {', '.join(FREQUENCIES)} "
+                f"(got {self.frequency!r})"
+            )
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int):
+            raise _invalid(
+                f"ScheduleRecurrence: interval must be an integer (got {self.interval!r})"
+            )
+        if self.interval < 1:
+            raise _invalid(f"ScheduleRecurrence: interval must be at least 1 (got {self.interval})")
+        if self.week_days and self.frequency != "Week":
+            raise _invalid("ScheduleRecurrence: week_days can only be given with frequency='Week'")
+        for day in self.week_days or ():
+            if day not in WEEK_DAYS:
+                raise _invalid(
+                    f"ScheduleRecurrence: {day!r} is not a week day", hint=", ".join(WEEK_DAYS)
+                )
+        timed = self.hours is not None or self.minutes is not None or self.time_of_day is not None
+        if timed and self.frequency not in ("Day", "Week"):
+            raise _invalid(
+                "ScheduleRecurrence: hours, minutes and time_of_day can only be given with "
+                "frequency 'Day' or 'Week'"
+            )
+        if self.time_of_day is not None and (self.hours is not None or self.minutes is not None):
+            raise _invalid("ScheduleRecurrence: give time_of_day or hours/minutes, not both")
+        for value, top, what in ((self.hours, 23, "hours"), (self.minutes, 59, "minutes")):
+            if value is not None and not all(isinstance(v, int) and 0 <= v <= top for v in value):
+                raise _invalid(f"ScheduleRecurrence: {what} must be integers from 0 to {top}")
+        if isinstance(self.start_time, str):
+            try:
+                datetime.fromisoformat(self.start_time)
+            except ValueError:
+                raise _invalid(
+                    f"ScheduleRecurrence: start_time {self.start_time!r} is not an ISO date-time",
+                    hint="e.g. 2026-01-05T00:00:00",
+                ) from None
+        elif self.start_time is not None and not isinstance(self.start_time, datetime):
+            raise _invalid("ScheduleRecurrence: start_time must be a datetime or an ISO string")
+
+    def _to_definition(self) -> dict[str, Any]:
+        """DESIGN's ``recurrence:`` mapping."""
+        data: dict[str, Any] = {"frequency": self.frequency, "interval": self.interval}
+        for key in ("week_days", "hours", "minutes", "time_of_day", "time_zone"):
+            value = getattr(self, key)
+            if value is not None and value != []:
+                data[key] = list(value) if isinstance(value, list | tuple) else value
+        if self.start_time is not None:
+            start = self.start_time
+            data["start_time"] = start.isoformat() if isinstance(start, datetime) else start
+        return data
+
+    @classmethod
+    def _from_definition(cls, data: dict[str, Any]) -> ScheduleRecurrence:
+        return cls(**{k: v for k, v in data.items() if k in _RECURRENCE_KEYS})
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._to_definition().items())
+        return f"ScheduleRecurrence({shown})"
+
+
+_RECURRENCE_KEYS = frozenset(
+    ("frequency", "interval", "start_time", "time_zone", "hours", "minutes", "week_days")
+) | {"time_of_day"}
+
+
+class Schedule:
+    """A schedule of the workspace (from schedules.yaml or created here); ``id`` is its name."""
+
+    def __init__(self, workspace: Workspace, data: dict[str, Any], definition: dict | None = None):
+        self._workspace = workspace
+        self._data = data
+        self._definition = definition or data.get("definition") or {}
+
+    # -- creating -----------------------------------------------------------------------------
+
+    @staticmethod
+    def create(
+        workspace: Workspace,
+        name: str,
+        pipeline_id: str,
+        experiment_name: str,
+        recurrence: ScheduleRecurrence | None = None,
+        description: str | None = None,
+        pipeline_parameters: dict[str, Any] | None = None,
+        wait_for_provisioning: bool = False,
+        wait_timeout: int = 3600,
+        datastore: Any = None,
+        polling_interval: Any = NOT_GIVEN,
+        data_path_parameter_name: str | None = None,
+        continue_on_step_failure: bool | None = None,
+        path_on_datastore: str | None = None,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> Schedule:
+        """A time schedule (``recurrence``) or a file-drop schedule (``datastore`` +
+        ``path_on_datastore``) that runs ``pipeline_id`` (``NAME@VERSION`` or a pipeline name).
+        ``polling_interval`` (minutes) makes a file-drop schedule poll instead of using inotify;
+        leaving it out means inotify (Azure polls every 5 minutes by default)."""
+        pipeline = getattr(pipeline_id, "id", pipeline_id)
+        ignore_given(
+            "Schedule.create",
+            {"continue_on_step_failure": continue_on_step_failure},
+            {"continue_on_step_failure": "a schedule runs the pipeline as it is defined"},
+        )
+        if (recurrence is None) == (datastore is None):
+            raise _invalid(
+                "Schedule.create: give either recurrence= (a time schedule) or datastore= "
+                "(a file-drop schedule)"
+            )
+        definition: dict[str, Any] = {
+            "name": name,
+            "pipeline": pipeline,
+            "experiment": experiment_name,
+        }
+        if description is not None:
+            definition["description"] = description
+        if pipeline_parameters:
+            definition["parameters"] = {k: _parameter(v) for k, v in pipeline_parameters.items()}
+        if recurrence is not None:
+            if datastore is None and (path_on_datastore or data_path_parameter_name):
+                raise _invalid("Schedule.create: path_on_datastore needs datastore=")
+            definition["recurrence"] = recurrence._to_definition()
+        else:
+            definition["on_change"] = _on_change(
+                datastore, path_on_datastore, polling_interval, data_path_parameter_name
+            )
+        return Schedule._create(workspace, definition)
+
+    @staticmethod
+    def create_for_pipeline_endpoint(
+        workspace: Workspace,
+        name: str,
+        pipeline_endpoint_id: str,
+        experiment_name: str,
+        recurrence: ScheduleRecurrence | None = None,
+        description: str | None = None,
+        pipeline_parameters: dict[str, Any] | None = None,
+        wait_for_provisioning: bool = False,
+        wait_timeout: int = 3600,
+        datastore: Any = None,
+        polling_interval: Any = NOT_GIVEN,
+        data_path_parameter_name: str | None = None,
+        continue_on_step_failure: bool | None = None,
+        path_on_datastore: str | None = None,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> Schedule:
+        """As ``create``, running the endpoint's default version at each fire."""
+        endpoint = getattr(pipeline_endpoint_id, "name", pipeline_endpoint_id)
+        return Schedule.create(
+            workspace,
+            name,
+            endpoint.partition("@")[0],
+            experiment_name,
+            recurrence=recurrence,
+            description=description,
+            pipeline_parameters=pipeline_parameters,
+            datastore=datastore,
+            polling_interval=polling_interval,
+            data_path_parameter_name=data_path_parameter_name,
+            continue_on_step_failure=continue_on_step_failure,
+            path_on_datastore=path_on_datastore,
+        )
+
+    @staticmethod
+    def _create(workspace: Workspace, definition: dict[str, Any]) -> Schedule:
+        where = _caller()
+        try:
+            data = workspace._backend.create_schedule(definition)
+        except DefinitionErrors as exc:
+            raise DefinitionErrors(
+                [
+                    DefinitionError(_field_message(e), position=where, hint=e.hint)
+                    for e in exc.errors
+                ]
+            ) from exc
+        except (ParameterError, InvalidRequest) as exc:
+            raise DefinitionError(exc.message, position=where, hint=exc.hint) from exc
+        return Schedule(workspace, data, definition)
+
+    # -- finding ------------------------------------------------------------------------------
+
+    @staticmethod
+    def list(
+        workspace: Workspace,
+        active_only: bool = True,
+        pipeline_id: str | None = None,
+        pipeline_endpoint_id: str | None = None,
+        _workflow_provider: Any = None,
+        _service_endpoint: Any = None,
+    ) -> list[Schedule]:
+        """Every schedule of the workspace (schedules.yaml's and those created here)."""
+        found = []
+        for data in workspace._backend.list_schedules():
+            if active_only and not data["enabled"]:
+                continue
+            if pipeline_id is not None and data["pipeline"] != pipeline_id:
+                continue
+            if pipeline_endpoint_id is not None and data["pipeline"] != pipeline_endpoint_id:
+                continue
+            found.append(Schedule(workspace, data))
+        return found
+
+    @staticmethod
+    def get(
+        workspace: Workspace, id: str, _workflow_provider: Any = None, _service_endpoint: Any = None
+    ) -> Schedule:
+        return Schedule(workspace, workspace._backend.get_schedule(id))
+
+    @staticmethod
+    def get_schedules_for_pipeline_id(workspace: Workspace, pipeline_id: str) -> list[Schedule]:
+        return Schedule.list(workspace, active_only=False, pipeline_id=pipeline_id)
+
+    @staticmethod
+    def get_schedules_for_pipeline_endpoint_id(
+        workspace: Workspace, pipeline_endpoint_id: str
+    ) -> list[Schedule]:
+        return Schedule.list(
+            workspace, active_only=False, pipeline_endpoint_id=pipeline_endpoint_id
+        )
+
+    # -- what it is ---------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self._data["name"]
+
+    @property
+    def name(self) -> str:
+        return self._data["name"]
+
+    @property
+    def description(self) -> str | None:
+        return self._data.get("description")
+
+    @property
+    def status(self) -> str:
+        return "Active" if self._data["enabled"] else "Disabled"
+
+    @property
+    def pipeline_id(self) -> str:
+        return self._data["pipeline"]
+
+    @property
+    def pipeline_endpoint_id(self) -> str | None:
+        return None if "@" in self._data["pipeline"] else self._data["pipeline"]
+
+    @property
+    def recurrence(self) -> ScheduleRecurrence | None:
+        """Known for a schedule created in this session, or when the backend reports its
+        definition; None for other kinds."""
+        data = self._definition.get("recurrence")
+        return ScheduleRecurrence._from_definition(data) if data else None
+
+    @property
+    def datastore_name(self) -> str | None:
+        return (self._data.get("watch") or {}).get("datastore")
+
+    @property
+    def path_on_datastore(self) -> str | None:
+        return (self._data.get("watch") or {}).get("path")
+
+    @property
+    def data_path_parameter_name(self) -> str | None:
+        return (self._definition.get("on_change") or {}).get("data_path_parameter")
+
+    @property
+    def next_fire_times(self) -> list[datetime]:
+        """The next fire times, in the schedule's own zone (pipesched's addition)."""
+        return [datetime.fromisoformat(t) for t in self._data["next_fire_times"]]
+
+    def _refresh(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def enable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        self._refresh(self._workspace._backend.set_schedule_enabled(self.name, True))
+
+    def disable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        self._refresh(self._workspace._backend.set_schedule_enabled(self.name, False))
+
+    def delete(self) -> None:
+        """Remove a schedule created through the API or SDK (pipesched's addition: Azure only
+        disables). The fire history stays."""
+        self._workspace._backend.delete_schedule(self.name)
+
+    def update(self, status: str | None = None, **changes: Any) -> None:
+        """Only ``status`` ("Active"/"Disabled") changes here; a schedule's definition does not."""
+        if changes:
+            raise SdkError(
+                f"Schedule.update cannot change {', '.join(sorted(changes))} on pipesched",
+                hint="delete() the schedule and create it again",
+            )
+        if status is not None:
+            self.enable() if status == "Active" else self.disable()
+
+    # -- its runs -----------------------------------------------------------------------------
+
+    def get_pipeline_runs(self) -> list[PipelineRun]:
+        """Runs this schedule started, newest first."""
+        from scheduler.sdk.runs import PipelineRun
+        from scheduler.sdk.workspace import Experiment
+
+        name = self.pipeline_id.partition("@")[0]
+        runs = self._workspace._backend.list_runs(pipeline=name, limit=0)
+        return [
+            PipelineRun(Experiment(self._workspace, r["experiment"]), r["id"], _data=r)
+            for r in runs
+            if r["schedule"] == self.name
+        ]
+
+    def get_last_pipeline_run(self) -> PipelineRun | None:
+        runs = self.get_pipeline_runs()
+        return runs[0] if runs else None
+
+    def __repr__(self) -> str:
+        return f"Schedule(Name: {self.name}, Pipeline: {self.pipeline_id}, Status: {self.status})"
+
+
+def _field_message(error: DefinitionError) -> str:
+    """An API schedule's field error, naming the field when the message does not."""
+    loc = [str(part) for part in getattr(error, "loc", ()) if part not in ("body", "schedules")]
+    field = ".".join(loc)
+    if field and field not in error.message:
+        return f"{field}: {error.message}"
+    return error.message
+
+
+def _parameter(value: Any) -> Any:
+    """A schedule parameter's value; a DataPath or datastore reference as its canonical URI."""
+    store = getattr(value, "datastore", None)
+    path = getattr(value, "path_on_datastore", None)
+    if store is not None and path is not None:
+        return f"datastore://{getattr(store, 'name', store)}/{str(path).lstrip('/')}"
+    return value
+
+
+def _on_change(
+    datastore: Any, path: str | None, polling_interval: Any, parameter: str | None
+) -> dict[str, Any]:
+    watch: dict[str, Any] = {"datastore": getattr(datastore, "name", datastore), "path": path or ""}
+    if polling_interval is not NOT_GIVEN and polling_interval is not None:
+        if isinstance(polling_interval, bool) or not isinstance(polling_interval, int | float):
+            raise _invalid(
+                f"Schedule.create: polling_interval is in minutes (got {polling_interval!r})"
+            )
+        minutes = float(polling_interval)
+        watch["polling_interval"] = (
+            f"{int(minutes)}m" if minutes.is_integer() else f"{minutes * 60:g}s"
+        )
+    else:
+        watch["polling_interval"] = None
+    if parameter is not None:
+        watch["data_path_parameter"] = parameter
+    return watch
