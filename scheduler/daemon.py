@@ -348,6 +348,7 @@ class Daemon:
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord:
         """A run over the API (trigger ``api``) of a loaded definition: a published version,
         the working copy, or a snapshot uploaded by the SDK."""
@@ -363,6 +364,7 @@ class Daemon:
                 trigger="api",
                 experiment=experiment,
                 version=label,
+                regenerate_outputs=regenerate_outputs,
             )
         )
         assert outcome.run is not None

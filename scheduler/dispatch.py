@@ -47,6 +47,7 @@ class RunRequest:
     version: str | None = None  # the published label it was loaded from; None: the working copy
     run_id: str | None = None  # pre-generated (a file-drop batch folder is named after it)
     file_fires: list[tuple[str, str, int, int]] | None = None  # ledger rows it settles
+    regenerate_outputs: bool = False  # run every step; reuse nothing (SDK submit)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class _Entry:
     exclusive: bool  # waits for the schedule's previous run (every policy but allow)
     executor: RunExecutor | None = None
     task: asyncio.Task[str] | None = None
+    regenerate_outputs: bool = False
 
 
 class Dispatcher:
@@ -113,7 +115,13 @@ class Dispatcher:
             version=request.version,
         )
         log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
-        entry = _Entry(run, request.pipeline, name, exclusive=request.concurrency != "allow")
+        entry = _Entry(
+            run,
+            request.pipeline,
+            name,
+            exclusive=request.concurrency != "allow",
+            regenerate_outputs=request.regenerate_outputs,
+        )
         self.waiting.append(entry)
         self._pump()
         return Outcome("started" if entry.task else "queued", run=run)
@@ -170,7 +178,9 @@ class Dispatcher:
             store=self.store,
             pipeline=entry.pipeline,
             run=entry.run,
-            options=ExecutionOptions(kill_grace=self.kill_grace),
+            options=ExecutionOptions(
+                kill_grace=self.kill_grace, regenerate_outputs=entry.regenerate_outputs
+            ),
             clock=self.clock,
         )
         self.active[entry.run.id] = entry

@@ -120,6 +120,7 @@ class StandInDaemon:
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord:
         if continue_on_step_failure is not None:
             definition = definition.model_copy(

@@ -141,3 +141,20 @@ def test_output_download_is_refused_with_the_reason(live, ws: Workspace, tmp_pat
     assert output.path_on_datastore.endswith("/prep/prepped")
     with pytest.raises(SdkError, match="daemon's machine"):
         output.download(str(tmp_path))
+
+
+def test_regenerate_outputs_reaches_the_daemon(live, ws: Workspace):
+    project = live[0]
+    first = _submit(ws, project, "train", "remote-regenerate", reg=0.25)
+    assert first.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    folder = project.root / "pipelines" / "train"
+    again = ws._backend.submit(
+        folder,
+        experiment="remote-regenerate",
+        parameters={"reg": 0.25},
+        regenerate_outputs=True,
+    )
+    rerun = PipelineRun(Experiment(ws, "remote-regenerate"), again)
+    assert rerun.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert [s.get_status() for s in rerun.get_steps()] == ["Finished", "Finished"]
+    assert all(s["reused_from"] is None for s in rerun.get_details()["steps"])

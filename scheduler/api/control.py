@@ -57,6 +57,7 @@ class DaemonControl(Protocol):
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord: ...  # a loaded Pipeline (e.g. an uploaded snapshot); as above
     async def create_schedule(
         self, definition: dict

@@ -62,6 +62,8 @@ class SubmitBody(BaseModel):
     ParameterAssignments: dict[str, Any] = Field(default_factory=dict)
     DataPathAssignments: dict[str, DataPath] = Field(default_factory=dict)
     ContinueRunOnStepFailure: bool | None = None
+    # pipesched's own (the SDK's submit(regenerate_outputs=True)): run every step, reuse nothing.
+    RegenerateOutputs: bool = False
 
 
 class RunStatusCode(BaseModel):
@@ -268,7 +270,12 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
         parameters = body_parameters(body)
         try:
             run = await control.submit_definition_run(
-                definition, None, parameters, body.ExperimentName, body.ContinueRunOnStepFailure
+                definition,
+                None,
+                parameters,
+                body.ExperimentName,
+                body.ContinueRunOnStepFailure,
+                regenerate_outputs=body.RegenerateOutputs,
             )
         except ParameterError as exc:
             raise_parameter(exc, body)

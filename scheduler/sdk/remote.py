@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from scheduler.api.client import _detail_text, error_for_status
 from scheduler.errors import PipeschedError
-from scheduler.sdk._warn import SdkError, ignored
+from scheduler.sdk._warn import SdkError
 
 TIMEOUT = 60.0
 PAGE = 1000  # the API's largest page of runs
@@ -126,18 +126,11 @@ class RemoteBackend:
         regenerate_outputs: bool = False,
         continue_on_step_failure: bool | None = None,
     ) -> str:
-        if regenerate_outputs:
-            ignored(
-                "Experiment.submit",
-                "regenerate_outputs",
-                "a daemon's REST API runs reuse outputs as the pipeline's allow_reuse says",
-            )
         snapshot = self._upload(folder)
-        answer = self._json(
-            "POST",
-            f"/api/v1/snapshots/{quote(snapshot, safe='')}/runs",
-            _submit_body(experiment, parameters, continue_on_step_failure),
-        )
+        body = _submit_body(experiment, parameters, continue_on_step_failure)
+        if regenerate_outputs:
+            body["RegenerateOutputs"] = True
+        answer = self._json("POST", f"/api/v1/snapshots/{quote(snapshot, safe='')}/runs", body)
         return answer["Id"]
 
     def submit_published(
