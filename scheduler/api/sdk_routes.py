@@ -1,0 +1,200 @@
+"""The REST paths the SDK's remote workspace needs beyond issue 6: upload a saved pipeline
+folder (a snapshot), run it, publish it or a finished run's definition, and move an endpoint's
+default version. Same token rule and error shapes as the rest of ``/api/v1``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from scheduler.api.rest import (
+    SubmitAnswer,
+    SubmitBody,
+    _problem,
+    body_parameters,
+    raise_parameter,
+    submit_answer,
+)
+from scheduler.errors import DefinitionErrors, ParameterError
+
+if TYPE_CHECKING:
+    from scheduler.api.control import DaemonControl
+    from scheduler.config import Config
+    from scheduler.store import Store
+
+log = structlog.get_logger("scheduler.api.rest")
+
+
+class SnapshotAnswer(BaseModel):
+    """A stored snapshot: its id (the content hash runs record), pipeline name and step ids."""
+
+    id: str
+    pipeline: str
+    steps: list[str]
+
+
+class PublishSnapshotBody(BaseModel):
+    snapshot: str = Field(min_length=1, description="a snapshot id from POST /api/v1/snapshots")
+    version: str | None = None
+    description: str | None = None
+
+
+class PublishRunBody(BaseModel):
+    name: str | None = Field(None, description="default: the run's pipeline")
+    version: str | None = None
+    description: str | None = None
+
+
+class DefaultVersionBody(BaseModel):
+    version: str = Field(min_length=1)
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+# application/octet-stream too: generic clients (and schemathesis) know how to send it.
+_GZIP_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/gzip": _BINARY, "application/octet-stream": _BINARY},
+    }
+}
+
+
+def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: Config) -> None:
+    """What the SDK's remote workspace needs beyond issue 6: upload a saved pipeline folder,
+    run it, publish it or a finished run's definition, move an endpoint's default version."""
+    from scheduler.publish import endpoint_url, publish_definition, publish_run
+    from scheduler.publish import set_default_version as set_default
+    from scheduler.snapshots import (
+        MAX_UPLOAD_BYTES,
+        BadUpload,
+        UploadTooLarge,
+        load_snapshot_by_id,
+        unpack_upload,
+    )
+
+    def published_json(published: Any) -> dict:
+        return {
+            **published.to_json(),
+            "endpoint": endpoint_url(config, published.pipeline, published.version),
+        }
+
+    @router.post(
+        "/snapshots",
+        status_code=201,
+        tags=["snapshots"],
+        openapi_extra=_GZIP_BODY,
+        responses={413: {"description": "larger than a snapshot may be"}},
+    )
+    async def upload_snapshot(request: Request) -> SnapshotAnswer:
+        """Store a tar.gz of a saved pipeline folder (``Pipeline.save``) as a snapshot to run
+        or publish by its id; the same content always gets the same id."""
+        data = await read_body(request, MAX_UPLOAD_BYTES)
+        try:
+            snapshot_id, pipeline = await asyncio.to_thread(unpack_upload, config, data)
+        except DefinitionErrors as exc:
+            detail = [_problem(("body",), str(e), "definition_error") for e in exc.errors]
+            raise HTTPException(422, detail=detail) from exc
+        except BadUpload as exc:
+            raise HTTPException(422, detail=[_problem(("body",), str(exc), "bad_upload")]) from exc
+        except UploadTooLarge as exc:
+            raise HTTPException(413, detail=str(exc)) from exc
+        log.info("snapshot_stored", snapshot=snapshot_id, pipeline=pipeline.name)
+        return SnapshotAnswer(id=snapshot_id, pipeline=pipeline.name, steps=list(pipeline.steps))
+
+    @router.post("/snapshots/{snapshot_id}/runs", status_code=202, tags=["snapshots"])
+    async def submit_snapshot(
+        request: Request, snapshot_id: str, body: Annotated[SubmitBody | None, Body()] = None
+    ) -> SubmitAnswer:
+        """Run a stored snapshot (Azure ML's body, as for a published pipeline)."""
+        body = body or SubmitBody()
+        definition = await asyncio.to_thread(load_snapshot_by_id, config, snapshot_id)
+        parameters = body_parameters(body)
+        try:
+            run = await control.submit_definition_run(
+                definition,
+                None,
+                parameters,
+                body.ExperimentName,
+                body.ContinueRunOnStepFailure,
+                regenerate_outputs=body.RegenerateOutputs,
+            )
+        except ParameterError as exc:
+            raise_parameter(exc, body)
+        log.info("api_run_submitted", run_id=run.id, pipeline=run.pipeline, snapshot=snapshot_id)
+        return submit_answer(request, run)
+
+    @router.post("/pipelines/{name}/versions", status_code=201, tags=["pipelines"])
+    async def publish_snapshot(name: str, body: PublishSnapshotBody) -> dict:
+        """Publish a stored snapshot as a version of pipeline ``name`` (the first version
+        published becomes the endpoint's default); 409 when the label is taken."""
+        definition = await asyncio.to_thread(load_snapshot_by_id, config, body.snapshot)
+        published = await _publishing(
+            ("path", "name"),
+            publish_definition,
+            config,
+            store,
+            definition,
+            name=name,
+            version=body.version,
+            description=body.description,
+        )
+        return published_json(published)
+
+    @router.post("/runs/{run_id}/publish", status_code=201, tags=["runs"])
+    async def publish_a_run(
+        run_id: str, body: Annotated[PublishRunBody | None, Body()] = None
+    ) -> dict:
+        """Publish the definition a completed run ran (Azure's ``publish_pipeline``)."""
+        body = body or PublishRunBody()
+        published = await _publishing(
+            ("body", "name"),
+            publish_run,
+            config,
+            store,
+            run_id,
+            name=body.name,
+            version=body.version,
+            description=body.description,
+        )
+        return published_json(published)
+
+    @router.put("/pipelines/{name}/default", tags=["pipelines"])
+    def set_default_version(name: str, body: DefaultVersionBody) -> dict:
+        """Point the pipeline's endpoint at a published version."""
+        set_default(store, name, body.version)
+        return {
+            "name": name,
+            "default_version": body.version,
+            "endpoint": endpoint_url(config, name, None),
+        }
+
+
+async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwargs: Any) -> Any:
+    """Publish in a thread (it copies files); a bad name or label is a 422 naming it."""
+    from scheduler.publish import BadLabel
+
+    try:
+        return await asyncio.to_thread(publish, *args, **kwargs)
+    except BadLabel as exc:
+        loc = name_loc if exc.field == "name" else ("body", "version")
+        raise HTTPException(422, detail=[_problem(loc, str(exc), "value_error")]) from exc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length", "")
+    too_large = HTTPException(413, detail=f"the upload is larger than {limit} bytes")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
