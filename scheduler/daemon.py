@@ -328,6 +328,7 @@ class Daemon:
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord:
         """A run requested over the API (trigger ``api``), of a published version or the
         working copy; parameters are checked before anything is recorded."""
@@ -338,7 +339,12 @@ class Daemon:
             load_published, self.set.config, self.store, pipeline, version
         )
         return await self.submit_definition_run(
-            definition, label, parameters, experiment, continue_on_step_failure
+            definition,
+            label,
+            parameters,
+            experiment,
+            continue_on_step_failure,
+            regenerate_outputs=regenerate_outputs,
         )
 
     async def submit_definition_run(

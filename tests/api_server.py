@@ -102,6 +102,7 @@ class StandInDaemon:
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord:
         return await asyncio.to_thread(self._submit, pipeline, version, parameters, experiment)
 

@@ -158,3 +158,17 @@ def test_regenerate_outputs_reaches_the_daemon(live, ws: Workspace):
     assert rerun.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
     assert [s.get_status() for s in rerun.get_steps()] == ["Finished", "Finished"]
     assert all(s["reused_from"] is None for s in rerun.get_details()["steps"])
+
+
+def test_a_published_pipeline_regenerates_outputs_through_the_daemon(live, ws: Workspace):
+    run = _submit(ws, live[0], "train", "remote-pub-regen", reg=0.375)
+    run.wait_for_completion(show_output=False, timeout_seconds=60)
+    published = run.publish_pipeline(name="regen-from-run", description="d", version="1")
+    fresh = published.submit(
+        ws, "remote-pub-regen", pipeline_parameters={"reg": 0.375}, regenerate_outputs=True
+    )
+    assert fresh.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert [s["reused_from"] for s in fresh.get_details()["steps"]] == [None, None]
+    reused = published.submit(ws, "remote-pub-regen", pipeline_parameters={"reg": 0.375})
+    assert reused.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert all(s["reused_from"] for s in reused.get_details()["steps"])

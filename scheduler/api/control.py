@@ -49,6 +49,7 @@ class DaemonControl(Protocol):
         parameters: dict,
         experiment: str | None,
         continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
     ) -> RunRecord: ...  # trigger "api"; raises ParameterError (→ 422), NotFound (→ 404)
     async def submit_definition_run(
         self,

@@ -92,7 +92,12 @@ def rest_router(
         parameters = body_parameters(body)
         try:
             run = await control.submit_pipeline_run(
-                name, version, parameters, body.ExperimentName, body.ContinueRunOnStepFailure
+                name,
+                version,
+                parameters,
+                body.ExperimentName,
+                body.ContinueRunOnStepFailure,
+                regenerate_outputs=body.RegenerateOutputs,
             )
         except ParameterError as exc:
             raise_parameter(exc, body)

@@ -45,6 +45,7 @@ class Backend(Protocol):
         experiment: str | None,
         parameters: dict[str, Any],
         continue_on_step_failure: bool | None = None,
+        regenerate_outputs: bool = False,
     ) -> str:
         """Run a published version (None: the endpoint's default); return the run id."""
 

@@ -31,8 +31,11 @@ def caller_position() -> tuple[str, int]:
     return "<unknown>", 0
 
 
-def datastore_name(datastore: Any) -> str | None:
-    """A Datastore object (``.name``) or a datastore's name; None when not given."""
+def datastore_name(
+    datastore: Any, owner: str = "datastore", argument: str = "datastore"
+) -> str | None:
+    """A Datastore object (``.name``) or a datastore's name; None when not given. A wrong type
+    is refused naming ``owner``'s ``argument`` (e.g. "PipelineData: argument 'datastore'")."""
     if datastore is None:
         return None
     if isinstance(datastore, str):
@@ -40,8 +43,8 @@ def datastore_name(datastore: Any) -> str | None:
     name = getattr(datastore, "name", None)
     if not isinstance(name, str):
         raise refused(
-            "datastore",
-            "datastore",
+            owner,
+            argument,
             f"expected a Datastore or a datastore name, got {type(datastore).__name__}",
         )
     return name
@@ -58,7 +61,7 @@ class _Output:
     def __init__(self, name: str | None, datastore: Any) -> None:
         self.name = name
         self.datastore = datastore
-        self._datastore_name = datastore_name(datastore)
+        self._datastore_name = datastore_name(datastore, type(self).__name__)
         self._where = caller_position()
         self._producers: list[Any] = []  # steps that listed it as an output (for closure)
 
@@ -123,6 +126,7 @@ class PipelineData(_Output):
         path_on_compute: str | None = None,
         overwrite: bool | None = None,
     ) -> DataInput:
+        _ignore_binding("PipelineData.as_download", None, path_on_compute, overwrite)
         return self._input(input_name)
 
     def as_mount(self, input_name: str | None = None) -> DataInput:
@@ -285,13 +289,14 @@ class DataPath:
     def __init__(
         self, datastore: Any = None, path_on_datastore: str | None = None, name: str | None = None
     ) -> None:
+        datastore_name(datastore, "DataPath")  # a wrong type fails at the user's line
         self.datastore = datastore
         self.path_on_datastore = path_on_datastore
         self.name = name
         self._where = caller_position()
 
     def _uri(self) -> str:
-        store = datastore_name(self.datastore) or "default"
+        store = datastore_name(self.datastore, "DataPath") or "default"
         return f"datastore://{store}/{(self.path_on_datastore or '').lstrip('/')}"
 
     def create_data_reference(
@@ -303,6 +308,21 @@ class DataPath:
 
     def __repr__(self) -> str:
         return f"DataPath({self._uri()!r})"
+
+
+def _ignore_binding(owner: str, mode: str | None, path_on_compute: Any, overwrite: Any) -> None:
+    """Warn (once each) for Azure's ways of bringing data to the compute: steps here read and
+    write the datastore's folder in place, whatever the mode."""
+    in_place = "steps read the datastore's folder in place"
+    ignore_given(
+        owner,
+        {
+            "mode": mode if mode not in ("mount", None) else None,
+            "path_on_compute": path_on_compute,
+            "overwrite": overwrite,
+        },
+        dict.fromkeys(("mode", "path_on_compute", "overwrite"), in_place),
+    )
 
 
 class DataPathComputeBinding:
@@ -333,10 +353,12 @@ class DataReference:
         path_on_compute: str | None = None,
         overwrite: bool = False,
     ) -> None:
+        datastore_name(datastore, "DataReference")  # a wrong type fails at the user's line
         self.datastore = datastore
         self.data_reference_name = data_reference_name
         self.path_on_datastore = path_on_datastore
         self.mode = mode
+        _ignore_binding("DataReference", mode, path_on_compute, overwrite)
         self._where = caller_position()
 
     @property
@@ -344,13 +366,16 @@ class DataReference:
         return self.data_reference_name
 
     def _uri(self) -> str:
-        store = datastore_name(self.datastore) or "default"
+        store = datastore_name(self.datastore, "DataReference") or "default"
         return f"datastore://{store}/{(self.path_on_datastore or '').lstrip('/')}"
 
     def as_mount(self) -> DataReference:
         return self
 
-    def as_download(self, *args: Any, **kwargs: Any) -> DataReference:
+    def as_download(
+        self, path_on_compute: str | None = None, overwrite: bool = False
+    ) -> DataReference:
+        _ignore_binding("DataReference.as_download", None, path_on_compute, overwrite)
         return self
 
     def path(
@@ -451,7 +476,7 @@ class _FileFactory:
             {"partition_format": "the script reads the folder's files itself"},
         )
         if isinstance(path, tuple) and len(path) == 2:
-            store = datastore_name(path[0]) or "default"
+            store = datastore_name(path[0], "Dataset.File.from_files", "path") or "default"
             return FileDataset(f"datastore://{store}/{str(path[1]).lstrip('/')}")
         if isinstance(path, DataPath | DataReference):
             return FileDataset(path._uri(), path.name)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from scheduler.sdk._warn import ignore_given, refused
+from scheduler.sdk._warn import SdkError, ignore_given, refused
 from scheduler.sdk.steps import (
     _COMMON_IGNORED,
     PipelineStep,
@@ -122,11 +122,12 @@ class DatabricksStep(PipelineStep):
         }
         chosen = [k for k, v in kinds.items() if v is not None]
         if len(chosen) != 1:
-            raise refused(
-                owner,
-                "/".join(chosen) or "notebook_path",
-                "give exactly one of notebook_path, python_script_path, python_script_name, "
-                "main_class_name",
+            got = f"got {' and '.join(chosen)}" if chosen else "none was given"
+            raise SdkError(
+                f"{owner}: give exactly one of notebook_path, python_script_name, "
+                f"python_script_path or main_class_name ({got})",
+                hint="a notebook (notebook_path), a Python script (python_script_name in "
+                "source_directory) or a Spark JAR job (main_class_name)",
             )
         self._variables.update(spark_env_variables or {})
         self._timeout = float(timeout_seconds) if timeout_seconds is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler.sdk._warn import refused
+from scheduler.sdk._warn import SdkError, refused
 
 if TYPE_CHECKING:
     from scheduler.sdk.data import DataPath, DataReference
@@ -75,12 +75,22 @@ class Datastore:
     # Registering storage accounts is Azure's business: folders are configured in pipesched.yaml.
     @staticmethod
     def register_azure_blob_container(*args: Any, **kwargs: Any) -> Datastore:
-        raise refused(
-            "Datastore",
-            "register_azure_blob_container",
-            "datastores are local or shared folders declared in pipesched.yaml",
-            hint="add  datastores: {NAME: {path: /some/folder}}  to the config",
-        )
+        raise _register_refused("register_azure_blob_container")
 
-    register_azure_file_share = register_azure_blob_container
-    register_azure_data_lake_gen2 = register_azure_blob_container
+    @staticmethod
+    def register_azure_file_share(*args: Any, **kwargs: Any) -> Datastore:
+        raise _register_refused("register_azure_file_share")
+
+    @staticmethod
+    def register_azure_data_lake_gen2(*args: Any, **kwargs: Any) -> Datastore:
+        raise _register_refused("register_azure_data_lake_gen2")
+
+
+def _register_refused(method: str) -> SdkError:
+    """The refusal of one of Azure's ``register_*`` methods, naming that method."""
+    return refused(
+        "Datastore",
+        method,
+        "datastores are local or shared folders declared in pipesched.yaml",
+        hint="add  datastores: {NAME: {path: /some/folder}}  to the config",
+    )

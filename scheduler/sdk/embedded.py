@@ -111,6 +111,7 @@ class EmbeddedBackend:
         experiment: str | None,
         parameters: dict[str, Any],
         continue_on_step_failure: bool | None = None,
+        regenerate_outputs: bool = False,
     ) -> str:
         return self._start_child(
             {
@@ -118,6 +119,7 @@ class EmbeddedBackend:
                 "version": version,
                 "experiment": experiment,
                 "parameters": parameters,
+                "regenerate_outputs": regenerate_outputs,
                 "continue_on_step_failure": continue_on_step_failure,
             }
         )
@@ -241,13 +243,20 @@ class EmbeddedBackend:
     # -- schedules ----------------------------------------------------------------------------
 
     def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Everything that can fail is checked before the schedule is kept; its summary is then
+        made from the definition alone (as the daemon does), so a schedules.yaml that cannot be
+        read now never turns a created schedule into an error."""
         client = self._daemon()
         if client is not None:
             return client.post("/api/v1/schedules", definition)
         from scheduler.api_schedules import create_api_schedule
+        from scheduler.clock import SYSTEM_CLOCK
+        from scheduler.triggers.summary import summarize
 
-        created = create_api_schedule(self.config, self.store, definition)
-        return self.get_schedule(created.name)
+        store = self.store
+        created = create_api_schedule(self.config, store, definition)
+        state = store.schedule_states().get(created.name)
+        return summarize(created, state, None, SYSTEM_CLOCK.now(), source="api").to_json()
 
     def list_schedules(self) -> list[dict[str, Any]]:
         from scheduler.clock import SYSTEM_CLOCK

@@ -85,13 +85,24 @@ class ParallelRunConfig:
                 "logging_level": "the entry script's output goes to the step log as it is",
             },
         )
-        for argument, value, reason in (
-            ("allowed_failed_count", allowed_failed_count, "failures are counted per file"),
-            ("allowed_failed_percent", allowed_failed_percent, "failures are counted per file"),
-            ("partition_keys", partition_keys, "partitions are a tabular-dataset feature"),
+        for argument, value in (
+            ("allowed_failed_count", allowed_failed_count),
+            ("allowed_failed_percent", allowed_failed_percent),
         ):
             if value is not None:
-                raise refused(owner, argument, reason, hint="use error_threshold (failed files)")
+                raise refused(
+                    owner,
+                    argument,
+                    "failures are counted per file",
+                    hint="use error_threshold (failed files)",
+                )
+        if partition_keys is not None:
+            raise refused(
+                owner,
+                "partition_keys",
+                "mini-batches are groups of files, not partitions of a tabular dataset",
+                hint="leave partition_keys out and give mini_batch_size (files per mini-batch)",
+            )
         if output_action not in ("append_row", "summary_only"):
             raise refused(
                 owner,

@@ -71,7 +71,7 @@ class Pipeline:
             [steps] if isinstance(steps, PipelineStep) else list(steps)
         )
         self.description = description
-        self._default_datastore = datastore_name(default_datastore)
+        self._default_datastore = datastore_name(default_datastore, "Pipeline", "default_datastore")
         self._default_source = (
             resolve_path(default_source_directory) if default_source_directory else None
         )
@@ -209,6 +209,8 @@ class Pipeline:
                 "credential_passthrough": "steps run as the daemon's user",
             },
         )
+        for argument in kwargs:
+            ignored("Pipeline.submit", argument, "pipesched's submit does not know it")
         run_id = self._submit_to(
             experiment_name, pipeline_parameters, regenerate_outputs, continue_on_step_failure
         )

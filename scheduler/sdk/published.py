@@ -26,6 +26,28 @@ def _run(workspace: Workspace, experiment_name: str, run_id: str) -> PipelineRun
     return PipelineRun(Experiment(workspace, experiment_name), run_id)
 
 
+def submit_published(
+    workspace: Workspace,
+    name: str,
+    version: str | None,
+    *,
+    experiment: str,
+    parameters: dict[str, Any],
+    continue_on_step_failure: bool | None = None,
+    regenerate_outputs: bool = False,
+) -> str:
+    """Run a published version (None: the endpoint's default); the run id. With
+    ``regenerate_outputs`` every step runs, reusing nothing."""
+    return workspace._backend.submit_published(
+        name,
+        version,
+        experiment=experiment,
+        parameters=parameters,
+        continue_on_step_failure=continue_on_step_failure,
+        regenerate_outputs=regenerate_outputs,
+    )
+
+
 class PublishedPipeline:
     """One published version of a pipeline."""
 
@@ -76,19 +98,24 @@ class PublishedPipeline:
         _service_endpoint: Any = None,
         parent_run_id: str | None = None,
         continue_on_step_failure: bool | None = None,
+        *,
+        regenerate_outputs: bool = False,
     ) -> PipelineRun:
-        """Run this version under ``experiment_name``."""
+        """Run this version under ``experiment_name``; ``regenerate_outputs`` (pipesched's,
+        as ``Pipeline.submit``'s) runs every step, reusing nothing."""
         ignore_given(
             "PublishedPipeline.submit",
             {"parent_run_id": parent_run_id},
             {"parent_run_id": "runs have no parent runs here"},
         )
-        run_id = workspace._backend.submit_published(
+        run_id = submit_published(
+            workspace,
             self.name,
             self.version,
             experiment=experiment_name,
             parameters=dict(pipeline_parameters or {}),
             continue_on_step_failure=continue_on_step_failure,
+            regenerate_outputs=regenerate_outputs,
         )
         return _run(workspace, experiment_name, run_id)
 
@@ -254,18 +281,23 @@ class PipelineEndpoint:
         pipeline_parameters: dict[str, Any] | None = None,
         parent_run_id: str | None = None,
         pipeline_version: str | None = None,
+        *,
+        regenerate_outputs: bool = False,
     ) -> PipelineRun:
-        """Run the default version (or ``pipeline_version``) under ``experiment_name``."""
+        """Run the default version (or ``pipeline_version``) under ``experiment_name``;
+        ``regenerate_outputs`` (pipesched's) runs every step, reusing nothing."""
         ignore_given(
             "PipelineEndpoint.submit",
             {"parent_run_id": parent_run_id},
             {"parent_run_id": "runs have no parent runs here"},
         )
-        run_id = self._workspace._backend.submit_published(
+        run_id = submit_published(
+            self._workspace,
             self.name,
             str(pipeline_version) if pipeline_version is not None else None,
             experiment=experiment_name,
             parameters=dict(pipeline_parameters or {}),
+            regenerate_outputs=regenerate_outputs,
         )
         return _run(self._workspace, experiment_name, run_id)
 

@@ -141,11 +141,13 @@ class RemoteBackend:
         experiment: str | None,
         parameters: dict[str, Any],
         continue_on_step_failure: bool | None = None,
+        regenerate_outputs: bool = False,
     ) -> str:
         path = urlsplit(self.endpoint_url(name, version)).path
-        answer = self._json(
-            "POST", path, _submit_body(experiment, parameters, continue_on_step_failure)
-        )
+        body = _submit_body(experiment, parameters, continue_on_step_failure)
+        if regenerate_outputs:
+            body["RegenerateOutputs"] = True
+        answer = self._json("POST", path, body)
         return answer["Id"]
 
     def get_run(self, run_id: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SDK_DIR = str(Path(__file__).resolve().parent)
+DEFAULT_WAIT_TIMEOUT = 3600  # Azure's wait_timeout default (seconds)
+STATUSES = ("Active", "Disabled")
 
 
 class _NotGiven:
@@ -177,6 +179,7 @@ class Schedule:
         ``polling_interval`` (minutes) makes a file-drop schedule poll instead of using inotify;
         leaving it out means inotify (Azure polls every 5 minutes by default)."""
         pipeline = getattr(pipeline_id, "id", pipeline_id)
+        _ignore_waiting("Schedule.create", wait_for_provisioning, wait_timeout)
         ignore_given(
             "Schedule.create",
             {"continue_on_step_failure": continue_on_step_failure},
@@ -235,6 +238,8 @@ class Schedule:
             recurrence=recurrence,
             description=description,
             pipeline_parameters=pipeline_parameters,
+            wait_for_provisioning=wait_for_provisioning,
+            wait_timeout=wait_timeout,
             datastore=datastore,
             polling_interval=polling_interval,
             data_path_parameter_name=data_path_parameter_name,
@@ -244,10 +249,14 @@ class Schedule:
 
     @staticmethod
     def _create(workspace: Workspace, definition: dict[str, Any]) -> Schedule:
+        """Errors about the call's arguments point at the user's line; an error about a file
+        (a pipeline.yaml, schedules.yaml) keeps naming that file."""
         where = _caller()
         try:
             data = workspace._backend.create_schedule(definition)
         except DefinitionErrors as exc:
+            if not all(_about_arguments(e) for e in exc.errors):
+                raise
             raise DefinitionErrors(
                 [
                     DefinitionError(_field_message(e), position=where, hint=e.hint)
@@ -355,9 +364,11 @@ class Schedule:
     # -- changing -----------------------------------------------------------------------------
 
     def enable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        _ignore_waiting("Schedule.enable", wait_for_provisioning, wait_timeout)
         self._refresh(self._workspace._backend.set_schedule_enabled(self.name, True))
 
     def disable(self, wait_for_provisioning: bool = False, wait_timeout: int = 3600) -> None:
+        _ignore_waiting("Schedule.disable", wait_for_provisioning, wait_timeout)
         self._refresh(self._workspace._backend.set_schedule_enabled(self.name, False))
 
     def delete(self) -> None:
@@ -365,15 +376,55 @@ class Schedule:
         disables). The fire history stays."""
         self._workspace._backend.delete_schedule(self.name)
 
-    def update(self, status: str | None = None, **changes: Any) -> None:
-        """Only ``status`` ("Active"/"Disabled") changes here; a schedule's definition does not."""
+    def update(
+        self,
+        name: str | None = None,
+        description: str | None = None,
+        recurrence: ScheduleRecurrence | None = None,
+        pipeline_parameters: dict[str, Any] | None = None,
+        status: str | None = None,
+        wait_for_provisioning: bool = False,
+        wait_timeout: int = 3600,
+        datastore: Any = None,
+        polling_interval: int | None = None,
+        data_path_parameter_name: str | None = None,
+        continue_on_step_failure: bool | None = None,
+        path_on_datastore: str | None = None,
+    ) -> None:
+        """Azure's signature. ``status`` "Active"/"Disabled" enables/disables; the definition
+        (recurrence, parameters, datastore...) is fixed once created here: changing it is
+        refused with the fix, before anything changes."""
+        given = {
+            "name": name if name != self.name else None,
+            "description": description,
+            "recurrence": recurrence,
+            "pipeline_parameters": pipeline_parameters,
+            "datastore": datastore,
+            "polling_interval": polling_interval,
+            "data_path_parameter_name": data_path_parameter_name,
+            "path_on_datastore": path_on_datastore,
+        }
+        changes = sorted(k for k, v in given.items() if v is not None)
         if changes:
             raise SdkError(
-                f"Schedule.update cannot change {', '.join(sorted(changes))} on pipesched",
-                hint="delete() the schedule and create it again",
+                f"Schedule.update cannot change {', '.join(changes)} on pipesched: a schedule's "
+                "definition is fixed once created",
+                hint=f"delete() schedule '{self.name}' and Schedule.create(...) it again with "
+                "the new values",
             )
+        if status is not None and status not in STATUSES:
+            raise SdkError(
+                f"Schedule.update: status must be 'Active' or 'Disabled' (got {status!r})"
+            )
+        _ignore_waiting("Schedule.update", wait_for_provisioning, wait_timeout)
+        ignore_given(
+            "Schedule.update",
+            {"continue_on_step_failure": continue_on_step_failure},
+            {"continue_on_step_failure": "a schedule runs the pipeline as it is defined"},
+        )
         if status is not None:
-            self.enable() if status == "Active" else self.disable()
+            enabled = status == "Active"
+            self._refresh(self._workspace._backend.set_schedule_enabled(self.name, enabled))
 
     # -- its runs -----------------------------------------------------------------------------
 
@@ -396,6 +447,26 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule(Name: {self.name}, Pipeline: {self.pipeline_id}, Status: {self.status})"
+
+
+def _about_arguments(error: DefinitionError) -> bool:
+    """A field of the definition the call built (no file of its own, or the API's ``<api>``
+    stand-in), not a mistake in a file on disk."""
+    return error.file is None or str(error.file) == "<api>"
+
+
+def _ignore_waiting(owner: str, wait_for_provisioning: bool, wait_timeout: int) -> None:
+    """Azure waits for a schedule to be provisioned; here it is served once the call returns,
+    so there is nothing to wait for. Warn only for values other than Azure's defaults."""
+    reason = "a schedule is served as soon as the call returns"
+    ignore_given(
+        owner,
+        {
+            "wait_for_provisioning": wait_for_provisioning,
+            "wait_timeout": wait_timeout if wait_timeout != DEFAULT_WAIT_TIMEOUT else None,
+        },
+        dict.fromkeys(("wait_for_provisioning", "wait_timeout"), reason),
+    )
 
 
 def _field_message(error: DefinitionError) -> str:

@@ -9,7 +9,6 @@ here; they are accepted with a warning so that a notebook's first cell keeps wor
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,12 +107,34 @@ class Workspace:
         return Workspace(config=_config_file(Path(path or "."), _file_name))
 
     @staticmethod
-    def get(name: str, *args: Any, **kwargs: Any) -> Workspace:
-        """Azure finds a workspace by name in a subscription; here the config search decides."""
-        warnings.warn(
-            f"Workspace.get({name!r}): pipesched has no named workspaces; using "
-            "Workspace.from_config() instead",
-            stacklevel=2,
+    def get(
+        name: str,
+        auth: Any = None,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        cloud: str = "AzureCloud",
+        id: str | None = None,
+    ) -> Workspace:
+        """Azure finds a workspace by name in a subscription; here the config search decides
+        (``Workspace.from_config()``)."""
+        ignored(
+            "Workspace.get",
+            "name",
+            "pipesched has no named workspaces; Workspace.from_config() finds the workspace",
+        )
+        ignore_given(
+            "Workspace.get",
+            {
+                "auth": auth,
+                "subscription_id": subscription_id,
+                "resource_group": resource_group,
+                "location": location,
+                "id": id,
+            },
+            dict.fromkeys(
+                ("auth", "subscription_id", "resource_group", "location", "id"), _IDENTITY
+            ),
         )
         return Workspace.from_config()
 
@@ -209,7 +230,7 @@ class Experiment:
     def submit(self, config: Any, tags: dict[str, str] | None = None, **kwargs: Any) -> PipelineRun:
         """Run ``config``: a Pipeline (kwargs ``pipeline_parameters``, ``regenerate_outputs``,
         ``continue_on_step_failure``), or a PublishedPipeline / PipelineEndpoint."""
-        from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline
+        from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline, submit_published
         from scheduler.sdk.runs import PipelineRun
 
         ignore_given("Experiment.submit", {"tags": tags}, {"tags": "runs carry no tags here"})
@@ -220,12 +241,14 @@ class Experiment:
             ignored("Experiment.submit", argument, "pipesched's submit does not know it")
         if isinstance(config, PublishedPipeline | PipelineEndpoint):
             version = config.version if isinstance(config, PublishedPipeline) else None
-            run_id = self.workspace._backend.submit_published(
+            run_id = submit_published(
+                self.workspace,
                 config.name,
                 version,
                 experiment=self.name,
                 parameters=parameters,
                 continue_on_step_failure=continue_on_failure,
+                regenerate_outputs=regenerate,
             )
         elif hasattr(config, "_submit_to"):
             run_id = config._submit_to(self.name, parameters, regenerate, continue_on_failure)
@@ -243,8 +266,15 @@ class Experiment:
         properties: Any = None,
         include_children: bool = False,
     ) -> Iterator[PipelineRun]:
-        """This experiment's runs, newest first."""
+        """This experiment's runs, newest first (all of them: runs carry no tags or
+        properties here, so ``tags``/``properties`` filters are ignored with a warning)."""
         from scheduler.sdk.runs import PipelineRun
+
+        ignore_given(
+            "Experiment.get_runs",
+            {"tags": tags, "properties": properties},
+            dict.fromkeys(("tags", "properties"), "runs carry no tags or properties here"),
+        )
 
         for run in self.workspace._backend.list_runs(experiment=self.name, limit=0):
             yield PipelineRun(self, run["id"], _data=run)

@@ -1,0 +1,265 @@
+"""Fixes from the review of the SDK (issue 9): Azure's full ``Schedule.update``, refusals that
+name the right method or argument, ``Schedule.create`` that never fails after it stored the
+schedule, Azure arguments that warn instead of vanishing, and ``regenerate_outputs`` for
+published pipelines (embedded and over a real daemon's REST path). Embedded workspaces over a
+real project and SQLite store; runs execute in real child processes."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.api.client import DaemonClient, socket_path
+from scheduler.errors import DefinitionErrors
+from scheduler.sdk import (
+    DatabricksStep,
+    DataPath,
+    Experiment,
+    IgnoredArgumentWarning,
+    ParallelRunConfig,
+    Pipeline,
+    PipelineData,
+    PipelineRun,
+    PublishedPipeline,
+    PythonScriptStep,
+    Schedule,
+    SdkError,
+    Workspace,
+)
+from scheduler.sdk._warn import reset_warnings
+from scheduler.sdk.datastore import Datastore
+from tests.conftest import wait_until
+from tests.daemon_harness import DaemonProcess
+from tests.projects import Project
+from tests.test_sdk_runtime_embedded import _project
+from tests.test_sdk_schedule import weekly
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings() -> Iterator[None]:
+    reset_warnings()
+    yield
+    reset_warnings()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return _project(tmp_path)
+
+
+@pytest.fixture
+def ws(project: Project) -> Workspace:
+    return Workspace(config=project.config_path)
+
+
+def ignored_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if w.category is IgnoredArgumentWarning]
+
+
+def create_weekly(ws: Workspace, name: str = "weekly") -> Schedule:
+    return Schedule.create(
+        ws, name=name, pipeline_id="train", experiment_name="t", recurrence=weekly()
+    )
+
+
+def step_reuse(ws: Workspace, run: PipelineRun) -> list[str | None]:
+    return [step["reused_from"] for step in ws._backend.get_run(run.id)["steps"]]
+
+
+# -- 1. Schedule.update ---------------------------------------------------------------------
+
+
+def test_update_with_azures_defaults_disables_without_warning(ws: Workspace):
+    schedule = create_weekly(ws)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        schedule.update(status="Disabled", wait_for_provisioning=False, wait_timeout=3600)
+    assert ignored_messages(caught) == []
+    assert schedule.status == "Disabled" and Schedule.get(ws, "weekly").status == "Disabled"
+
+
+def test_update_refuses_an_unknown_status_naming_the_allowed_ones(ws: Workspace):
+    schedule = create_weekly(ws)
+    with pytest.raises(SdkError, match=r"status must be 'Active' or 'Disabled' \(got 'Paused'\)"):
+        schedule.update(status="Paused")
+    assert Schedule.get(ws, "weekly").status == "Active"
+
+
+def test_update_waiting_for_provisioning_warns_once(ws: Workspace):
+    schedule = create_weekly(ws)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        schedule.update(status="Disabled", wait_for_provisioning=True)
+        schedule.update(status="Active", wait_for_provisioning=True)
+    (message,) = ignored_messages(caught)
+    assert "Schedule.update: argument 'wait_for_provisioning' is ignored" in message
+    assert Schedule.get(ws, "weekly").status == "Active"
+
+
+def test_update_refuses_a_definition_change_with_the_fix_and_changes_nothing(ws: Workspace):
+    schedule = create_weekly(ws)
+    with pytest.raises(SdkError, match="cannot change recurrence") as caught:
+        schedule.update(recurrence=weekly("Europe/Berlin"), status="Disabled")
+    assert "delete()" in (caught.value.hint or "")
+    assert Schedule.get(ws, "weekly").status == "Active"
+
+
+# -- 2. and 3. refusals that name the right thing -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["register_azure_blob_container", "register_azure_file_share", "register_azure_data_lake_gen2"],
+)
+def test_register_methods_name_themselves(method: str):
+    with pytest.raises(SdkError, match=f"argument '{method}' is not supported"):
+        getattr(Datastore, method)(workspace=None, datastore_name="x")
+
+
+def test_partition_keys_refusal_has_its_own_hint():
+    with pytest.raises(SdkError, match="partition_keys") as caught:
+        ParallelRunConfig(None, "score.py", 5, "append_row", "local", 1, partition_keys=["day"])
+    assert "error_threshold" not in str(caught.value)
+    assert "mini_batch_size" in (caught.value.hint or "")
+
+
+# -- 4. Schedule.create never fails after it stored the schedule ----------------------------
+
+
+def test_create_succeeds_when_schedules_yaml_is_broken(ws: Workspace, project: Project):
+    project.schedules("schedules: [\n")  # a YAML syntax error
+    schedule = create_weekly(ws)
+    assert schedule.name == "weekly" and schedule.next_fire_times
+    assert project.store().get_api_schedule("weekly").definition["pipeline"] == "train"
+
+
+def test_create_succeeds_when_schedules_yaml_is_missing(ws: Workspace, project: Project):
+    (project.root / "config" / "schedules.yaml").unlink()
+    assert create_weekly(ws).status == "Active"
+    assert project.store().get_api_schedule("weekly") is not None
+
+
+def test_a_broken_schedules_yaml_is_reported_naming_the_file(ws: Workspace, project: Project):
+    project.schedules("schedules: [\n")
+    with pytest.raises(DefinitionErrors) as caught:
+        Schedule.list(ws)
+    assert "schedules.yaml" in str(caught.value)
+
+
+# -- 5. arguments that used to vanish -------------------------------------------------------
+
+
+def test_pipeline_submit_warns_for_each_unknown_keyword(ws: Workspace, project: Project):
+    scripts = project.root / "notebook"
+    scripts.mkdir()
+    (scripts / "say.py").write_text("print('hi')\n")
+    pipeline = Pipeline(ws, [PythonScriptStep("say.py", source_directory=str(scripts))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = pipeline.submit("sdk-fixes", tags={"a": "b"}, show_output=True)
+    assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    messages = ignored_messages(caught)
+    assert any("Pipeline.submit: argument 'tags' is ignored" in m for m in messages)
+    assert any("Pipeline.submit: argument 'show_output' is ignored" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    "given", [{"mode": "download"}, {"path_on_compute": "/mnt/in"}, {"overwrite": True}]
+)
+def test_datastore_path_warns_for_compute_bindings(ws: Workspace, given: dict):
+    (argument,) = given
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ws.get_default_datastore().path("inbox", **given)
+    (message,) = ignored_messages(caught)
+    assert f"DataReference: argument '{argument}' is ignored" in message
+    assert caught[0].filename == __file__
+
+
+def test_get_runs_warns_that_runs_carry_no_tags(ws: Workspace):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = list(Experiment(ws, "none").get_runs(tags={"a": "b"}, properties={"c": "d"}))
+    assert runs == []
+    messages = ignored_messages(caught)
+    assert any("'tags' is ignored" in m for m in messages)
+    assert any("'properties' is ignored" in m for m in messages)
+
+
+def test_published_pipeline_regenerate_outputs_reuses_nothing(ws: Workspace, project: Project):
+    data = ws._backend.publish(
+        project.root / "pipelines" / "train", name="trainer", version="1", description=None
+    )
+    published = PublishedPipeline._from_json(ws, data)
+    experiment = Experiment(ws, "regen")
+    first = experiment.submit(published)
+    assert first.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    again = experiment.submit(published)
+    assert again.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert all(step_reuse(ws, again)), "a plain rerun reuses every step"
+    fresh = experiment.submit(published, regenerate_outputs=True)
+    assert fresh.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert step_reuse(ws, fresh) == [None, None]
+
+
+def test_rest_regenerate_outputs_reaches_a_real_daemon(project: Project):
+    ws = Workspace(config=project.config_path)
+    ws._backend.publish(
+        project.root / "pipelines" / "train", name="trainer", version="1", description=None
+    )
+    daemon = DaemonProcess(project).start()
+    try:
+        client = DaemonClient(socket_path(project.state_dir))
+        path = "/api/v1/pipelines/trainer/versions/1/runs"
+
+        def run(body: dict) -> PipelineRun:
+            answer = client.post(path, {"ExperimentName": "rest-regen", **body})
+            run = PipelineRun(Experiment(ws, "rest-regen"), answer["Id"])
+            wait_until(lambda: run.get_status() in ("Finished", "Failed"), timeout=60)
+            assert run.get_status() == "Finished"
+            return run
+
+        run({})
+        assert all(step_reuse(ws, run({}))), "a plain rerun reuses every step"
+        assert step_reuse(ws, run({"RegenerateOutputs": True})) == [None, None]
+    finally:
+        daemon.close()
+
+
+# -- 6. minor -------------------------------------------------------------------------------
+
+
+def test_workspace_get_warns_once_as_an_ignored_argument(project: Project, monkeypatch):
+    monkeypatch.delenv("PIPESCHED_URL", raising=False)
+    monkeypatch.setenv("PIPESCHED_CONFIG", str(project.config_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Workspace.get("prod")
+        Workspace.get("prod", subscription_id="sub")
+    messages = [str(w.message) for w in caught]
+    assert all(w.category is IgnoredArgumentWarning for w in caught)
+    assert sum("Workspace.get: argument 'name'" in m for m in messages) == 1
+    assert any("'subscription_id' is ignored" in m for m in messages)
+
+
+def test_databricks_step_without_a_kind_names_all_four():
+    with pytest.raises(SdkError) as caught:
+        DatabricksStep(name="nothing")
+    text = str(caught.value)
+    for argument in (
+        "notebook_path",
+        "python_script_name",
+        "python_script_path",
+        "main_class_name",
+    ):
+        assert argument in text
+    assert "none was given" in text
+
+
+@pytest.mark.parametrize("make", [PipelineData, DataPath], ids=["PipelineData", "DataPath"])
+def test_a_bad_datastore_type_names_the_class(make):
+    with pytest.raises(SdkError, match=rf"{make.__name__}: argument 'datastore'"):
+        make("x", datastore=42) if make is PipelineData else make(datastore=42)
