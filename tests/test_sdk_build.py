@@ -423,3 +423,17 @@ def test_unknown_datastore_of_pipeline_data_points_at_its_line(ws, scripts: Path
     step = PythonScriptStep("prep.py", source_directory=scripts, outputs=[out])
     (error,) = Pipeline(ws, [step]).validate()
     assert error.startswith(f"tests/{HERE}:{line}:1: error: unknown datastore 'archive'")
+
+
+def test_step_sequence_orders_steps_without_data(ws, scripts: Path):
+    from scheduler.sdk import StepSequence
+
+    prep = PythonScriptStep("prep.py", name="prep", source_directory=scripts)
+    train = PythonScriptStep("train.py", name="train", source_directory=scripts)
+    score = PythonScriptStep("score.py", name="score", source_directory=scripts)
+    report = PythonScriptStep("prep.py", name="report", source_directory=scripts)
+    sequence = StepSequence(steps=[prep, [train, score], report])
+    graph = build_graph(Pipeline(ws, steps=sequence).definition())
+    assert graph.predecessors("train") == graph.predecessors("score") == {"prep"}
+    assert graph.predecessors("report") == {"train", "score"}
+    assert graph.topological_order()[0] == "prep"

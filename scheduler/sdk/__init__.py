@@ -30,6 +30,7 @@ _EXPORTS = {
     "CommandStep": "steps",
     "DatabricksStep": "databricks_step",
     "Pipeline": "pipeline",
+    "StepSequence": "sequence",
     "PipelineRun": "runs",
     "StepRun": "runs",
     "PublishedPipeline": "published",

@@ -67,9 +67,9 @@ class Pipeline:
             if key not in _EXTRAS:
                 ignored("Pipeline", key, f"known extras: {', '.join(_EXTRAS)}")
         self._workspace = workspace
-        self._steps: list[PipelineStep] = (
-            [steps] if isinstance(steps, PipelineStep) else list(steps)
-        )
+        from scheduler.sdk.sequence import flatten_steps
+
+        self._steps: list[PipelineStep] = flatten_steps(steps)
         self.description = description
         self._default_datastore = datastore_name(default_datastore, "Pipeline", "default_datastore")
         self._default_source = (
