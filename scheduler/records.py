@@ -16,6 +16,14 @@ RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled")
 STEP_STATUSES = ("pending", "running", "completed", "failed", "canceled", "skipped", "reused")
 FINISHED_RUN_STATUSES = frozenset({"completed", "failed", "canceled"})
 FINISHED_STEP_STATUSES = frozenset({"completed", "failed", "canceled", "skipped", "reused"})
+# DESIGN: a run status in Azure ML's words (the REST API's StatusCode, the SDK's get_status()).
+AZURE_STATUS_CODES = {
+    "queued": "NotStarted",
+    "running": "Running",
+    "completed": "Finished",
+    "failed": "Failed",
+    "canceled": "Canceled",
+}
 
 
 @dataclass(frozen=True)

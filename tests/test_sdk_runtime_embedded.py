@@ -271,10 +271,3 @@ def test_unknown_run_id_is_not_found(project: Project):
     ws = Workspace(config=project.config_path)
     with pytest.raises(PipeschedError):
         PipelineRun(Experiment(ws, "x"), "zzzzzz").get_status()
-
-
-def test_status_words_match_the_rest_api():
-    from scheduler.api.rest import STATUS_CODES as REST
-    from scheduler.sdk.runs import STATUS_CODES
-
-    assert STATUS_CODES == REST

@@ -24,6 +24,7 @@ from scheduler.api import logs
 from scheduler.api.control import API_PREFIX, DaemonControl, parameter_problem
 from scheduler.clock import SYSTEM_CLOCK, Clock
 from scheduler.errors import NotFound, ParameterError
+from scheduler.records import AZURE_STATUS_CODES
 from scheduler.triggers.summary import collect as collect_schedules
 
 if TYPE_CHECKING:
@@ -33,14 +34,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# DESIGN: run status → Azure ML's StatusCode.
-STATUS_CODES = {
-    "queued": "NotStarted",
-    "running": "Running",
-    "completed": "Finished",
-    "failed": "Failed",
-    "canceled": "Canceled",
-}
+STATUS_CODES = AZURE_STATUS_CODES
 MAX_PAGE = 1000
 RunStatus = Literal["queued", "running", "completed", "failed", "canceled"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
@@ -14,7 +13,7 @@ import click
 from scheduler.cli.options import config_option, json_option, load_config, open_store
 
 if TYPE_CHECKING:
-    from scheduler.executor import RunExecutor, StepEvent
+    from scheduler.executor import StepEvent
 
 
 def _parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
@@ -63,6 +62,7 @@ def run(
     from scheduler.clock import SYSTEM_CLOCK
     from scheduler.definitions import find_pipeline, load_pipeline
     from scheduler.executor import ExecutionOptions, RunExecutor
+    from scheduler.executor.foreground import execute_in_foreground
     from scheduler.logging import configure_logging
     from scheduler.procinfo import current_owner
     from scheduler.submit import submit_run
@@ -90,7 +90,7 @@ def run(
         options=ExecutionOptions(regenerate_outputs=regenerate_outputs),
         on_event=printer,
     )
-    status = asyncio.run(_execute(executor, early))
+    status = execute_in_foreground(executor, early)
     detail = store.get_run_detail(record.id)
     if as_json:
         click.echo(json.dumps(detail.to_json(), indent=2))
@@ -99,16 +99,6 @@ def run(
 
         render_detail(detail, SYSTEM_CLOCK.now())
     sys.exit(0 if status == "completed" else 130 if executor.canceled else 1)
-
-
-async def _execute(executor: RunExecutor, early: list[str]) -> str:
-    loop = asyncio.get_running_loop()
-    # Signals only set state; the executor does the work in the loop (STYLE: "The daemon's heart").
-    loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
-    loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
-    if early:
-        executor.cancel(early[0])
-    return await executor.execute()
 
 
 class _ProgressPrinter:

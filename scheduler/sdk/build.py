@@ -25,12 +25,11 @@ from scheduler.sdk.data import (
     DataInput,
     DataPath,
     DataReference,
-    DatasetConsumptionConfig,
-    FileDataset,
     PipelineParameter,
     _Output,
     path_default,
 )
+from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
 from scheduler.sdk.steps import PipelineStep
 
 if TYPE_CHECKING:

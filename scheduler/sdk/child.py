@@ -13,7 +13,6 @@ this process owns it, and SIGINT/SIGTERM cancel it (``scheduler.cancel`` sends S
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -118,6 +117,7 @@ def _execute(
     config: Any, store: Any, pipeline: Any, record: Any, request: dict, early: list[str]
 ) -> int:
     from scheduler.executor import ExecutionOptions, RunExecutor
+    from scheduler.executor.foreground import execute_in_foreground
     from scheduler.logging import configure_logging
 
     configure_logging(level="warning")
@@ -132,18 +132,9 @@ def _execute(
             f"  {event.step:<20} {event.status}", file=sys.stderr, flush=True
         ),
     )
-    status = asyncio.run(_run(executor, early))
+    status = execute_in_foreground(executor, early)
     print(f"run {record.id} {status}", file=sys.stderr, flush=True)
     return 0 if status == "completed" else 1
-
-
-async def _run(executor: Any, early: list[str]) -> str:
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
-    loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
-    if early:
-        executor.cancel(early[0])
-    return await executor.execute()
 
 
 if __name__ == "__main__":

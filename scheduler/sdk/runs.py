@@ -15,28 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.errors import NotFound
 from scheduler.sdk._warn import SdkError, ignored
+from scheduler.sdk.watch import FINAL, STATUS_CODES, STEP_STATUS_CODES, Watcher, poll, show_step
 
 if TYPE_CHECKING:
     from scheduler.sdk.published import PublishedPipeline
     from scheduler.sdk.workspace import Experiment, Workspace
-
-# DESIGN's mapping, as the REST API answers it (scheduler.api.rest.STATUS_CODES; copied rather
-# than imported: that module pulls in FastAPI, which a notebook reading a run does not need).
-STATUS_CODES = {
-    "queued": "NotStarted",
-    "running": "Running",
-    "completed": "Finished",
-    "failed": "Failed",
-    "canceled": "Canceled",
-}
-STEP_STATUS_CODES = {**STATUS_CODES, "pending": "NotStarted", "skipped": "Canceled"}
-STEP_STATUS_CODES["reused"] = "Finished"
-FINAL = frozenset({"Finished", "Failed", "Canceled"})
-FINISHED_STEP = frozenset({"completed", "failed", "canceled", "skipped", "reused"})
-# Waiting on an embedded run polls the store: another process's SQLite writes raise no event
-# here. Start quick (short runs end in well under a second), then back off to spare the
-# database on long ones.
-POLL_FIRST, POLL_MAX, POLL_GROWTH = 0.05, 2.0, 1.5
 
 
 class ActivityFailedException(SdkError):
@@ -153,9 +136,9 @@ class PipelineRun(_RunBase):
         deadline = time.monotonic() + min(timeout_seconds, 10**9)
         if show_output:
             print(f"PipelineRunId: {self.id}")
-            status = _Watcher(self, deadline).watch()
+            status = Watcher(self, deadline).watch()
         else:
-            status = _poll(lambda: self.get_status(), deadline)
+            status = poll(lambda: self.get_status(), deadline)
         if status not in FINAL:
             if show_output:
                 print(f"Timed out of waiting. Status: {status}")
@@ -298,8 +281,8 @@ class StepRun(_RunBase):
     ) -> str:
         deadline = time.monotonic() + min(timeout_seconds, 10**9)
         if show_output:
-            _show_step(self._backend, self._run_id, self._detail())
-        status = _poll(lambda: self.get_status(), deadline)
+            show_step(self._backend, self._run_id, self._detail())
+        status = poll(lambda: self.get_status(), deadline)
         if status == "Failed" and raise_on_error:
             raise ActivityFailedException(f"step run {self.id} failed")
         return status
@@ -385,66 +368,3 @@ def _azure_details(detail: dict[str, Any]) -> dict[str, Any]:
         "inputDatasets": inputs,
         "outputDatasets": outputs,
     }
-
-
-def _poll(read: Any, deadline: float) -> str:
-    """``read()`` until it gives a final status or the deadline passes; the last value."""
-    interval = POLL_FIRST
-    while True:
-        status = read()
-        if status in FINAL or time.monotonic() >= deadline:
-            return status
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        interval = min(POLL_MAX, interval * POLL_GROWTH)
-
-
-class _Watcher:
-    """Prints a run's progress the way Azure's ``wait_for_completion(show_output=True)`` does:
-    status changes, then each step's log (followed while it runs) and its final status."""
-
-    def __init__(self, run: PipelineRun, deadline: float) -> None:
-        self.run, self.deadline = run, deadline
-        self.shown: set[str] = set()
-
-    def watch(self) -> str:
-        backend, printed, interval = self.run._backend, None, POLL_FIRST
-        while True:
-            detail = self.run._detail()
-            status = STATUS_CODES[detail["status"]]
-            ready = [
-                s
-                for s in detail["steps"]
-                if s["name"] not in self.shown and (s["started_at"] or s["status"] in FINISHED_STEP)
-            ]
-            if status != printed and (status not in FINAL or not ready):
-                print(f"PipelineRun Status: {status}")  # the final one after the last step
-                printed = status
-            if ready:
-                step = min(ready, key=lambda s: s["started_at"] or "~")
-                self.shown.add(step["name"])
-                _show_step(backend, self.run.id, step)
-                interval = POLL_FIRST
-                continue
-            if status in FINAL or time.monotonic() >= self.deadline:
-                return status
-            time.sleep(interval)
-            interval = min(POLL_MAX, interval * POLL_GROWTH)
-
-
-def _show_step(backend: Any, run_id: str, step: dict[str, Any]) -> None:
-    label = step["display_name"] or step["name"]
-    print(f"\nStepRunId: {run_id}/{step['name']}")
-    if step["status"] in ("reused", "skipped") or not step["started_at"]:
-        print(f"StepRun( {label} ) Status: {STEP_STATUS_CODES[step['status']]} ({step['status']})")
-        return
-    print(f"StepRun( {label} ) Status: Running\n")
-    print(f"Streaming log of step {step['name']}\n" + "=" * (23 + len(step["name"])))
-    try:
-        for chunk in backend.step_log(run_id, step["name"], follow=True):
-            sys.stdout.write(chunk.decode(errors="replace"))
-            sys.stdout.flush()
-    except NotFound:
-        pass  # canceled before it logged anything
-    final = next(s for s in backend.get_run(run_id)["steps"] if s["name"] == step["name"])
-    print(f"\nStepRun({label}) Execution Summary\n" + "=" * (28 + len(label)))
-    print(f"StepRun( {label} ) Status: {STEP_STATUS_CODES[final['status']]}")

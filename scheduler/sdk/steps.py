@@ -16,14 +16,13 @@ from scheduler.sdk.data import (
     DataInput,
     DataPath,
     DataReference,
-    DatasetConsumptionConfig,
-    FileDataset,
     OutputFileDatasetConfig,
     PipelineParameter,
     _Output,
     caller_position,
     resolve_path,
 )
+from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
 
 _RUNCONFIG = "steps run with the interpreter and variables of their `environment`"
 _COMMON_IGNORED = {
