@@ -59,6 +59,9 @@ class Backend(Protocol):
 
     def cancel_run(self, run_id: str) -> dict[str, Any]: ...
 
+    def wait_for_change(self, run_id: str, timeout: float) -> None:
+        """Sleep up to ``timeout``, returning early when the run may have changed."""
+
     def step_log(self, run_id: str, step: str, *, follow: bool = False) -> Iterator[bytes]:
         """A step's output (latest attempt), as chunks; with ``follow``, until the step ends."""
 

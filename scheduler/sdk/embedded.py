@@ -40,6 +40,9 @@ class EmbeddedBackend:
         self.config = config or load_config(self.config_path)
         self._store: Store | None = None
         self._lock = threading.Lock()
+        # Run id -> set when the child that runs it exits: waiting on a run started here needs
+        # no polling at its end.
+        self._exited: dict[str, threading.Event] = {}
 
     @property
     def store(self) -> Store:
@@ -139,10 +142,26 @@ class EmbeddedBackend:
             start_new_session=True,
             cwd=str(self.config_path.parent),
         )
-        # No zombies: something must wait() for the child, which outlives this call.
-        threading.Thread(target=proc.wait, name=f"sdk-child-{proc.pid}", daemon=True).start()
+        exited = threading.Event()
+
+        def reap() -> None:  # no zombies: something must wait() for the child
+            proc.wait()
+            exited.set()
+
+        threading.Thread(target=reap, name=f"sdk-child-{proc.pid}", daemon=True).start()
         line, problem = _first_line(proc, CHILD_START_TIMEOUT)
-        return _answer(line, problem)
+        run_id = _answer(line, problem)
+        self._exited[run_id] = exited
+        return run_id
+
+    def wait_for_change(self, run_id: str, timeout: float) -> None:
+        """Up to ``timeout``; at once when the child running ``run_id`` exits (a run started
+        elsewhere raises no event here: another process's SQLite writes are silent)."""
+        exited = self._exited.get(run_id)
+        if exited is None:
+            time.sleep(timeout)
+        else:
+            exited.wait(timeout)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         store = self.store

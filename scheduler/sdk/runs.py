@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,7 +139,8 @@ class PipelineRun(_RunBase):
             print(f"PipelineRunId: {self.id}")
             status = Watcher(self, deadline).watch()
         else:
-            status = poll(lambda: self.get_status(), deadline)
+            wait = partial(self._backend.wait_for_change, self._id)
+            status = poll(lambda: self.get_status(), deadline, wait)
         if status not in FINAL:
             if show_output:
                 print(f"Timed out of waiting. Status: {status}")
@@ -282,7 +284,8 @@ class StepRun(_RunBase):
         deadline = time.monotonic() + min(timeout_seconds, 10**9)
         if show_output:
             show_step(self._backend, self._run_id, self._detail())
-        status = poll(lambda: self.get_status(), deadline)
+        wait = partial(self._backend.wait_for_change, self._run_id)
+        status = poll(lambda: self.get_status(), deadline, wait)
         if status == "Failed" and raise_on_error:
             raise ActivityFailedException(f"step run {self.id} failed")
         return status

@@ -24,14 +24,16 @@ FINISHED_STEP = frozenset({"completed", "failed", "canceled", "skipped", "reused
 POLL_FIRST, POLL_MAX, POLL_GROWTH = 0.05, 2.0, 1.5
 
 
-def poll(read: Any, deadline: float) -> str:
-    """``read()`` until it gives a final status or the deadline passes; the last value."""
+def poll(read: Any, deadline: float, wait: Any) -> str:
+    """``read()`` until it gives a final status or the deadline passes; the last value.
+    ``wait(seconds)`` sleeps between reads and may return early (the backend's
+    ``wait_for_change``)."""
     interval = POLL_FIRST
     while True:
         status = read()
         if status in FINAL or time.monotonic() >= deadline:
             return status
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        wait(min(interval, max(0.0, deadline - time.monotonic())))
         interval = min(POLL_MAX, interval * POLL_GROWTH)
 
 
@@ -64,7 +66,7 @@ class Watcher:
                 continue
             if status in FINAL or time.monotonic() >= self.deadline:
                 return status
-            time.sleep(interval)
+            backend.wait_for_change(self.run.id, interval)
             interval = min(POLL_MAX, interval * POLL_GROWTH)
 
 

@@ -16,6 +16,7 @@ from tests.benchmarks import (
     parallel_run,
     peers,
     schedule_scale,
+    sdk_submit,
     step_overhead,
 )
 
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "file_burst": file_burst.main,
     "schedule_scale": schedule_scale.main,
     "history_scale": history_scale.main,
+    "sdk_submit": sdk_submit.main,
     "peers": peers.main,
 }
 
