@@ -113,8 +113,17 @@ def test_json_has_design_shape_for_every_schedule(project: Project) -> None:
     assert set(entries) == {"weekly", "every-15m", "biweekly", "paused", "drops"}
     for name, entry in entries.items():
         extra = {"watch"} if name == "drops" else set()
-        assert set(entry) == SCHEDULE_KEYS | extra
+        assert set(entry) == SCHEDULE_KEYS | extra | {"definition"}  # fields may be added
     assert {e["kind"] for e in entries.values()} == {"cron", "interval", "recurrence", "on_change"}
+
+
+def test_json_definition_is_the_entry_without_its_defaults(project: Project) -> None:
+    assert listed(project)["weekly"]["definition"] == {
+        "name": "weekly",
+        "pipeline": "train",
+        "cron": "0 0 * * MON",
+        "timezone": "Europe/Berlin",
+    }
 
 
 def test_json_next_fire_times_carry_the_schedule_offset(project: Project) -> None:

@@ -184,6 +184,10 @@ def schedule_weekly(ws, project: Project, pipeline_id: str) -> None:
         recurrence=recurrence,
     )
     assert schedule.status == "Active"
+    # Read back as a notebook in another session would: the recurrence comes from the store.
+    fetched = Schedule.get(ws, "weekly-diabetes")
+    assert fetched.recurrence.week_days == ["Monday"]
+    assert fetched.recurrence.time_of_day == "00:00"
 
 
 def check_weekly_listed(project: Project) -> None:

@@ -108,8 +108,15 @@ class ScheduleRecurrence:
         return data
 
     @classmethod
-    def _from_definition(cls, data: dict[str, Any]) -> ScheduleRecurrence:
-        return cls(**{k: v for k, v in data.items() if k in _RECURRENCE_KEYS})
+    def _from_definition(
+        cls, data: dict[str, Any], timezone: str | None = None
+    ) -> ScheduleRecurrence:
+        """From a ``recurrence:`` entry, whose defaults (``interval: 1``) may be left out; the
+        schedule's ``timezone`` stands in for a missing ``time_zone``."""
+        given = {k: v for k, v in data.items() if k in _RECURRENCE_KEYS}
+        if timezone is not None and timezone != "UTC":
+            given.setdefault("time_zone", timezone)
+        return cls(**{"interval": 1, **given})
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self._to_definition().items())

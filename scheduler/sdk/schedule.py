@@ -228,7 +228,8 @@ class Schedule:
         """Known for a schedule created in this session, or when the backend reports its
         definition; None for other kinds."""
         data = self._definition.get("recurrence")
-        return ScheduleRecurrence._from_definition(data) if data else None
+        zone = self._definition.get("timezone")
+        return ScheduleRecurrence._from_definition(data, zone) if data else None
 
     @property
     def datastore_name(self) -> str | None:

@@ -42,6 +42,9 @@ class ScheduleSummary:
     last_run_status: str | None = None
     last_run_fired_at: datetime | None = None
     watch: dict[str, Any] | None = field(default=None)
+    # The schedule as its schedules.yaml entry would read (defaults left out): what the SDK's
+    # Schedule shows as its recurrence, parameters and watched folder.
+    definition: dict[str, Any] = field(default_factory=dict)
 
     @property
     def next_fire_time(self) -> datetime | None:
@@ -70,6 +73,7 @@ class ScheduleSummary:
             }
         if self.watch is not None:
             data["watch"] = self.watch
+        data["definition"] = self.definition
         return data
 
 
@@ -110,6 +114,7 @@ def summarize(
         expression=expression(schedule),
         next_fire_times=next_times,
         ended=ended,
+        definition=schedule.model_dump(mode="json", exclude_defaults=True),
     )
     if state is not None:
         summary.last_fire_time = state.last_fire_time
