@@ -286,9 +286,9 @@ def test_runs_filter_by_experiment(api: LiveApi, http, tmp_path, name):
     assert {r["experiment"] for r in listed} == {f"{name}-exp"}
 
 
-def test_experiment_filter_walks_the_primary_key_newest_first(api: LiveApi):
-    """No index on experiment (DESIGN's lists are newest first with a limit): the plan walks
-    the primary key in order and stops after ``limit`` matches, never sorting the table."""
+def test_experiment_filter_uses_its_index_newest_first(api: LiveApi):
+    """The (experiment, id) index gives an experiment's runs newest first: no scan of every
+    run, no sort."""
     statement = queries.list_runs_statement(experiment="x", limit=20)
     compiled = statement.compile(api.store.engine, compile_kwargs={"literal_binds": True})
     with api.store.engine.connect() as conn:
@@ -296,6 +296,7 @@ def test_experiment_filter_walks_the_primary_key_newest_first(api: LiveApi):
             str(row[-1]) for row in conn.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
         )
     assert "USE TEMP B-TREE" not in plan
+    assert "ix_runs_experiment_id" in plan
 
 
 # -- the real daemon ----------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class RunRow(Base):
     __table_args__ = (
         Index(None, "pipeline", "id"),
         Index(None, "status", "id"),
+        Index(None, "experiment", "id"),  # Experiment.get_runs(), GET /api/v1/runs?experiment=
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)
