@@ -126,11 +126,32 @@ class Inbox:
         return items, overflows
 
 
+class QueueOverflowed(FileSystemEvent):
+    """Our marker for IN_Q_OVERFLOW, queued behind the events read before it. watchdog reports
+    an overflow on its reader thread while the events parsed before it may still wait in the
+    observer's queue; were the loop told at once, its full rescan could run before them, and a
+    late "open" among them would then hold a file whose close was lost until the next timed
+    rescan. Delivered in order, the rescan follows every event the kernel kept."""
+
+    event_type = "queue_overflowed"
+
+    def notify(self) -> None:
+        callback = getattr(self, "callback", None)
+        if callback is not None:
+            callback()
+
+
 class Handler(FileSystemEventHandler):
     """Turns watchdog events into (path, kind) inbox entries; runs on the observer thread."""
 
     def __init__(self, inbox: Inbox, *, polling: bool) -> None:
         self.inbox, self.polling = inbox, polling
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if isinstance(event, QueueOverflowed):
+            event.notify()
+            return
+        super().dispatch(event)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:
@@ -183,7 +204,9 @@ def _overflow_observer(on_overflow: Callable[[], None]) -> BaseObserver:
 
             def overflowed() -> None:
                 original()
-                on_overflow()
+                marker = QueueOverflowed(self.watch.path)
+                marker.callback = on_overflow  # type: ignore[attr-defined]
+                self.queue_event(marker)  # in order with the events read before it
 
             group.on_queue_overflow = overflowed
 
