@@ -23,10 +23,10 @@ from scheduler.api.control import (
 )
 from scheduler.api.metrics import make_registry, metrics_text
 from scheduler.api.rest import rest_router
-from scheduler.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"

@@ -4,7 +4,7 @@ FastAPI's ``HTTPBearer`` parses the header and puts the scheme into the OpenAPI 
 ``/docs`` and schemathesis know how to authenticate); we call it with ``auto_error=False`` because
 its own failure is a 403 for a missing header, while DESIGN wants 401 with ``WWW-Authenticate:
 Bearer`` for missing, wrong and revoked alike. The comparison itself (hash, constant time) is
-``scheduler.tokens.verify_token``'s.
+``scheduler.services.tokens.verify_token``'s.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _unauthorized(message: str) -> HTTPException:
 def token_dependency(store: Store, *, require_token: bool) -> Callable[..., str | None]:
     """A dependency that answers 401 unless the request carries a live token; it returns the
     token's name (None on the unix socket, where the file's permissions are the guard)."""
-    from scheduler.tokens import verify_token
+    from scheduler.services.tokens import verify_token
 
     if not require_token:
 

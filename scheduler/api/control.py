@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from scheduler.api_schedules import InvalidSchedule
-from scheduler.errors import NotFound, ParameterError, PipeschedError
+from scheduler.core.errors import NotFound, ParameterError, PipeschedError
+from scheduler.services.api_schedules import InvalidSchedule
 
 if TYPE_CHECKING:
-    from scheduler.records import RunRecord
     from scheduler.store import Store
+    from scheduler.store.records import RunRecord
 
 API_PREFIX = "/api/v1"
 

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scheduler.logfiles import pick_attempt, tail
-from scheduler.records import FINISHED_RUN_STATUSES, FINISHED_STEP_STATUSES, StepAttempt
+from scheduler.services.logfiles import pick_attempt, tail
+from scheduler.store.records import FINISHED_RUN_STATUSES, FINISHED_STEP_STATUSES, StepAttempt
 
 if TYPE_CHECKING:
-    from scheduler.records import RunDetail
     from scheduler.store import Store
+    from scheduler.store.records import RunDetail
 
 POLL_SECONDS = 0.2
 READ_CHUNK = 256 * 1024

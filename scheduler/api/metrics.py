@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from scheduler.errors import NotFound
+from scheduler.core.errors import NotFound
 
 if TYPE_CHECKING:
     from scheduler.store import Store

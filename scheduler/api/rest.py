@@ -19,18 +19,18 @@ from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from scheduler import logfiles
 from scheduler.api import logs
 from scheduler.api.control import API_PREFIX, DaemonControl, parameter_problem
-from scheduler.clock import SYSTEM_CLOCK, Clock
-from scheduler.errors import NotFound, ParameterError
-from scheduler.records import AZURE_STATUS_CODES
-from scheduler.triggers.summary import collect as collect_schedules
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.errors import NotFound, ParameterError
+from scheduler.services import logfiles
+from scheduler.services.schedule_summary import collect as collect_schedules
+from scheduler.store.records import AZURE_STATUS_CODES
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
-    from scheduler.records import RunRecord
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
+    from scheduler.store.records import RunRecord
 
 log = structlog.get_logger(__name__)
 
@@ -226,7 +226,7 @@ def check_pipeline_name(config: Config, store: Store, name: str) -> None:
     """Only a declared or published pipeline: ``find_pipeline`` also takes a path to a
     pipeline.yaml, which a caller over HTTP must never be able to name."""
     from scheduler.definitions import discover_pipelines
-    from scheduler.publish import list_versions
+    from scheduler.services.publish import list_versions
 
     if name not in discover_pipelines(config) and not list_versions(store, name):
         raise NotFound(f"no pipeline named '{name}'", hint="GET /api/v1/pipelines lists them")
@@ -236,7 +236,7 @@ def pipelines_json(config: Config, store: Store) -> list[dict]:
     """``GET /api/v1/pipelines``: every pipeline (working copy or published), its versions,
     the default one and the endpoint URLs."""
     from scheduler.definitions import discover_pipelines
-    from scheduler.publish import default_version, endpoint_url, list_versions
+    from scheduler.services.publish import default_version, endpoint_url, list_versions
 
     working = set(discover_pipelines(config))
     by_name: dict[str, list[Any]] = {name: [] for name in working}

@@ -19,11 +19,11 @@ from scheduler.api.rest import (
     raise_parameter,
     submit_answer,
 )
-from scheduler.errors import DefinitionErrors, ParameterError
+from scheduler.core.errors import DefinitionErrors, ParameterError
 
 if TYPE_CHECKING:
     from scheduler.api.control import DaemonControl
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
 
 log = structlog.get_logger("scheduler.api.rest")
@@ -66,9 +66,9 @@ _GZIP_BODY = {
 def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: Config) -> None:
     """What the SDK's remote workspace needs beyond issue 6: upload a saved pipeline folder,
     run it, publish it or a finished run's definition, move an endpoint's default version."""
-    from scheduler.publish import endpoint_url, publish_definition, publish_run
-    from scheduler.publish import set_default_version as set_default
-    from scheduler.snapshots import (
+    from scheduler.services.publish import endpoint_url, publish_definition, publish_run
+    from scheduler.services.publish import set_default_version as set_default
+    from scheduler.services.snapshots import (
         MAX_UPLOAD_BYTES,
         BadUpload,
         UploadTooLarge,
@@ -175,7 +175,7 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
 
 async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwargs: Any) -> Any:
     """Publish in a thread (it copies files); a bad name or label is a 422 naming it."""
-    from scheduler.publish import BadLabel
+    from scheduler.services.publish import BadLabel
 
     try:
         return await asyncio.to_thread(publish, *args, **kwargs)

@@ -24,7 +24,7 @@ from typing import Any
 
 import uvicorn
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 
 SOCKET_MODE = 0o600
 # sun_path holds 108 bytes on Linux, with the terminating NUL.

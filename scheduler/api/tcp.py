@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from scheduler.api.server import GRACEFUL_SHUTDOWN, _EmbeddedServer
-from scheduler.config import is_loopback
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
+from scheduler.definitions.config import is_loopback
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 BACKLOG = 512
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from scheduler.errors import DefinitionErrors, PipeschedError
+from scheduler.core.errors import DefinitionErrors, PipeschedError
 
 # name -> (module, function, one-line help). The help is here so `pipesched --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {

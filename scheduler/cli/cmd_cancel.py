@@ -11,7 +11,7 @@ import click
 from scheduler.cli.options import config_option, load_config, open_store
 
 if TYPE_CHECKING:
-    from scheduler.api.client import DaemonClient
+    from scheduler.services.client import DaemonClient
     from scheduler.store import Store
 
 
@@ -24,7 +24,7 @@ def cancel(run_id: str, config_path: str | None) -> None:
     Works for runs of the daemon and for a foreground `pipesched run` in another terminal,
     with or without a daemon.
     """
-    from scheduler.api.client import DaemonClient, socket_path
+    from scheduler.services.client import DaemonClient, socket_path
 
     config = load_config(config_path)
     with open_store(config) as store:
@@ -36,8 +36,8 @@ def cancel(run_id: str, config_path: str | None) -> None:
 def cancel_run(store: Store, run_id: str, client: DaemonClient) -> str:
     """Route the cancel to whoever owns the run: the daemon when it answers and owns it (or
     the run has no owner yet), the owner process otherwise."""
-    from scheduler.cancel import RunAlreadyFinished, cancel_without_daemon
-    from scheduler.records import FINISHED_RUN_STATUSES
+    from scheduler.services.cancel import RunAlreadyFinished, cancel_without_daemon
+    from scheduler.store.records import FINISHED_RUN_STATUSES
 
     run = store.get_run(run_id)
     if run.status in FINISHED_RUN_STATUSES:

@@ -21,6 +21,6 @@ def daemon(config_path: str | None) -> None:
     protocol (READY=1, STATUS=, WATCHDOG=1). Logs go to stderr: JSON lines off a terminal.
     """
     from scheduler.cli.options import find_config_path
-    from scheduler.daemon import Daemon
+    from scheduler.daemon.lifecycle import Daemon
 
     sys.exit(asyncio.run(Daemon(find_config_path(config_path)).run()))

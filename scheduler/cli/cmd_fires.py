@@ -18,7 +18,7 @@ from scheduler.cli.options import (
 from scheduler.cli.render import format_moment, print_json, print_table
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
 
 HEADERS = ("SCHEDULE", "NOMINAL TIME/FILE", "OUTCOME", "REASON", "RUN")
@@ -52,7 +52,7 @@ def fires(
     Example:
       pipesched fires weekly-diabetes-training --limit 5
     """
-    from scheduler.clock import SYSTEM_CLOCK
+    from scheduler.core.clock import SYSTEM_CLOCK
 
     config = load_config(config_path)
     with open_store(config) as store:

@@ -18,10 +18,10 @@ import click
 
 from scheduler.cli.options import config_option, load_config, open_store
 from scheduler.cli.render import format_absolute
-from scheduler.clock import SYSTEM_CLOCK
-from scheduler.durations import parse_duration
-from scheduler.logfiles import find_step, pick_attempt, tail
-from scheduler.records import (
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.durations import parse_duration
+from scheduler.services.logfiles import find_step, pick_attempt, tail
+from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
     FINISHED_STEP_STATUSES,
     RunDetail,

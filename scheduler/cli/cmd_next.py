@@ -9,8 +9,8 @@ import click
 
 from scheduler.cli.options import config_option, json_option
 from scheduler.cli.render import format_relative, print_json, print_table
-from scheduler.clock import SYSTEM_CLOCK
-from scheduler.errors import PipeschedError
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.errors import PipeschedError
 
 
 def preview(expression: str, timezone: str, count: int, now: datetime) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import click
 
 from scheduler.cli.options import config_option, json_option, load_config, no_headers_option
 from scheduler.cli.render import print_json, print_table
-from scheduler.errors import DefinitionError, DefinitionErrors, PipeschedError
+from scheduler.core.errors import DefinitionError, DefinitionErrors, PipeschedError
 
 HEADERS = ("NAME", "STEPS", "VERSIONS", "DESCRIPTION", "STATUS", "ENDPOINT", "PATH")
 
@@ -24,7 +24,7 @@ def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     the endpoint's default version with '*'."""
     from scheduler.cli.options import open_store
     from scheduler.definitions import discover_pipelines
-    from scheduler.publish import list_versions
+    from scheduler.services.publish import list_versions
 
     config = load_config(config_path)
     with open_store(config) as store:
@@ -84,7 +84,7 @@ def describe(name: str, path: Path, config: Any) -> dict[str, Any]:
 def add_versions(entry: dict[str, Any], versions: list[Any], config: Any) -> None:
     """Add ``versions`` (each with its ``url``), ``default_version`` and ``endpoint`` (the URL
     that runs the default version, or the working copy while nothing is published)."""
-    from scheduler.publish import endpoint_url
+    from scheduler.services.publish import endpoint_url
 
     name = entry["name"]
     entry["versions"] = [

@@ -23,8 +23,8 @@ def publish(
 ) -> None:
     """Publish PIPELINE: an immutable snapshot of its definition and source directories that
     later edits never change, runnable at its own endpoint URL."""
-    from scheduler.publish import endpoint_url
-    from scheduler.publish import publish as do_publish
+    from scheduler.services.publish import endpoint_url
+    from scheduler.services.publish import publish as do_publish
 
     config = load_config(config_path)
     with open_store(config) as store:

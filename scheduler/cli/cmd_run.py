@@ -59,13 +59,13 @@ def run(
     Example:
       pipesched run diabetes-training -p reg_rate=0.1
     """
-    from scheduler.clock import SYSTEM_CLOCK
+    from scheduler.core.clock import SYSTEM_CLOCK
+    from scheduler.core.logging import configure_logging
+    from scheduler.core.procinfo import current_owner
     from scheduler.definitions import find_pipeline, load_pipeline
+    from scheduler.dispatch.submit import submit_run
     from scheduler.executor import ExecutionOptions, RunExecutor
     from scheduler.executor.foreground import execute_in_foreground
-    from scheduler.logging import configure_logging
-    from scheduler.procinfo import current_owner
-    from scheduler.submit import submit_run
 
     configure_logging(level="warning")
     given = _parse_assignments(params)
@@ -108,7 +108,7 @@ class _ProgressPrinter:
         self.run_id = run_id
 
     def __call__(self, event: StepEvent) -> None:
-        from scheduler.durations import format_duration
+        from scheduler.core.durations import format_duration
 
         took = f" in {format_duration(event.duration)}" if event.duration is not None else ""
         attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""

@@ -18,9 +18,9 @@ from scheduler.cli.render import (
     print_table,
     run_duration,
 )
-from scheduler.clock import SYSTEM_CLOCK
-from scheduler.durations import format_duration
-from scheduler.records import RUN_STATUSES
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.durations import format_duration
+from scheduler.store.records import RUN_STATUSES
 
 HEADERS = ("ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION", "REASON")
 

@@ -15,8 +15,8 @@ import click
 from scheduler.cli.options import config_option, load_config, open_store
 
 if TYPE_CHECKING:
-    from scheduler.api.client import DaemonClient
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
+    from scheduler.services.client import DaemonClient
     from scheduler.store import Store
 
 
@@ -53,8 +53,8 @@ def trigger(name: str, config_path: str | None) -> None:
 
     Needs the daemon. Exit 0 when a run started (or was queued), 1 when none was.
     """
-    from scheduler.api.client import DaemonNotRunning
-    from scheduler.errors import PipeschedError
+    from scheduler.core.errors import PipeschedError
+    from scheduler.services.client import DaemonNotRunning
 
     client = _client(load_config(config_path))
     if not client.available():
@@ -88,9 +88,9 @@ def schedule_names(config: Config, store: Store) -> set[str]:
     """Every schedule a daemon of this config would know: those in the schedules file (read
     leniently when the file has errors, so a broken schedule can still be disabled) and those
     kept in the store (created through the API)."""
+    from scheduler.core.errors import DefinitionErrors
     from scheduler.definitions import discover_pipelines, load_schedules
     from scheduler.definitions.yamlsource import read_yaml
-    from scheduler.errors import DefinitionErrors
 
     names = {state.name for state in store.schedule_states().values() if state.source == "api"}
     try:
@@ -111,14 +111,14 @@ def schedule_names(config: Config, store: Store) -> set[str]:
 
 
 def unknown_schedule(name: str, known: set[str]) -> Exception:
-    from scheduler.errors import NotFound
+    from scheduler.core.errors import NotFound
 
     hint = f"known: {', '.join(sorted(known))}" if known else "there are no schedules"
     return NotFound(f"no schedule {name!r}", hint=hint)
 
 
 def _client(config: Config) -> DaemonClient:
-    from scheduler.api.client import DaemonClient, socket_path
+    from scheduler.services.client import DaemonClient, socket_path
 
     return DaemonClient(socket_path(config.state_dir))
 

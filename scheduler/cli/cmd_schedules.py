@@ -17,12 +17,12 @@ from scheduler.cli.options import (
     open_store,
 )
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
-from scheduler.clock import SYSTEM_CLOCK
+from scheduler.core.clock import SYSTEM_CLOCK
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
+    from scheduler.services.schedule_summary import ScheduleSummary
     from scheduler.store import Store
-    from scheduler.triggers.summary import ScheduleSummary
 
 HEADERS = ("NEXT", "LEFT", "LAST", "PASSED", "RESULT", "SCHEDULE", "PIPELINE", "WHEN")
 LEFT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan"}
@@ -54,8 +54,8 @@ def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
-    """Every schedule summarized at ``now`` (see ``scheduler.triggers.summary.collect``)."""
-    from scheduler.triggers.summary import collect as collect_summaries
+    """Every schedule summarized at ``now`` (see ``scheduler.services.schedule_summary.collect``)."""
+    from scheduler.services.schedule_summary import collect as collect_summaries
 
     return collect_summaries(
         config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)

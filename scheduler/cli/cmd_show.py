@@ -25,9 +25,9 @@ from scheduler.cli.render import (
     styled,
     timeline,
 )
-from scheduler.clock import SYSTEM_CLOCK
-from scheduler.durations import format_duration
-from scheduler.records import RunDetail, StepAttempt, metrics_by_name
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.durations import format_duration
+from scheduler.store.records import RunDetail, StepAttempt, metrics_by_name
 
 STEP_HEADERS = (
     "STEP",

@@ -28,7 +28,7 @@ def token(ctx: click.Context, config_path: str | None) -> None:
 @config_option
 def create(name: str, config_path: str | None) -> None:
     """Create token NAME and print it (alone, on the last line): it is never shown again."""
-    from scheduler.tokens import create_token
+    from scheduler.services.tokens import create_token
 
     config = load_config(config_path)
     with open_store(config) as store:
@@ -43,7 +43,7 @@ def create(name: str, config_path: str | None) -> None:
 @config_option
 def list_(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """Every token, revoked ones too (never their secrets)."""
-    from scheduler.tokens import list_tokens
+    from scheduler.services.tokens import list_tokens
 
     config = load_config(config_path)
     with open_store(config) as store:
@@ -68,7 +68,7 @@ def list_(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 @config_option
 def revoke(name: str, config_path: str | None) -> None:
     """Revoke token NAME: requests with it get 401 from now on."""
-    from scheduler.tokens import revoke_token
+    from scheduler.services.tokens import revoke_token
 
     config = load_config(config_path)
     with open_store(config) as store:

@@ -9,10 +9,10 @@ import click
 
 from scheduler.cli.options import config_option, json_option, load_config
 from scheduler.cli.render import print_json
-from scheduler.errors import DefinitionError, DefinitionErrors
+from scheduler.core.errors import DefinitionError, DefinitionErrors
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 
 @click.command()

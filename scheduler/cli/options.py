@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,7 +37,7 @@ def no_headers_option(func: F) -> F:
 
 def find_config_path(config_path: str | None) -> Path:
     """The config file this command uses (see ``load_config``), without loading it."""
-    from scheduler.config import find_config
+    from scheduler.definitions.config import find_config
 
     if config_path is None:
         ctx = click.get_current_context(silent=True)
@@ -51,7 +51,7 @@ def find_config_path(config_path: str | None) -> Path:
 def load_config(config_path: str | None) -> Config:
     """The config this command uses: its own -c, else the group's -c / $PIPESCHED_CONFIG, else
     the default search."""
-    from scheduler.config import load_config as _load
+    from scheduler.definitions.config import load_config as _load
 
     return _load(find_config_path(config_path))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from scheduler.durations import format_duration
+from scheduler.core.durations import format_duration
 
 STATUS_STYLES = {
     "completed": "green",

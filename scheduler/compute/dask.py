@@ -8,7 +8,7 @@ be mounted at the same path on every worker. Before a step starts, the step's pr
 that: it writes a probe file with a random token into each datastore and has every worker it
 will use read it back; a worker that cannot fails the step with the worker and path named.
 
-Used by the step processes (``scheduler.parallel.dask_pool``, ``scheduler.compute.dask_runner``),
+Used by the step processes (``scheduler.executor.parallel.dask_pool``, ``scheduler.compute.dask_runner``),
 never by the daemon's event loop: connecting to a cluster can take seconds.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 
 CONNECT_TIMEOUT = 10.0
 PROBE_FOLDER = ".pipesched/probe"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.compute import dask as dask_target
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 
 WORKER_PYTHON = "{worker_python}"  # argv[0] placeholder: the worker's own interpreter
 POLL = 0.1

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.procinfo import process_start_ticks
+from scheduler.core.procinfo import process_start_ticks
 
 #: Variables a step must never inherit: they belong to the daemon's own systemd unit.
 PRIVATE_ENV_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError, PipeschedError
 from scheduler.definitions.discovery import discover_pipelines, find_pipeline, pipeline_files
 from scheduler.definitions.pipeline import (
     PIPELINE_FILE,
@@ -36,10 +37,9 @@ from scheduler.definitions.steps import (
     StepBase,
 )
 from scheduler.definitions.yamlsource import YamlDocument, display_path, read_yaml
-from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError, PipeschedError
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 __all__ = [
     "PIPELINE_FILE",
@@ -165,7 +165,7 @@ def schedule_parameter_errors(
     """Whether ``schedule`` (found at ``base`` in ``doc``) fits ``pipeline``: known parameters
     of the right type, every required one given, and an on_change ``data_path_parameter`` that
     is a path parameter. Shared by schedules.yaml and schedules created through the API."""
-    from scheduler.parameters import convert_parameter
+    from scheduler.definitions.parameters import convert_parameter
 
     where = f"schedule '{schedule.name}'"
     errors: list[DefinitionError] = []

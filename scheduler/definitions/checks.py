@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scheduler.core.errors import DefinitionError, ParameterError
+from scheduler.definitions.graph import find_cycle, graph_from_steps
 from scheduler.definitions.steps import STEP_TYPES, StepBase, is_data_name
+from scheduler.definitions.templating import NAMESPACES, RUN_FIELDS, TemplateSyntaxError, scan
 from scheduler.definitions.validation import declared, did_you_mean
 from scheduler.definitions.yamlsource import PathKey
-from scheduler.errors import DefinitionError, ParameterError
-from scheduler.graph import find_cycle, graph_from_steps
-from scheduler.templating import NAMESPACES, RUN_FIELDS, TemplateSyntaxError, scan
 
 if TYPE_CHECKING:
     from scheduler.definitions.pipeline import ParameterDef, PipelineContext
@@ -67,7 +67,7 @@ def check_pipeline(ctx: PipelineContext) -> list[DefinitionError]:
 
 
 def _check_default(ctx: PipelineContext, name: str, param: ParameterDef) -> list[DefinitionError]:
-    from scheduler.parameters import resolve_datastore_path
+    from scheduler.definitions.parameters import resolve_datastore_path
 
     value = param.default
     if value is None:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from scheduler.core.errors import NotFound
 from scheduler.definitions.pipeline import PIPELINE_FILE
-from scheduler.errors import NotFound
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
+from scheduler.core.errors import DefinitionError, DefinitionErrors
 from scheduler.definitions.steps import STEP_TYPES, Model, Step, StepBase
 from scheduler.definitions.validation import did_you_mean, validate
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
-from scheduler.errors import DefinitionError, DefinitionErrors
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 PIPELINE_FILE = "pipeline.yaml"
 ParameterType = Literal["str", "int", "float", "bool", "path"]

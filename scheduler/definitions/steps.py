@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from scheduler.durations import parse_duration
-from scheduler.templating import find_references, partially_substitute, substitute
+from scheduler.core.durations import parse_duration
+from scheduler.definitions.templating import find_references, partially_substitute, substitute
 
 
 def _duration(value: Any) -> Any:

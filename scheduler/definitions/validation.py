@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
+from scheduler.core.errors import DefinitionError
 from scheduler.definitions.yamlsource import PathKey, YamlDocument
-from scheduler.errors import DefinitionError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from scheduler.errors import DefinitionError, DefinitionErrors, SourcePosition
+from scheduler.core.errors import DefinitionError, DefinitionErrors, SourcePosition
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -18,19 +18,19 @@ from typing import Any
 
 import structlog
 
-from scheduler.clock import SYSTEM_CLOCK, Clock
 from scheduler.compute.local import LocalProcess, step_environment
-from scheduler.config import Config
-from scheduler.crashpoints import crashpoint
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.crashpoints import crashpoint
+from scheduler.core.procinfo import current_owner
+from scheduler.definitions.config import Config
+from scheduler.definitions.graph import build_graph
 from scheduler.executor import workdir as wd
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
-from scheduler.graph import build_graph
-from scheduler.procinfo import current_owner
-from scheduler.records import Metric, RunRecord
 from scheduler.runtime import read_metrics_file
 from scheduler.store import Store
+from scheduler.store.records import Metric, RunRecord
 
 log = structlog.get_logger("scheduler.executor")
 

@@ -10,17 +10,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from scheduler.config import Config
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
+from scheduler.definitions.config import Config
+from scheduler.definitions.fingerprint import path_manifest, source_tree_hash, step_fingerprint
+from scheduler.definitions.parameters import argv_value, resolve_datastore_path
 from scheduler.executor.workdir import (
     interpreter_prefix,
     is_own_interpreter,
     reset_output_dir,
     resolve_interpreter,
 )
-from scheduler.fingerprint import path_manifest, source_tree_hash, step_fingerprint
-from scheduler.parameters import argv_value, resolve_datastore_path
-from scheduler.records import RunRecord
+from scheduler.store.records import RunRecord
 
 _DATASTORE_URI = re.compile(r"datastore://[^\s\"'$]+")
 

@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 
 _SDK_DIR = str(Path(__file__).resolve().parent)
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scheduler.core.errors import DefinitionError, DefinitionErrors, SourcePosition
 from scheduler.definitions import Pipeline as Definition
 from scheduler.definitions import YamlDocument, build_pipeline, display_path
-from scheduler.errors import DefinitionError, DefinitionErrors, SourcePosition
 from scheduler.sdk.data import (
     DataInput,
     DataPath,
@@ -33,7 +33,7 @@ from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
 from scheduler.sdk.steps import PipelineStep
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
 
 Where = tuple[str, int]
 

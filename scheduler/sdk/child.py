@@ -8,7 +8,7 @@ endpoint's default), and ``experiment``, ``parameters``, ``regenerate_outputs``,
 The first stdout line is ``{"run_id": ...}`` once the run is recorded, or ``{"error": {...}}``
 when the request is refused (nothing recorded). From then on stdout and stderr go to
 ``<state_dir>/runs/<run>/sdk-child.log`` and the run executes exactly as ``pipesched run`` does:
-this process owns it, and SIGINT/SIGTERM cancel it (``scheduler.cancel`` sends SIGINT).
+this process owns it, and SIGINT/SIGTERM cancel it (``scheduler.services.cancel`` sends SIGINT).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     try:
         config, store, pipeline, record = _submit(request)
     except Exception as exc:  # every refusal is reported on stdout; a bug keeps its traceback
-        from scheduler.errors import PipeschedError
+        from scheduler.core.errors import PipeschedError
 
         if not isinstance(exc, PipeschedError):
             raise
@@ -42,20 +42,20 @@ def main(argv: list[str]) -> int:
 
 
 def _submit(request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    from scheduler.config import load_config
-    from scheduler.procinfo import current_owner
+    from scheduler.core.procinfo import current_owner
+    from scheduler.definitions.config import load_config
+    from scheduler.dispatch.submit import submit_run
     from scheduler.store import Store
-    from scheduler.submit import submit_run
 
     config = load_config(request["config"])
     store = Store.open(config.database_url)
     version = None
     if request.get("snapshot"):
-        from scheduler.snapshots import load_snapshot_by_id
+        from scheduler.services.snapshots import load_snapshot_by_id
 
         pipeline = load_snapshot_by_id(config, request["snapshot"])
     else:
-        from scheduler.publish import load_published
+        from scheduler.services.publish import load_published
 
         pipeline, version = load_published(
             config, store, request["pipeline"], request.get("version")
@@ -102,7 +102,7 @@ def _say(data: dict[str, Any], fd: int) -> None:
 
 
 def _error_json(exc: Exception) -> dict[str, Any]:
-    from scheduler.errors import DefinitionErrors, ParameterError, PipeschedError
+    from scheduler.core.errors import DefinitionErrors, ParameterError, PipeschedError
 
     assert isinstance(exc, PipeschedError)
     data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
@@ -116,9 +116,9 @@ def _error_json(exc: Exception) -> dict[str, Any]:
 def _execute(
     config: Any, store: Any, pipeline: Any, record: Any, request: dict, early: list[str]
 ) -> int:
+    from scheduler.core.logging import configure_logging
     from scheduler.executor import ExecutionOptions, RunExecutor
     from scheduler.executor.foreground import execute_in_foreground
-    from scheduler.logging import configure_logging
 
     configure_logging(level="warning")
     print(f"run {record.id} of {pipeline.name} started", file=sys.stderr, flush=True)

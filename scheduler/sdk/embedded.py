@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from scheduler import errors
+from scheduler.core import errors
 from scheduler.sdk._warn import SdkError
 
 if TYPE_CHECKING:
-    from scheduler.api.client import DaemonClient
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
+    from scheduler.services.client import DaemonClient
     from scheduler.store import Store
 
 # How long a child may take to record its run (imports, definition load, parameter checks).
@@ -34,7 +34,7 @@ class EmbeddedBackend:
     """``Backend`` over a config file on this machine."""
 
     def __init__(self, config_path: Path, config: Config | None = None) -> None:
-        from scheduler.config import load_config
+        from scheduler.definitions.config import load_config
 
         self.config_path = Path(config_path)
         self.config = config or load_config(self.config_path)
@@ -56,7 +56,7 @@ class EmbeddedBackend:
 
     def _daemon(self) -> DaemonClient | None:
         """The daemon of this config when it answers on its socket, else None."""
-        from scheduler.api.client import DaemonClient, socket_path
+        from scheduler.services.client import DaemonClient, socket_path
 
         client = DaemonClient(socket_path(self.config.state_dir))
         return client if client.available() else None
@@ -78,7 +78,7 @@ class EmbeddedBackend:
         return store.path
 
     def endpoint_url(self, pipeline: str, version: str | None) -> str:
-        from scheduler.publish import endpoint_url
+        from scheduler.services.publish import endpoint_url
 
         return endpoint_url(self.config, pipeline, version)
 
@@ -93,7 +93,7 @@ class EmbeddedBackend:
         regenerate_outputs: bool = False,
         continue_on_step_failure: bool | None = None,
     ) -> str:
-        from scheduler.snapshots import store_snapshot
+        from scheduler.services.snapshots import store_snapshot
 
         snapshot, _ = store_snapshot(self.config, Path(folder))
         return self._start_child(
@@ -132,7 +132,7 @@ class EmbeddedBackend:
 
         A new session: the run outlives a notebook kernel's restart or Ctrl-C, as an Azure run
         outlives its notebook. The request is one JSON argument, so no argv word of the child
-        can pass for a ``pipesched daemon``/``run`` subcommand (scheduler.cancel reads argv)."""
+        can pass for a ``pipesched daemon``/``run`` subcommand (scheduler.services.cancel reads argv)."""
         request = {**request, "config": str(self.config_path)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "scheduler.sdk.child", json.dumps(request)],
@@ -179,7 +179,7 @@ class EmbeddedBackend:
         client = self._daemon()
         if client is not None:
             return client.post(f"/api/v1/runs/{quote(full, safe='')}/cancel")
-        from scheduler.cancel import cancel_without_daemon
+        from scheduler.services.cancel import cancel_without_daemon
 
         cancel_without_daemon(store, full)
         return store.get_run(full).to_json()
@@ -189,7 +189,7 @@ class EmbeddedBackend:
         ``follow``, polled until the step ends (the store is read before the file, so the last
         read after the end misses nothing)."""
         from scheduler.api.logs import _ended, read_log
-        from scheduler.logfiles import find_step, pick_attempt
+        from scheduler.services.logfiles import find_step, pick_attempt
 
         store = self.store
         run_id = store.resolve_run_id(run_id)
@@ -219,8 +219,8 @@ class EmbeddedBackend:
     def publish(
         self, folder: Path, *, name: str, version: str | None, description: str | None
     ) -> dict[str, Any]:
-        from scheduler.publish import publish_definition
-        from scheduler.snapshots import store_snapshot
+        from scheduler.services.publish import publish_definition
+        from scheduler.services.snapshots import store_snapshot
 
         _, pipeline = store_snapshot(self.config, Path(folder))
         published = publish_definition(
@@ -231,7 +231,7 @@ class EmbeddedBackend:
     def publish_run(
         self, run_id: str, *, name: str, version: str | None, description: str | None
     ) -> dict[str, Any]:
-        from scheduler.publish import publish_run
+        from scheduler.services.publish import publish_run
 
         store = self.store
         published = publish_run(
@@ -245,12 +245,12 @@ class EmbeddedBackend:
         return self._published_json(published)
 
     def list_published(self, name: str | None = None) -> list[dict[str, Any]]:
-        from scheduler.publish import list_versions
+        from scheduler.services.publish import list_versions
 
         return [self._published_json(v) for v in list_versions(self.store, name)]
 
     def set_default_version(self, name: str, version: str) -> None:
-        from scheduler.publish import set_default_version
+        from scheduler.services.publish import set_default_version
 
         set_default_version(self.store, name, version)
 
@@ -268,9 +268,9 @@ class EmbeddedBackend:
         client = self._daemon()
         if client is not None:
             return client.post("/api/v1/schedules", definition)
-        from scheduler.api_schedules import create_api_schedule
-        from scheduler.clock import SYSTEM_CLOCK
-        from scheduler.triggers.summary import summarize
+        from scheduler.core.clock import SYSTEM_CLOCK
+        from scheduler.services.api_schedules import create_api_schedule
+        from scheduler.services.schedule_summary import summarize
 
         store = self.store
         created = create_api_schedule(self.config, store, definition)
@@ -278,8 +278,8 @@ class EmbeddedBackend:
         return summarize(created, state, None, SYSTEM_CLOCK.now(), source="api").to_json()
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        from scheduler.clock import SYSTEM_CLOCK
-        from scheduler.triggers.summary import collect
+        from scheduler.core.clock import SYSTEM_CLOCK
+        from scheduler.services.schedule_summary import collect
 
         return [s.to_json() for s in collect(self.config, self.store, SYSTEM_CLOCK.now())]
 
@@ -303,7 +303,7 @@ class EmbeddedBackend:
         if client is not None:
             client.delete(f"/api/v1/schedules/{quote(name, safe='')}")
             return
-        from scheduler.api_schedules import delete_api_schedule
+        from scheduler.services.api_schedules import delete_api_schedule
 
         delete_api_schedule(self.config, self.store, name)
 

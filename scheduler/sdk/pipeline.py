@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from scheduler.core.errors import DefinitionErrors
 from scheduler.definitions import Pipeline as Definition
 from scheduler.definitions import load_pipeline
-from scheduler.errors import DefinitionErrors
-from scheduler.fingerprint import IGNORE_FILES, source_files
+from scheduler.definitions.fingerprint import IGNORE_FILES, source_files
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
 from scheduler.sdk.build import Built, build_data, validate_built
 from scheduler.sdk.data import caller_position, datastore_name, path_default, resolve_path
 from scheduler.sdk.steps import PipelineStep
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.sdk.published import PublishedPipeline
     from scheduler.sdk.runs import PipelineRun
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import NotFound
+from scheduler.core.errors import NotFound
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scheduler.core.errors import DefinitionError, SourcePosition
 from scheduler.definitions.schedules import FREQUENCIES, WEEK_DAYS
-from scheduler.errors import DefinitionError, SourcePosition
 
 _SDK_DIR = str(Path(__file__).resolve().parent)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from scheduler.api.client import _detail_text, error_for_status
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 from scheduler.sdk._warn import SdkError
+from scheduler.services.client import _detail_text, error_for_status
 
 TIMEOUT = 60.0
 PAGE = 1000  # the API's largest page of runs

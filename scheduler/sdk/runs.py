@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import NotFound
+from scheduler.core.errors import NotFound
 from scheduler.sdk._warn import SdkError, ignored
 from scheduler.sdk.watch import FINAL, STATUS_CODES, STEP_STATUS_CODES, Watcher, poll, show_step
 

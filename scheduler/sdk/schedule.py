@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scheduler.api.client import InvalidRequest
-from scheduler.errors import DefinitionError, DefinitionErrors, ParameterError
+from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError
 from scheduler.sdk._warn import SdkError, ignore_given
 from scheduler.sdk.recurrence import ScheduleRecurrence, _caller, _invalid
+from scheduler.services.client import InvalidRequest
 
 if TYPE_CHECKING:
     from scheduler.sdk.runs import PipelineRun

@@ -7,8 +7,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import NotFound
-from scheduler.records import AZURE_STATUS_CODES
+from scheduler.core.errors import NotFound
+from scheduler.store.records import AZURE_STATUS_CODES
 
 if TYPE_CHECKING:
     from scheduler.sdk.runs import PipelineRun

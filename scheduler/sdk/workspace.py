@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
 
 if TYPE_CHECKING:
-    from scheduler.config import Config
+    from scheduler.definitions.config import Config
     from scheduler.sdk.backend import Backend
     from scheduler.sdk.datastore import Datastore
     from scheduler.sdk.runs import PipelineRun
@@ -78,7 +78,7 @@ class Workspace:
             self._backend = RemoteBackend(url, token)
             self._name = workspace_name or url
         else:
-            from scheduler.config import find_config, load_config
+            from scheduler.definitions.config import find_config, load_config
             from scheduler.sdk.embedded import EmbeddedBackend
 
             path = find_config(config)

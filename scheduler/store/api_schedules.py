@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from scheduler.errors import NotFound
-from scheduler.records import ScheduleState
+from scheduler.core.errors import NotFound
 from scheduler.store.models import ScheduleRow
 from scheduler.store.published import AlreadyExists
+from scheduler.store.records import ScheduleState
 from scheduler.store.schedules import _state
 
 API = "api"

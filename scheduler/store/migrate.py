@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 from scheduler.store.engine import WRITE_OPTION, sqlite_path
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """The tables of pipesched's database, as SQLAlchemy 2 declarative models.
 
 Nothing outside the store package sees these classes: queries turn rows into the plain records
-of ``scheduler.records``. Migrations in ``migrations/versions`` must build exactly this schema
+of ``scheduler.store.records``. Migrations in ``migrations/versions`` must build exactly this schema
 (a test compares them with Alembic's autogenerate).
 """
 

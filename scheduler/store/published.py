@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from scheduler.errors import NotFound, PipeschedError
+from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.store.models import EndpointRow, PipelineVersion, PublishedRow, TokenRow
 
 _NO_SYNC = {"synchronize_session": False}

@@ -1,4 +1,4 @@
-"""Reads of the store, and the one place rows become the plain records of ``scheduler.records``.
+"""Reads of the store, and the one place rows become the plain records of ``scheduler.store.records``.
 
 The statements are built by functions so that tests can ask the database how it runs them
 (EXPLAIN QUERY PLAN) instead of trusting that an index is used.
@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session
 
-from scheduler.errors import AmbiguousId, NotFound
-from scheduler.records import Metric, Owner, RunDetail, RunRecord, StepAttempt
-from scheduler.store.ids import is_id_prefix, normalize_id, prefix_bounds
+from scheduler.core.errors import AmbiguousId, NotFound
+from scheduler.core.ids import is_id_prefix, normalize_id, prefix_bounds
 from scheduler.store.models import MetricRow, RunRow, StepRunRow
+from scheduler.store.records import Metric, Owner, RunDetail, RunRecord, StepAttempt
 
 AMBIGUOUS_CANDIDATES = 5
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from scheduler.records import FireRecord, RunRecord, ScheduleState
 from scheduler.store import queries
 from scheduler.store.models import FireRow, RunRow, ScheduleRow
+from scheduler.store.records import FireRecord, RunRecord, ScheduleState
 
 FIRE_OUTCOMES = frozenset({"claimed", "started", "queued", "skipped", "missed"})
 _NO_SYNC = {"synchronize_session": False}

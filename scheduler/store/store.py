@@ -2,7 +2,7 @@
 
 Each method is one short transaction that commits before it returns (the executor calls these
 from its event loop, and a crash must never lose a step that was reported). Callers get plain
-records (``scheduler.records``), never ORM objects.
+records (``scheduler.store.records``), never ORM objects.
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ from sqlalchemy import Engine, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from scheduler.clock import SYSTEM_CLOCK, Clock
-from scheduler.crashpoints import crashpoint
-from scheduler.errors import NotFound
-from scheduler.records import (
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.crashpoints import crashpoint
+from scheduler.core.errors import NotFound
+from scheduler.core.ids import new_run_id
+from scheduler.store import queries
+from scheduler.store.api_schedules import ApiScheduleStoreMixin
+from scheduler.store.engine import WRITE_OPTION, make_engine
+from scheduler.store.figures import FiguresStoreMixin
+from scheduler.store.jsonvalues import json_safe
+from scheduler.store.ledger import LedgerStoreMixin, settle_file_fires
+from scheduler.store.migrate import ensure_schema
+from scheduler.store.models import MetricRow, RunRow, StepRunRow
+from scheduler.store.published import PublishedStoreMixin
+from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
     FINISHED_STEP_STATUSES,
     STEP_STATUSES,
@@ -29,16 +39,6 @@ from scheduler.records import (
     RunRecord,
     StepAttempt,
 )
-from scheduler.store import queries
-from scheduler.store.api_schedules import ApiScheduleStoreMixin
-from scheduler.store.engine import WRITE_OPTION, make_engine
-from scheduler.store.figures import FiguresStoreMixin
-from scheduler.store.ids import new_run_id
-from scheduler.store.jsonvalues import json_safe
-from scheduler.store.ledger import LedgerStoreMixin, settle_file_fires
-from scheduler.store.migrate import ensure_schema
-from scheduler.store.models import MetricRow, RunRow, StepRunRow
-from scheduler.store.published import PublishedStoreMixin
 from scheduler.store.schedules import ScheduleStoreMixin, settle_fire
 
 METRIC_KINDS = frozenset({"scalar", "list", "row", "image"})

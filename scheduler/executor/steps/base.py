@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scheduler.templating import substitute
+from scheduler.definitions.templating import substitute
 
 if TYPE_CHECKING:
-    from scheduler.config import ComputeTarget, Config
+    from scheduler.definitions.config import ComputeTarget, Config
     from scheduler.executor.workdir import AttemptPaths
 
 

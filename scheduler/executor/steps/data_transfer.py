@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from scheduler.core.errors import ParameterError
+from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
 from scheduler.definitions.steps import is_data_name
-from scheduler.errors import ParameterError
 from scheduler.executor.runners import error_command, spec_command
 from scheduler.executor.steps.base import StepInvocation
-from scheduler.parameters import SCHEME, resolve_datastore_path
 
 
 class _Refused(Exception):

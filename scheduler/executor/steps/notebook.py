@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from scheduler.definitions.templating import scan
 from scheduler.executor.runners import spec_command, typed_value
 from scheduler.executor.steps.base import StepInvocation
-from scheduler.templating import scan
 
 
 def build_command(inv: StepInvocation) -> list[str]:

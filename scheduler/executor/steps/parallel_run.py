@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from scheduler.executor.parallel.spec import ParallelSpec
 from scheduler.executor.steps.base import StepInvocation
-from scheduler.parallel.spec import ParallelSpec
 
 
 def build_command(inv: StepInvocation) -> list[str]:
@@ -52,4 +52,4 @@ def build_command(inv: StepInvocation) -> list[str]:
         inv.paths.log.parent.mkdir(parents=True, exist_ok=True)
     spec.write(spec_path)
     # -P: the working directory (a mirror of the user's source) must not shadow our modules.
-    return [sys.executable, "-P", "-m", "scheduler.parallel.driver", str(spec_path)]
+    return [sys.executable, "-P", "-m", "scheduler.executor.parallel.driver", str(spec_path)]

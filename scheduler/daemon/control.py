@@ -1,0 +1,187 @@
+"""The daemon's side of its API (``scheduler.api.control.DaemonControl``): health, cancel,
+schedule enable/disable/trigger, runs submitted over REST, schedules created and deleted through
+the API. Every coroutine runs in the daemon's event loop, which owns the state; a mixin of
+``Daemon`` so that daemon.py stays the start-up and shutdown recipe."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from scheduler.core.clock import Clock, iso
+from scheduler.core.errors import NotFound
+from scheduler.daemon.schedule_set import with_api_schedules
+from scheduler.definitions import ScheduleDef
+from scheduler.dispatch.dispatcher import RunRequest
+from scheduler.store.records import RunRecord
+
+if TYPE_CHECKING:
+    from scheduler.daemon.schedule_set import ScheduleSet
+    from scheduler.dispatch.dispatcher import Dispatcher
+    from scheduler.fires.files import FileDropService
+    from scheduler.fires.handler import FireHandler
+    from scheduler.store import Store
+
+log = structlog.get_logger("scheduler.daemon.lifecycle")
+
+
+class DaemonControlMixin:
+    """Needs the attributes and helpers ``Daemon`` sets up (typed below)."""
+
+    store: Store
+    dispatcher: Dispatcher
+    fires: FireHandler
+    files: FileDropService
+    set: ScheduleSet | None
+    clock: Clock
+    started_at: datetime
+    _changing: asyncio.Lock
+
+    if TYPE_CHECKING:  # provided by Daemon
+
+        def _register(self, schedule: ScheduleDef, state: Any) -> None: ...
+        def _file_schedules(self, current: ScheduleSet) -> dict[str, ScheduleDef]: ...
+        async def _swap(self, new: ScheduleSet) -> None: ...
+
+    def health(self) -> dict:
+        return {
+            "status": "ok",
+            "pid": os.getpid(),
+            "started_at": iso(self.started_at),
+            "schedules": len(self.set.schedules) if self.set else 0,
+            "runs_in_flight": self.dispatcher.runs_in_flight(),
+        }
+
+    async def cancel_run(self, run_id: str) -> dict:
+        run_id = self.store.resolve_run_id(run_id)
+        entry = self.dispatcher.active.get(run_id)
+        if self.dispatcher.cancel(run_id):
+            if entry is not None and entry.task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(entry.task), timeout=30)
+        else:
+            from scheduler.services.cancel import cancel_without_daemon
+
+            await asyncio.to_thread(cancel_without_daemon, self.store, run_id)
+        return self.store.get_run(run_id).to_json()
+
+    async def set_schedule_enabled(self, name: str, enabled: bool) -> dict:
+        schedule = self._schedule(name)
+        self.store.set_override(name, enabled)
+        if schedule.on_change is None:
+            self._register(schedule, self.store.schedule_states()[name])
+        elif self.set is not None:
+            await self.files.update(self._file_schedules(self.set))
+        log.info("schedule_" + ("enabled" if enabled else "disabled"), schedule=name)
+        return {"name": name, "enabled": enabled, "override": enabled}
+
+    async def trigger_schedule(self, name: str) -> dict:
+        schedule = self._schedule(name)
+        outcome = await self.fires.fire(schedule, self.clock.now())
+        if outcome is None:
+            return {"run_id": None, "outcome": "skipped", "reason": "already fired at this time"}
+        return {
+            "run_id": outcome.run.id if outcome.run else None,
+            "outcome": outcome.outcome,
+            "reason": outcome.reason,
+        }
+
+    async def submit_pipeline_run(
+        self,
+        pipeline: str,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
+    ) -> RunRecord:
+        """A run requested over the API (trigger ``api``), of a published version or the
+        working copy; parameters are checked before anything is recorded."""
+        from scheduler.services.publish import load_published
+
+        assert self.set is not None
+        definition, label = await asyncio.to_thread(
+            load_published, self.set.config, self.store, pipeline, version
+        )
+        return await self.submit_definition_run(
+            definition,
+            label,
+            parameters,
+            experiment,
+            continue_on_step_failure,
+            regenerate_outputs=regenerate_outputs,
+        )
+
+    async def submit_definition_run(
+        self,
+        definition: Any,
+        version: str | None,
+        parameters: dict,
+        experiment: str | None,
+        continue_on_step_failure: bool | None,
+        regenerate_outputs: bool = False,
+    ) -> RunRecord:
+        """A run over the API (trigger ``api``) of a loaded definition: a published version,
+        the working copy, or a snapshot uploaded by the SDK."""
+        label = version
+        if continue_on_step_failure is not None:
+            definition = definition.model_copy(
+                update={"continue_on_step_failure": continue_on_step_failure}
+            )
+        outcome = await self.dispatcher.submit(
+            RunRequest(
+                pipeline=definition,
+                parameters=parameters,
+                trigger="api",
+                experiment=experiment,
+                version=label,
+                regenerate_outputs=regenerate_outputs,
+            )
+        )
+        assert outcome.run is not None
+        return outcome.run
+
+    async def create_schedule(self, definition: dict) -> dict:
+        """Keep a schedule created through the API and serve it at once; its ``schedules
+        --json`` object. InvalidSchedule (→ 422) or ScheduleExists (→ 409) change nothing."""
+        from scheduler.services.api_schedules import create_api_schedule
+        from scheduler.services.schedule_summary import summarize
+
+        async with self._changing:
+            assert self.set is not None
+            config = self.set.config
+            schedule = await asyncio.to_thread(create_api_schedule, config, self.store, definition)
+            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+        log.info("schedule_created", schedule=schedule.name, pipeline=schedule.pipeline)
+        state = self.store.schedule_states().get(schedule.name)
+        return summarize(schedule, state, None, self.clock.now(), source="api").to_json()
+
+    async def get_schedule(self, name: str) -> dict:
+        from scheduler.services.schedule_summary import collect_one
+
+        assert self.set is not None
+        args = (self.set.config, self.store, name, self.clock.now())
+        return (await asyncio.to_thread(collect_one, *args)).to_json()
+
+    async def delete_schedule(self, name: str) -> None:
+        """Stop and forget an API schedule (its fire records stay); one of schedules.yaml is
+        refused (→ 409)."""
+        from scheduler.services.api_schedules import delete_api_schedule
+
+        async with self._changing:
+            assert self.set is not None
+            config = self.set.config
+            await asyncio.to_thread(delete_api_schedule, config, self.store, name)
+            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+        log.info("schedule_deleted", schedule=name)
+
+    def _schedule(self, name: str) -> ScheduleDef:
+        schedule = self.set.schedules.get(name) if self.set else None
+        if schedule is None:
+            raise NotFound(f"no schedule named '{name}'")
+        return schedule

@@ -1,0 +1,316 @@
+"""``pipesched daemon``: the wiring. One asyncio loop owns the state; threads only at the edges.
+
+Start-up reads like a recipe: load config → open the store (migrate) → take the lock → load
+definitions → recover → resume claimed fires → catch up → register triggers → serve the control
+socket → READY=1. Shutdown is the same list backwards. Signals only set events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import signal
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.durations import format_duration
+from scheduler.core.errors import DefinitionErrors
+from scheduler.core.logging import configure_logging
+from scheduler.core.testclock import clock_from_env
+from scheduler.daemon.control import DaemonControlMixin
+from scheduler.daemon.lock import acquire
+from scheduler.daemon.notify import Notifier, watchdog_loop
+from scheduler.daemon.recovery import recover
+from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
+from scheduler.definitions import ScheduleDef
+from scheduler.dispatch.dispatcher import Dispatcher
+from scheduler.fires.files import FileDropService
+from scheduler.fires.handler import FireHandler
+from scheduler.fires.timer import Firing
+from scheduler.store import Store
+from scheduler.store.records import RunRecord
+from scheduler.triggers.time import APSchedulerTrigger, time_trigger
+
+log = structlog.get_logger("scheduler.daemon.lifecycle")
+
+CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
+CLOCK_JUMP_SECONDS = 2.0
+
+
+class Daemon(DaemonControlMixin):
+    def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
+        self.config_path = config_path
+        self.clock = clock or clock_from_env()
+        self.stop_event = asyncio.Event()
+        # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
+        self.notifier = Notifier.from_environ(unset=True)
+        self.started_at: datetime = self.clock.now()
+        self.set: ScheduleSet | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._changing = asyncio.Lock()  # one change of the schedule set at a time
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        # A watchdog kill (SIGABRT) then leaves the stuck loop's traceback in the journal.
+        faulthandler.enable()
+        current = load_schedule_set(self.config_path, strict=False)
+        config = current.config
+        configure_logging(config.logging.level, config.logging.format)
+        for error in current.errors:
+            log.error("definition_invalid", error=str(error))
+        self.store = Store.open(config.database_url, clock=self.clock)
+        self.lock = acquire(config.state_dir, self.store, self.started_at)
+        try:
+            return await self._serve(current)
+        finally:
+            self.lock.release()
+            self.store.close()
+
+    async def _serve(self, current: ScheduleSet) -> int:
+        config = current.config
+        current = with_api_schedules(current, self.store)  # the store is open only now
+        self._log_api_errors(current)
+        self.set = current
+        self.dispatcher = Dispatcher(
+            config, self.store, clock=self.clock, on_finished=self._run_finished
+        )
+        self.fires = FireHandler(
+            self.store,
+            self.dispatcher,
+            self.clock,
+            lambda: self.set.schedules if self.set else {},
+            lambda s: self.set.pipeline_for(s) if self.set else None,
+        )
+        self.firing = Firing(self.fires.on_due, self.clock)
+        self.files = FileDropService(
+            config=config,
+            store=self.store,
+            dispatcher=self.dispatcher,
+            clock=self.clock,
+            pipelines=lambda s: self.set.pipeline_for(s) if self.set else None,
+        )
+        report = recover(self.store)
+        log.info(
+            "recovered",
+            closed=len(report.closed),
+            requeued=len(report.requeue),
+            killed_groups=report.killed_groups,
+        )
+        self._requeue(report.requeue)
+        await self.fires.resume_claimed()
+        states = self.store.register_schedules(current.sources())
+        for name, schedule in current.time_schedules().items():
+            if self._enabled(schedule, states[name].override):
+                await self.fires.catch_up(schedule, states[name])
+        self.firing.start()
+        self._register_all(current)
+        await self.files.start(self._file_schedules(current))
+        servers = await self._start_api()
+        self._install_signals()
+        self.notifier.ready(self._status_line())
+        log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
+        background = [
+            asyncio.ensure_future(watchdog_loop(self.notifier, self.stop_event)),
+            asyncio.ensure_future(self._watch_clock()),
+            asyncio.ensure_future(self._report_status()),
+        ]
+        await self.stop_event.wait()
+        self.notifier.stopping("stopping")
+        log.info("daemon_stopping")
+        self.firing.shutdown()
+        await self.files.stop()
+        await self.dispatcher.shutdown(config.shutdown_grace)
+        await self.fires.wait_idle()
+        for task in background:
+            task.cancel()
+        for server in servers:
+            await server.stop()
+        log.info("daemon_stopped")
+        return 0
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+
+    async def _start_api(self) -> list[Any]:
+        """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
+        /api/ path needs a bearer token)."""
+        from scheduler.api.app import create_app
+        from scheduler.api.server import serve_unix
+        from scheduler.api.tcp import serve_tcp
+        from scheduler.services.client import socket_path
+
+        assert self.set is not None
+        config = self.set.config
+
+        def app(require_token: bool) -> Any:
+            return create_app(
+                self,
+                self.store,
+                config,
+                require_token=require_token,
+                clock=self.clock,
+                file_backlog=self._file_backlog,
+            )
+
+        unix = await serve_unix(app(False), socket_path(config.state_dir))
+        try:
+            tcp = await serve_tcp(app(True), config)
+        except BaseException:
+            await unix.stop()
+            raise
+        log.info("api_listening", url=tcp.url, socket=str(socket_path(config.state_dir)))
+        return [tcp, unix]
+
+    def _file_backlog(self) -> dict[str, int]:
+        if self.set is None:
+            return {}
+        return {
+            n: self.files.status(n).get("pending", 0)
+            for n, s in self.set.schedules.items()
+            if s.on_change is not None
+        }
+
+    # ---- schedules --------------------------------------------------------------------------
+
+    @staticmethod
+    def _enabled(schedule: ScheduleDef, override: bool | None) -> bool:
+        return schedule.enabled if override is None else override
+
+    def _file_schedules(self, current: ScheduleSet) -> dict[str, ScheduleDef]:
+        """The enabled on_change schedules (an override beats the definition)."""
+        states = self.store.schedule_states()
+        return {
+            name: s.model_copy(update={"enabled": True})  # the override is applied here
+            for name, s in current.schedules.items()
+            if s.on_change is not None
+            and self._enabled(s, states[name].override if name in states else None)
+        }
+
+    def _register_all(self, current: ScheduleSet) -> None:
+        states = self.store.schedule_states()
+        for name, schedule in current.time_schedules().items():
+            self._register(schedule, states[name])
+
+    def _register(self, schedule: ScheduleDef, state: Any) -> None:
+        if not self._enabled(schedule, state.override):
+            self.firing.remove(schedule.name)
+            return
+        trigger = time_trigger(schedule, state.registered_at)
+        self.firing.set(
+            schedule.name, APSchedulerTrigger(trigger), trigger.next_after(self.clock.now())
+        )
+
+    def _requeue(self, runs: list[RunRecord]) -> None:
+        assert self.set is not None
+        for run in runs:
+            schedule = self.set.schedules.get(run.schedule or "")
+            try:
+                pipeline = self._pipeline_of(run)
+            except Exception as exc:
+                self.store.finish_run(run.id, "failed", f"daemon restart: {exc}")
+                continue
+            self.dispatcher.resume(run, pipeline, schedule.concurrency if schedule else "allow")
+
+    def _pipeline_of(self, run: RunRecord) -> Any:
+        """The definition a recorded run was made from: its published snapshot, an SDK
+        snapshot with its content hash, else the working copy."""
+        from scheduler.services.snapshots import definition_for_run
+
+        assert self.set is not None
+        return definition_for_run(self.set.config, self.store, run)
+
+    def _reload_soon(self) -> None:
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.ensure_future(self.reload())
+
+    async def reload(self) -> bool:
+        """Swap in the new definitions atomically; on any error the old set keeps serving."""
+        self.notifier.reloading("reloading")
+        log.info("reload_started")
+        async with self._changing:
+            try:
+                new = await asyncio.to_thread(
+                    load_schedule_set, self.config_path, strict=True, store=self.store
+                )
+            except DefinitionErrors as exc:
+                for error in exc.errors:
+                    log.error("reload_refused", error=str(error))
+                self.notifier.ready(self._status_line())
+                return False
+            except Exception as exc:
+                log.error("reload_refused", error=str(exc))
+                self.notifier.ready(self._status_line())
+                return False
+            self._log_api_errors(new)
+            await self._swap(new)
+        log.info("reload_done", schedules=len(new.schedules))
+        self.notifier.ready(self._status_line())
+        return True
+
+    async def _swap(self, new: ScheduleSet) -> None:
+        """Serve ``new`` in place of the current set: unchanged time schedules keep their next
+        fire time, others are (re)registered or removed, file-drop watchers follow."""
+        old = self.set
+        assert old is not None
+        states = self.store.register_schedules(new.sources())
+        for name in set(old.time_schedules()) - set(new.time_schedules()):
+            self.firing.remove(name)
+        for name, schedule in new.time_schedules().items():
+            unchanged = name in old.schedules and old.fingerprint(name) == new.fingerprint(name)
+            if not unchanged or name not in self.firing.names():
+                self._register(schedule, states[name])
+        self.set = new
+        await self.files.update(self._file_schedules(new))
+
+    @staticmethod
+    def _log_api_errors(current: ScheduleSet) -> None:
+        for error in current.api_errors:
+            log.error("api_schedule_left_out", error=str(error))
+
+    # ---- status and clocks ------------------------------------------------------------------
+
+    def _run_finished(self, run: RunRecord, status: str) -> None:
+        log.info("run_done", run_id=run.id, status=status, schedule=run.schedule)
+        self.notifier.status(self._status_line())
+
+    def _status_line(self) -> str:
+        if self.set is None:
+            return "starting"
+        parts = [f"{len(self.set.schedules)} schedules"]
+        upcoming = [(t, n) for n in self.firing.names() if (t := self.firing.next_time(n))]
+        if upcoming:
+            when, name = min(upcoming)
+            left = (when - self.clock.now()).total_seconds()
+            parts.append(f"next {name} in {format_duration(max(left, 0))}")
+        in_flight = self.dispatcher.runs_in_flight()
+        parts.append(f"{in_flight} run{'' if in_flight == 1 else 's'} in flight")
+        return "; ".join(parts)
+
+    async def _report_status(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            self.notifier.status(self._status_line())
+
+    async def _watch_clock(self) -> None:
+        """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at
+        once instead of at the next planned wake-up."""
+        last_wall, last_mono = self.clock.now(), self.clock.monotonic()
+        # A test clock can jump at any moment: look more often so tests need not wait.
+        period = CLOCK_CHECK_SECONDS if self.clock is SYSTEM_CLOCK else 0.25
+        while True:
+            await asyncio.sleep(period)
+            wall, mono = self.clock.now(), self.clock.monotonic()
+            drift = (wall - last_wall).total_seconds() - (mono - last_mono)
+            if abs(drift) > CLOCK_JUMP_SECONDS:
+                log.warning("clock_jumped", seconds=round(drift, 1))
+                self.firing.wakeup()
+            last_wall, last_mono = wall, mono

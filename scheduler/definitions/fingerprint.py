@@ -1,0 +1,136 @@
+"""What makes two step runs the same (DESIGN "Step reuse").
+
+A fingerprint hashes: the step's definition with parameters resolved but ``${{data.*}}`` and
+``${{run.*}}`` left symbolic; the values of the parameters the step references (only those); the
+content of its source directory; its interpreter; the fingerprints of the upstream steps it reads;
+and a manifest (path, size, mtime) of every file under each ``path`` parameter it reads — so new
+data in an input folder is never hidden by a stale reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+from scheduler.definitions.templating import partially_substitute
+
+IGNORE_FILES = (".gitignore", ".amlignore")
+
+
+def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        try:
+            lines.extend((root / name).read_text().splitlines())
+        except OSError:
+            continue
+    return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
+
+
+def source_files(root: Path) -> Iterator[tuple[str, str]]:
+    """(relative posix path, absolute path) of every file of a source directory that counts,
+    sorted: ``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` at its top exclude
+    are left out. Reuse hashes exactly these; a published snapshot copies exactly these."""
+    spec = _ignore_spec(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and d != "__pycache__"
+            and not (spec and spec.match_file(_rel(rel_dir, d) + "/"))
+        )
+        for name in sorted(filenames):
+            rel = _rel(rel_dir, name)
+            if name.startswith(".") or (spec and spec.match_file(rel)):
+                continue
+            yield rel, os.path.join(dirpath, name)
+
+
+def source_tree_hash(root: Path) -> str:
+    """Hash of a source directory's files (names and bytes), as ``source_files`` lists them."""
+    digest = hashlib.sha256()
+    for rel, full in source_files(root):
+        digest.update(rel.encode() + b"\0")
+        try:
+            with open(full, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+        except OSError:
+            digest.update(b"<unreadable>")
+    return digest.hexdigest()
+
+
+def _rel(rel_dir: str, name: str) -> str:
+    return name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
+def path_manifest(path: Path) -> list[tuple[str, int, int]] | str:
+    """(relative path, size, mtime_ns) of every file under ``path`` (or of the file itself);
+    ``"missing"`` when nothing is there."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    if not path.is_dir():
+        return [(".", stat.st_size, stat.st_mtime_ns)]
+    entries: list[tuple[str, int, int]] = []
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            try:
+                file_stat = os.stat(full)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(full, path), file_stat.st_size, file_stat.st_mtime_ns))
+    return entries
+
+
+def _resolve_params(value: Any, parameters: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return partially_substitute(value, {"parameters": parameters})
+    if isinstance(value, list):
+        return [_resolve_params(v, parameters) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_params(v, parameters) for k, v in value.items()}
+    return value
+
+
+def step_fingerprint(
+    *,
+    definition: Mapping[str, Any],
+    argv_parameters: Mapping[str, str],
+    referenced_parameters: Mapping[str, Any],
+    source_hash: str,
+    interpreter: str,
+    upstream: Mapping[str, str],
+    manifests: Mapping[str, Any],
+) -> str:
+    """The reuse key of one step run; see the module docstring for what goes in."""
+    material = {
+        "definition": _resolve_params(dict(definition), argv_parameters),
+        "parameters": dict(sorted(referenced_parameters.items())),
+        "source": source_hash,
+        "interpreter": interpreter,
+        "upstream": dict(sorted(upstream.items())),
+        "manifests": dict(sorted(manifests.items())),
+    }
+    blob = json.dumps(material, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def pipeline_content_hash(definition: Mapping[str, Any], source_hashes: Mapping[str, str]) -> str:
+    """A short hash of a pipeline's definition and all its source directories' contents."""
+    blob = json.dumps(
+        {"definition": definition, "sources": dict(sorted(source_hashes.items()))},
+        sort_keys=True,
+        default=str,
+    ).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,244 @@
+"""Every run request (schedule, CLI trigger, later file drops and REST) passes here: the
+schedule's ``concurrency`` policy, the global ``max_concurrent_runs``, and the run recorded as
+``queued`` before it starts. It knows nothing of triggers; the executor knows nothing of it.
+
+Policies, when the schedule's previous run is still running (or waiting):
+``allow`` starts another; ``forbid`` records the fire ``skipped: overlap``; ``replace`` cancels
+the old run (``canceled: replaced``) and starts the new one once the old has stopped; ``queue``
+records the new run ``queued`` and starts it right after, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.errors import PipeschedError
+from scheduler.core.procinfo import current_owner
+from scheduler.definitions.config import Config
+from scheduler.dispatch.submit import submit_run
+from scheduler.executor import ExecutionOptions, RunExecutor
+from scheduler.store import Store
+from scheduler.store.records import RunRecord
+
+log = structlog.get_logger("scheduler.dispatch.dispatcher")
+
+
+class ShuttingDown(PipeschedError):
+    """The daemon is shutting down and starts no new run."""
+
+
+@dataclass
+class RunRequest:
+    pipeline: Any  # a loaded Pipeline
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    trigger: str = "manual"
+    schedule: str | None = None
+    experiment: str | None = None
+    concurrency: str = "allow"
+    fire: tuple[str, datetime] | None = None  # the fire record this request settles
+    version: str | None = None  # the published label it was loaded from; None: the working copy
+    run_id: str | None = None  # pre-generated (a file-drop batch folder is named after it)
+    file_fires: list[tuple[str, str, int, int]] | None = None  # ledger rows it settles
+    regenerate_outputs: bool = False  # run every step; reuse nothing (SDK submit)
+
+
+@dataclass
+class Outcome:
+    outcome: str  # started | queued | skipped
+    run: RunRecord | None = None
+    reason: str | None = None
+
+
+@dataclass
+class _Entry:
+    run: RunRecord
+    pipeline: Any
+    schedule: str | None
+    exclusive: bool  # waits for the schedule's previous run (every policy but allow)
+    executor: RunExecutor | None = None
+    task: asyncio.Task[str] | None = None
+    regenerate_outputs: bool = False
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        kill_grace: float = 5.0,
+        on_finished: Callable[[RunRecord, str], None] | None = None,
+    ) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.kill_grace = kill_grace
+        self._on_finished = on_finished or (lambda run, status: None)
+        self.active: dict[str, _Entry] = {}
+        self.waiting: deque[_Entry] = deque()
+        self._accepting = True
+
+    # ---- requests ------------------------------------------------------------------------
+
+    async def submit(self, request: RunRequest) -> Outcome:
+        """Apply the policy, record the run (or the skip), start it when its turn comes."""
+        if not self._accepting:
+            raise ShuttingDown()
+        name = request.schedule
+        busy = self._entries_of(name) if name else []
+        if busy and request.concurrency == "forbid":
+            if request.fire:
+                self.store.update_fire(*request.fire, outcome="skipped", reason="overlap")
+            log.info("fire_skipped", schedule=name, reason="overlap")
+            return Outcome("skipped", reason="overlap")
+        if busy and request.concurrency == "replace":
+            await self._replace(busy)
+        run = submit_run(
+            self.config,
+            self.store,
+            request.pipeline,
+            request.parameters,
+            trigger=request.trigger,
+            experiment=request.experiment,
+            schedule=name,
+            owner=current_owner(),
+            fire=request.fire,
+            run_id=request.run_id,
+            file_fires=request.file_fires,
+            version=request.version,
+        )
+        log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
+        entry = _Entry(
+            run,
+            request.pipeline,
+            name,
+            exclusive=request.concurrency != "allow",
+            regenerate_outputs=request.regenerate_outputs,
+        )
+        self.waiting.append(entry)
+        self._pump()
+        return Outcome("started" if entry.task else "queued", run=run)
+
+    def resume(self, run: RunRecord, pipeline: Any, concurrency: str = "queue") -> None:
+        """Take over a run another (dead) daemon had recorded as queued: same id."""
+        self.store.mark_recovered(run.id)
+        self.waiting.append(_Entry(run, pipeline, run.schedule, exclusive=concurrency != "allow"))
+        self._pump()
+
+    async def _replace(self, busy: list[_Entry]) -> None:
+        for entry in busy:
+            if entry.task is None:
+                self.waiting.remove(entry)
+                self._close_unstarted(entry.run, "replaced")
+            elif entry.executor is not None:
+                entry.executor.cancel("replaced")
+        await asyncio.gather(*(e.task for e in busy if e.task), return_exceptions=True)
+
+    # ---- starting ------------------------------------------------------------------------
+
+    def _entries_of(self, schedule: str) -> list[_Entry]:
+        return [e for e in [*self.active.values(), *self.waiting] if e.schedule == schedule]
+
+    def _pump(self) -> None:
+        """Start waiting runs, oldest first, while slots are free and their turn has come."""
+        if not self._accepting:
+            return
+        for entry in list(self.waiting):
+            if len(self.active) >= self.config.max_concurrent_runs:
+                return
+            if (
+                entry.exclusive
+                and entry.schedule
+                and any(e.schedule == entry.schedule for e in self.active.values())
+            ):
+                continue
+            if (
+                entry.exclusive
+                and entry.schedule
+                and any(
+                    e.schedule == entry.schedule
+                    for e in self.waiting
+                    if e is not entry and self.waiting.index(e) < self.waiting.index(entry)
+                )
+            ):
+                continue  # an older run of this schedule goes first
+            self.waiting.remove(entry)
+            self._start(entry)
+
+    def _start(self, entry: _Entry) -> None:
+        entry.executor = RunExecutor(
+            config=self.config,
+            store=self.store,
+            pipeline=entry.pipeline,
+            run=entry.run,
+            options=ExecutionOptions(
+                kill_grace=self.kill_grace, regenerate_outputs=entry.regenerate_outputs
+            ),
+            clock=self.clock,
+        )
+        self.active[entry.run.id] = entry
+        entry.task = asyncio.ensure_future(self._execute(entry))
+
+    async def _execute(self, entry: _Entry) -> str:
+        status = "failed"
+        try:
+            assert entry.executor is not None
+            status = await entry.executor.execute()
+        except Exception:
+            log.exception("run_crashed", run_id=entry.run.id)
+            self.store.finish_run(entry.run.id, "failed", "internal error")
+        finally:
+            self.active.pop(entry.run.id, None)
+            try:
+                self._on_finished(entry.run, status)
+            finally:
+                self._pump()
+        return status
+
+    # ---- cancel and shutdown -------------------------------------------------------------
+
+    def cancel(self, run_id: str, reason: str = "canceled by user") -> bool:
+        """True when this dispatcher owned the run (running or waiting)."""
+        entry = self.active.get(run_id)
+        if entry is not None and entry.executor is not None:
+            entry.executor.cancel(reason)
+            return True
+        for waiting in list(self.waiting):
+            if waiting.run.id == run_id:
+                self.waiting.remove(waiting)
+                self._close_unstarted(waiting.run, reason)
+                return True
+        return False
+
+    def _close_unstarted(self, run: RunRecord, reason: str) -> None:
+        for step in self.store.get_run_detail(run.id).latest_attempts():
+            self.store.mark_step(run.id, step, status="canceled", reason=reason)
+        self.store.finish_run(run.id, "canceled", reason)
+
+    async def shutdown(self, grace: float) -> None:
+        """Start nothing new; running steps get ``grace`` seconds, then their groups are stopped
+        (SIGTERM, SIGKILL ``kill_grace`` later) and their runs end ``canceled: shutdown``.
+        Waiting runs stay ``queued`` in the store for the next start."""
+        self._accepting = False
+        entries = list(self.active.values())
+        for entry in entries:
+            assert entry.executor is not None
+            entry.executor.drain("shutdown")
+        tasks = [e.task for e in entries if e.task is not None]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for entry in entries:
+            if entry.task in pending and entry.executor is not None:
+                entry.executor.cancel("shutdown")
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def runs_in_flight(self) -> int:
+        return len(self.active)

@@ -1,0 +1,355 @@
+"""parallel_run mini-batches on a Dask cluster.
+
+``node_count`` Dask workers are used (the first ones by name); each runs up to
+``min(process_count_per_node, its threads)`` mini-batches at a time. The entry script is imported
+and its ``init()`` called once per worker *process*: the loaded module is cached in this module,
+which lives in the worker's process, under the attempt's ``run_key``. While the entry script runs
+on a worker, that process's working directory is the attempt's (a copy of the source on the
+datastore), its ``sys.argv`` is ``[entry_script, *arguments]``, the step's ``PIPESCHED_*``
+variables are set (so ``Run.get_context()`` logs to this step) and its prints go to
+``<attempt>.workers/dask-<worker>-<pid>.log`` on the datastore.
+
+A ``run()`` that outlives ``run_invocation_timeout`` cannot be stopped inside a thread: the worker
+process is killed (its nanny starts a new one, which runs ``init()`` again) and the mini-batch
+counts one failed try. A worker without a nanny is not killed; its slots are retired instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from scheduler.compute import dask as dask_target
+from scheduler.executor.parallel.pools import InitFailed, Outcome, Say, SlotRetired
+from scheduler.executor.parallel.spec import ParallelSpec
+from scheduler.executor.parallel.worker import (
+    call_init,
+    error_text,
+    load_entry,
+    result_count,
+    to_rows,
+)
+
+PIPELINE_DEPTH = 4  # mini-batches handed to a worker thread at once: one runs, the rest wait
+REPLACEMENT_WAIT = 30.0  # seconds a killed worker's nanny gets to bring a new process up
+KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent attempt)
+
+
+@dataclass
+class _Entry:
+    future: Any
+    moved: bool = False  # its worker was replaced before it ran: run it again, no try counted
+
+
+@dataclass
+class _Lane:
+    """One thread of one worker, fed ``PIPELINE_DEPTH`` mini-batches at a time."""
+
+    address: str  # "" once retired
+    inflight: list[_Entry] = field(default_factory=list)
+    tail: asyncio.Future[None] | None = None  # done when the lane's last task is done
+
+
+class DaskPool:
+    def __init__(self, spec: ParallelSpec, say: Say) -> None:
+        self.spec, self.say = spec, say
+        self.slots = 0
+        self._client: Any = None
+        self._lanes: list[_Lane] = []
+        self._slot_lane: list[int] = []
+        self._nanny: dict[str, bool] = {}
+        self._ready: dict[str, asyncio.Future[None]] = {}
+        self._replacing: dict[str, asyncio.Future[None]] = {}  # address -> its replacement
+        self._futures: set[Any] = set()
+        self._order = itertools.count()
+        self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
+        self._payload: dict[str, Any] = {}
+
+    async def open(self, batches: int) -> None:
+        spec = self.spec
+        assert spec.address is not None, "a dask target has an address"
+        self._client = await dask_target.connect(spec.address)
+        workers = await dask_target.workers_of(self._client)
+        if not workers:
+            raise dask_target.NoWorkers(f"the Dask cluster at {spec.address} has no workers")
+        chosen = sorted(workers, key=lambda a: (str(workers[a].get("name")), a))
+        if len(chosen) < spec.node_count:
+            self.say(
+                f"node_count is {spec.node_count} but the cluster has {len(chosen)} workers: "
+                f"using {len(chosen)}"
+            )
+        chosen = chosen[: spec.node_count]
+        roots = dask_target.roots_touched(
+            spec.datastores, [spec.workdir, spec.input, spec.output_dir, *spec.arguments]
+        )
+        await dask_target.check_shared(self._client, roots, chosen)
+        await asyncio.to_thread(
+            dask_target.materialize_workdir, Path(spec.workdir), Path(spec.source_directory)
+        )
+        Path(spec.workers_dir).mkdir(parents=True, exist_ok=True)
+        self._payload = {
+            "run_key": spec.run_key,
+            "entry_script": dask_target.remote_path(
+                spec.entry_script, spec.source_directory, spec.workdir
+            ),
+            "arguments": list(spec.arguments),
+            "workdir": spec.workdir,
+            "workers_dir": spec.workers_dir,
+            "append_row": spec.append_row,
+            "env": dask_target.forwarded_environment(spec.environment),
+        }
+        for address in chosen:
+            self._nanny[address] = workers[address].get("nanny") is not None
+            threads = min(spec.process_count_per_node, int(workers[address]["nthreads"]))
+            self._lanes.extend(_Lane(address) for _ in range(max(1, threads)))
+        # Lanes interleaved, so a few mini-batches still spread over every worker.
+        self._slot_lane = [lane for _ in range(PIPELINE_DEPTH) for lane in range(len(self._lanes))]
+        self._slot_lane = self._slot_lane[: max(1, batches)]
+        self.slots = len(self._slot_lane)
+        names = ", ".join(f"{workers[a].get('name')} ({a})" for a in chosen)
+        self.say(f"Dask workers used: {names}")
+
+    async def run(self, slot: int, batch: int, files: list[str]) -> Outcome:
+        lane = self._lanes[self._slot_lane[slot]]
+        while lane.address in self._replacing:  # never submit to a worker being replaced
+            await asyncio.shield(self._replacing[lane.address])
+        if not lane.address:
+            raise SlotRetired()
+        address = lane.address
+        await self._ensure_ready(address)
+        if lane.address != address or address in self._replacing:  # replaced meanwhile
+            return Outcome("requeue", address)
+        future = self._client.submit(
+            run_batch,
+            self._payload,
+            files,
+            key=f"parallel_run-{batch}-{uuid.uuid4().hex}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+            priority=-next(self._order),  # first in, first run: the lane clock relies on it
+        )
+        entry = _Entry(future)
+        lane.inflight.append(entry)
+        self._futures.add(future)
+        ahead = lane.tail
+        finished = lane.tail = asyncio.get_running_loop().create_future()
+        waiter = asyncio.ensure_future(_result(future))
+        try:
+            # The timeout clock starts when the lane's earlier mini-batch is done: until then
+            # this one waits in the worker's queue, not in run().
+            await asyncio.wait([waiter, *([ahead] if ahead else [])], return_when="FIRST_COMPLETED")
+            reply = await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
+        except TimeoutError:
+            if entry.moved:
+                return Outcome("requeue", address)
+            await self._client.cancel([future])
+            await self._replace(address)
+            return Outcome(
+                "timeout",
+                address,
+                error=f"run() took longer than {self.spec.run_invocation_timeout:g}s on "
+                f"{address}; the worker process was killed",
+            )
+        except Exception as exc:  # the worker died, or the task was canceled
+            if entry.moved:
+                return Outcome("requeue", address)
+            return Outcome("lost", address, error=f"worker lost: {exc!r}")
+        finally:
+            if not finished.done():
+                finished.set_result(None)
+            lane.inflight.remove(entry)
+            self._futures.discard(future)
+            waiter.cancel()
+        if reply["ok"]:
+            return Outcome("ok", address, count=reply["count"], rows=reply.get("rows") or [])
+        return Outcome("error", address, error=reply["error"])
+
+    async def close(self, *, abort: bool) -> None:
+        if self._client is None:
+            return
+        if self._futures:
+            await self._client.cancel(list(self._futures))
+        logs = sorted(Path(self.spec.workers_dir).glob("dask-*.log"))
+        for log in logs:
+            self.say(f"worker log: {log}")
+        await self._client.close()
+
+    # ---- workers ------------------------------------------------------------------------------
+
+    async def _ensure_ready(self, address: str) -> None:
+        """init() once per worker process, before the first mini-batch is timed."""
+        ready = self._ready.get(address)
+        if ready is None:
+            ready = self._ready[address] = asyncio.ensure_future(self._init(address))
+        await asyncio.shield(ready)
+
+    async def _init(self, address: str) -> None:
+        future = self._client.submit(
+            init_worker,
+            self._payload,
+            key=f"parallel_run-init-{uuid.uuid4().hex}",
+            workers=[address],
+            allow_other_workers=False,
+            pure=False,
+        )
+        try:
+            reply = await _result(future)
+        except Exception as exc:  # the worker died during init()
+            raise InitFailed(f"Dask worker {address} was lost during init(): {exc!r}") from None
+        if "init_error" in reply:
+            raise InitFailed(
+                f"init() failed on Dask worker {address}: {reply['init_error']} "
+                f"(see {reply['log']})"
+            )
+        self.say(f"worker {address} (pid {reply['pid']}) ready; its log: {reply['log']}")
+
+    async def _replace(self, address: str) -> None:
+        """Kill a worker whose run() hangs and move its lanes to the process its nanny starts.
+        Mini-batches queued behind the hung one are canceled and run again, with no try lost."""
+        if address not in self._replacing:
+            self._replacing[address] = asyncio.ensure_future(self._do_replace(address))
+        await asyncio.shield(self._replacing[address])
+
+    async def _do_replace(self, address: str) -> None:
+        try:
+            await self._move_lanes(address)
+        finally:
+            del self._replacing[address]
+
+    async def _move_lanes(self, address: str) -> None:
+        lanes = [other for other in self._lanes if other.address == address]
+        queued = [e for other in lanes for e in other.inflight if e.future.status != "finished"]
+        for entry in queued:
+            entry.moved = True
+        if queued:
+            await self._client.cancel([e.future for e in queued])
+        replacement = ""
+        if not self._nanny.get(address):
+            self.say(f"worker {address} has no nanny and cannot be restarted: its slots retire")
+        else:
+            before = set(await dask_target.workers_of(self._client))
+            await self._client.run(_kill_self, workers=[address], on_error="return")
+            in_use = {other.address for other in self._lanes}
+            deadline = time.monotonic() + REPLACEMENT_WAIT
+            while not replacement and time.monotonic() < deadline:
+                now = await dask_target.workers_of(self._client)
+                fresh = sorted(set(now) - before - in_use)
+                if fresh:
+                    replacement = fresh[0]
+                    self._nanny[replacement] = now[replacement].get("nanny") is not None
+                else:
+                    await asyncio.sleep(0.1)
+            self.say(
+                f"worker {address} killed; {replacement} takes its place"
+                if replacement
+                else f"worker {address} killed and not replaced within {REPLACEMENT_WAIT:g}s"
+            )
+        for other in lanes:
+            other.address = replacement
+        self._ready.pop(address, None)
+
+
+async def _result(future: Any) -> Any:
+    return await future
+
+
+# ---- what runs inside a Dask worker process ---------------------------------------------------
+
+_ENTRIES: dict[str, tuple[ModuleType, str]] = {}  # run_key -> (module, log path)
+_LOCK = threading.Lock()
+
+
+def init_worker(payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        _, log = _entry(payload)
+    except BaseException as exc:
+        return {"init_error": error_text(exc), "log": _log_path(payload)}
+    return {"pid": os.getpid(), "log": log}
+
+
+def run_batch(payload: dict[str, Any], files: list[str]) -> dict[str, Any]:
+    try:
+        module, log = _entry(payload)
+    except BaseException as exc:
+        return {"ok": False, "error": f"init() failed: {error_text(exc)}"}
+    with _inside(payload, log):
+        try:
+            result = module.run(list(files))
+            reply: dict[str, Any] = {"ok": True, "count": result_count(result)}
+            if payload["append_row"]:
+                reply["rows"] = to_rows(result)
+            return reply
+        except BaseException as exc:
+            import traceback
+
+            traceback.print_exc()
+            return {"ok": False, "error": error_text(exc)}
+
+
+def _entry(payload: dict[str, Any]) -> tuple[ModuleType, str]:
+    key = payload["run_key"]
+    with _LOCK:
+        if key not in _ENTRIES:
+            log = _log_path(payload)
+            with _inside(payload, log):
+                print(f"[pipesched] pid {os.getpid()}: importing {payload['entry_script']}")
+                module = load_entry(payload["entry_script"], list(payload["arguments"]))
+                call_init(module)
+                print("[pipesched] init() done", flush=True)
+            while len(_ENTRIES) >= KEEP_ENTRIES:
+                _ENTRIES.pop(next(iter(_ENTRIES)))
+            _ENTRIES[key] = (module, log)
+        return _ENTRIES[key]
+
+
+def _log_path(payload: dict[str, Any]) -> str:
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+    except (ImportError, ValueError):
+        name = "worker"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return os.path.join(payload["workers_dir"], f"dask-{safe}-{os.getpid()}.log")
+
+
+@contextlib.contextmanager
+def _inside(payload: dict[str, Any], log: str) -> Iterator[None]:
+    """The process-wide state the entry script expects, for the length of one call."""
+    saved_env = {key: os.environ.get(key) for key in payload["env"]}
+    saved_cwd = os.getcwd()
+    os.environ.update(payload["env"])
+    sys.argv = [payload["entry_script"], *payload["arguments"]]
+    os.chdir(payload["workdir"])
+    with (
+        open(log, "a", buffering=1) as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+    ):
+        try:
+            yield
+        finally:
+            os.chdir(saved_cwd)
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _kill_self() -> None:
+    """Runs on the worker's event loop (not in the hung thread): ends the process at once."""
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,240 @@
+"""The parallel_run step process: ``python -m scheduler.executor.parallel.driver <spec.json>``.
+
+It lists the input, cuts it into mini-batches, hands them to a pool of workers (local processes or
+Dask workers), retries failed ones up to ``run_max_try`` tries, counts failed items against
+``error_threshold``, appends what ``run()`` returns to the output file in input order, prints
+progress to the step log and logs the totals as metrics of the step run.
+
+Exit status: 0 when the step succeeded (failures within the threshold), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from scheduler.core.errors import PipeschedError
+from scheduler.executor.parallel.pools import Outcome, Pool, Say, SlotRetired
+from scheduler.executor.parallel.spec import ParallelSpec, list_input, mini_batches, resolve_input
+
+PREFIX = "[parallel_run]"
+PROGRESS_EVERY = 2.0  # seconds between progress lines
+
+
+class ThresholdExceeded(PipeschedError):
+    """More items failed than error_threshold allows."""
+
+
+class RowWriter:
+    """Appends each mini-batch's rows in input order, whatever order batches finish in: a batch
+    that finishes early waits in memory only until the ones before it are written."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._pending: dict[int, list[str]] = {}
+        self._next = 0
+        self.rows = 0
+
+    def add(self, batch: int, rows: list[str]) -> None:
+        self._pending[batch] = rows
+        while self._next in self._pending:
+            lines = self._pending.pop(self._next)
+            if lines:
+                self._file.write("\n".join(lines) + "\n")
+                self.rows += len(lines)
+            self._next += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Driver:
+    def __init__(self, spec: ParallelSpec, pool: Pool, batches: list[list[str]], say: Say) -> None:
+        self.spec, self.pool, self.batches, self.say = spec, pool, batches, say
+        self.tries = [0] * len(batches)
+        self.queue: deque[int] = deque(range(len(batches)))
+        self.done = 0
+        self.failed_batches = 0
+        self.failed_items = 0
+        self.writer: RowWriter | None = None
+        self._started = time.monotonic()
+        self._last_progress = 0.0
+
+    @property
+    def items(self) -> int:
+        return sum(len(b) for b in self.batches)
+
+    async def execute(self) -> int:
+        spec = self.spec
+        if spec.append_row:
+            self.writer = RowWriter(spec.output_file())
+        try:
+            if not self.batches:
+                self.say("no input files: nothing to do")
+                return 0
+            try:
+                await self.pool.open(len(self.batches))
+            except BaseException:
+                await self.pool.close(abort=True)
+                raise
+            self.say(
+                f"{self.items} files in {len(self.batches)} mini-batches of up to "
+                f"{spec.mini_batch_size}; {self.pool.slots} worker slots on {spec.target_type} "
+                f"'{spec.target_name}'; worker logs in {spec.workers_dir}"
+            )
+            status = await self._run_all()
+        except PipeschedError as exc:
+            self.say(f"error: {exc}")
+            status = 1
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            self._log_metrics()
+        return status
+
+    async def _run_all(self) -> int:
+        tasks = [asyncio.ensure_future(self._slot(slot)) for slot in range(self.pool.slots)]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        error = next((t.exception() for t in done if t.exception() is not None), None)
+        self._progress(force=True)
+        await self.pool.close(abort=error is not None)
+        if error is not None:
+            if not isinstance(error, PipeschedError):
+                raise error
+            self.say(f"error: {error}")
+            return 1
+        if self.queue:
+            self.say(f"error: no workers left; {len(self.queue)} mini-batches not run")
+            return 1
+        if self.failed_items:
+            self.say(
+                f"completed with {self.failed_items} failed items "
+                f"(error_threshold {self.spec.error_threshold})"
+            )
+        if self.writer is not None:
+            self.say(f"{self.writer.rows} rows appended to {self.writer.path}")
+        return 0
+
+    async def _slot(self, slot: int) -> None:
+        while self.queue:
+            batch = self.queue.popleft()
+            self.tries[batch] += 1
+            try:
+                outcome = await self.pool.run(slot, batch, self.batches[batch])  # or InitFailed
+            except SlotRetired:
+                self.tries[batch] -= 1
+                self.queue.appendleft(batch)
+                return
+            if outcome.kind == "requeue":  # its worker was replaced before it ran
+                self.tries[batch] -= 1
+                self.queue.appendleft(batch)
+                continue
+            self._record(batch, outcome)
+
+    def _record(self, batch: int, outcome: Outcome) -> None:
+        spec, files = self.spec, self.batches[batch]
+        if outcome.kind == "ok":
+            self.done += 1
+            if spec.append_row:
+                missing = max(0, len(files) - outcome.count)
+                if missing:
+                    self.failed_items += missing
+                    self.say(
+                        f"mini-batch {self._name(batch)}: run() returned {outcome.count} "
+                        f"results for {len(files)} items; {missing} counted as failed"
+                    )
+                assert self.writer is not None
+                self.writer.add(batch, outcome.rows)
+        else:
+            tries = self.tries[batch]
+            self.say(
+                f"mini-batch {self._name(batch)} failed on try {tries}/{spec.run_max_try} "
+                f"({outcome.worker}): {outcome.error}"
+            )
+            if tries < spec.run_max_try:
+                self.queue.append(batch)
+            else:
+                self.done += 1
+                self.failed_batches += 1
+                self.failed_items += len(files)
+                if self.writer is not None:
+                    self.writer.add(batch, [])
+        self._progress()
+        if 0 <= spec.error_threshold < self.failed_items:
+            raise ThresholdExceeded(
+                f"{self.failed_items} items failed, more than error_threshold "
+                f"{spec.error_threshold}: stopping"
+            )
+
+    def _name(self, batch: int) -> str:
+        first = Path(self.batches[batch][0]).name
+        more = f" +{len(self.batches[batch]) - 1}" if len(self.batches[batch]) > 1 else ""
+        return f"{batch + 1}/{len(self.batches)} ({first}{more})"
+
+    def _progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        elapsed = now - self._started
+        self.say(
+            f"{self.done}/{len(self.batches)} mini-batches done, {self.failed_batches} failed, "
+            f"{self.failed_items} items failed ({elapsed:.1f}s)"
+        )
+
+    def _log_metrics(self) -> None:
+        from scheduler.runtime import Run
+
+        run = Run.get_context()
+        elapsed = time.monotonic() - self._started
+        items_done = self.items - self.failed_items
+        run.log("mini_batches_total", len(self.batches))
+        run.log("mini_batches_done", self.done)
+        run.log("mini_batches_failed", self.failed_batches)
+        run.log("items_total", self.items)
+        run.log("items_failed", self.failed_items)
+        run.log("items_per_second", round(items_done / elapsed, 1) if elapsed > 0 else 0.0)
+
+
+def make_pool(spec: ParallelSpec, spec_path: Path, say: Say) -> Pool:
+    if spec.target_type == "dask":
+        from scheduler.executor.parallel.dask_pool import DaskPool
+
+        return DaskPool(spec, say)
+    from scheduler.executor.parallel.local_pool import LocalPool
+
+    return LocalPool(spec, spec_path, say)
+
+
+def say(text: str) -> None:
+    print(f"{PREFIX} {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m scheduler.executor.parallel.driver SPEC.json", file=sys.stderr)
+        return 2
+    spec_path = Path(args[0]).resolve()
+    spec = ParallelSpec.read(spec_path)
+    try:
+        pattern = resolve_input(spec.input, spec.datastores)
+        files = list_input(pattern)
+    except PipeschedError as exc:
+        say(f"error: {exc}")
+        return 1
+    batches = mini_batches(files, spec.mini_batch_size)
+    driver = Driver(spec, make_pool(spec, spec_path, say), batches, say)
+    return asyncio.run(driver.execute())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

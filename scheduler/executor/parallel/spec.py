@@ -1,0 +1,107 @@
+"""What one parallel_run attempt is asked to do, as the step module writes it to a JSON file for
+the driver process, and how its input becomes mini-batches."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scheduler.core.errors import PipeschedError
+from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
+
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+class InputNotFound(PipeschedError):
+    """The parallel_run input does not exist."""
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    """Everything the driver needs; plain values only, so it survives JSON."""
+
+    run_key: str  # <run>/<step>/<attempt>: what a Dask worker caches init() under
+    entry_script: str
+    arguments: list[str]
+    input: str
+    output_dir: str | None
+    output_action: str
+    append_row_file_name: str
+    mini_batch_size: int
+    error_threshold: int
+    process_count_per_node: int
+    node_count: int
+    run_invocation_timeout: float
+    run_max_try: int
+    interpreter: str
+    workdir: str
+    workers_dir: str
+    source_directory: str
+    datastores: dict[str, str] = field(default_factory=dict)
+    target_type: str = "local"
+    target_name: str = "local"
+    address: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # the step's own variables
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ParallelSpec:
+        with open(path) as handle:
+            data: dict[str, Any] = json.load(handle)
+        return cls(**data)
+
+    @property
+    def append_row(self) -> bool:
+        return self.output_action == "append_row"
+
+    def output_file(self) -> Path:
+        """``append_row_file_name`` in the output folder (in ``./outputs`` without an output)."""
+        folder = Path(self.output_dir) if self.output_dir else Path(self.workdir) / "outputs"
+        return folder / self.append_row_file_name
+
+
+class _Store:
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, Path(path)
+
+
+def resolve_input(value: str, datastores: dict[str, str]) -> str:
+    """An absolute path or pattern: ``datastore://NAME/REL`` and bare relative paths are in a
+    datastore (the default one for a bare path), as for path parameters; absolute paths — what
+    ``${{parameters.X}}`` and ``${{data.X}}`` give — are taken as they are."""
+    if os.path.isabs(value):
+        return value
+    stores = {name: _Store(name, path) for name, path in datastores.items()}
+    if value.startswith(SCHEME) or stores:
+        return str(resolve_datastore_path(value, stores, name="input")[1])
+    return os.path.abspath(value)
+
+
+def list_input(pattern: str) -> list[str]:
+    """The files to process: every file under a folder (recursively, sorted), a single file, or
+    the files a glob matches (sorted). Symlinks to files count as files (a file-drop batch folder
+    holds symlinks)."""
+    path = Path(pattern)
+    if path.is_dir():
+        found = []
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            found.extend(os.path.join(root, name) for name in files)
+        return sorted(f for f in found if os.path.isfile(f))
+    if path.is_file():
+        return [str(path)]
+    if GLOB_CHARACTERS & set(pattern):
+        return sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
+    raise InputNotFound(f"input {pattern} does not exist")
+
+
+def mini_batches(files: list[str], size: int) -> list[list[str]]:
+    return [files[i : i + size] for i in range(0, len(files), size)]

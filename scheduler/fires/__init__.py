@@ -1,0 +1,2 @@
+"""Where a time fire or a dropped file becomes a run request: the timer (APScheduler), fire records
+and catch-up, the file watcher and its ledger."""

@@ -1,0 +1,357 @@
+"""One on_change schedule's watcher: an asyncio task that drains the observer's inbox, decides
+when each file counts (moved in: at once; written: closed and quiet for ``settle``), rescans
+(start-up, ``rescan_interval``, after an inotify queue overflow, in a folder new to the watch)
+and hands counted files to ``RunMaker``. The module docstring of ``scheduler.fires.files``
+says what "once" means and what a bare touch does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import structlog
+
+from scheduler.definitions.config import Config
+from scheduler.definitions.schedules import OnChange, ScheduleDef
+from scheduler.fires.file_events import (
+    CHANGED,
+    CLOSED,
+    CREATED,
+    DELETED,
+    MOVED,
+    NETWORK_FS_TYPES,
+    NEW_DIR,
+    OPEN,
+    WATCH_LIMIT_ERRNOS,
+    WATCH_LIMIT_HINT,
+    FsTypeProbe,
+    Handler,
+    Inbox,
+)
+from scheduler.fires.file_runs import RunMaker
+
+log = structlog.get_logger("scheduler.fires.files")
+INTERNAL_DIR = ".pipesched"
+_MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
+
+
+class FileWatcher:
+    """One on_change schedule: its observer, its pending files, its run requests."""
+
+    def __init__(
+        self,
+        schedule: ScheduleDef,
+        *,
+        config: Config,
+        store: Any,
+        dispatcher: Any,
+        pipelines: Callable[[ScheduleDef], Any],
+        fs_type: FsTypeProbe,
+        observer_factory: Callable[..., Any],
+    ) -> None:
+        assert schedule.on_change is not None
+        self.schedule, self.spec = schedule, schedule.on_change
+        self.store, self._fs_type, self._observer_factory = store, fs_type, observer_factory
+        datastore = config.datastores[self.spec.datastore]
+        self.datastore = datastore.name
+        self.root = Path(os.path.realpath(datastore.path))
+        self.folder = self.root / self.spec.path
+        self.pending: dict[str, list[Any]] = {}  # rel to root -> [due | None, snap, seen_at]
+        self.refused: set[str] = set()
+        self.overflows = 0
+        self.observer_kind = "inotify"
+        self.runs = RunMaker(schedule, self.datastore, self.root, store, dispatcher, pipelines)
+        self._observer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._rescan = True  # the start-up scan
+        self._overflowed = False  # events were lost: no "open" file's close can be trusted
+        self._next_rescan = 0.0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.inbox = Inbox(lambda: _wake_soon(loop, self._wake))
+        self._observer = self._start_observer()
+        self._task = asyncio.create_task(self._run(), name=f"file-drops:{self.schedule.name}")
+
+    async def stop(self) -> None:
+        if self._observer is not None:
+            observer, self._observer = self._observer, None
+            observer.stop()
+            await asyncio.to_thread(observer.join, 5)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _start_observer(self) -> Any:
+        kind = "polling" if self.spec.polling_interval else "inotify"
+        fs_type = self._fs_type(self.folder)
+        if kind == "inotify" and fs_type in NETWORK_FS_TYPES:
+            log.warning(
+                "file_watch_polling",
+                schedule=self.schedule.name,
+                folder=str(self.folder),
+                fs_type=fs_type,
+                reason=f"{fs_type} is a network filesystem: inotify misses other hosts' writes",
+            )
+            kind = "polling"
+        try:
+            return self._observe(kind)
+        except OSError as error:
+            if kind != "inotify" or error.errno not in WATCH_LIMIT_ERRNOS:
+                raise
+            log.error(
+                "file_watch_limit",
+                schedule=self.schedule.name,
+                folder=str(self.folder),
+                error=str(error),
+                hint=WATCH_LIMIT_HINT,
+                fallback="polling",
+            )
+            return self._observe("polling")
+
+    def _observe(self, kind: str) -> Any:
+        polling_interval = self.spec.polling_interval or 1.0
+        observer = self._observer_factory(kind, polling_interval, self.inbox.overflow)
+        observer.schedule(
+            Handler(self.inbox, polling=kind == "polling"), str(self.folder), recursive=True
+        )
+        observer.start()
+        self.observer_kind = kind
+        return observer
+
+    # ---- the loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        resumed = False
+        while True:
+            # Clear before draining: a put after the drain re-arms the inbox and sets the
+            # event again, so no wake-up is lost between the drain and the wait.
+            self._wake.clear()
+            try:
+                if not resumed:
+                    await self.runs.resume_claimed()  # claims a crash left without a run
+                    resumed = True
+                await self._step()
+            except Exception:  # one bad file or a store hiccup must not stop the watcher
+                log.exception("file_watch_error", schedule=self.schedule.name)
+                self._wake.clear()
+                await asyncio.sleep(1.0)
+                continue
+            timeout = self._next_deadline() - time.monotonic()
+            if timeout > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _step(self) -> None:
+        now = time.monotonic()
+        if self._rescan or now >= self._next_rescan:
+            self._rescan = False
+            self._next_rescan = now + self.spec.rescan_interval
+            await self._scan(stale_after=0.0 if self._overflowed else self.spec.rescan_interval)
+            self._overflowed = False
+        new_dirs = self._take_inbox()
+        for folder in new_dirs:
+            await self._scan(folder, new_dir=True)
+        await self._count_due()
+        await self.runs.flush_batch(self._quiet(), busy=self._settling())
+
+    def _quiet(self) -> float:
+        return max(self.spec.settle, _MIN_QUIET)
+
+    def _settling(self) -> bool:
+        return any(entry[0] is not None for entry in self.pending.values())
+
+    def _next_deadline(self) -> float:
+        deadline = self._next_rescan
+        dues = [e[0] for e in self.pending.values() if e[0] is not None]
+        if dues:
+            deadline = min(deadline, min(dues))
+        batch_at = self.runs.batch_deadline(self._quiet())
+        if batch_at is not None:
+            deadline = min(deadline, batch_at)
+        return deadline
+
+    def _take_inbox(self) -> list[Path]:
+        """Apply drained events to ``pending``; return new folders to walk."""
+        items, overflows = self.inbox.drain()
+        new_dirs: list[Path] = []
+        if overflows:
+            self.overflows += overflows
+            self._rescan = self._overflowed = True
+            log.warning(
+                "file_watch_overflow",
+                schedule=self.schedule.name,
+                overflows=self.overflows,
+                action="full rescan",
+            )
+            self._wake.set()
+        now = time.monotonic()
+        for path, kind in items.items():
+            if kind == NEW_DIR:
+                if Path(path).is_relative_to(self.folder) and not self._rescan:
+                    new_dirs.append(Path(path))
+                continue
+            rel = self._relative(path)
+            if rel is None:
+                continue
+            if kind == DELETED:
+                self.pending.pop(rel, None)
+            elif kind == OPEN:
+                self.pending[rel] = [None, None, now]
+            elif kind == CREATED:
+                # watchdog also reports files that beat a new folder's watch as creates; if a
+                # walk already found the file, keep its settle check (a writer's next write
+                # or close still arrives as its own event).
+                if rel not in self.pending or self.pending[rel][0] is None:
+                    self.pending[rel] = [None, None, now]
+            elif kind == MOVED:
+                self.pending[rel] = [now, None, now]
+            elif kind in (CLOSED, CHANGED):
+                self.pending[rel] = [now + self.spec.settle, _snap(self.root / rel), now]
+        return new_dirs
+
+    async def _count_due(self) -> None:
+        now = time.monotonic()
+        ready: list[tuple[str, int, int]] = []
+        for rel, entry in list(self.pending.items()):
+            due, snap, _ = entry
+            if due is None or due > now:
+                continue
+            current = _snap(self.root / rel)
+            if current is None:
+                del self.pending[rel]
+            elif snap is not None and current != snap:
+                entry[0], entry[1] = now + self.spec.settle, current  # still changing
+            elif self._confined(rel):
+                del self.pending[rel]
+                ready.append((rel, current[0], current[1]))
+            else:
+                del self.pending[rel]
+        if ready:
+            await self.runs.take(ready)
+
+    # ---- scanning ----------------------------------------------------------------------------
+
+    async def _scan(
+        self, top: Path | None = None, *, new_dir: bool = False, stale_after: float | None = None
+    ) -> None:
+        """Find every matching file the ledger does not know (dropped while down, or missed)
+        under ``top`` (default: the whole watched folder). In a ``new_dir``, watchdog reports
+        files that beat the folder's new watch as plain creates (no close, no move will
+        follow): those count once quiet for ``settle``, like a polled file. A file seen
+        opened but no close for ``stale_after`` seconds (0 after an overflow, whose lost
+        events may include its close) is treated the same way."""
+        found = await asyncio.to_thread(self._walk, top or self.folder)
+        oldest = time.monotonic() - (stale_after if stale_after is not None else float("inf"))
+
+        def takes(rel: str) -> bool:
+            entry = self.pending.get(rel)
+            if entry is None:
+                return True
+            return entry[0] is None and (new_dir or entry[2] <= oldest)
+
+        found = [f for f in found if takes(f[0])]
+        known = self.store.known_files(self.schedule.name, found) if found else set()
+        wall, now, quiet = time.time_ns(), time.monotonic(), self.spec.settle
+        added = 0
+        for rel, size, mtime_ns in found:
+            if (rel, size, mtime_ns) in known:
+                continue
+            young = (wall - mtime_ns) / 1e9 < quiet
+            self.pending[rel] = [now + (quiet if young else 0.0), (size, mtime_ns), now]
+            added += 1
+        if added:
+            log.info("file_scan_found", schedule=self.schedule.name, files=added)
+
+    def _walk(self, top: Path) -> list[tuple[str, int, int]]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            here = Path(dirpath)
+            if here == self.root:
+                dirnames[:] = [d for d in dirnames if d != INTERNAL_DIR]
+            for name in filenames:
+                rel = (here / name).relative_to(self.root).as_posix()
+                if not self._matches(rel):
+                    continue
+                snap = _snap(here / name)
+                if snap is not None:
+                    found.append((rel, snap[0], snap[1]))
+        return found
+
+    # ---- paths -------------------------------------------------------------------------------
+
+    def _relative(self, path: str) -> str | None:
+        """The path from the datastore root of a watched file that matches, else None."""
+        try:
+            rel = Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return rel if self._matches(rel) else None
+
+    def _matches(self, rel: str) -> bool:
+        parts = PurePosixPath(rel).parts
+        if not parts or parts[0] == INTERNAL_DIR:
+            return False
+        try:
+            local = PurePosixPath(rel).relative_to(self.spec.path or ".").as_posix()
+        except ValueError:
+            return False
+        spec: OnChange = self.spec
+        if any(fnmatchcase(part, pat) for part in local.split("/") for pat in spec.ignore_patterns):
+            return False
+        if any(fnmatchcase(local, pat) for pat in spec.ignore_patterns):
+            return False
+        name = parts[-1]
+        return any(fnmatchcase(name, p) or fnmatchcase(local, p) for p in spec.patterns)
+
+    def _confined(self, rel: str) -> bool:
+        """Refuse (and log once) a file whose real path leads outside the datastore."""
+        real = Path(os.path.realpath(self.root / rel))
+        if real == self.root or real.is_relative_to(self.root):
+            self.refused.discard(rel)
+            return True
+        if rel not in self.refused:
+            self.refused.add(rel)
+            log.error(
+                "file_refused",
+                schedule=self.schedule.name,
+                path=rel,
+                target=str(real),
+                reason=f"leads outside datastore '{self.datastore}' ({self.root})",
+            )
+        return False
+
+    def status(self) -> dict:
+        return {
+            "datastore": self.datastore,
+            "path": self.spec.path,
+            "pending": len(self.pending) + self.runs.waiting(),
+            "last_file": self.store.last_file(self.schedule.name),
+            "observer": self.observer_kind,
+            "overflows": self.overflows,
+        }
+
+
+def _wake_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    """From an observer thread: wake the watcher's task (ignored once the loop has closed)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(event.set)
+
+
+def _snap(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)

@@ -1,0 +1,181 @@
+"""From a due nominal time to a run request: claim the fire record first (unique per schedule and
+nominal time: a crash, a reload or a second daemon cannot make a second run), then apply the
+catch-up rule to late times, then hand the request to the dispatcher.
+
+A time is *late* when it is reported more than ``LATE_AFTER`` seconds after its nominal time:
+the daemon was down, suspended (SIGSTOP), or the wall clock jumped. Late times follow the
+schedule's ``catchup`` rule, decided once when they are seen.
+
+Missed fire times are recorded one row each, up to ``MAX_MISSED_RECORDS`` per catch-up (the
+newest); beyond that a single warning gives the count (a minutely cron down for a year would
+otherwise write half a million rows before READY).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from scheduler.core.clock import Clock
+from scheduler.core.crashpoints import crashpoint
+from scheduler.definitions import ScheduleDef
+from scheduler.dispatch.dispatcher import Dispatcher, Outcome, RunRequest, ShuttingDown
+from scheduler.fires.catchup import decide
+from scheduler.store import Store
+from scheduler.store.records import ScheduleState
+from scheduler.triggers.time import time_trigger
+
+log = structlog.get_logger("scheduler.fires.handler")
+
+LATE_AFTER = 60.0
+MAX_MISSED_RECORDS = 10_000
+CATCHUP_REASON = "catch-up rule"
+
+
+class FireHandler:
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        schedules: Callable[[], dict[str, ScheduleDef]],
+        pipelines: Callable[[ScheduleDef], Any],
+    ) -> None:
+        self.store, self.dispatcher, self.clock = store, dispatcher, clock
+        self._schedules, self._pipelines = schedules, pipelines
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- due times from the timer ---------------------------------------------------------
+
+    def on_due(self, name: str, times: list[datetime]) -> None:
+        """Called by APScheduler's listener in the event loop; the work goes to a task."""
+        task = asyncio.ensure_future(self.handle_due(name, times))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def handle_due(self, name: str, times: list[datetime]) -> None:
+        schedule = self._schedules().get(name)
+        if schedule is None:
+            return
+        now = self.clock.now()
+        late = [t for t in times if (now - t).total_seconds() > LATE_AFTER]
+        on_time = [t for t in times if t not in late]
+        to_run = list(on_time)
+        if late:
+            decision = decide(late, schedule.catchup, schedule.catchup_limit)
+            self._record_missed(schedule, decision.missed, len(decision.missed))
+            to_run = decision.run + on_time
+        await self._fire_in_order(schedule, to_run, catching_up=bool(late))
+
+    async def _fire_in_order(
+        self, schedule: ScheduleDef, times: list[datetime], *, catching_up: bool
+    ) -> None:
+        # Several catch-up runs of one schedule run one after another, never skip each other.
+        policy = (
+            "queue" if catching_up and len(times) > 1 and schedule.concurrency != "allow" else None
+        )
+        for nominal in times:
+            await self.fire(schedule, nominal, concurrency=policy)
+
+    # ---- one fire ---------------------------------------------------------------------------
+
+    async def fire(
+        self,
+        schedule: ScheduleDef,
+        nominal: datetime,
+        *,
+        concurrency: str | None = None,
+        recovered: bool = False,
+        claimed: bool = False,
+    ) -> Outcome | None:
+        """Claim (unless already claimed by us), then dispatch. None when it had been handled."""
+        name = schedule.name
+        if not claimed and not self.store.claim_fire(name, nominal):
+            log.info("fire_already_handled", schedule=name, nominal_time=nominal.isoformat())
+            return None
+        crashpoint("fire_claimed")
+        if schedule.jitter:
+            await asyncio.sleep(random.uniform(0, schedule.jitter))
+        request = RunRequest(
+            pipeline=self._pipelines(schedule),
+            parameters=dict(schedule.parameters),
+            trigger=f"schedule:{name}",
+            schedule=name,
+            experiment=schedule.experiment,
+            concurrency=concurrency or schedule.concurrency,
+            fire=(name, nominal),
+            version=schedule.pipeline_version,
+        )
+        try:
+            outcome = await self.dispatcher.submit(request)
+        except ShuttingDown:
+            return None  # stays claimed: resumed at the next start under the catch-up rule
+        except Exception as exc:  # a run that cannot even be recorded must not kill the timer
+            log.exception("fire_failed", schedule=name)
+            self.store.update_fire(name, nominal, outcome="skipped", reason=f"error: {exc}")
+            return None
+        if recovered and outcome.run is not None:
+            self.store.mark_recovered(outcome.run.id)
+        log.info(
+            "schedule_fired",
+            schedule=name,
+            nominal_time=nominal.isoformat(),
+            outcome=outcome.outcome,
+            run_id=outcome.run.id if outcome.run else None,
+        )
+        return outcome
+
+    # ---- start-up ---------------------------------------------------------------------------
+
+    async def resume_claimed(self) -> int:
+        """Fires claimed by a daemon that died before recording their run: exactly one run each
+        (marked recovered), if the catch-up rule still wants it."""
+        resumed = 0
+        for record in self.store.fires_with_outcome("claimed"):
+            schedule = self._schedules().get(record.schedule)
+            if schedule is None or record.nominal_time is None:
+                continue
+            if schedule.catchup == "none":
+                self.store.update_fire(
+                    record.schedule, record.nominal_time, outcome="missed", reason=CATCHUP_REASON
+                )
+                continue
+            await self.fire(schedule, record.nominal_time, recovered=True, claimed=True)
+            resumed += 1
+        return resumed
+
+    async def catch_up(self, schedule: ScheduleDef, state: ScheduleState) -> None:
+        """Fire times between the last recorded fire (or the first registration: a new schedule
+        never catches up on times before it) and now, by the catch-up rule."""
+        since = state.last_fire_time or state.registered_at
+        if since is None:
+            return
+        trigger = time_trigger(schedule, state.registered_at)
+        fires = trigger.times_between(since, self.clock.now(), MAX_MISSED_RECORDS, newest=True)
+        if not fires.times:
+            return
+        decision = decide(fires.times, schedule.catchup, schedule.catchup_limit)
+        unrecorded = fires.count - len(fires.times)
+        self._record_missed(schedule, decision.missed, len(decision.missed) + unrecorded)
+        await self._fire_in_order(schedule, decision.run, catching_up=True)
+
+    def _record_missed(self, schedule: ScheduleDef, times: list[datetime], total: int) -> None:
+        if not times and not total:
+            return
+        self.store.record_fires(schedule.name, times, outcome="missed", reason=CATCHUP_REASON)
+        log.warning(
+            "fires_missed",
+            schedule=schedule.name,
+            count=total,
+            rule=schedule.catchup,
+            recorded=len(times),
+        )
+
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

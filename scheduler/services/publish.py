@@ -1,0 +1,380 @@
+"""Published pipelines: immutable snapshots under a version label, and each pipeline's endpoint
+(Azure ML's PublishedPipeline and PipelineEndpoint).
+
+A snapshot is ``<state_dir>/published/<pipeline>/<version>/``: ``published.json`` (what was
+published) and ``files/``, a copy of pipeline.yaml and of every step's source directory at the
+same relative places, so the definition loads unchanged and its relative paths (``../shared``
+included) land inside the snapshot. Files are copied as the step fingerprint sees them
+(``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` exclude are left out, as Azure
+ML's snapshot does) and made read-only; later edits to the working copy never reach a version.
+
+The files are written to a temporary folder and renamed into place, then the store records the
+version; a crash in between leaves a complete folder the store does not know, which the next
+publish of that label replaces.
+
+What is published is a loaded definition (``publish_definition``): the working copy
+(``publish``, the CLI's), an SDK snapshot (``scheduler.services.snapshots``) or what a completed run ran
+(``publish_run``, Azure's ``PipelineRun.publish_pipeline``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scheduler.core.clock import iso
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
+from scheduler.definitions.config import Config
+from scheduler.definitions.fingerprint import IGNORE_FILES, source_files
+from scheduler.store import Store
+from scheduler.store.published import PublishedRecord
+
+MANIFEST = "published.json"
+FILES = "files"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+_NAME_LINE = re.compile(r"name\s*:")
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    pipeline: str
+    version: str
+    description: str | None
+    content_hash: str
+    snapshot_dir: Path
+    published_at: datetime
+    is_default: bool
+
+    @property
+    def id(self) -> str:
+        """``NAME@VERSION``, as a schedule or the SDK's ``PublishedPipeline.id`` names it."""
+        return f"{self.pipeline}@{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "version": self.version,
+            "description": self.description,
+            "content_hash": self.content_hash,
+            "published_at": iso(self.published_at),
+            "is_default": self.is_default,
+            "snapshot_dir": str(self.snapshot_dir),
+        }
+
+    @classmethod
+    def from_record(cls, record: PublishedRecord) -> PublishedVersion:
+        return cls(
+            pipeline=record.pipeline,
+            version=record.version,
+            description=record.description,
+            content_hash=record.content_hash,
+            snapshot_dir=Path(record.snapshot_dir),
+            published_at=record.published_at,
+            is_default=record.is_default,
+        )
+
+
+class VersionExists(PipeschedError):
+    """That version is already published."""
+
+
+class BadLabel(PipeschedError):
+    """A pipeline name or version label that cannot name a folder."""
+
+    def __init__(self, message: str | None = None, *, field: str, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.field = field  # "name" or "version": what an API caller got wrong
+
+
+# -- publishing ---------------------------------------------------------------------------------
+
+
+def publish(
+    config: Config,
+    store: Store,
+    pipeline_name: str,
+    *,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Snapshot the working copy of ``pipeline_name`` under ``version`` (default: the next
+    integer label). The pipeline's first published version becomes its endpoint's default."""
+    working = load_pipeline(find_pipeline(pipeline_name, config), config)
+    return publish_definition(config, store, working, version=version, description=description)
+
+
+def publish_definition(
+    config: Config,
+    store: Store,
+    pipeline: Pipeline,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Snapshot a loaded definition (a working copy, an SDK snapshot, what a run ran) as
+    version ``version`` of pipeline ``name`` (default: its own name). Under another name the
+    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline."""
+    name = name if name is not None else pipeline.name
+    check_label(name, "name")
+    if version is not None:
+        check_label(version, "version")
+    folder = config.state_dir / "published" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with _locked(folder / ".lock"):
+        labels = {p.version for p in store.list_published(name)}
+        label = version if version is not None else _next_label(labels)
+        if label in labels:
+            raise VersionExists(
+                f"pipeline '{name}' already has a published version '{label}'",
+                hint="published versions never change; publish under a new --version",
+            )
+        final = folder / label
+        staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
+        try:
+            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES)
+            if name != pipeline.name:
+                rename_pipeline(staging / FILES / pipeline_file, name)
+            manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if final.exists():  # left by a publish that crashed before the store recorded it
+                shutil.rmtree(final)
+            os.rename(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        from scheduler.dispatch.submit import (
+            content_hash,  # the run's own hash; heavy imports, so late
+        )
+
+        snapshot = load_snapshot(config, final)
+        check_inside(snapshot, final)
+        make_read_only(final / FILES)
+        record = store.add_published(
+            pipeline=name,
+            version=label,
+            description=description if description is not None else pipeline.description,
+            content_hash=content_hash(snapshot),
+            snapshot_dir=str(final),
+        )
+    return PublishedVersion.from_record(record)
+
+
+def publish_run(
+    config: Config,
+    store: Store,
+    run_id: str,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+) -> PublishedVersion:
+    """Publish the definition a completed run ran (Azure's ``PipelineRun.publish_pipeline``),
+    as ``name`` (default: the run's pipeline). Refused when that definition can no longer be
+    had unchanged: a working copy edited since the run."""
+    from scheduler.dispatch.submit import content_hash
+    from scheduler.services.snapshots import definition_for_run
+
+    run = store.get_run(store.resolve_run_id(run_id))
+    if run.status != "completed":
+        raise PipeschedError(
+            f"run {run.id} is {run.status}; only a completed run can be published",
+            hint="wait for it to finish, or publish the pipeline itself",
+        )
+    definition = definition_for_run(config, store, run)
+    if content_hash(definition) != run.content_hash:
+        raise PipeschedError(
+            f"pipeline {run.pipeline} changed since run {run.id}",
+            hint=f"publish the working copy with  pipesched publish {run.pipeline}",
+        )
+    return publish_definition(
+        config, store, definition, name=name, version=version, description=description
+    )
+
+
+def _next_label(labels: set[str]) -> str:
+    numbers = [int(label) for label in labels if label.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def check_label(value: str, field: str) -> None:
+    """A pipeline name or version label becomes a folder name: refuse anything else."""
+    if not _LABEL.fullmatch(value):
+        what = "version label" if field == "version" else "pipeline name"
+        raise BadLabel(
+            f"bad {what} {value!r} for publishing",
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit",
+            field=field,
+        )
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One publish of a pipeline at a time on this machine: the label check, the rename and the
+    store insert happen together."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def copy_pipeline_tree(pipeline: Pipeline, dest: Path) -> str:
+    """Copy pipeline.yaml and every source directory below ``dest`` at their places relative to
+    a common base; return pipeline.yaml's path relative to ``dest``."""
+    sources = sorted({Path(s.source_directory) for s in pipeline.steps.values()})
+    base = Path(os.path.commonpath([pipeline.directory, *sources]))
+    if base == pipeline.directory:
+        base = base.parent  # keep the folder's name: a pipeline without `name:` is named by it
+    for source in sources:
+        _copy_source(source, dest / source.relative_to(base))
+    target = dest / pipeline.file.relative_to(base)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(pipeline.file, target)
+    return target.relative_to(dest).as_posix()
+
+
+def _copy_source(root: Path, dest: Path) -> None:
+    """The files ``scheduler.definitions.fingerprint.source_tree_hash`` hashes, plus the ignore files, so a
+    snapshot's source hash equals the working copy's at publish time."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in IGNORE_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    for rel, full in source_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(full, target)  # follows file symlinks
+
+
+def rename_pipeline(file: Path, name: str) -> None:
+    """Make a copied pipeline.yaml declare ``name``. A block-style top-level ``name:`` line is
+    replaced, so comments and layout stay; anything else (a flow mapping, a multi-line name)
+    falls back to re-dumping the document."""
+    text = file.read_text(encoding="utf-8")
+    original = yaml.safe_load(text)
+    wanted = {"name": name, **{k: v for k, v in original.items() if k != "name"}}
+    kept = [line for line in text.splitlines(keepends=True) if not _NAME_LINE.match(line)]
+    edited = f"name: {json.dumps(name)}\n" + "".join(kept)
+    try:
+        same = yaml.safe_load(edited) == wanted
+    except yaml.YAMLError:
+        same = False
+    if not same:
+        edited = yaml.safe_dump(wanted, sort_keys=False, allow_unicode=True)
+    os.chmod(file, stat.S_IMODE(os.stat(file).st_mode) | stat.S_IWUSR)  # copied read-only
+    file.write_text(edited, encoding="utf-8")
+
+
+def check_inside(pipeline: Pipeline, snapshot: Path) -> None:
+    """An absolute source_directory would point the snapshot back at mutable files."""
+    for step in pipeline.steps.values():
+        if not Path(step.source_directory).is_relative_to(snapshot):
+            shutil.rmtree(snapshot, ignore_errors=True)
+            raise PipeschedError(
+                f"step '{step.id}' has source_directory {step.source_directory}, outside the "
+                "pipeline's tree, so it cannot be snapshotted",
+                hint="write source_directory relative to pipeline.yaml",
+            )
+
+
+def make_read_only(root: Path) -> None:
+    """Files lose their write bits (folders keep theirs, so ``rm -r`` still works)."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def list_versions(store: Store, pipeline: str | None = None) -> list[PublishedVersion]:
+    return [PublishedVersion.from_record(r) for r in store.list_published(pipeline)]
+
+
+def get_version(store: Store, pipeline: str, version: str) -> PublishedVersion:
+    return PublishedVersion.from_record(store.get_published(pipeline, version))
+
+
+def default_version(store: Store, pipeline: str) -> str | None:
+    return store.get_default_version(pipeline)
+
+
+def set_default_version(store: Store, pipeline: str, version: str) -> None:
+    store.set_default_version(pipeline, version)
+
+
+def snapshot_dir(config: Config, pipeline: str, version: str) -> Path:
+    return config.state_dir / "published" / pipeline / version
+
+
+def load_snapshot(config: Config, snapshot: Path) -> Pipeline:
+    """The pipeline of a snapshot folder (its steps' source directories inside the snapshot)."""
+    try:
+        manifest = json.loads((snapshot / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise NotFound(f"no published snapshot in {snapshot}") from error
+    return load_pipeline(snapshot / FILES / manifest["pipeline_file"], config)
+
+
+def load_published_from_disk(config: Config, pipeline: str, version: str) -> Pipeline:
+    """A published version found by its folder alone, for callers that have no store yet (the
+    daemon loads its schedules before it opens the store)."""
+    if not _LABEL.fullmatch(pipeline) or not _LABEL.fullmatch(version):
+        raise NotFound(f"pipeline '{pipeline}' has no published version '{version}'")
+    folder = snapshot_dir(config, pipeline, version)
+    if not (folder / MANIFEST).is_file():
+        raise NotFound(
+            f"pipeline '{pipeline}' has no published version '{version}'",
+            hint=f"publish it with  pipesched publish {pipeline} --version {version}",
+        )
+    return load_snapshot(config, folder)
+
+
+def load_published(
+    config: Config, store: Store, pipeline: str, version: str | None
+) -> tuple[Pipeline, str | None]:
+    """What a request for ``pipeline`` (at ``version``) runs, and the label to record: a named
+    version; without one the endpoint's default; without any published version, the working
+    copy (label None)."""
+    if version is None:
+        version = store.get_default_version(pipeline)
+        if version is None:
+            return load_pipeline(find_pipeline(pipeline, config), config), None
+    published = store.get_published(pipeline, version)
+    return load_snapshot(config, Path(published.snapshot_dir)), version
+
+
+def endpoint_url(config: Config, pipeline: str, version: str | None) -> str:
+    """The absolute URL that starts runs (DESIGN): a version's, or the endpoint's (default
+    version) when ``version`` is None."""
+    api = config.api
+    scheme = "https" if api.tls is not None else "http"
+    host = socket.gethostname() if api.host in _WILDCARD_HOSTS else api.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    path = f"/api/v1/pipelines/{urllib.parse.quote(pipeline, safe='')}"
+    if version is not None:
+        path += f"/versions/{urllib.parse.quote(version, safe='')}"
+    return f"{scheme}://{host}:{api.port}{path}/runs"
