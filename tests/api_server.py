@@ -3,9 +3,9 @@ an event loop of its own thread, over a real project (config, pipelines, SQLite 
 
 ``StandInDaemon`` answers the ``DaemonControl`` protocol the way the daemon does for what the API
 tests check: submitting (a pipeline by name, or a loaded definition such as an uploaded
-snapshot) records a real ``queued`` run through ``scheduler.submit.submit_run`` (parameter
+snapshot) records a real ``queued`` run through ``scheduler.dispatch.submit.submit_run`` (parameter
 validation included), cancel closes the run in the store, enable/disable write the override,
-API schedules are created and deleted through ``scheduler.api_schedules``. The daemon's own
+API schedules are created and deleted through ``scheduler.services.api_schedules``. The daemon's own
 implementation is tested with the daemon.
 """
 
@@ -21,12 +21,12 @@ from typing import Any
 
 from scheduler.api.app import create_app
 from scheduler.api.tcp import TcpServer, serve_tcp
-from scheduler.clock import SYSTEM_CLOCK
-from scheduler.config import Config
-from scheduler.errors import NotFound, PipeschedError
-from scheduler.records import FINISHED_RUN_STATUSES, RunRecord
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.definitions.config import Config
+from scheduler.dispatch.submit import submit_run
 from scheduler.store import Store
-from scheduler.submit import submit_run
+from scheduler.store.records import FINISHED_RUN_STATUSES, RunRecord
 
 TRAIN = """
 experiment: training
@@ -75,15 +75,15 @@ class StandInDaemon:
         return await asyncio.to_thread(self._create_schedule, definition)
 
     def _create_schedule(self, definition: dict) -> dict:
-        from scheduler.api_schedules import create_api_schedule
-        from scheduler.triggers.summary import summarize
+        from scheduler.services.api_schedules import create_api_schedule
+        from scheduler.services.schedule_summary import summarize
 
         schedule = create_api_schedule(self.config, self.store, definition)
         state = self.store.schedule_states().get(schedule.name)
         return summarize(schedule, state, None, SYSTEM_CLOCK.now(), source="api").to_json()
 
     async def get_schedule(self, name: str) -> dict:
-        from scheduler.triggers.summary import collect_one
+        from scheduler.services.schedule_summary import collect_one
 
         summary = await asyncio.to_thread(
             collect_one, self.config, self.store, name, SYSTEM_CLOCK.now()
@@ -91,7 +91,7 @@ class StandInDaemon:
         return summary.to_json()
 
     async def delete_schedule(self, name: str) -> None:
-        from scheduler.api_schedules import delete_api_schedule
+        from scheduler.services.api_schedules import delete_api_schedule
 
         await asyncio.to_thread(delete_api_schedule, self.config, self.store, name)
 
@@ -109,7 +109,7 @@ class StandInDaemon:
     def _submit(
         self, name: str, version: str | None, parameters: dict, experiment: str | None
     ) -> RunRecord:
-        from scheduler.publish import load_published
+        from scheduler.services.publish import load_published
 
         pipeline, label = load_published(self.config, self.store, name, version)
         return self._record(pipeline, label, parameters, experiment)

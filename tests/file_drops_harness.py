@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.definitions.schedules import build_schedule
-from scheduler.dispatch import Dispatcher
-from scheduler.triggers.files import FileDropService
+from scheduler.dispatch.dispatcher import Dispatcher
+from scheduler.fires.files import FileDropService
 from tests.projects import Project, make_project
 
 PIPELINE = """

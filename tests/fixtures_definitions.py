@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from scheduler.config import Config, load_config
+from scheduler.definitions.config import Config, load_config
 
 CONFIG_YAML = """\
 pipelines_dir: ../pipelines

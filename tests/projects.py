@@ -47,7 +47,7 @@ class Project:
         return folder
 
     def config(self):
-        from scheduler.config import load_config
+        from scheduler.definitions.config import load_config
 
         return load_config(self.config_path)
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from scheduler.publish import endpoint_url
-from scheduler.tokens import create_token
+from scheduler.services.publish import endpoint_url
+from scheduler.services.tokens import create_token
 from tests.api_server import TRAIN, LiveApi, live_api
 from tests.projects import make_project
 

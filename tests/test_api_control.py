@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from scheduler.api.client import DaemonClient, DaemonNotRunning
 from scheduler.api.control import DaemonControl, create_control_app
 from scheduler.api.server import SocketInUse, serve_unix
-from scheduler.errors import NotFound, PipeschedError
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.services.client import DaemonClient, DaemonNotRunning
 from scheduler.store import Store
 
 T = TypeVar("T")

@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from scheduler.api.tcp import check_bind
-from scheduler.config import ApiConfig
-from scheduler.errors import PipeschedError
-from scheduler.tokens import create_token, revoke_token
+from scheduler.core.errors import PipeschedError
+from scheduler.definitions.config import ApiConfig
+from scheduler.services.tokens import create_token, revoke_token
 from tests.api_server import TRAIN, LiveApi, live_api
 from tests.projects import make_project
 

@@ -1,5 +1,5 @@
 """Schedules created through the API or SDK (``source: api``), without a daemon: the store's
-side on SQLite and PostgreSQL, and ``scheduler.api_schedules`` — the checks the REST handlers
+side on SQLite and PostgreSQL, and ``scheduler.services.api_schedules`` — the checks the REST handlers
 and the embedded SDK share — on a real project with a real SQLite store."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.api_schedules import (
+from scheduler.core.clock import Clock
+from scheduler.core.errors import NotFound
+from scheduler.services.api_schedules import (
     FileScheduleRefused,
     InvalidSchedule,
     api_schedule_defs,
     create_api_schedule,
     delete_api_schedule,
 )
-from scheduler.clock import Clock
-from scheduler.errors import NotFound
 from scheduler.store import Store
 from scheduler.store.api_schedules import ScheduleExists
 from tests.projects import Project, make_project
@@ -183,7 +183,7 @@ def test_data_path_parameter_must_be_a_path_parameter(project, store) -> None:
 
 
 def test_a_published_version_can_be_scheduled(project, store) -> None:
-    from scheduler.publish import publish
+    from scheduler.services.publish import publish
 
     publish(project.config(), store, "train", version="1")
     assert create(project, store, pipeline="train@1").pipeline_version == "1"

@@ -10,7 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from scheduler.tokens import create_token
+from scheduler.services.tokens import create_token
 from tests.api_server import TRAIN, LiveApi, live_api
 from tests.projects import make_project
 

@@ -18,8 +18,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from scheduler.services.tokens import create_token
 from scheduler.store import queries
-from scheduler.tokens import create_token
 from tests.api_server import LiveApi, live_api
 from tests.conftest import wait_until
 from tests.projects import Project, make_project

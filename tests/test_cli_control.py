@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from scheduler.api.client import DaemonClient, socket_path
 from scheduler.api.control import create_control_app
 from scheduler.api.server import serve_unix
 from scheduler.cli import main
-from scheduler.procinfo import is_alive, process_start_ticks
-from scheduler.records import Owner
+from scheduler.core.procinfo import is_alive, process_start_ticks
+from scheduler.services.client import DaemonClient, socket_path
 from scheduler.store import Store
+from scheduler.store.records import Owner
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
 
@@ -372,7 +372,7 @@ class FakeDaemon:
         return {"id": run_id, "status": "canceled", "status_reason": "canceled by user"}
 
     async def set_schedule_enabled(self, name: str, enabled: bool) -> dict:
-        from scheduler.errors import NotFound
+        from scheduler.core.errors import NotFound
 
         self.calls.append(("enabled", (name, enabled)))
         if name != "nightly":
@@ -380,7 +380,7 @@ class FakeDaemon:
         return {"name": name, "enabled": enabled, "override": enabled}
 
     async def trigger_schedule(self, name: str) -> dict:
-        from scheduler.errors import NotFound
+        from scheduler.core.errors import NotFound
 
         self.calls.append(("trigger", name))
         if name != "nightly":

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from scheduler.cli import main
-from scheduler.clock import Clock
-from scheduler.records import Metric
+from scheduler.core.clock import Clock
 from scheduler.store import Store
+from scheduler.store.records import Metric
 from tests.test_cli_run import RUN_KEYS  # DESIGN's runs --json keys
 
 STEPS = [("prep", "Prepare Data", "python_script"), ("train", "Train Model", "python_script")]
@@ -64,7 +64,7 @@ def config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(config_file: Path) -> Iterator[Store]:
-    from scheduler.config import load_config
+    from scheduler.definitions.config import load_config
 
     with Store.open(load_config(config_file).database_url, clock=TickClock()) as opened:
         yield opened

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.procinfo import is_alive
+from scheduler.core.procinfo import is_alive
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
 

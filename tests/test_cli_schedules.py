@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from scheduler.cli import main
 from scheduler.cli.cmd_next import preview
-from scheduler.clock import Clock
-from scheduler.errors import PipeschedError
+from scheduler.core.clock import Clock
+from scheduler.core.errors import PipeschedError
 from scheduler.store import Store
 
 try:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import find_config, load_config
-from scheduler.errors import ConfigNotFound, DefinitionErrors
+from scheduler.core.errors import ConfigNotFound, DefinitionErrors
+from scheduler.definitions.config import find_config, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 

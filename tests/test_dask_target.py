@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scheduler.procinfo import is_alive
+from scheduler.core.procinfo import is_alive
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
 from tests.test_executor import execute, steps_of
@@ -376,8 +376,8 @@ def test_datastore_workers_cannot_see_fails_clearly(cluster: Cluster, tmp_path: 
 def test_dask_target_without_dask_installed_is_a_validation_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    from scheduler.config import load_config
-    from scheduler.errors import DefinitionErrors
+    from scheduler.core.errors import DefinitionErrors
+    from scheduler.definitions.config import load_config
 
     project = make_project(tmp_path)
     config = yaml.safe_load(project.config_path.read_text())

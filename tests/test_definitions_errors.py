@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.core.errors import DefinitionErrors
 from scheduler.definitions import load_pipeline
-from scheduler.errors import DefinitionErrors
 
 try:
     from fixtures_definitions import make_config, write_pipeline

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scheduler.core.errors import DefinitionErrors
 from scheduler.definitions import Pipeline, load_pipeline
-from scheduler.errors import DefinitionErrors
 
 try:
     from fixtures_definitions import GOOD_PIPELINE, make_config, write_pipeline

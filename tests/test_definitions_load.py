@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.core.errors import DefinitionErrors, NotFound
 from scheduler.definitions import (
     DataTransferStep,
     NotebookStep,
@@ -19,7 +20,6 @@ from scheduler.definitions import (
     load_pipeline,
     validate_all,
 )
-from scheduler.errors import DefinitionErrors, NotFound
 
 try:
     from fixtures_definitions import GOOD_PIPELINE, make_config, write_pipeline

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.core.errors import DefinitionErrors
 from scheduler.definitions import load_schedules
 from scheduler.definitions.timing import parse_seconds_field, split_cron
-from scheduler.errors import DefinitionErrors
 
 try:
     from fixtures_definitions import make_config

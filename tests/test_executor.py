@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.core.procinfo import is_alive
+from scheduler.dispatch.submit import submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
-from scheduler.procinfo import is_alive
-from scheduler.submit import submit_run
 from tests.projects import Project, make_project
 
 

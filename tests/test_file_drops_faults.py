@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from scheduler.triggers.files_watch import make_observer, mount_fs_type
+from scheduler.fires.file_events import make_observer, mount_fs_type
 from tests.conftest import wait_until
 from tests.file_drops_harness import Service, file_drop_project, on_change
 

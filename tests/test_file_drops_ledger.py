@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from scheduler.core.ids import new_run_id
 from scheduler.store import Store
-from scheduler.store.ids import new_run_id
 from tests.conftest import wait_until
 from tests.file_drops_harness import Service, file_drop_project, on_change
 

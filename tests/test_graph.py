@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.definitions import load_pipeline
-from scheduler.graph import Graph, build_graph, find_cycle
+from scheduler.definitions.graph import Graph, build_graph, find_cycle
 
 try:
     from fixtures_definitions import make_config, write_pipeline

@@ -9,13 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-from scheduler.logging import stream_is_journal
+from scheduler.core.logging import stream_is_journal
 
 REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import logging, structlog
-from scheduler.logging import configure_logging
+from scheduler.core.logging import configure_logging
 configure_logging({level!r}, {fmt!r})
 log = structlog.get_logger("t")
 {body}

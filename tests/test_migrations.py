@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from scheduler.errors import PipeschedError
+from scheduler.core.errors import PipeschedError
 from scheduler.store import Store
 from scheduler.store.engine import make_engine
 from scheduler.store.migrate import HEAD_REVISION, alembic_config, current_revision

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.notify import Notifier, watchdog_loop
+from scheduler.daemon.notify import Notifier, watchdog_loop
 from tests.conftest import wait_until
 
 
@@ -224,7 +224,7 @@ def test_pings_arrive_from_a_real_process(receiver: tuple[Receiver, str]) -> Non
     rx, path = receiver
     code = (
         "import asyncio\n"
-        "from scheduler.notify import Notifier, watchdog_loop\n"
+        "from scheduler.daemon.notify import Notifier, watchdog_loop\n"
         "n = Notifier.from_environ(unset=True)\n"
         "n.ready('up')\n"
         "async def main():\n"

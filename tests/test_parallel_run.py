@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.parallel.worker import to_rows
-from scheduler.procinfo import is_alive
+from scheduler.core.procinfo import is_alive
+from scheduler.executor.parallel.worker import to_rows
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
 from tests.test_executor import execute, steps_of

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import Datastore
+from scheduler.core.errors import ParameterError, PathOutsideDatastore
 from scheduler.definitions import ParameterDef, load_pipeline
-from scheduler.errors import ParameterError, PathOutsideDatastore
-from scheduler.parameters import argv_value, resolve_datastore_path, resolve_run_parameters
+from scheduler.definitions.config import Datastore
+from scheduler.definitions.parameters import (
+    argv_value,
+    resolve_datastore_path,
+    resolve_run_parameters,
+)
 
 try:
     from fixtures_definitions import make_config, write_pipeline

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.config import ApiConfig, TlsConfig
-from scheduler.errors import NotFound, PipeschedError
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.daemon.schedule_set import load_schedule_set
+from scheduler.definitions.config import ApiConfig, TlsConfig
+from scheduler.definitions.fingerprint import source_tree_hash
+from scheduler.dispatch.submit import content_hash, submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
-from scheduler.fingerprint import source_tree_hash
-from scheduler.publish import (
+from scheduler.services.publish import (
     default_version,
     endpoint_url,
     get_version,
@@ -25,8 +27,6 @@ from scheduler.publish import (
     publish,
     set_default_version,
 )
-from scheduler.schedule_set import load_schedule_set
-from scheduler.submit import content_hash, submit_run
 from tests.projects import Project, make_project
 
 ECHO = """

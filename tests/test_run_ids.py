@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.store.ids import (
+from scheduler.core.ids import (
     ALPHABET,
     ID_LENGTH,
     id_time,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.errors import DefinitionErrors
-from scheduler.graph import build_graph
+from scheduler.core.errors import DefinitionErrors
+from scheduler.definitions.graph import build_graph
 from scheduler.sdk import (
     CommandStep,
     ComputeTarget,

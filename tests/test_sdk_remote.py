@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.errors import ParameterError
+from scheduler.core.errors import ParameterError
 from scheduler.sdk import Experiment, PipelineRun, Workspace
 from scheduler.sdk._warn import SdkError
 from tests.conftest import wait_until

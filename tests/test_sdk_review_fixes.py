@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.api.client import DaemonClient, socket_path
-from scheduler.errors import DefinitionErrors
+from scheduler.core.errors import DefinitionErrors
 from scheduler.sdk import (
     DatabricksStep,
     DataPath,
@@ -31,6 +30,7 @@ from scheduler.sdk import (
 )
 from scheduler.sdk._warn import reset_warnings
 from scheduler.sdk.datastore import Datastore
+from scheduler.services.client import DaemonClient, socket_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import Project

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.errors import ParameterError, PipeschedError
+from scheduler.core.errors import ParameterError, PipeschedError
 from scheduler.sdk import Experiment, PipelineRun, Workspace
 from scheduler.sdk._warn import SdkError
 from tests.conftest import wait_until

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from scheduler.definitions import load_pipeline
+from scheduler.dispatch.submit import submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
 from scheduler.sdk import (
     Dataset,
@@ -24,7 +25,6 @@ from scheduler.sdk import (
     SdkError,
 )
 from scheduler.sdk.datastore import Datastore
-from scheduler.submit import submit_run
 from tests.projects import Project, make_project
 
 SCRIPTS = Path(__file__).parent / "sdk_notebook"

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.api.client import DaemonClient, socket_path
-from scheduler.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
+from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
 from scheduler.sdk import Schedule, ScheduleRecurrence, Workspace
+from scheduler.services.client import DaemonClient, socket_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import Project

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.errors import DefinitionErrors, NotFound, PipeschedError
+from scheduler.core.errors import DefinitionErrors, NotFound, PipeschedError
+from scheduler.dispatch.submit import content_hash, submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
-from scheduler.publish import load_published, publish, publish_definition, publish_run
-from scheduler.snapshots import (
+from scheduler.services.publish import load_published, publish, publish_definition, publish_run
+from scheduler.services.snapshots import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_MEMBERS,
     BadUpload,
@@ -27,7 +28,6 @@ from scheduler.snapshots import (
     store_snapshot,
     unpack_upload,
 )
-from scheduler.submit import content_hash, submit_run
 from tests.projects import Project, make_project
 
 # A saved SDK pipeline: its scripts in a subfolder, as Pipeline.save writes them.

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from scheduler.clock import Clock
-from scheduler.errors import AmbiguousId, NotFound
-from scheduler.records import Metric, Owner
+from scheduler.core.clock import Clock
+from scheduler.core.errors import AmbiguousId, NotFound
 from scheduler.store import Store
+from scheduler.store.records import Metric, Owner
 
 START = datetime(2026, 11, 25, 13, 2, 14, 123456, tzinfo=UTC)
 STEPS = [("prep", "Prepare Data", "python_script"), ("train", "Train", "python_script")]

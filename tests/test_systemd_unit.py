@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.cli import COMMANDS
-from scheduler.config import load_config
+from scheduler.definitions.config import load_config
 from tests.conftest import wait_until
 from tests.projects import make_project
 

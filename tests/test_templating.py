@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.templating import (
+from scheduler.definitions.templating import (
     TemplateSyntaxError,
     find_references,
     partially_substitute,

@@ -7,10 +7,10 @@ import json
 import pytest
 from sqlalchemy import select
 
-from scheduler.errors import NotFound, PipeschedError
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.services.tokens import create_token, list_tokens, revoke_token, verify_token
 from scheduler.store import Store
 from scheduler.store.models import TokenRow
-from scheduler.tokens import create_token, list_tokens, revoke_token, verify_token
 from tests.projects import make_project
 
 

@@ -33,7 +33,7 @@ def fill_runs(store, count: int, pipeline: str = "train") -> None:
     """``count`` finished runs with one step each, oldest first, in bulk transactions."""
     from sqlalchemy import insert
 
-    from scheduler.store.ids import new_run_id
+    from scheduler.core.ids import new_run_id
     from scheduler.store.models import RunRow, StepRunRow
 
     start = datetime.now(UTC) - timedelta(days=30)
@@ -72,7 +72,7 @@ def serve(root: Path) -> None:
     """The child: serve the project's API until stdin closes; print URL and token first."""
     import asyncio
 
-    from scheduler.tokens import create_token
+    from scheduler.services.tokens import create_token
     from tests.api_server import live_api
     from tests.projects import Project
 

@@ -21,9 +21,9 @@ PIPELINE = "steps:\n  s: {type: python_script, script: heavy.py, allow_reuse: fa
 
 def _in_process(project) -> float:
     """Seconds from submit to the run finished, executor in this process (no CLI start-up)."""
+    from scheduler.core.logging import configure_logging
+    from scheduler.dispatch.submit import submit_run
     from scheduler.executor import RunExecutor
-    from scheduler.logging import configure_logging
-    from scheduler.submit import submit_run
 
     configure_logging(level="warning")
     config, store = project.config(), project.store()

@@ -37,7 +37,7 @@ def fill_runs(store, count: int) -> None:
     """``count`` finished runs, oldest first, spread over PIPELINES, in one transaction."""
     from sqlalchemy import insert
 
-    from scheduler.store.ids import new_run_id
+    from scheduler.core.ids import new_run_id
     from scheduler.store.models import RunRow
 
     start = datetime.now(UTC) - timedelta(seconds=count * 10)

@@ -31,8 +31,8 @@ from types import ModuleType
 
 import yaml
 
-from scheduler.parallel.spec import list_input, mini_batches
-from scheduler.parallel.worker import call_init, load_entry, to_rows
+from scheduler.executor.parallel.spec import list_input, mini_batches
+from scheduler.executor.parallel.worker import call_init, load_entry, to_rows
 from tests.projects import Project, make_project
 
 FILES = 10_000
@@ -153,8 +153,8 @@ def _pipeline(project: Project, compute: str, node_count: int) -> None:
 def _step_trial(project: Project, name: str) -> tuple[float, float]:
     """Items/s of the whole step process, and as the driver counts them (its metric: from the
     driver's start, so without interpreter start-up)."""
+    from scheduler.dispatch.submit import submit_run
     from scheduler.executor import RunExecutor
-    from scheduler.submit import submit_run
 
     config, store = project.config(), project.store()
     pipeline = project.load(name)

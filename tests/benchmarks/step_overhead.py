@@ -154,9 +154,9 @@ def three_step_chain(trials: int) -> list[dict]:
 
 
 def _in_process(project) -> float:
+    from scheduler.core.logging import configure_logging
+    from scheduler.dispatch.submit import submit_run
     from scheduler.executor import RunExecutor
-    from scheduler.logging import configure_logging
-    from scheduler.submit import submit_run
 
     configure_logging(level="warning")
     config, store = project.config(), project.store()
