@@ -1,9 +1,9 @@
-"""The daemon's whole API as one FastAPI app: the control paths, the REST API of issue 6,
+"""The daemon's whole API as one FastAPI app: the control paths, the REST API,
 ``/healthz``, ``/metrics``, ``/openapi.json`` and ``/docs``.
 
 The same app serves both listeners: on the unix socket ``require_token=False`` (the socket's
 mode 0600 is the guard), on TCP every ``/api/`` path needs a bearer token. ``/healthz``,
-``/metrics`` and the OpenAPI document stay open, as DESIGN names only ``/api/`` paths; put the
+``/metrics`` and the OpenAPI document stay open, as only ``/api/`` paths need a token; put the
 TCP listener behind TLS or on loopback (the default) to keep run counts private.
 """
 

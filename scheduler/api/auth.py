@@ -2,7 +2,7 @@
 
 FastAPI's ``HTTPBearer`` parses the header and puts the scheme into the OpenAPI document (so
 ``/docs`` and schemathesis know how to authenticate); we call it with ``auto_error=False`` because
-its own failure is a 403 for a missing header, while DESIGN wants 401 with ``WWW-Authenticate:
+its own failure is a 403 for a missing header, while a client expects 401 with ``WWW-Authenticate:
 Bearer`` for missing, wrong and revoked alike. The comparison itself (hash, constant time) is
 ``scheduler.services.tokens.verify_token``'s.
 """

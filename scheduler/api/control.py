@@ -5,7 +5,7 @@ The handlers are thin: they hand each request to the daemon through the ``Daemon
 protocol (the daemon owns all state in its event loop) and read fire records straight from the
 store. User errors become JSON ``{"detail": message}``: NotFound → 404, a bad parameter or
 schedule definition → 422 naming the field, any other PipeschedError → 409, so the CLI can print
-the daemon's words as its own. ``scheduler.api.app`` combines these routes with the REST API of issue 6.
+the daemon's words as its own. ``scheduler.api.app`` combines these routes with the REST API.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def definition_problems(exc: InvalidSchedule) -> list[dict[str, Any]]:
 
 
 def health_route(app: FastAPI, control: DaemonControl) -> None:
-    """``GET /healthz``: never behind a token (DESIGN)."""
+    """``GET /healthz``: never behind a token."""
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
@@ -174,7 +174,7 @@ _EXAMPLE = {
 
 
 def create_control_app(control: DaemonControl, store: Store) -> FastAPI:
-    """The control paths alone, without tokens (the unix socket before issue 6's full app)."""
+    """The control paths alone, without tokens (for tests and tools that need no REST API)."""
     app = FastAPI(title="pipesched", summary="pipesched daemon API", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     health_route(app, control)

@@ -1,4 +1,4 @@
-"""The REST API of DESIGN (``/api/v1``): submit runs the way Azure ML clients do, read run
+"""The REST API (``/api/v1``): submit runs the way Azure ML clients do, read run
 history, step logs, pipelines and schedules; and for the SDK's remote workspace, upload a saved
 pipeline folder as a snapshot, run or publish it, publish a finished run's definition and move
 an endpoint's default version (``sdk_routes``).
@@ -76,7 +76,7 @@ class SubmitAnswer(BaseModel):
 def rest_router(
     control: DaemonControl, store: Store, config: Config, clock: Clock = SYSTEM_CLOCK
 ) -> APIRouter:
-    """The ``/api/v1`` paths of issue 6 (the control paths are ``control.control_router``)."""
+    """The ``/api/v1`` paths for clients (the control paths are ``control.control_router``)."""
     router = APIRouter(prefix=API_PREFIX)
 
     async def submit(

@@ -1,4 +1,4 @@
-"""The REST paths the SDK's remote workspace needs beyond issue 6: upload a saved pipeline
+"""The REST paths the SDK's remote workspace needs beyond the REST API for clients: upload a saved pipeline
 folder (a snapshot), run it, publish it or a finished run's definition, and move an endpoint's
 default version. Same token rule and error shapes as the rest of ``/api/v1``."""
 
@@ -64,7 +64,7 @@ _GZIP_BODY = {
 
 
 def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: Config) -> None:
-    """What the SDK's remote workspace needs beyond issue 6: upload a saved pipeline folder,
+    """What the SDK's remote workspace needs beyond the REST API for clients: upload a saved pipeline folder,
     run it, publish it or a finished run's definition, move an endpoint's default version."""
     from scheduler.services.publish import endpoint_url, publish_definition, publish_run
     from scheduler.services.publish import set_default_version as set_default

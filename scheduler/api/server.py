@@ -8,7 +8,7 @@ instead (``UnixServer.stop``).
 We bind the socket ourselves rather than pass ``uds=`` to uvicorn: uvicorn creates it with the
 umask's mode and only then chmods it (0666 by default), and it would silently take over a socket
 a live daemon still answers on. Here the mode is 0600 before ``listen()``, so there is no moment
-at which another user could connect; the file's permissions are the API's only guard (DESIGN).
+at which another user could connect; the file's permissions are the API's only guard.
 """
 
 from __future__ import annotations

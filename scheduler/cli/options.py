@@ -16,7 +16,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def config_option(func: F) -> F:
-    """``-c/--config`` accepted after the subcommand too (DESIGN: "anywhere among its arguments")."""
+    """``-c/--config`` accepted after the subcommand too (anywhere among its arguments)."""
     return click.option(
         "-c",
         "--config",

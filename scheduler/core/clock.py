@@ -20,7 +20,7 @@ SYSTEM_CLOCK = Clock()
 
 
 def iso(moment: datetime | None) -> str | None:
-    """DESIGN's fixed-width UTC form, ``2026-11-25T13:02:14.123456+00:00``, so strings sort as times."""
+    """The fixed-width UTC form, ``2026-11-25T13:02:14.123456+00:00``, so strings sort as times."""
     if moment is None:
         return None
     if moment.tzinfo is None:

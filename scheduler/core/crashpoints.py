@@ -1,4 +1,4 @@
-"""Named crash points for the reliability tests (RELIABILITY "How to test").
+"""Named crash points for the reliability tests.
 
 ``crashpoint("fire_claimed")`` kills this process with SIGKILL when the test variable
 ``PIPESCHED_TEST_CRASHPOINT`` names that point; otherwise it costs one dict lookup.

@@ -1,4 +1,4 @@
-"""A shifted, sped-up clock for tests of a real daemon subprocess (RELIABILITY "How to test":
+"""A shifted, sped-up clock for tests of a real daemon subprocess (
 never set the system clock). Honoured only when ``PIPESCHED_TESTING=1``.
 
 ``PIPESCHED_TEST_CLOCK=OFFSET,RATE`` (seconds, factor), or ``file:PATH`` whose content is

@@ -1,4 +1,4 @@
-"""One daemon per store (DESIGN): on SQLite an ``flock`` on ``<state_dir>/daemon.lock``, on
+"""One daemon per store: on SQLite an ``flock`` on ``<state_dir>/daemon.lock``, on
 PostgreSQL a session advisory lock. Both die with their process, so a restart after ``kill -9``
 is never refused; a second daemon exits 1 naming the holder (host, pid, start time)."""
 

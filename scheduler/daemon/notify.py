@@ -5,7 +5,7 @@ since 2017 (no abstract sockets, no MONOTONIC_USEC), and systemd's own Python bi
 (`systemd-python`) compile against libsystemd headers, which a plain `pip install` on a machine
 without them cannot do. The protocol itself is one datagram per message on a unix socket.
 
-Every send is best effort (DESIGN: "a send that fails is ignored"): a missing, dead or full socket
+Every send is best effort (a send that fails is ignored): a missing, dead or full socket
 is logged at debug and never raised, so systemd being away never takes the daemon down.
 """
 

@@ -1,4 +1,4 @@
-"""Start-up recovery: close what a dead owner left open (DESIGN "The daemon's lifecycle").
+"""Start-up recovery: close what a dead owner left open.
 
 Only runs whose owner is dead are touched (a foreground ``pipesched run`` still going is left
 alone). A ``running`` run ends ``failed: daemon restart``; its step process groups get SIGKILL

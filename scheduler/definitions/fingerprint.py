@@ -1,4 +1,4 @@
-"""What makes two step runs the same (DESIGN "Step reuse").
+"""What makes two step runs the same (step reuse).
 
 A fingerprint hashes: the step's definition with parameters resolved but ``${{data.*}}`` and
 ``${{run.*}}`` left symbolic; the values of the parameters the step references (only those); the

@@ -48,7 +48,7 @@ class StepValues:
         }
 
     def output_path(self, step_id: str, data_name: str) -> Path:
-        """``<datastore>/.pipesched/outputs/<run>/<step>/<data>/`` (DESIGN)."""
+        """``<datastore>/.pipesched/outputs/<run>/<step>/<data>/``."""
         datastore = self.config.datastores[self.pipeline.data[data_name].datastore]
         return datastore.path / ".pipesched" / "outputs" / self.run.id / step_id / data_name
 

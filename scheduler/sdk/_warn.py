@@ -1,6 +1,6 @@
 """How the SDK treats Azure arguments that mean nothing here: accepted with a one-line warning
 (once per class and argument, so a loop that builds 50 steps warns once), or refused with the
-reason and the fix. Never silently dropped (DESIGN)."""
+reason and the fix. Never silently dropped."""
 
 from __future__ import annotations
 

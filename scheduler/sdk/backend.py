@@ -1,6 +1,6 @@
 """What the SDK's objects ask of pipesched, whichever way it is reached: ``EmbeddedBackend``
 (a config file on this machine: the store directly, runs in a child process) or
-``RemoteBackend`` (a daemon's REST API, URL + token). Both speak the JSON shapes of DESIGN
+``RemoteBackend`` (a daemon's REST API, URL + token). Both speak the JSON shapes of the CLI and REST API
 (``runs --json``, ``show --json``, ``schedules --json``), so the run, pipeline and schedule
 objects never know which one they hold."""
 
@@ -22,7 +22,7 @@ class Backend(Protocol):
         """The local folder of a datastore; None when the daemon is remote."""
 
     def endpoint_url(self, pipeline: str, version: str | None) -> str:
-        """DESIGN's absolute run URL of a published pipeline (or its endpoint when None)."""
+        """The absolute run URL of a published pipeline (or its endpoint when None)."""
 
     # -- runs ---------------------------------------------------------------------------------
     def submit(

@@ -82,7 +82,7 @@ class PublishedPipeline:
 
     @property
     def endpoint(self) -> str:
-        """The absolute URL that runs this version (DESIGN)."""
+        """The absolute URL that runs this version."""
         return self._workspace._backend.endpoint_url(self.name, self.version)
 
     @property

@@ -1,5 +1,5 @@
 """Azure ML's ``ScheduleRecurrence``: how often a schedule fires, validated with Azure's rules
-and turned into DESIGN's ``recurrence:`` mapping. Its errors name the user's line."""
+and turned into a schedule's ``recurrence:`` mapping. Its errors name the user's line."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ class ScheduleRecurrence:
             raise _invalid("ScheduleRecurrence: start_time must be a datetime or an ISO string")
 
     def _to_definition(self) -> dict[str, Any]:
-        """DESIGN's ``recurrence:`` mapping."""
+        """The schedule's ``recurrence:`` mapping."""
         data: dict[str, Any] = {"frequency": self.frequency, "interval": self.interval}
         for key in ("week_days", "hours", "minutes", "time_of_day", "time_zone"):
             value = getattr(self, key)

@@ -1,7 +1,7 @@
 """Azure ML's ``Schedule`` and ``ScheduleRecurrence``: schedules created from code, kept in the
 store (``source: api``) beside those of schedules.yaml, served by a running daemon at once.
 
-A ``Schedule.create`` call becomes one schedules.yaml entry (DESIGN's ``recurrence:`` or
+A ``Schedule.create`` call becomes one schedules.yaml entry (a ``recurrence:`` or
 ``on_change:``), validated by the same code as the file; its errors name the notebook line
 that made the call.
 """

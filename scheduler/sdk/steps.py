@@ -1,5 +1,5 @@
 """Azure ML SDK v1's pipeline steps, with Azure's signatures and defaults. Each constructor
-records what maps onto a pipeline.yaml step (DESIGN), warns once for an argument that means
+records what maps onto a pipeline.yaml step, warns once for an argument that means
 nothing here and refuses, with the reason, what cannot work. ``scheduler.sdk.build`` turns the
 records into the YAML data; a step only remembers the user's line that made it.
 """

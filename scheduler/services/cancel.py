@@ -1,4 +1,4 @@
-"""Cancel a run when no daemon answers (DESIGN, "The daemon's lifecycle", last bullet).
+"""Cancel a run when no daemon answers: signal its owner, or close it when the owner is dead.
 
 A run's owner is the only writer of its records while it lives, so a live owner is asked to
 cancel (SIGINT: a foreground ``pipesched run`` cancels its run and records it itself, exactly

@@ -22,7 +22,7 @@ REQUEST_TIMEOUT = 60.0
 
 
 def socket_path(state_dir: Path) -> Path:
-    """Where the daemon of ``state_dir`` listens (DESIGN: ``<state_dir>/pipesched.sock``)."""
+    """Where the daemon of ``state_dir`` listens (``<state_dir>/pipesched.sock``)."""
     return Path(state_dir) / SOCKET_NAME
 
 

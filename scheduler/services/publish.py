@@ -367,7 +367,7 @@ def load_published(
 
 
 def endpoint_url(config: Config, pipeline: str, version: str | None) -> str:
-    """The absolute URL that starts runs (DESIGN): a version's, or the endpoint's (default
+    """The absolute URL that starts runs: a version's, or the endpoint's (default
     version) when ``version`` is None."""
     api = config.api
     scheme = "https" if api.tls is not None else "http"

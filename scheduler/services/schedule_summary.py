@@ -51,7 +51,7 @@ class ScheduleSummary:
         return self.next_fire_times[0] if self.next_fire_times else None
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN's ``schedules --json`` object. ``override`` is ``"enabled"``, ``"disabled"``
+        """The ``schedules --json`` object. ``override`` is ``"enabled"``, ``"disabled"``
         or null; ``next_fire_times`` keep the schedule's own offset."""
         data: dict[str, Any] = {
             "name": self.name,

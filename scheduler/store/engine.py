@@ -2,7 +2,7 @@
 
 SQLite: WAL (readers never block the writer), ``busy_timeout`` (a second writer waits instead
 of failing), foreign keys on (SQLite leaves them off by default, and ON DELETE CASCADE needs
-them) and ``synchronous=FULL`` (RELIABILITY: under NORMAL a power loss can undo commits).
+them) and ``synchronous=FULL`` (under NORMAL a power loss can undo commits).
 pysqlite's own transaction handling is turned off in favour of explicit BEGINs (SQLAlchemy's
 documented recipe), so DDL in migrations is transactional and writes can ``BEGIN IMMEDIATE``:
 a write transaction that starts deferred and upgrades its lock later can fail at once with

@@ -1,6 +1,6 @@
 """Plain records that the store hands out: no ORM objects leave the store package.
 
-These are also the JSON shapes of DESIGN (``runs --json``, ``show --json``), so the CLI and
+These are also the JSON shapes users and scripts read (``runs --json``, ``show --json``), so the CLI and
 the REST API render the same dict from the same record.
 """
 
@@ -17,7 +17,7 @@ RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled")
 STEP_STATUSES = ("pending", "running", "completed", "failed", "canceled", "skipped", "reused")
 FINISHED_RUN_STATUSES = frozenset({"completed", "failed", "canceled"})
 FINISHED_STEP_STATUSES = frozenset({"completed", "failed", "canceled", "skipped", "reused"})
-# DESIGN: a run status in Azure ML's words (the REST API's StatusCode, the SDK's get_status()).
+# A run status in Azure ML's words (the REST API's StatusCode, the SDK's get_status()).
 AZURE_STATUS_CODES = {
     "queued": "NotStarted",
     "running": "Running",

@@ -95,7 +95,7 @@ class Store(
         with Session(self._write_engine) as session, session.begin():
             yield session
             session.flush()
-            crashpoint("in_write_transaction")  # RELIABILITY 5: kill -9 before the commit
+            crashpoint("in_write_transaction")  # a kill -9 before the commit loses nothing reported
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
   never half of one. (No fsync: a power loss may lose a copy, never tear one.)
 - ``sync`` skips a file whose target has the same size and mtime (to the nanosecond, as the
   copy preserves it). Neither mode deletes anything in the destination.
-- Files reached through symlinks must stay inside the source's datastore, as DESIGN confines
+- Files reached through symlinks must stay inside the source's datastore, as path parameters confine
   every path; a datastore's own ``.pipesched/`` folder is never copied.
 """
 

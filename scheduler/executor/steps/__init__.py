@@ -1,6 +1,6 @@
 """One module per step type: each turns one attempt of a step into the argv of its process.
 
-Every type in DESIGN is listed; a type whose module is not there yet is known to the definitions
+Every step type a definition may name is listed; a type whose module is not there yet is known to the definitions
 (``validate`` checks it) but cannot run, and ``submit`` refuses such a pipeline before recording a
 run. Modules are imported on first use, so ``pipesched run`` of a python_script pipeline never
 imports Dask or nbclient.
