@@ -273,18 +273,20 @@ class PipelineParameter:
 
 def path_default(value: Any) -> str | None:
     """``datastore://NAME/path`` of a DataPath, DataReference or file dataset; else None."""
-    from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset  # they import us
-
-    if isinstance(value, DataPath | DataReference):
-        return value._uri()
-    if isinstance(value, FileDataset):
-        return value._uri
-    if isinstance(value, DatasetConsumptionConfig):
-        return path_default(value.dataset)
-    return None
+    return value._datastore_uri() if isinstance(value, DatastoreFolder) else None
 
 
-class DataPath:
+class DatastoreFolder:
+    """What can stand for a datastore folder: a DataPath or DataReference here, a file dataset
+    or its named input in ``scheduler.sdk.datasets`` (which builds on this module). A
+    parameter whose default is one becomes a ``path`` parameter of that folder."""
+
+    def _datastore_uri(self) -> str | None:
+        """``datastore://NAME/path``, or None when it names no folder after all."""
+        raise NotImplementedError
+
+
+class DataPath(DatastoreFolder):
     """A path on a datastore. Used as a parameter's default, in a ``(param, binding)`` tuple, or
     on its own (then it becomes a path parameter of that name, like a dataset)."""
 
@@ -300,6 +302,9 @@ class DataPath:
     def _uri(self) -> str:
         store = datastore_name(self.datastore, "DataPath") or "default"
         return f"datastore://{store}/{(self.path_on_datastore or '').lstrip('/')}"
+
+    def _datastore_uri(self) -> str:
+        return self._uri()
 
     def create_data_reference(
         self, data_reference_name: str | None = None, datapath_compute_binding: Any = None
@@ -343,7 +348,7 @@ class DataPathComputeBinding:
         )
 
 
-class DataReference:
+class DataReference(DatastoreFolder):
     """Azure's older DataReference (``datastore.path(...)``): a DataPath by another name."""
 
     def __init__(
@@ -370,6 +375,9 @@ class DataReference:
     def _uri(self) -> str:
         store = datastore_name(self.datastore, "DataReference") or "default"
         return f"datastore://{store}/{(self.path_on_datastore or '').lstrip('/')}"
+
+    def _datastore_uri(self) -> str:
+        return self._uri()
 
     def as_mount(self) -> DataReference:
         return self

@@ -11,13 +11,15 @@ from scheduler.sdk._warn import ignore_given, ignored, refused
 from scheduler.sdk.data import (
     DataPath,
     DataReference,
+    DatastoreFolder,
     PipelineParameter,
     caller_position,
     datastore_name,
+    path_default,
 )
 
 
-class FileDataset:
+class FileDataset(DatastoreFolder):
     """Files in a datastore folder. A step reads it through ``as_named_input(name)``: a path
     parameter ``name`` whose default is the folder."""
 
@@ -47,11 +49,14 @@ class FileDataset:
             self.name = name
         return self
 
+    def _datastore_uri(self) -> str:
+        return self._uri
+
     def __repr__(self) -> str:
         return f"FileDataset({self._uri!r})"
 
 
-class DatasetConsumptionConfig:
+class DatasetConsumptionConfig(DatastoreFolder):
     """A named dataset input: becomes the path parameter ``name``."""
 
     def __init__(
@@ -68,6 +73,9 @@ class DatasetConsumptionConfig:
         self.dataset = dataset
         self.mode = mode
         self._where = caller_position()
+
+    def _datastore_uri(self) -> str | None:
+        return path_default(self.dataset)
 
     def as_mount(self, path_on_compute: str | None = None) -> DatasetConsumptionConfig:
         return self
