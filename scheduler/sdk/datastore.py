@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scheduler.sdk._warn import SdkError, refused
+from scheduler.sdk.data import DataPath, DataReference
 
 if TYPE_CHECKING:
-    from scheduler.sdk.data import DataPath, DataReference
     from scheduler.sdk.workspace import Workspace
 
 
@@ -35,8 +35,6 @@ class Datastore:
         overwrite: bool = False,
     ) -> DataReference:
         """Azure's ``datastore.path("folder")``: a reference to a folder of this datastore."""
-        from scheduler.sdk.data import DataReference
-
         return DataReference(
             self,
             data_reference_name=data_reference_name,
@@ -61,8 +59,6 @@ class Datastore:
         return self
 
     def make_path(self, path: str) -> DataPath:
-        from scheduler.sdk.data import DataPath
-
         return DataPath(self, path)
 
     def uri(self, path: str = "") -> str:

@@ -24,11 +24,12 @@ from scheduler.definitions.fingerprint import IGNORE_FILES, source_files
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
 from scheduler.sdk.build import Built, build_data, validate_built
 from scheduler.sdk.data import caller_position, datastore_name, path_default, resolve_path
+from scheduler.sdk.published import PublishedPipeline
+from scheduler.sdk.sequence import flatten_steps
 from scheduler.sdk.steps import PipelineStep
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
-    from scheduler.sdk.published import PublishedPipeline
     from scheduler.sdk.runs import PipelineRun
 
 _HEADER = "# Saved by scheduler.sdk Pipeline.save()"
@@ -67,8 +68,6 @@ class Pipeline:
             if key not in _EXTRAS:
                 ignored("Pipeline", key, f"known extras: {', '.join(_EXTRAS)}")
         self._workspace = workspace
-        from scheduler.sdk.sequence import flatten_steps
-
         self._steps: list[PipelineStep] = flatten_steps(steps)
         self.description = description
         self._default_datastore = datastore_name(default_datastore, "Pipeline", "default_datastore")
@@ -198,9 +197,6 @@ class Pipeline:
         **kwargs: Any,
     ) -> PipelineRun:
         """Run the pipeline in experiment ``experiment_name``; the PipelineRun."""
-        from scheduler.sdk.runs import PipelineRun
-        from scheduler.sdk.workspace import Experiment
-
         ignore_given(
             "Pipeline.submit",
             {"parent_run_id": parent_run_id, "credential_passthrough": credential_passthrough},
@@ -214,7 +210,7 @@ class Pipeline:
         run_id = self._submit_to(
             experiment_name, pipeline_parameters, regenerate_outputs, continue_on_step_failure
         )
-        return PipelineRun(Experiment(self._workspace, experiment_name), run_id)
+        return self._workspace._pipeline_run(experiment_name, run_id)
 
     def publish(
         self,
@@ -224,8 +220,6 @@ class Pipeline:
         continue_on_step_failure: bool | None = None,
     ) -> PublishedPipeline:
         """Publish a snapshot of the pipeline as ``name`` (``published.id`` is NAME@VERSION)."""
-        from scheduler.sdk.published import PublishedPipeline
-
         name = name or self._name
         if not name:
             raise SdkError("a published pipeline needs a name", hint="pipeline.publish(name=...)")

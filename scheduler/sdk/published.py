@@ -19,13 +19,6 @@ if TYPE_CHECKING:
     from scheduler.sdk.workspace import Workspace
 
 
-def _run(workspace: Workspace, experiment_name: str, run_id: str) -> PipelineRun:
-    from scheduler.sdk.runs import PipelineRun
-    from scheduler.sdk.workspace import Experiment
-
-    return PipelineRun(Experiment(workspace, experiment_name), run_id)
-
-
 def submit_published(
     workspace: Workspace,
     name: str,
@@ -117,7 +110,7 @@ class PublishedPipeline:
             continue_on_step_failure=continue_on_step_failure,
             regenerate_outputs=regenerate_outputs,
         )
-        return _run(workspace, experiment_name, run_id)
+        return workspace._pipeline_run(experiment_name, run_id)
 
     @staticmethod
     def get(
@@ -299,7 +292,7 @@ class PipelineEndpoint:
             parameters=dict(pipeline_parameters or {}),
             regenerate_outputs=regenerate_outputs,
         )
-        return _run(self._workspace, experiment_name, run_id)
+        return self._workspace._pipeline_run(experiment_name, run_id)
 
     def enable(self) -> None:
         ignored("PipelineEndpoint", "enable", "endpoints are always active")

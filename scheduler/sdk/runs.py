@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import NotFound
 from scheduler.sdk._warn import SdkError, ignored
+from scheduler.sdk.published import PublishedPipeline
 from scheduler.sdk.watch import FINAL, STATUS_CODES, STEP_STATUS_CODES, Watcher, poll, show_step
 
 if TYPE_CHECKING:
-    from scheduler.sdk.published import PublishedPipeline
     from scheduler.sdk.workspace import Experiment, Workspace
 
 
@@ -162,8 +162,6 @@ class PipelineRun(_RunBase):
         continue_on_step_failure: bool | None = None,
     ) -> PublishedPipeline:
         """Publish what this (completed) run ran as ``name`` at ``version``."""
-        from scheduler.sdk.published import PublishedPipeline
-
         if continue_on_step_failure is not None:
             ignored(
                 "PipelineRun.publish_pipeline",
@@ -178,12 +176,10 @@ class PipelineRun(_RunBase):
     @staticmethod
     def get_pipeline_runs(workspace: Workspace, pipeline_id: str) -> list[PipelineRun]:
         """Runs of a published pipeline (``NAME@VERSION``, or NAME for every version)."""
-        from scheduler.sdk.workspace import Experiment
-
         name, _, version = pipeline_id.partition("@")
         runs = workspace._backend.list_runs(pipeline=name, limit=0)
         return [
-            PipelineRun(Experiment(workspace, r["experiment"]), r["id"], _data=r)
+            workspace._pipeline_run(r["experiment"], r["id"], r)
             for r in runs
             if not version or r["version"] == version
         ]

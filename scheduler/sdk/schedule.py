@@ -320,13 +320,10 @@ class Schedule:
 
     def get_pipeline_runs(self) -> list[PipelineRun]:
         """Runs this schedule started, newest first."""
-        from scheduler.sdk.runs import PipelineRun
-        from scheduler.sdk.workspace import Experiment
-
         name = self.pipeline_id.partition("@")[0]
         runs = self._workspace._backend.list_runs(pipeline=name, limit=0)
         return [
-            PipelineRun(Experiment(self._workspace, r["experiment"]), r["id"], _data=r)
+            self._workspace._pipeline_run(r["experiment"], r["id"], r)
             for r in runs
             if r["schedule"] == self.name
         ]

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import PipeschedError
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
+from scheduler.sdk.datastore import Datastore
+from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline, submit_published
+from scheduler.sdk.remote import RemoteBackend
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.sdk.backend import Backend
-    from scheduler.sdk.datastore import Datastore
     from scheduler.sdk.runs import PipelineRun
 
 ENV_URL = "PIPESCHED_URL"
@@ -73,11 +75,10 @@ class Workspace:
                     f"a daemon workspace needs token= as well as url={url!r}",
                     hint="create one with: pipesched token create NAME",
                 )
-            from scheduler.sdk.remote import RemoteBackend
-
             self._backend = RemoteBackend(url, token)
             self._name = workspace_name or url
         else:
+            # lazy: a daemon workspace (url=) needs neither the config loader nor the store
             from scheduler.definitions.config import find_config, load_config
             from scheduler.sdk.embedded import EmbeddedBackend
 
@@ -146,13 +147,9 @@ class Workspace:
 
     @property
     def datastores(self) -> dict[str, Datastore]:
-        from scheduler.sdk.datastore import Datastore
-
         return {name: Datastore(self, name) for name in self._backend.datastore_names()}
 
     def get_default_datastore(self) -> Datastore:
-        from scheduler.sdk.datastore import Datastore
-
         return Datastore(self, "default")
 
     def _datastore_path(self, name: str) -> Path | None:
@@ -172,6 +169,14 @@ class Workspace:
         for run in self._backend.list_runs(limit=0):
             names.setdefault(run["experiment"], Experiment(self, run["experiment"]))
         return names
+
+    def _pipeline_run(
+        self, experiment: str, run_id: str, data: dict[str, Any] | None = None
+    ) -> PipelineRun:
+        """The handle of run ``run_id`` of ``experiment``. Published pipelines, runs, pipelines
+        and schedules hold their workspace and make run handles through it, so none of them
+        imports this module (which imports theirs)."""
+        return Experiment(self, experiment)._run(run_id, data)
 
     def __repr__(self) -> str:
         return f"Workspace.create(name={self.name!r}, {self._backend.describe()})"
@@ -230,9 +235,6 @@ class Experiment:
     def submit(self, config: Any, tags: dict[str, str] | None = None, **kwargs: Any) -> PipelineRun:
         """Run ``config``: a Pipeline (kwargs ``pipeline_parameters``, ``regenerate_outputs``,
         ``continue_on_step_failure``), or a PublishedPipeline / PipelineEndpoint."""
-        from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline, submit_published
-        from scheduler.sdk.runs import PipelineRun
-
         ignore_given("Experiment.submit", {"tags": tags}, {"tags": "runs carry no tags here"})
         parameters = dict(kwargs.pop("pipeline_parameters", None) or {})
         regenerate = bool(kwargs.pop("regenerate_outputs", False))
@@ -257,7 +259,7 @@ class Experiment:
                 f"cannot submit a {type(config).__name__}",
                 hint="submit a Pipeline, a PublishedPipeline or a PipelineEndpoint",
             )
-        return PipelineRun(self, run_id)
+        return self._run(run_id)
 
     def get_runs(
         self,
@@ -268,8 +270,6 @@ class Experiment:
     ) -> Iterator[PipelineRun]:
         """This experiment's runs, newest first (all of them: runs carry no tags or
         properties here, so ``tags``/``properties`` filters are ignored with a warning)."""
-        from scheduler.sdk.runs import PipelineRun
-
         ignore_given(
             "Experiment.get_runs",
             {"tags": tags, "properties": properties},
@@ -277,7 +277,13 @@ class Experiment:
         )
 
         for run in self.workspace._backend.list_runs(experiment=self.name, limit=0):
-            yield PipelineRun(self, run["id"], _data=run)
+            yield self._run(run["id"], run)
+
+    def _run(self, run_id: str, data: dict[str, Any] | None = None) -> PipelineRun:
+        # lazy: runs loads SQLAlchemy (watch reads the store's records); a workspace alone must not
+        from scheduler.sdk.runs import PipelineRun
+
+        return PipelineRun(self, run_id, _data=data)
 
     @staticmethod
     def list(workspace: Workspace, *args: Any, **kwargs: Any) -> list[Experiment]:
