@@ -1,8 +1,9 @@
-"""Fixes from the review of the SDK (issue 9): Azure's full ``Schedule.update``, refusals that
-name the right method or argument, ``Schedule.create`` that never fails after it stored the
-schedule, Azure arguments that warn instead of vanishing, and ``regenerate_outputs`` for
-published pipelines (embedded and over a real daemon's REST path). Embedded workspaces over a
-real project and SQLite store; runs execute in real child processes."""
+"""What the SDK does with Azure's arguments: honours them (``Schedule.update`` with Azure's
+defaults, ``regenerate_outputs`` for published pipelines, embedded and over a real daemon's REST
+path), accepts them with one warning each, or refuses them naming the method or argument and the
+fix. Also: ``Schedule.create`` never fails after it stored the schedule, whatever state
+schedules.yaml is in. Embedded workspaces over a real project and SQLite store; runs execute in
+real child processes."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def step_reuse(ws: Workspace, run: PipelineRun) -> list[str | None]:
     return [step["reused_from"] for step in ws._backend.get_run(run.id)["steps"]]
 
 
-# -- 1. Schedule.update ---------------------------------------------------------------------
+# -- Schedule.update --------------------------------------------------------------------------
 
 
 def test_update_with_azures_defaults_disables_without_warning(ws: Workspace):
@@ -107,7 +108,7 @@ def test_update_refuses_a_definition_change_with_the_fix_and_changes_nothing(ws:
     assert Schedule.get(ws, "weekly").status == "Active"
 
 
-# -- 2. and 3. refusals that name the right thing -------------------------------------------
+# -- refusals that name the right thing ------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def test_partition_keys_refusal_has_its_own_hint():
     assert "mini_batch_size" in (caught.value.hint or "")
 
 
-# -- 4. Schedule.create never fails after it stored the schedule ----------------------------
+# -- Schedule.create never fails after it stored the schedule --------------------------------
 
 
 def test_create_succeeds_when_schedules_yaml_is_broken(ws: Workspace, project: Project):
@@ -149,7 +150,7 @@ def test_a_broken_schedules_yaml_is_reported_naming_the_file(ws: Workspace, proj
     assert "schedules.yaml" in str(caught.value)
 
 
-# -- 5. arguments that used to vanish -------------------------------------------------------
+# -- arguments that warn instead of vanishing ------------------------------------------------
 
 
 def test_pipeline_submit_warns_for_each_unknown_keyword(ws: Workspace, project: Project):
@@ -229,7 +230,7 @@ def test_rest_regenerate_outputs_reaches_a_real_daemon(project: Project):
         daemon.close()
 
 
-# -- 6. minor -------------------------------------------------------------------------------
+# -- warnings and refusals of the other classes ----------------------------------------------
 
 
 def test_workspace_get_warns_once_as_an_ignored_argument(project: Project, monkeypatch):
