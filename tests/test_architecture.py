@@ -150,9 +150,10 @@ LAZY = re.compile(r"#\s*lazy:\s*\S")
 
 
 def test_no_import_of_ours_inside_a_function_without_a_reason() -> None:
-    """An import of our own modules inside a function hides a cycle or an upward arrow from
-    the contracts' readers. The few that keep a start fast or an optional extra unloaded say
-    so on the import's line, or on the line above a run of such imports: ``# lazy: <why>``."""
+    """An import of our own modules inside a function hides a dependency from whoever reads
+    the module's top, and often a cycle. The few that keep a start fast or an optional extra
+    unloaded say so in a comment on the import's line, or in one on the line above a run of
+    such imports: ``# lazy: <why>``."""
     unmarked = []
     for path in SOURCES:
         source = path.read_text(encoding="utf-8")
@@ -160,7 +161,7 @@ def test_no_import_of_ours_inside_a_function_without_a_reason() -> None:
         for run in _function_imports(ast.parse(source, str(path))):
             first = run[0].lineno
             above = lines[first - 2] if first >= 2 else ""
-            if above.strip().startswith("#") and LAZY.search(above):
+            if LAZY.match(above.strip()):
                 continue
             unmarked += [
                 f"{_rel(path)}:{node.lineno}: {lines[node.lineno - 1].strip()}"
