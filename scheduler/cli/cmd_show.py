@@ -27,6 +27,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
+from scheduler.services.runs import get_run
 from scheduler.store.records import RunDetail, StepAttempt, metrics_by_name
 
 STEP_HEADERS = (
@@ -51,7 +52,7 @@ def show(run_id: str, as_json: bool, config_path: str | None) -> None:
 
     RUN_ID may be any unique prefix of a run id."""
     with open_store(load_config(config_path)) as store:
-        detail = store.get_run_detail(store.resolve_run_id(run_id))
+        detail = get_run(store, run_id)
     if as_json:
         print_json(detail.to_json())
         return
