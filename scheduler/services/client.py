@@ -101,6 +101,9 @@ class _Client:
     def _unreachable(self, method: str, path: str, exc: OSError) -> PipeschedError:
         raise NotImplementedError
 
+    def _timed_out(self, method: str, path: str, timeout: float | None) -> PipeschedError:
+        return PipeschedError(f"the daemon did not answer {method} {path} within {timeout or 0:g}s")
+
     def _refused(self, status: int, detail: Any) -> PipeschedError | None:
         """A failure this kind of client words itself (None: the daemon's own words)."""
         return None
@@ -159,9 +162,7 @@ class _Client:
                 connection.request(method, path, body=data, headers=headers)
                 response = connection.getresponse()
             except TimeoutError as exc:
-                raise PipeschedError(
-                    f"the daemon did not answer {method} {path} within {timeout or 0:g}s"
-                ) from exc
+                raise self._timed_out(method, path, timeout) from exc
             except OSError as exc:
                 raise self._unreachable(method, path, exc) from exc
             except http.client.HTTPException as exc:
@@ -243,6 +244,9 @@ class RemoteClient(_Client):
             f"cannot reach the pipesched daemon at {self.origin}: {reason}",
             hint="is it running? see: systemctl status pipesched",
         )
+
+    def _timed_out(self, method: str, path: str, timeout: float | None) -> PipeschedError:
+        return DaemonUnreachable(f"the daemon at {self.origin} did not answer {method} {path}")
 
     def _refused(self, status: int, detail: Any) -> PipeschedError | None:
         if status == 401:

@@ -21,6 +21,7 @@ from scheduler.services.api_schedules import create_api_schedule, delete_api_sch
 from scheduler.services.schedule_summary import ScheduleSummary, collect, collect_one, summarize
 
 if TYPE_CHECKING:
+    from scheduler.definitions import ScheduleDef
     from scheduler.definitions.config import Config
     from scheduler.store import Store
     from scheduler.store.records import FireRecord
@@ -34,6 +35,7 @@ __all__ = [
     "list_schedules",
     "schedule_names",
     "set_override",
+    "summarize_created",
 ]
 
 
@@ -104,8 +106,13 @@ def create_schedule(
     daemon does), so a schedules.yaml that cannot be read now never turns a created schedule
     into an error. A running daemon serves it only once told."""
     created = create_api_schedule(config, store, definition)
-    state = store.schedule_states().get(created.name)
-    return summarize(created, state, None, now or SYSTEM_CLOCK.now(), source="api")
+    return summarize_created(store, created, now or SYSTEM_CLOCK.now())
+
+
+def summarize_created(store: Store, schedule: ScheduleDef, now: datetime) -> ScheduleSummary:
+    """A schedule just created through the API, summarized from its definition and state."""
+    state = store.schedule_states().get(schedule.name)
+    return summarize(schedule, state, None, now, source="api")
 
 
 def delete_schedule(config: Config, store: Store, name: str) -> None:
