@@ -165,9 +165,7 @@ def publish_definition(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        # lazy: the run's own hash needs the executor's step types, which listing versions
-        # (pipesched schedules, pipelines) must not load
-        from scheduler.dispatch.submit import content_hash
+        from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
 
         snapshot = load_snapshot(config, final)
         check_inside(snapshot, final)

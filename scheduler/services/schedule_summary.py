@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import iso
+from scheduler.core.errors import NotFound
+from scheduler.definitions import discover_pipelines, load_schedules, published_names
+from scheduler.services.api_schedules import load_api_schedules
+from scheduler.services.publish import list_versions
 from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import time_trigger
 
@@ -144,10 +148,6 @@ def collect(
     api``), summarized at ``now`` and sorted by next fire (those that never fire again last, by
     name). An API schedule a daemon would leave out (its pipeline gone, its name now taken by
     the file) is left out here too, with a ``warn``."""
-    from scheduler.definitions import discover_pipelines, load_schedules, published_names
-    from scheduler.services.api_schedules import load_api_schedules
-    from scheduler.services.publish import list_versions
-
     names = set(discover_pipelines(config)) | published_names(config)
     names |= {v.pipeline for v in list_versions(store)}
     definitions = [(s, "file") for s in load_schedules(config.schedules_file, config, names)]
@@ -170,8 +170,6 @@ def collect(
 
 def collect_one(config: Config, store: Store, name: str, now: datetime) -> ScheduleSummary:
     """One schedule by name, as ``collect`` shows it; NotFound when no daemon would serve it."""
-    from scheduler.core.errors import NotFound
-
     for summary in collect(config, store, now):
         if summary.name == name:
             return summary
@@ -186,8 +184,6 @@ def _summary(
     now: datetime,
     source: str,
 ) -> ScheduleSummary:
-    from scheduler.core.errors import NotFound
-
     last_run = None
     if state is not None and state.last_run_id:
         try:

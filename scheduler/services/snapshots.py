@@ -74,9 +74,7 @@ def store_snapshot(config: Config, folder: Path) -> tuple[str, Pipeline]:
     """Copy the pipeline in ``folder`` (a pipeline.yaml or the folder holding one) into the
     snapshot of its content hash, reusing one already there; return (hash, the pipeline loaded
     from the snapshot). DefinitionErrors of the folder's pipeline.yaml propagate."""
-    # lazy: the run's own hash needs the executor's step types, which reading a snapshot
-    # (a daemon's start, a run's definition) must not load
-    from scheduler.dispatch.submit import content_hash
+    from scheduler.dispatch.submit import content_hash  # lazy: step types; reading must not
 
     pipeline = load_pipeline(Path(folder), config)
     root = snapshots_dir(config)
