@@ -20,6 +20,7 @@ from scheduler.services import schedules as schedule_service
 from scheduler.services.api_schedules import InvalidSchedule
 
 if TYPE_CHECKING:
+    from scheduler.definitions import Pipeline
     from scheduler.store import Store
     from scheduler.store.records import RunRecord
 
@@ -54,7 +55,7 @@ class DaemonControl(Protocol):
     ) -> RunRecord: ...  # trigger "api"; raises ParameterError (→ 422), NotFound (→ 404)
     async def submit_definition_run(
         self,
-        definition: Any,
+        definition: Pipeline,
         version: str | None,
         parameters: dict,
         experiment: str | None,
