@@ -29,7 +29,7 @@ class SubmitBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    ExperimentName: str | None = Field(None, pattern=r"^\s*\S")
+    ExperimentName: str | None = Field(default=None, pattern=r"^\s*\S")
     ParameterAssignments: dict[str, Any] = Field(default_factory=dict)
     DataPathAssignments: dict[str, DataPath] = Field(default_factory=dict)
     ContinueRunOnStepFailure: bool | None = None

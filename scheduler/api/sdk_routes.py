@@ -59,7 +59,7 @@ class PublishSnapshotBody(BaseModel):
 
 
 class PublishRunBody(BaseModel):
-    name: str | None = Field(None, description="default: the run's pipeline")
+    name: str | None = Field(default=None, description="default: the run's pipeline")
     version: str | None = None
     description: str | None = None
 

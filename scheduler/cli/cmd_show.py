@@ -157,11 +157,14 @@ def file_lines(latest: dict[str, StepAttempt]) -> list[str]:
 
 def timeline_bars(latest: dict[str, StepAttempt]) -> list[Bar]:
     """Steps in start order; those that never started last, in definition order."""
-    started = sorted(
-        (a for a in latest.values() if a.started_at is not None), key=lambda a: a.started_at
-    )
+    started = sorted((a for a in latest.values() if a.started_at is not None), key=_started_at)
     waiting = [a for a in latest.values() if a.started_at is None]
     return [Bar(a.step, a.started_at, a.finished_at, a.status) for a in [*started, *waiting]]
+
+
+def _started_at(attempt: StepAttempt) -> datetime:
+    assert attempt.started_at is not None
+    return attempt.started_at
 
 
 def _track_width(bars: list[Bar]) -> int:

@@ -230,7 +230,7 @@ def _document(definition: Any) -> tuple[YamlDocument, dict[int, PathKey]]:
 
 
 def _invalid(errors: list[DefinitionError], lines: dict[int, PathKey]) -> InvalidSchedule:
-    fields = []
+    fields: list[DefinitionError] = []
     for error in errors:
         path = lines.get(error.position.line, _BASE) if error.position else _BASE
         loc = tuple(path[len(_BASE) :])

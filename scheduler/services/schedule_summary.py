@@ -126,10 +126,9 @@ def summarize(
         summary.last_run_id = state.last_run_id
     if last_run is not None:
         summary.last_run_status = last_run.status
-        started_it = state is not None and state.last_outcome in _RUN_OUTCOMES
-        summary.last_run_fired_at = (
-            state.last_fire_time if started_it and state.last_fire_time else last_run.created_at
-        )
+        summary.last_run_fired_at = last_run.created_at
+        if state is not None and state.last_outcome in _RUN_OUTCOMES and state.last_fire_time:
+            summary.last_run_fired_at = state.last_fire_time  # the fire that started it
     if schedule.on_change is not None:
         watch = schedule.on_change
         summary.watch = {
