@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import DefinitionErrors, NotFound
 from scheduler.definitions import discover_pipelines, load_schedules
-from scheduler.definitions.yamlsource import read_yaml
-from scheduler.services.api_schedules import create_api_schedule, delete_api_schedule
+from scheduler.services.api_schedules import (
+    create_api_schedule,
+    delete_api_schedule,
+    file_schedule_names,
+)
 from scheduler.services.schedule_summary import ScheduleSummary, collect, collect_one, summarize
 
 if TYPE_CHECKING:
@@ -77,16 +80,7 @@ def schedule_names(config: Config, store: Store) -> set[str]:
         found = load_schedules(config.schedules_file, config, set(discover_pipelines(config)))
         names.update(schedule.name for schedule in found)
     except DefinitionErrors:
-        try:
-            raw = read_yaml(config.schedules_file).get(("schedules",)) or []
-        except DefinitionErrors:
-            raw = []
-        if isinstance(raw, list):
-            names.update(
-                item["name"]
-                for item in raw
-                if isinstance(item, dict) and isinstance(item.get("name"), str)
-            )
+        names.update(file_schedule_names(config))
     return names
 
 
