@@ -1,6 +1,6 @@
-"""The daemon's HTTP API: the control paths the CLI uses over a unix socket (``control``), how
-an app is served inside the daemon's own event loop (``server``), and the CLI's side (``client``).
-
-Import the submodules directly: ``client`` is stdlib only, so ``pipesched cancel`` never pays for
-FastAPI's imports.
+"""The daemon's HTTP front end: one FastAPI app (``app``) with the control paths (``control``),
+the REST API for clients (``rest``) and for the SDK's remote workspace (``sdk_routes``), bearer
+tokens (``auth``) and ``/metrics``, served inside the daemon's own event loop on its unix socket
+(``server``) and on TCP (``tcp``). Handlers parse requests and present what the services return;
+the client side is ``scheduler.services.client``.
 """

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from scheduler.services.tokens import verify_token
+
 if TYPE_CHECKING:
     from scheduler.store import Store
 
@@ -33,8 +35,6 @@ def _unauthorized(message: str) -> HTTPException:
 def token_dependency(store: Store, *, require_token: bool) -> Callable[..., str | None]:
     """A dependency that answers 401 unless the request carries a live token; it returns the
     token's name (None on the unix socket, where the file's permissions are the guard)."""
-    from scheduler.services.tokens import verify_token
-
     if not require_token:
 
         def no_token() -> str | None:

@@ -2,10 +2,10 @@
 schedules created or deleted through the API (``source: api``).
 
 The handlers are thin: they hand each request to the daemon through the ``DaemonControl``
-protocol (the daemon owns all state in its event loop) and read fire records straight from the
-store. User errors become JSON ``{"detail": message}``: NotFound → 404, a bad parameter or
-schedule definition → 422 naming the field, any other PipeschedError → 409, so the CLI can print
-the daemon's words as its own. ``scheduler.api.app`` combines these routes with the REST API.
+protocol (the daemon owns all state in its event loop) and read fire records from the store
+through the services. User errors become JSON ``{"detail": message}``: NotFound → 404, a bad
+parameter or schedule definition → 422 naming the field, any other PipeschedError → 409, so the
+CLI can print the daemon's words as its own. ``scheduler.api.app`` combines these routes with the REST API.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
+from scheduler.services import schedules as schedule_service
 from scheduler.services.api_schedules import InvalidSchedule
 
 if TYPE_CHECKING:
+    from scheduler.definitions import Pipeline
     from scheduler.store import Store
     from scheduler.store.records import RunRecord
 
@@ -53,7 +55,7 @@ class DaemonControl(Protocol):
     ) -> RunRecord: ...  # trigger "api"; raises ParameterError (→ 422), NotFound (→ 404)
     async def submit_definition_run(
         self,
-        definition: Any,
+        definition: Pipeline,
         version: str | None,
         parameters: dict,
         experiment: str | None,
@@ -129,10 +131,11 @@ def control_router(control: DaemonControl, store: Store) -> APIRouter:
     # A plain def: FastAPI runs it in its thread pool, so a slow database never stalls the loop.
     @router.get("/schedules/{name}/fires", tags=["schedules"])
     def list_fires(name: str, limit: Annotated[int, Query(ge=0, le=10_000)] = 20) -> list[dict]:
-        # A deleted API schedule keeps its fire records, and they stay readable.
-        if name not in store.schedule_states() and not store.count_fires(name):
-            raise NotFound(f"no schedule {name!r}")
-        return [fire.to_json() for fire in store.list_fires(name, limit=limit)]
+        try:
+            fires = schedule_service.list_fires(store, name, limit=limit)
+        except schedule_service.UnknownSchedule:
+            raise NotFound(f"no schedule {name!r}") from None  # no list of names to a client
+        return [fire.to_json() for fire in fires]
 
     schedule_routes(router, control)
     return router

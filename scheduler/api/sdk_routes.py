@@ -11,15 +11,30 @@ import structlog
 from fastapi import APIRouter, Body, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from scheduler.api.rest import (
+from scheduler.api.bodies import (
     SubmitAnswer,
     SubmitBody,
-    _problem,
     body_parameters,
+    problem,
     raise_parameter,
     submit_answer,
 )
 from scheduler.core.errors import DefinitionErrors, ParameterError
+from scheduler.services.publish import (
+    BadLabel,
+    PublishedVersion,
+    endpoint_url,
+    publish_definition,
+    publish_run,
+)
+from scheduler.services.publish import set_default_version as set_default
+from scheduler.services.snapshots import (
+    MAX_UPLOAD_BYTES,
+    BadUpload,
+    UploadTooLarge,
+    load_snapshot_by_id,
+    unpack_upload,
+)
 
 if TYPE_CHECKING:
     from scheduler.api.control import DaemonControl
@@ -44,7 +59,7 @@ class PublishSnapshotBody(BaseModel):
 
 
 class PublishRunBody(BaseModel):
-    name: str | None = Field(None, description="default: the run's pipeline")
+    name: str | None = Field(default=None, description="default: the run's pipeline")
     version: str | None = None
     description: str | None = None
 
@@ -66,17 +81,8 @@ _GZIP_BODY = {
 def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: Config) -> None:
     """What the SDK's remote workspace needs beyond the REST API for clients: upload a saved pipeline folder,
     run it, publish it or a finished run's definition, move an endpoint's default version."""
-    from scheduler.services.publish import endpoint_url, publish_definition, publish_run
-    from scheduler.services.publish import set_default_version as set_default
-    from scheduler.services.snapshots import (
-        MAX_UPLOAD_BYTES,
-        BadUpload,
-        UploadTooLarge,
-        load_snapshot_by_id,
-        unpack_upload,
-    )
 
-    def published_json(published: Any) -> dict:
+    def published_json(published: PublishedVersion) -> dict:
         return {
             **published.to_json(),
             "endpoint": endpoint_url(config, published.pipeline, published.version),
@@ -96,10 +102,10 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
         try:
             snapshot_id, pipeline = await asyncio.to_thread(unpack_upload, config, data)
         except DefinitionErrors as exc:
-            detail = [_problem(("body",), str(e), "definition_error") for e in exc.errors]
+            detail = [problem(("body",), str(e), "definition_error") for e in exc.errors]
             raise HTTPException(422, detail=detail) from exc
         except BadUpload as exc:
-            raise HTTPException(422, detail=[_problem(("body",), str(exc), "bad_upload")]) from exc
+            raise HTTPException(422, detail=[problem(("body",), str(exc), "bad_upload")]) from exc
         except UploadTooLarge as exc:
             raise HTTPException(413, detail=str(exc)) from exc
         log.info("snapshot_stored", snapshot=snapshot_id, pipeline=pipeline.name)
@@ -175,13 +181,11 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
 
 async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwargs: Any) -> Any:
     """Publish in a thread (it copies files); a bad name or label is a 422 naming it."""
-    from scheduler.services.publish import BadLabel
-
     try:
         return await asyncio.to_thread(publish, *args, **kwargs)
     except BadLabel as exc:
         loc = name_loc if exc.field == "name" else ("body", "version")
-        raise HTTPException(422, detail=[_problem(loc, str(exc), "value_error")]) from exc
+        raise HTTPException(422, detail=[problem(loc, str(exc), "value_error")]) from exc
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from scheduler.cli.options import config_option
+from scheduler.cli.options import config_option, find_config_path
+from scheduler.daemon.lifecycle import Daemon
 
 
 @click.command()
@@ -20,7 +21,4 @@ def daemon(config_path: str | None) -> None:
     `pipesched schedule ...` on <state_dir>/pipesched.sock. Under systemd it speaks the notify
     protocol (READY=1, STATUS=, WATCHDOG=1). Logs go to stderr: JSON lines off a terminal.
     """
-    from scheduler.cli.options import find_config_path
-    from scheduler.daemon.lifecycle import Daemon
-
     sys.exit(asyncio.run(Daemon(find_config_path(config_path)).run()))

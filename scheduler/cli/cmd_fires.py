@@ -4,8 +4,6 @@ without a daemon."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
 from scheduler.cli.options import (
@@ -16,10 +14,8 @@ from scheduler.cli.options import (
     open_store,
 )
 from scheduler.cli.render import format_moment, print_json, print_table
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
-    from scheduler.store import Store
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.services.schedules import list_fires
 
 HEADERS = ("SCHEDULE", "NOMINAL TIME/FILE", "OUTCOME", "REASON", "RUN")
 OUTCOME_STYLES = {
@@ -52,13 +48,9 @@ def fires(
     Example:
       pipesched fires weekly-diabetes-training --limit 5
     """
-    from scheduler.core.clock import SYSTEM_CLOCK
-
     config = load_config(config_path)
     with open_store(config) as store:
-        records = store.list_fires(schedule, limit=limit)
-        if schedule is not None and not records:
-            _check_known(schedule, config, store)
+        records = list_fires(store, schedule, limit=limit, config=config)
     if as_json:
         print_json([record.to_json() for record in records])
         return
@@ -74,12 +66,3 @@ def fires(
         for r in records
     ]
     print_table(HEADERS, rows, no_headers=no_headers, styles={2: OUTCOME_STYLES})
-
-
-def _check_known(schedule: str, config: Config, store: Store) -> None:
-    """No records: say so plainly when the name is a typo rather than print an empty table."""
-    from scheduler.cli.cmd_schedule import schedule_names, unknown_schedule
-
-    known = schedule_names(config, store) | set(store.schedule_states())
-    if schedule not in known:
-        raise unknown_schedule(schedule, known)

@@ -11,14 +11,13 @@ from scheduler.cli.options import config_option, json_option
 from scheduler.cli.render import format_relative, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import PipeschedError
+from scheduler.definitions.timing import zone_name
+from scheduler.triggers import cron_trigger, describe_cron
 
 
 def preview(expression: str, timezone: str, count: int, now: datetime) -> dict[str, Any]:
     """``{expression, timezone, description, next_fire_times}``: the next ``count`` fire times
     after ``now`` in the zone (datetimes), or PipeschedError saying what is wrong."""
-    from scheduler.definitions.timing import zone_name
-    from scheduler.triggers import cron_trigger, describe_cron
-
     try:
         zone = zone_name(timezone)
     except ValueError as exc:

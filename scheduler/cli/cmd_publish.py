@@ -6,6 +6,8 @@ import click
 
 from scheduler.cli.options import config_option, json_option, load_config, open_store
 from scheduler.cli.render import print_json
+from scheduler.services.publish import endpoint_url
+from scheduler.services.publish import publish as do_publish
 
 
 @click.command()
@@ -23,9 +25,6 @@ def publish(
 ) -> None:
     """Publish PIPELINE: an immutable snapshot of its definition and source directories that
     later edits never change, runnable at its own endpoint URL."""
-    from scheduler.services.publish import endpoint_url
-    from scheduler.services.publish import publish as do_publish
-
     config = load_config(config_path)
     with open_store(config) as store:
         published = do_publish(config, store, pipeline, version=version, description=description)

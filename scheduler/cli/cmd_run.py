@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from scheduler.cli.cmd_show import render_detail
 from scheduler.cli.options import config_option, json_option, load_config, open_store
+from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.durations import format_duration
+from scheduler.core.logging import configure_logging
+from scheduler.services.submit import execute_foreground, record_foreground_run, working_copy
 
 if TYPE_CHECKING:
     from scheduler.executor import StepEvent
@@ -59,46 +64,33 @@ def run(
     Example:
       pipesched run diabetes-training -p reg_rate=0.1
     """
-    from scheduler.core.clock import SYSTEM_CLOCK
-    from scheduler.core.logging import configure_logging
-    from scheduler.core.procinfo import current_owner
-    from scheduler.definitions import find_pipeline, load_pipeline
-    from scheduler.dispatch.submit import submit_run
-    from scheduler.executor import ExecutionOptions, RunExecutor
-    from scheduler.executor.foreground import execute_in_foreground
-
     configure_logging(level="warning")
     given = _parse_assignments(params)
     config = load_config(config_path)
-    definition = load_pipeline(find_pipeline(pipeline, config), config)
+    definition = working_copy(config, pipeline)
     store = open_store(config)
     # From the moment the run is recorded, Ctrl-C or SIGTERM must cancel it, not kill us: note
     # the signal until the event loop's handlers take over.
     early: list[str] = []
     signal.signal(signal.SIGINT, lambda *_: early.append("canceled by user"))
     signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
-    record = submit_run(
-        config, store, definition, given, experiment=experiment, owner=current_owner()
-    )
-    printer = _ProgressPrinter(record.id)
+    record = record_foreground_run(config, store, definition, given, experiment=experiment)
     click.echo(f"run {record.id} of {definition.name} started", err=True)
-    executor = RunExecutor(
-        config=config,
-        store=store,
-        pipeline=definition,
-        run=record,
-        options=ExecutionOptions(regenerate_outputs=regenerate_outputs),
-        on_event=printer,
+    outcome = execute_foreground(
+        config,
+        store,
+        definition,
+        record,
+        early,
+        regenerate_outputs=regenerate_outputs,
+        on_event=_ProgressPrinter(record.id),
     )
-    status = execute_in_foreground(executor, early)
     detail = store.get_run_detail(record.id)
     if as_json:
         click.echo(json.dumps(detail.to_json(), indent=2))
     else:
-        from scheduler.cli.cmd_show import render_detail
-
         render_detail(detail, SYSTEM_CLOCK.now())
-    sys.exit(0 if status == "completed" else 130 if executor.canceled else 1)
+    sys.exit(0 if outcome.status == "completed" else 130 if outcome.canceled else 1)
 
 
 class _ProgressPrinter:
@@ -108,8 +100,6 @@ class _ProgressPrinter:
         self.run_id = run_id
 
     def __call__(self, event: StepEvent) -> None:
-        from scheduler.core.durations import format_duration
-
         took = f" in {format_duration(event.duration)}" if event.duration is not None else ""
         attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         detail = f": {event.detail}" if event.detail else ""

@@ -20,6 +20,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
+from scheduler.services.runs import list_runs
 from scheduler.store.records import RUN_STATUSES
 
 HEADERS = ("ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION", "REASON")
@@ -54,7 +55,7 @@ def runs(
 ) -> None:
     """Run history, newest first (ids are never truncated)."""
     with open_store(load_config(config_path)) as store:
-        records = store.list_runs(pipeline=pipeline, statuses=statuses, limit=limit)
+        records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
     if as_json:
         print_json([record.to_json() for record in records])
         return

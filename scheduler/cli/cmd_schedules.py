@@ -18,6 +18,7 @@ from scheduler.cli.options import (
 )
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.services.schedules import list_schedules
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -54,10 +55,8 @@ def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
-    """Every schedule summarized at ``now`` (see ``scheduler.services.schedule_summary.collect``)."""
-    from scheduler.services.schedule_summary import collect as collect_summaries
-
-    return collect_summaries(
+    """Every schedule summarized at ``now`` (see ``scheduler.services.schedules.list_schedules``)."""
+    return list_schedules(
         config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)
     )
 

@@ -27,6 +27,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
+from scheduler.services.runs import get_run
 from scheduler.store.records import RunDetail, StepAttempt, metrics_by_name
 
 STEP_HEADERS = (
@@ -51,7 +52,7 @@ def show(run_id: str, as_json: bool, config_path: str | None) -> None:
 
     RUN_ID may be any unique prefix of a run id."""
     with open_store(load_config(config_path)) as store:
-        detail = store.get_run_detail(store.resolve_run_id(run_id))
+        detail = get_run(store, run_id)
     if as_json:
         print_json(detail.to_json())
         return
@@ -156,11 +157,14 @@ def file_lines(latest: dict[str, StepAttempt]) -> list[str]:
 
 def timeline_bars(latest: dict[str, StepAttempt]) -> list[Bar]:
     """Steps in start order; those that never started last, in definition order."""
-    started = sorted(
-        (a for a in latest.values() if a.started_at is not None), key=lambda a: a.started_at
-    )
+    started = sorted((a for a in latest.values() if a.started_at is not None), key=_started_at)
     waiting = [a for a in latest.values() if a.started_at is None]
     return [Bar(a.step, a.started_at, a.finished_at, a.status) for a in [*started, *waiting]]
+
+
+def _started_at(attempt: StepAttempt) -> datetime:
+    assert attempt.started_at is not None
+    return attempt.started_at
 
 
 def _track_width(bars: list[Bar]) -> int:

@@ -12,6 +12,7 @@ from scheduler.cli.options import (
     open_store,
 )
 from scheduler.cli.render import print_json, print_table
+from scheduler.services.tokens import create_token, list_tokens, revoke_token
 
 
 @click.group()
@@ -28,8 +29,6 @@ def token(ctx: click.Context, config_path: str | None) -> None:
 @config_option
 def create(name: str, config_path: str | None) -> None:
     """Create token NAME and print it (alone, on the last line): it is never shown again."""
-    from scheduler.services.tokens import create_token
-
     config = load_config(config_path)
     with open_store(config) as store:
         secret = create_token(store, name)
@@ -43,8 +42,6 @@ def create(name: str, config_path: str | None) -> None:
 @config_option
 def list_(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """Every token, revoked ones too (never their secrets)."""
-    from scheduler.services.tokens import list_tokens
-
     config = load_config(config_path)
     with open_store(config) as store:
         tokens = list_tokens(store)
@@ -68,8 +65,6 @@ def list_(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 @config_option
 def revoke(name: str, config_path: str | None) -> None:
     """Revoke token NAME: requests with it get 401 from now on."""
-    from scheduler.services.tokens import revoke_token
-
     config = load_config(config_path)
     with open_store(config) as store:
         revoke_token(store, name)

@@ -10,6 +10,7 @@ import click
 from scheduler.cli.options import config_option, json_option, load_config
 from scheduler.cli.render import print_json
 from scheduler.core.errors import DefinitionError, DefinitionErrors
+from scheduler.definitions import discover_pipelines, load_schedules, validate_all
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -22,8 +23,6 @@ def validate(as_json: bool, config_path: str | None) -> None:
     """Check config, schedules and every pipeline; exit 1 with every error found.
 
     Errors read ``file:line:col: error: message``, one per line on stderr, then a count."""
-    from scheduler.definitions import discover_pipelines, validate_all
-
     try:
         config = load_config(config_path)
     except DefinitionErrors as exc:  # a broken config: nothing else can be checked
@@ -64,8 +63,6 @@ def error_json(error: DefinitionError) -> dict[str, object]:
 
 
 def _schedule_count(config: Config, pipeline_names: set[str]) -> int:
-    from scheduler.definitions import load_schedules
-
     if not config.schedules_file.is_file():  # validate_all has judged whether that is an error
         return 0
     return len(load_schedules(config.schedules_file, config, pipeline_names))

@@ -10,7 +10,7 @@ import click
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
-    from scheduler.store import Store
+    from scheduler.store import Store  # lazy: commands a daemon answers never load SQLAlchemy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,7 +37,7 @@ def no_headers_option(func: F) -> F:
 
 def find_config_path(config_path: str | None) -> Path:
     """The config file this command uses (see ``load_config``), without loading it."""
-    from scheduler.definitions.config import find_config
+    from scheduler.definitions.config import find_config  # lazy: `next` and --help need no config
 
     if config_path is None:
         ctx = click.get_current_context(silent=True)
@@ -51,12 +51,12 @@ def find_config_path(config_path: str | None) -> Path:
 def load_config(config_path: str | None) -> Config:
     """The config this command uses: its own -c, else the group's -c / $PIPESCHED_CONFIG, else
     the default search."""
-    from scheduler.definitions.config import load_config as _load
+    from scheduler.definitions.config import load_config as _load  # lazy: as find_config_path
 
     return _load(find_config_path(config_path))
 
 
 def open_store(config: Config) -> Store:
-    from scheduler.store import Store
+    from scheduler.store import Store  # lazy: commands a daemon answers never load SQLAlchemy
 
     return Store.open(config.database_url)

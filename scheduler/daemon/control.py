@@ -1,7 +1,9 @@
 """The daemon's side of its API (``scheduler.api.control.DaemonControl``): health, cancel,
 schedule enable/disable/trigger, runs submitted over REST, schedules created and deleted through
-the API. Every coroutine runs in the daemon's event loop, which owns the state; a mixin of
-``Daemon`` so that daemon.py stays the start-up and shutdown recipe."""
+the API. Every coroutine runs in the daemon's event loop, which owns the state; what a user's
+operation means (which definition a request runs, how an orphaned run is closed, how an API
+schedule is checked and kept) is the services', called here in a worker thread. A mixin of
+``Daemon`` so that the lifecycle module stays the start-up and shutdown recipe."""
 
 from __future__ import annotations
 
@@ -15,9 +17,15 @@ import structlog
 
 from scheduler.core.clock import Clock, iso
 from scheduler.core.errors import NotFound
+from scheduler.core.loopguard import run_blocking
 from scheduler.daemon.schedule_set import with_api_schedules
-from scheduler.definitions import ScheduleDef
+from scheduler.definitions import Pipeline, ScheduleDef
 from scheduler.dispatch.dispatcher import RunRequest
+from scheduler.services.api_schedules import create_api_schedule
+from scheduler.services.cancel import cancel_without_daemon
+from scheduler.services.runs import resolve_run
+from scheduler.services.schedules import delete_schedule, get_schedule, summarize_created
+from scheduler.services.submit import load_definition, with_step_failure_rule
 from scheduler.store.records import RunRecord
 
 if TYPE_CHECKING:
@@ -58,23 +66,23 @@ class DaemonControlMixin:
         }
 
     async def cancel_run(self, run_id: str) -> dict:
-        run_id = self.store.resolve_run_id(run_id)
+        run_id = await run_blocking(resolve_run, self.store, run_id)
         entry = self.dispatcher.active.get(run_id)
         if self.dispatcher.cancel(run_id):
             if entry is not None and entry.task is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(asyncio.shield(entry.task), timeout=30)
         else:
-            from scheduler.services.cancel import cancel_without_daemon
-
-            await asyncio.to_thread(cancel_without_daemon, self.store, run_id)
-        return self.store.get_run(run_id).to_json()
+            await run_blocking(cancel_without_daemon, self.store, run_id)
+        run = await run_blocking(self.store.get_run, run_id)
+        return run.to_json()
 
     async def set_schedule_enabled(self, name: str, enabled: bool) -> dict:
         schedule = self._schedule(name)
-        self.store.set_override(name, enabled)
+        await run_blocking(self.store.set_override, name, enabled)
         if schedule.on_change is None:
-            self._register(schedule, self.store.schedule_states()[name])
+            states = await run_blocking(self.store.schedule_states)
+            self._register(schedule, states[name])
         elif self.set is not None:
             await self.files.update(self._file_schedules(self.set))
         log.info("schedule_" + ("enabled" if enabled else "disabled"), schedule=name)
@@ -102,11 +110,9 @@ class DaemonControlMixin:
     ) -> RunRecord:
         """A run requested over the API (trigger ``api``), of a published version or the
         working copy; parameters are checked before anything is recorded."""
-        from scheduler.services.publish import load_published
-
         assert self.set is not None
-        definition, label = await asyncio.to_thread(
-            load_published, self.set.config, self.store, pipeline, version
+        definition, label = await run_blocking(
+            load_definition, self.set.config, self.store, pipeline=pipeline, version=version
         )
         return await self.submit_definition_run(
             definition,
@@ -119,7 +125,7 @@ class DaemonControlMixin:
 
     async def submit_definition_run(
         self,
-        definition: Any,
+        definition: Pipeline,
         version: str | None,
         parameters: dict,
         experiment: str | None,
@@ -128,18 +134,13 @@ class DaemonControlMixin:
     ) -> RunRecord:
         """A run over the API (trigger ``api``) of a loaded definition: a published version,
         the working copy, or a snapshot uploaded by the SDK."""
-        label = version
-        if continue_on_step_failure is not None:
-            definition = definition.model_copy(
-                update={"continue_on_step_failure": continue_on_step_failure}
-            )
         outcome = await self.dispatcher.submit(
             RunRequest(
-                pipeline=definition,
+                pipeline=with_step_failure_rule(definition, continue_on_step_failure),
                 parameters=parameters,
                 trigger="api",
                 experiment=experiment,
-                version=label,
+                version=version,
                 regenerate_outputs=regenerate_outputs,
             )
         )
@@ -149,35 +150,29 @@ class DaemonControlMixin:
     async def create_schedule(self, definition: dict) -> dict:
         """Keep a schedule created through the API and serve it at once; its ``schedules
         --json`` object. InvalidSchedule (→ 422) or ScheduleExists (→ 409) change nothing."""
-        from scheduler.services.api_schedules import create_api_schedule
-        from scheduler.services.schedule_summary import summarize
-
         async with self._changing:
             assert self.set is not None
             config = self.set.config
-            schedule = await asyncio.to_thread(create_api_schedule, config, self.store, definition)
-            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+            schedule = await run_blocking(create_api_schedule, config, self.store, definition)
+            await self._swap(await run_blocking(with_api_schedules, self.set, self.store))
         log.info("schedule_created", schedule=schedule.name, pipeline=schedule.pipeline)
-        state = self.store.schedule_states().get(schedule.name)
-        return summarize(schedule, state, None, self.clock.now(), source="api").to_json()
+        summary = await run_blocking(summarize_created, self.store, schedule, self.clock.now())
+        return summary.to_json()
 
     async def get_schedule(self, name: str) -> dict:
-        from scheduler.services.schedule_summary import collect_one
-
         assert self.set is not None
-        args = (self.set.config, self.store, name, self.clock.now())
-        return (await asyncio.to_thread(collect_one, *args)).to_json()
+        summary = await run_blocking(
+            get_schedule, self.set.config, self.store, name, self.clock.now()
+        )
+        return summary.to_json()
 
     async def delete_schedule(self, name: str) -> None:
         """Stop and forget an API schedule (its fire records stay); one of schedules.yaml is
         refused (→ 409)."""
-        from scheduler.services.api_schedules import delete_api_schedule
-
         async with self._changing:
             assert self.set is not None
-            config = self.set.config
-            await asyncio.to_thread(delete_api_schedule, config, self.store, name)
-            await self._swap(await asyncio.to_thread(with_api_schedules, self.set, self.store))
+            await run_blocking(delete_schedule, self.set.config, self.store, name)
+            await self._swap(await run_blocking(with_api_schedules, self.set, self.store))
         log.info("schedule_deleted", schedule=name)
 
     def _schedule(self, name: str) -> ScheduleDef:

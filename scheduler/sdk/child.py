@@ -17,7 +17,16 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
+
+from scheduler.core.errors import DefinitionErrors, ParameterError, PipeschedError
+from scheduler.core.logging import configure_logging
+from scheduler.definitions import Pipeline
+from scheduler.definitions.config import Config, load_config
+from scheduler.services.submit import execute_foreground, load_definition, record_foreground_run
+from scheduler.store import Store
+from scheduler.store.records import RunRecord
 
 LOG_NAME = "sdk-child.log"
 
@@ -31,8 +40,6 @@ def main(argv: list[str]) -> int:
     try:
         config, store, pipeline, record = _submit(request)
     except Exception as exc:  # every refusal is reported on stdout; a bug keeps its traceback
-        from scheduler.core.errors import PipeschedError
-
         if not isinstance(exc, PipeschedError):
             raise
         _say({"error": _error_json(exc)}, os.dup(1))
@@ -41,42 +48,29 @@ def main(argv: list[str]) -> int:
     return _execute(config, store, pipeline, record, request, early)
 
 
-def _submit(request: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    from scheduler.core.procinfo import current_owner
-    from scheduler.definitions.config import load_config
-    from scheduler.dispatch.submit import submit_run
-    from scheduler.store import Store
-
+def _submit(request: dict[str, Any]) -> tuple[Config, Store, Pipeline, RunRecord]:
     config = load_config(request["config"])
     store = Store.open(config.database_url)
-    version = None
-    if request.get("snapshot"):
-        from scheduler.services.snapshots import load_snapshot_by_id
-
-        pipeline = load_snapshot_by_id(config, request["snapshot"])
-    else:
-        from scheduler.services.publish import load_published
-
-        pipeline, version = load_published(
-            config, store, request["pipeline"], request.get("version")
-        )
-    if request.get("continue_on_step_failure") is not None:
-        pipeline = pipeline.model_copy(
-            update={"continue_on_step_failure": request["continue_on_step_failure"]}
-        )
-    record = submit_run(
+    pipeline, version = load_definition(
+        config,
+        store,
+        pipeline=request.get("pipeline"),
+        version=request.get("version"),
+        snapshot=request.get("snapshot"),
+        continue_on_step_failure=request.get("continue_on_step_failure"),
+    )
+    record = record_foreground_run(
         config,
         store,
         pipeline,
         request.get("parameters") or {},
         experiment=request.get("experiment"),
-        owner=current_owner(),
         version=version,
     )
     return config, store, pipeline, record
 
 
-def _redirect_output(run_dir: Any, run_id: str) -> None:
+def _redirect_output(run_dir: Path, run_id: str) -> None:
     """Say the run id on the real stdout, after stdout and stderr have moved to the run's log:
     the parent reads one line and then sees both pipes end."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -102,8 +96,6 @@ def _say(data: dict[str, Any], fd: int) -> None:
 
 
 def _error_json(exc: Exception) -> dict[str, Any]:
-    from scheduler.core.errors import DefinitionErrors, ParameterError, PipeschedError
-
     assert isinstance(exc, PipeschedError)
     data: dict[str, Any] = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
     if isinstance(exc, ParameterError):
@@ -114,27 +106,28 @@ def _error_json(exc: Exception) -> dict[str, Any]:
 
 
 def _execute(
-    config: Any, store: Any, pipeline: Any, record: Any, request: dict, early: list[str]
+    config: Config,
+    store: Store,
+    pipeline: Pipeline,
+    record: RunRecord,
+    request: dict[str, Any],
+    early: list[str],
 ) -> int:
-    from scheduler.core.logging import configure_logging
-    from scheduler.executor import ExecutionOptions, RunExecutor
-    from scheduler.executor.foreground import execute_in_foreground
-
     configure_logging(level="warning")
     print(f"run {record.id} of {pipeline.name} started", file=sys.stderr, flush=True)
-    executor = RunExecutor(
-        config=config,
-        store=store,
-        pipeline=pipeline,
-        run=record,
-        options=ExecutionOptions(regenerate_outputs=bool(request.get("regenerate_outputs"))),
+    outcome = execute_foreground(
+        config,
+        store,
+        pipeline,
+        record,
+        early,
+        regenerate_outputs=bool(request.get("regenerate_outputs")),
         on_event=lambda event: print(
             f"  {event.step:<20} {event.status}", file=sys.stderr, flush=True
         ),
     )
-    status = execute_in_foreground(executor, early)
-    print(f"run {record.id} {status}", file=sys.stderr, flush=True)
-    return 0 if status == "completed" else 1
+    print(f"run {record.id} {outcome.status}", file=sys.stderr, flush=True)
+    return 0 if outcome.status == "completed" else 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The SDK on this machine, without a daemon in between: the store is read directly, a submitted
-run executes in a child process (``scheduler.sdk.child``), and publishing and schedules use the
-same functions as the CLI and the daemon. When a daemon of the same config answers on its
-socket, cancel and schedule changes go through it, so it acts on them at once."""
+run executes in a child process (``scheduler.sdk.child``), and every operation is the services'
+(as for the CLI and the daemon). Cancel and schedule changes go through the services' client:
+to the daemon of the same config when it answers on its socket, so it acts on them at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -14,28 +15,28 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 from scheduler.core import errors
+from scheduler.definitions.config import Config, load_config
 from scheduler.sdk._warn import SdkError
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
-    from scheduler.services.client import DaemonClient
-    from scheduler.store import Store
+from scheduler.services import publish as publish_service
+from scheduler.services import runs as run_service
+from scheduler.services import schedules as schedule_service
+from scheduler.services.client import ServiceClient
+from scheduler.services.logs import read_step_log
+from scheduler.services.publish import PublishedVersion
+from scheduler.services.snapshots import store_snapshot
+from scheduler.store import Store
 
 # How long a child may take to record its run (imports, definition load, parameter checks).
 CHILD_START_TIMEOUT = 60.0
-LOG_POLL_SECONDS = 0.2  # as `pipesched logs -f`: logs may sit on a network filesystem
 
 
 class EmbeddedBackend:
     """``Backend`` over a config file on this machine."""
 
     def __init__(self, config_path: Path, config: Config | None = None) -> None:
-        from scheduler.definitions.config import load_config
-
         self.config_path = Path(config_path)
         self.config = config or load_config(self.config_path)
         self._store: Store | None = None
@@ -49,17 +50,13 @@ class EmbeddedBackend:
         """Opened on first use and kept: opening migrates, which need not happen per call."""
         with self._lock:
             if self._store is None:
-                from scheduler.store import Store
-
                 self._store = Store.open(self.config.database_url)
             return self._store
 
-    def _daemon(self) -> DaemonClient | None:
-        """The daemon of this config when it answers on its socket, else None."""
-        from scheduler.services.client import DaemonClient, socket_path
-
-        client = DaemonClient(socket_path(self.config.state_dir))
-        return client if client.available() else None
+    @property
+    def client(self) -> ServiceClient:
+        """Changes through the daemon of this config when it answers, else on the store."""
+        return ServiceClient(self.config, lambda: contextlib.nullcontext(self.store))
 
     # -- workspace ----------------------------------------------------------------------------
 
@@ -78,9 +75,7 @@ class EmbeddedBackend:
         return store.path
 
     def endpoint_url(self, pipeline: str, version: str | None) -> str:
-        from scheduler.services.publish import endpoint_url
-
-        return endpoint_url(self.config, pipeline, version)
+        return publish_service.endpoint_url(self.config, pipeline, version)
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -93,8 +88,6 @@ class EmbeddedBackend:
         regenerate_outputs: bool = False,
         continue_on_step_failure: bool | None = None,
     ) -> str:
-        from scheduler.services.snapshots import store_snapshot
-
         snapshot, _ = store_snapshot(self.config, Path(folder))
         return self._start_child(
             {
@@ -164,66 +157,31 @@ class EmbeddedBackend:
             exited.wait(timeout)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        store = self.store
-        return store.get_run_detail(store.resolve_run_id(run_id)).to_json()
+        return run_service.get_run(self.store, run_id).to_json()
 
     def list_runs(
         self, *, experiment: str | None = None, pipeline: str | None = None, limit: int = 20
     ) -> list[dict[str, Any]]:
-        records = self.store.list_runs(pipeline=pipeline, experiment=experiment, limit=limit)
+        records = run_service.list_runs(
+            self.store, pipeline=pipeline, experiment=experiment, limit=limit
+        )
         return [r.to_json() for r in records]
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
-        store = self.store
-        full = store.resolve_run_id(run_id)
-        client = self._daemon()
-        if client is not None:
-            return client.post(f"/api/v1/runs/{quote(full, safe='')}/cancel")
-        from scheduler.services.cancel import cancel_without_daemon
-
-        cancel_without_daemon(store, full)
-        return store.get_run(full).to_json()
+        return self.client.cancel(run_id).run
 
     def step_log(self, run_id: str, step: str, *, follow: bool = False) -> Iterator[bytes]:
-        """The step's latest attempt's log file, found as ``pipesched logs`` finds it; with
-        ``follow``, polled until the step ends (the store is read before the file, so the last
-        read after the end misses nothing)."""
-        from scheduler.api.logs import _ended, read_log
-        from scheduler.services.logfiles import find_step, pick_attempt
-
-        store = self.store
-        run_id = store.resolve_run_id(run_id)
-        detail = store.get_run_detail(run_id)
-        name = find_step(detail, step)
-        current = pick_attempt(detail, name, None)
-        data, offset = read_log(current, None)
-        if data:
-            yield data
-        while follow:
-            detail = store.get_run_detail(run_id)
-            latest = pick_attempt(detail, name, None)
-            if latest.attempt != current.attempt:  # a retry: the rest of the old one, then it
-                yield from _drain(current, offset)
-                current, offset = latest, 0
-            current = latest
-            ended = _ended(detail, current, None)
-            for chunk in _drain(current, offset):
-                offset += len(chunk)
-                yield chunk
-            if ended:
-                return
-            time.sleep(LOG_POLL_SECONDS)
+        """The step's latest attempt's log, found as ``pipesched logs`` finds it; with
+        ``follow``, until the step ends."""
+        return read_step_log(self.store, run_id, step, follow=follow)
 
     # -- published pipelines ------------------------------------------------------------------
 
     def publish(
         self, folder: Path, *, name: str, version: str | None, description: str | None
     ) -> dict[str, Any]:
-        from scheduler.services.publish import publish_definition
-        from scheduler.services.snapshots import store_snapshot
-
         _, pipeline = store_snapshot(self.config, Path(folder))
-        published = publish_definition(
+        published = publish_service.publish_definition(
             self.config, self.store, pipeline, name=name, version=version, description=description
         )
         return self._published_json(published)
@@ -231,13 +189,11 @@ class EmbeddedBackend:
     def publish_run(
         self, run_id: str, *, name: str, version: str | None, description: str | None
     ) -> dict[str, Any]:
-        from scheduler.services.publish import publish_run
-
         store = self.store
-        published = publish_run(
+        published = publish_service.publish_run(
             self.config,
             store,
-            store.resolve_run_id(run_id),
+            run_service.resolve_run(store, run_id),
             name=name,
             version=version,
             description=description,
@@ -245,16 +201,12 @@ class EmbeddedBackend:
         return self._published_json(published)
 
     def list_published(self, name: str | None = None) -> list[dict[str, Any]]:
-        from scheduler.services.publish import list_versions
-
-        return [self._published_json(v) for v in list_versions(self.store, name)]
+        return [self._published_json(v) for v in publish_service.list_versions(self.store, name)]
 
     def set_default_version(self, name: str, version: str) -> None:
-        from scheduler.services.publish import set_default_version
+        publish_service.set_default_version(self.store, name, version)
 
-        set_default_version(self.store, name, version)
-
-    def _published_json(self, published: Any) -> dict[str, Any]:
+    def _published_json(self, published: PublishedVersion) -> dict[str, Any]:
         data = published.to_json()
         data["endpoint"] = self.endpoint_url(published.pipeline, published.version)
         return data
@@ -262,26 +214,11 @@ class EmbeddedBackend:
     # -- schedules ----------------------------------------------------------------------------
 
     def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
-        """Everything that can fail is checked before the schedule is kept; its summary is then
-        made from the definition alone (as the daemon does), so a schedules.yaml that cannot be
-        read now never turns a created schedule into an error."""
-        client = self._daemon()
-        if client is not None:
-            return client.post("/api/v1/schedules", definition)
-        from scheduler.core.clock import SYSTEM_CLOCK
-        from scheduler.services.api_schedules import create_api_schedule
-        from scheduler.services.schedule_summary import summarize
-
-        store = self.store
-        created = create_api_schedule(self.config, store, definition)
-        state = store.schedule_states().get(created.name)
-        return summarize(created, state, None, SYSTEM_CLOCK.now(), source="api").to_json()
+        """Everything that can fail is checked before the schedule is kept."""
+        return self.client.create_schedule(definition)
 
     def list_schedules(self) -> list[dict[str, Any]]:
-        from scheduler.core.clock import SYSTEM_CLOCK
-        from scheduler.services.schedule_summary import collect
-
-        return [s.to_json() for s in collect(self.config, self.store, SYSTEM_CLOCK.now())]
+        return [s.to_json() for s in schedule_service.list_schedules(self.config, self.store)]
 
     def get_schedule(self, name: str) -> dict[str, Any]:
         for schedule in self.list_schedules():
@@ -290,26 +227,11 @@ class EmbeddedBackend:
         raise errors.NotFound(f"no schedule {name!r}")
 
     def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        client = self._daemon()
-        if client is not None:
-            client.post(f"/api/v1/schedules/{quote(name, safe='')}/" + _word(enabled))
-        else:
-            self.get_schedule(name)  # NotFound for a name no daemon would know
-            self.store.set_override(name, enabled)
+        self.client.set_schedule_enabled(name, enabled)
         return self.get_schedule(name)
 
     def delete_schedule(self, name: str) -> None:
-        client = self._daemon()
-        if client is not None:
-            client.delete(f"/api/v1/schedules/{quote(name, safe='')}")
-            return
-        from scheduler.services.api_schedules import delete_api_schedule
-
-        delete_api_schedule(self.config, self.store, name)
-
-
-def _word(enabled: bool) -> str:
-    return "enable" if enabled else "disable"
+        self.client.delete_schedule(name)
 
 
 def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, str]:
@@ -337,18 +259,6 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, s
         proc.stderr.close()
     line = bytes(out).split(b"\n", 1)[0]
     return line, bytes(err).decode(errors="replace")
-
-
-def _drain(attempt: Any, offset: int) -> Iterator[bytes]:
-    if not attempt.log_path:
-        return
-    try:
-        with open(attempt.log_path, "rb") as handle:
-            handle.seek(offset)
-            while chunk := handle.read(256 * 1024):
-                yield chunk
-    except FileNotFoundError:
-        return
 
 
 def _answer(line: bytes, problem: str) -> str:

@@ -1,31 +1,28 @@
 """The SDK through a daemon's REST API (``Workspace(url=..., token=...)``).
 
-urllib from the standard library: httpx is not a runtime dependency of pipesched, and these are
-a handful of plain JSON calls plus one streamed log. Every call carries the bearer token; the
-daemon's answers become the user errors the embedded backend raises, with the daemon's words.
+Every call goes through the services' ``RemoteClient`` (the standard library's ``http.client``:
+httpx is not a runtime dependency), which carries the bearer token and turns the daemon's
+answers into the user errors the embedded backend raises, with the daemon's words. Only the
+SDK's own wording of an unreachable daemon or a refused token is added here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-import json
 import os
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from scheduler.core.errors import PipeschedError
 from scheduler.sdk._warn import SdkError
-from scheduler.services.client import _detail_text, error_for_status
+from scheduler.services.client import DaemonUnreachable, RemoteClient, TokenRefused
 
 TIMEOUT = 60.0
 PAGE = 1000  # the API's largest page of runs
-STREAM_CHUNK = 64 * 1024
 
 
 class RemoteBackend:
@@ -35,60 +32,25 @@ class RemoteBackend:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SdkError(f"not an http(s) URL: {url!r}", hint="e.g. http://127.0.0.1:8790")
-        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.client = RemoteClient(url, token, timeout=TIMEOUT)
+        self.origin = self.client.origin
         self.token = token
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _open(
+    def _json(
         self,
         method: str,
         path: str,
-        *,
         body: Any = None,
+        *,
         data: bytes | None = None,
         content_type: str | None = None,
-        timeout: float | None = TIMEOUT,
     ) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        if body is not None:
-            data, content_type = json.dumps(body).encode(), "application/json"
-        if content_type:
-            headers["Content-Type"] = content_type
-        request = urllib.request.Request(
-            self.origin + path, data=data, headers=headers, method=method
-        )
-        try:
-            # The scheme is http(s): checked in __init__.
-            return urllib.request.urlopen(request, timeout=timeout)
-        except urllib.error.HTTPError as exc:
-            raise self._error(exc) from None
-        except urllib.error.URLError as exc:
-            raise SdkError(
-                f"cannot reach the pipesched daemon at {self.origin}: {exc.reason}",
-                hint="is it running? see: systemctl status pipesched",
-            ) from None
-        except TimeoutError:
-            raise SdkError(f"the daemon at {self.origin} did not answer {method} {path}") from None
-
-    def _error(self, exc: urllib.error.HTTPError) -> PipeschedError:
-        raw = exc.read()
-        try:
-            detail = json.loads(raw).get("detail")
-        except (ValueError, AttributeError):
-            detail = raw.decode(errors="replace") or None
-        if exc.code == 401:
-            return SdkError(
-                f"token refused by {self.origin}",
-                hint="create one with: pipesched token create NAME",
+        with _sdk_errors():
+            return self.client.request(
+                method, path, body=body, data=data, content_type=content_type
             )
-        message = _detail_text(detail) or f"the daemon answered {exc.code} {exc.reason}"
-        return error_for_status(exc.code, message, detail)
-
-    def _json(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        with self._open(method, path, body=body, **kwargs) as response:
-            raw = response.read()
-        return json.loads(raw) if raw else None
 
     # -- workspace ----------------------------------------------------------------------------
 
@@ -182,9 +144,8 @@ class RemoteBackend:
         if follow:
             path += "?follow=true"
         # No read timeout while following: a quiet step may print nothing for a long time.
-        with self._open("GET", path, timeout=None if follow else TIMEOUT) as response:
-            while chunk := response.read1(STREAM_CHUNK):
-                yield chunk
+        with _sdk_errors():
+            yield from self.client.stream(path, timeout=None if follow else TIMEOUT)
 
     # -- published pipelines ------------------------------------------------------------------
 
@@ -235,6 +196,15 @@ class RemoteBackend:
 
     def delete_schedule(self, name: str) -> None:
         self._json("DELETE", f"/api/v1/schedules/{quote(name, safe='')}")
+
+
+@contextlib.contextmanager
+def _sdk_errors() -> Iterator[None]:
+    """An unreachable daemon or a refused token as the SDK's own error, same words."""
+    try:
+        yield
+    except (DaemonUnreachable, TokenRefused) as exc:
+        raise SdkError(exc.message, hint=exc.hint) from None
 
 
 def _submit_body(

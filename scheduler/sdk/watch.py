@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import NotFound
 from scheduler.store.records import AZURE_STATUS_CODES
 
 if TYPE_CHECKING:
+    from scheduler.sdk.backend import Backend
     from scheduler.sdk.runs import PipelineRun
 
 STATUS_CODES = AZURE_STATUS_CODES
@@ -24,7 +26,7 @@ FINISHED_STEP = frozenset({"completed", "failed", "canceled", "skipped", "reused
 POLL_FIRST, POLL_MAX, POLL_GROWTH = 0.05, 2.0, 1.5
 
 
-def poll(read: Any, deadline: float, wait: Any) -> str:
+def poll(read: Callable[[], str], deadline: float, wait: Callable[[float], None]) -> str:
     """``read()`` until it gives a final status or the deadline passes; the last value.
     ``wait(seconds)`` sleeps between reads and may return early (the backend's
     ``wait_for_change``)."""
@@ -70,7 +72,7 @@ class Watcher:
             interval = min(POLL_MAX, interval * POLL_GROWTH)
 
 
-def show_step(backend: Any, run_id: str, step: dict[str, Any]) -> None:
+def show_step(backend: Backend, run_id: str, step: dict[str, Any]) -> None:
     label = step["display_name"] or step["name"]
     print(f"\nStepRunId: {run_id}/{step['name']}")
     if step["status"] in ("reused", "skipped") or not step["started_at"]:

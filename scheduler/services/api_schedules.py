@@ -29,6 +29,7 @@ from scheduler.definitions import (
     schedule_parameter_errors,
 )
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
+from scheduler.services.publish import list_versions, load_published
 from scheduler.store.api_schedules import ScheduleExists
 
 if TYPE_CHECKING:
@@ -161,8 +162,6 @@ def check_api_schedule(
 ) -> tuple[ScheduleDef, Pipeline]:
     """The validated schedule and the pipeline it runs (working copy or ``NAME@VERSION``
     published), or InvalidSchedule with every problem found, each naming its field."""
-    from scheduler.services.publish import list_versions
-
     doc, lines = _document(definition)
     errors: list[DefinitionError] = []
     if not isinstance(definition, dict):
@@ -190,8 +189,6 @@ def check_api_schedule(
 def _load_pipeline(
     config: Config, store: Store, schedule: ScheduleDef, working: dict[str, Path]
 ) -> Pipeline:
-    from scheduler.services.publish import load_published
-
     name, version = schedule.pipeline_name, schedule.pipeline_version
     if version is not None:
         try:
@@ -233,7 +230,7 @@ def _document(definition: Any) -> tuple[YamlDocument, dict[int, PathKey]]:
 
 
 def _invalid(errors: list[DefinitionError], lines: dict[int, PathKey]) -> InvalidSchedule:
-    fields = []
+    fields: list[DefinitionError] = []
     for error in errors:
         path = lines.get(error.position.line, _BASE) if error.position else _BASE
         loc = tuple(path[len(_BASE) :])

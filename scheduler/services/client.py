@@ -1,24 +1,47 @@
-"""The CLI's side of the daemon's unix socket: plain HTTP over AF_UNIX with the stdlib.
+"""Talking to a running daemon, and the one place that decides whether to.
 
-Stdlib only (http.client), so commands that talk to the daemon start fast and add no
-dependency. Errors come back as PipeschedError carrying the daemon's own ``detail``.
+``DaemonClient`` speaks plain HTTP over the daemon's unix socket (``<state_dir>/pipesched.sock``,
+no token: the socket's mode is the guard); ``RemoteClient`` speaks to a daemon's URL with a bearer
+token. Both raise the daemon's own words as user errors (404 → NotFound, a bad run parameter →
+ParameterError naming it, anything else → PipeschedError).
+
+``ServiceClient`` holds the rule every front end on this machine follows: when the daemon of the
+config answers on its socket, changes go through it (so it acts on them at once); otherwise they
+are made on the store, where the next daemon start finds them — or refused when only a daemon can
+do them (firing a schedule).
+
+Standard library only at import time (``http.client``), so a command that asks the daemon starts
+fast; the store-side services are imported only when no daemon answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+import ssl
 import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from scheduler.definitions.config import Config
+    from scheduler.store import Store
 
 SOCKET_NAME = "pipesched.sock"
 PROBE_TIMEOUT = 1.0
 # A cancel waits for step processes to stop (SIGTERM, SIGKILL after a grace): allow for it.
 REQUEST_TIMEOUT = 60.0
+STREAM_CHUNK = 64 * 1024
+API = "/api/v1"
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -33,8 +56,23 @@ class DaemonNotRunning(PipeschedError):
         super().__init__(message, hint="start it with: pipesched daemon")
 
 
+class DaemonUnreachable(PipeschedError):
+    """The daemon at a URL does not answer."""
+
+
+class TokenRefused(PipeschedError):
+    """The daemon at a URL refused the API token (401)."""
+
+
+class InvalidRequest(PipeschedError):
+    """The daemon refused the request as invalid (422)."""
+
+
+# -- transport ------------------------------------------------------------------------------------
+
+
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path, timeout: float | None) -> None:
         super().__init__("localhost", timeout=timeout)
         self._path = path
 
@@ -49,7 +87,103 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class DaemonClient:
+class _Client:
+    """JSON requests to a daemon; subclasses say how to connect and what a failure means."""
+
+    timeout: float
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
+
+    def _unreachable(self, method: str, path: str, exc: OSError) -> PipeschedError:
+        raise NotImplementedError
+
+    def _timed_out(self, method: str, path: str, timeout: float | None) -> PipeschedError:
+        return PipeschedError(f"the daemon did not answer {method} {path} within {timeout or 0:g}s")
+
+    def _refused(self, status: int, detail: Any) -> PipeschedError | None:
+        """A failure this kind of client words itself (None: the daemon's own words)."""
+        return None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def post(self, path: str, json_body: Any = None) -> Any:
+        """POST, with ``json_body`` sent as JSON when given (no body otherwise)."""
+        return self.request("POST", path, body=json_body)
+
+    def put(self, path: str, json_body: Any = None) -> Any:
+        return self.request("PUT", path, body=json_body)
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """One request; the decoded JSON answer (None for an empty one)."""
+        with self._open(method, path, body, data, content_type, timeout or self.timeout) as answer:
+            return _decode(answer.read())
+
+    def stream(self, path: str, *, timeout: float | None) -> Iterator[bytes]:
+        """A GET whose body is read in chunks as it arrives (``timeout`` None: wait forever)."""
+        with self._open("GET", path, None, None, None, timeout) as answer:
+            while chunk := answer.read1(STREAM_CHUNK):
+                yield chunk
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        data: bytes | None,
+        content_type: str | None,
+        timeout: float | None,
+    ) -> Iterator[http.client.HTTPResponse]:
+        headers = self._headers()
+        if body is not None:
+            data, content_type = json.dumps(body).encode(), "application/json"
+        if content_type:
+            headers["Content-Type"] = content_type
+        connection = self._connection(timeout)
+        try:
+            try:
+                connection.request(method, path, body=data, headers=headers)
+                response = connection.getresponse()
+            except TimeoutError as exc:
+                raise self._timed_out(method, path, timeout) from exc
+            except OSError as exc:
+                raise self._unreachable(method, path, exc) from exc
+            except http.client.HTTPException as exc:
+                raise PipeschedError(f"lost the connection to the daemon: {exc}") from exc
+            if response.status >= 400:
+                raise self._failure(response.status, response.read())
+            yield response
+        finally:
+            connection.close()
+
+    def _failure(self, status: int, raw: bytes) -> PipeschedError:
+        data = _decode(raw)
+        detail = data.get("detail") if isinstance(data, dict) else data
+        own = self._refused(status, detail)
+        if own is not None:
+            return own
+        message = _detail_text(detail) or f"the daemon answered {status}"
+        return error_for_status(status, message, detail)
+
+
+class DaemonClient(_Client):
     """Requests to the daemon listening on ``socket_path``."""
 
     def __init__(self, socket_path: Path, *, timeout: float = REQUEST_TIMEOUT) -> None:
@@ -61,61 +195,66 @@ class DaemonClient:
         try:
             if not stat.S_ISSOCK(self.socket_path.stat().st_mode):
                 return False
-            self._request("GET", "/healthz", timeout=PROBE_TIMEOUT)
+            self.request("GET", "/healthz", timeout=PROBE_TIMEOUT)
         except (PipeschedError, OSError):
             return False
         return True
 
     def health(self) -> dict[str, Any]:
-        return self.get("/healthz")
+        answer: dict[str, Any] = self.get("/healthz")
+        return answer
 
-    def get(self, path: str) -> Any:
-        return self._request("GET", path)
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        return _UnixConnection(self.socket_path, timeout)
 
-    def post(self, path: str, json_body: Any = None) -> Any:
-        """POST, with ``json_body`` sent as JSON when given (no body otherwise, as before)."""
-        return self._request("POST", path, body=json_body)
-
-    def put(self, path: str, json_body: Any = None) -> Any:
-        return self._request("PUT", path, body=json_body)
-
-    def delete(self, path: str) -> Any:
-        return self._request("DELETE", path)
-
-    def _request(
-        self, method: str, path: str, *, timeout: float | None = None, body: Any = None
-    ) -> Any:
-        connection = _UnixConnection(self.socket_path, timeout or self.timeout)
-        headers = {"Accept": "application/json"}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            try:
-                connection.request(method, path, body=payload, headers=headers)
-                response = connection.getresponse()
-                body = response.read()
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                raise DaemonNotRunning() from exc
-            except TimeoutError as exc:
-                raise PipeschedError(
-                    f"the daemon did not answer {method} {path} within {connection.timeout:g}s"
-                ) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                raise PipeschedError(f"lost the connection to the daemon: {exc}") from exc
-        finally:
-            connection.close()
-        data = _decode(body)
-        if response.status >= 400:
-            detail = data.get("detail") if isinstance(data, dict) else None
-            message = _detail_text(detail) or f"the daemon answered {response.status}"
-            raise error_for_status(response.status, message, detail)
-        return data
+    def _unreachable(self, method: str, path: str, exc: OSError) -> PipeschedError:
+        if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+            return DaemonNotRunning()
+        return PipeschedError(f"lost the connection to the daemon: {exc}")
 
 
-class InvalidRequest(PipeschedError):
-    """The daemon refused the request as invalid (422)."""
+class RemoteClient(_Client):
+    """Requests to the daemon at ``url`` (its API origin, e.g. ``http://host:8790``), each with
+    the bearer ``token``."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
+            raise PipeschedError(f"not an http(s) URL: {url!r}", hint="e.g. http://127.0.0.1:8790")
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self._host, self._port = parts.hostname, parts.port
+        self._https = parts.scheme == "https"
+        self.token = token
+        self.timeout = timeout
+
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._https:
+            context = ssl.create_default_context()
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=context
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def _headers(self) -> dict[str, str]:
+        return {**super()._headers(), "Authorization": f"Bearer {self.token}"}
+
+    def _unreachable(self, method: str, path: str, exc: OSError) -> PipeschedError:
+        reason = exc.strerror or exc
+        return DaemonUnreachable(
+            f"cannot reach the pipesched daemon at {self.origin}: {reason}",
+            hint="is it running? see: systemctl status pipesched",
+        )
+
+    def _timed_out(self, method: str, path: str, timeout: float | None) -> PipeschedError:
+        return DaemonUnreachable(f"the daemon at {self.origin} did not answer {method} {path}")
+
+    def _refused(self, status: int, detail: Any) -> PipeschedError | None:
+        if status == 401:
+            return TokenRefused(
+                f"token refused by {self.origin}",
+                hint="create one with: pipesched token create NAME",
+            )
+        return None
 
 
 def error_for_status(status: int, message: str, detail: Any = None) -> PipeschedError:
@@ -150,3 +289,145 @@ def _detail_text(detail: Any) -> str | None:
                 parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
         return "; ".join(parts) or None
     return None
+
+
+def run_path(run_id: str, action: str = "") -> str:
+    return f"{API}/runs/{quote(run_id, safe='')}" + (f"/{action}" if action else "")
+
+
+def schedule_path(name: str, action: str = "") -> str:
+    return f"{API}/schedules/{quote(name, safe='')}" + (f"/{action}" if action else "")
+
+
+# -- the daemon, or the store ---------------------------------------------------------------------
+
+
+def local_daemon(state_dir: Path) -> DaemonClient | None:
+    """The daemon of ``state_dir`` when it answers on its socket, else None."""
+    client = DaemonClient(socket_path(state_dir))
+    return client if client.available() else None
+
+
+@dataclass(frozen=True)
+class Canceled:
+    """A run after a cancel: its ``runs --json`` object, and whether the daemon did it."""
+
+    run: dict[str, Any]
+    by_daemon: bool
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["id"])
+
+
+@dataclass(frozen=True)
+class Toggled:
+    """A schedule enabled or disabled; ``by_daemon`` False: written to the store, for the next
+    daemon start."""
+
+    name: str
+    enabled: bool
+    by_daemon: bool
+
+
+@dataclass(frozen=True)
+class Fired:
+    """What firing a schedule now became: the run it started or queued, or why none."""
+
+    name: str
+    run_id: str | None
+    outcome: str
+    reason: str | None
+
+
+class ServiceClient:
+    """The changes a user makes on this machine (cancel a run, enable, disable, fire, create or
+    delete a schedule): through the daemon of ``config`` when it answers on its socket, else on
+    the store ``open_store()`` opens (only then)."""
+
+    def __init__(
+        self, config: Config, open_store: Callable[[], AbstractContextManager[Store]]
+    ) -> None:
+        self.config = config
+        self.open_store = open_store
+        self._daemon: DaemonClient | None = None
+        self._asked = False
+
+    def daemon(self) -> DaemonClient | None:
+        """The daemon of this config when it answers (asked once per client)."""
+        if not self._asked:
+            self._daemon, self._asked = local_daemon(self.config.state_dir), True
+        return self._daemon
+
+    def cancel(self, run_ref: str) -> Canceled:
+        """Cancel a run (any unique prefix, or ``latest``): the daemon when it answers and owns
+        the run (or the run has no owner yet), else its owner process, or closed here when that
+        owner is dead. RunAlreadyFinished when it had finished first."""
+        # lazy: the store-side services load SQLAlchemy, which a daemon's answer never needs
+        from scheduler.services.cancel import RunAlreadyFinished, cancel_without_daemon
+        from scheduler.services.runs import resolve_run
+        from scheduler.store.records import FINISHED_RUN_STATUSES
+
+        with self.open_store() as store:
+            run = store.get_run(resolve_run(store, run_ref))
+            if run.status in FINISHED_RUN_STATUSES:
+                raise RunAlreadyFinished(f"run {run.id} has already finished: {run.status}")
+            daemon = self.daemon()
+            if daemon is not None:
+                daemon_pid = daemon.health().get("pid")
+                if run.owner is None or run.owner.pid == daemon_pid:
+                    record = daemon.post(run_path(run.id, "cancel"))
+                    status = record.get("status") if isinstance(record, dict) else None
+                    if status in ("completed", "failed"):
+                        raise RunAlreadyFinished(
+                            f"run {run.id} finished {status} before it was canceled"
+                        )
+                    return Canceled(record, by_daemon=True)
+            cancel_without_daemon(store, run.id)
+            return Canceled(store.get_run(run.id).to_json(), by_daemon=False)
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> Toggled:
+        """Enable or disable a schedule until the opposite command; without a daemon the
+        override is written to the store (NotFound for a name no daemon would know)."""
+        daemon = self.daemon()
+        if daemon is not None:
+            daemon.post(schedule_path(name, "enable" if enabled else "disable"))
+            return Toggled(name, enabled, by_daemon=True)
+        # lazy: only without a daemon does the store (SQLAlchemy) load
+        from scheduler.services.schedules import set_override
+
+        with self.open_store() as store:
+            set_override(self.config, store, name, enabled)
+        return Toggled(name, enabled, by_daemon=False)
+
+    def trigger_schedule(self, name: str) -> Fired:
+        """Fire a schedule now, under its concurrency rule: only a daemon can."""
+        daemon = self.daemon()
+        if daemon is None:
+            raise DaemonNotRunning()
+        answer = daemon.post(schedule_path(name, "trigger"))
+        return Fired(name, answer.get("run_id"), str(answer.get("outcome")), answer.get("reason"))
+
+    def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Create an API schedule; its ``schedules --json`` object."""
+        daemon = self.daemon()
+        if daemon is not None:
+            created: dict[str, Any] = daemon.post(f"{API}/schedules", definition)
+            return created
+        # lazy: only without a daemon does the store (SQLAlchemy) load
+        from scheduler.services.schedules import create_schedule
+
+        with self.open_store() as store:
+            return create_schedule(self.config, store, definition).to_json()
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete an API schedule (its fire records stay)."""
+        daemon = self.daemon()
+        if daemon is not None:
+            daemon.delete(schedule_path(name))
+            return
+        # lazy: only without a daemon does the store (SQLAlchemy) load
+        from scheduler.services.api_schedules import delete_api_schedule
+
+        with self.open_store() as store:
+            delete_api_schedule(self.config, store, name)

@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import socket
-import stat
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
@@ -35,21 +34,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scheduler.core.clock import iso
 from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
 from scheduler.definitions.config import Config
-from scheduler.definitions.fingerprint import IGNORE_FILES, source_files
+from scheduler.services.pipeline_files import (
+    FILES,
+    PUBLISHED_MANIFEST,
+    check_inside,
+    copy_pipeline_tree,
+    load_snapshot,
+    make_read_only,
+    rename_pipeline,
+)
+from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.published import PublishedRecord
 
-MANIFEST = "published.json"
-FILES = "files"
+MANIFEST = PUBLISHED_MANIFEST
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
-_NAME_LINE = re.compile(r"name\s*:")
 
 
 @dataclass(frozen=True)
@@ -161,9 +165,7 @@ def publish_definition(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        from scheduler.dispatch.submit import (
-            content_hash,  # the run's own hash; heavy imports, so late
-        )
+        from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
 
         snapshot = load_snapshot(config, final)
         check_inside(snapshot, final)
@@ -190,8 +192,7 @@ def publish_run(
     """Publish the definition a completed run ran (Azure's ``PipelineRun.publish_pipeline``),
     as ``name`` (default: the run's pipeline). Refused when that definition can no longer be
     had unchanged: a working copy edited since the run."""
-    from scheduler.dispatch.submit import content_hash
-    from scheduler.services.snapshots import definition_for_run
+    from scheduler.dispatch.submit import content_hash  # lazy: see publish_definition
 
     run = store.get_run(store.resolve_run_id(run_id))
     if run.status != "completed":
@@ -238,74 +239,6 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def copy_pipeline_tree(pipeline: Pipeline, dest: Path) -> str:
-    """Copy pipeline.yaml and every source directory below ``dest`` at their places relative to
-    a common base; return pipeline.yaml's path relative to ``dest``."""
-    sources = sorted({Path(s.source_directory) for s in pipeline.steps.values()})
-    base = Path(os.path.commonpath([pipeline.directory, *sources]))
-    if base == pipeline.directory:
-        base = base.parent  # keep the folder's name: a pipeline without `name:` is named by it
-    for source in sources:
-        _copy_source(source, dest / source.relative_to(base))
-    target = dest / pipeline.file.relative_to(base)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(pipeline.file, target)
-    return target.relative_to(dest).as_posix()
-
-
-def _copy_source(root: Path, dest: Path) -> None:
-    """The files ``scheduler.definitions.fingerprint.source_tree_hash`` hashes, plus the ignore files, so a
-    snapshot's source hash equals the working copy's at publish time."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in IGNORE_FILES:
-        if (root / name).is_file():
-            shutil.copy2(root / name, dest / name)
-    for rel, full in source_files(root):
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(full, target)  # follows file symlinks
-
-
-def rename_pipeline(file: Path, name: str) -> None:
-    """Make a copied pipeline.yaml declare ``name``. A block-style top-level ``name:`` line is
-    replaced, so comments and layout stay; anything else (a flow mapping, a multi-line name)
-    falls back to re-dumping the document."""
-    text = file.read_text(encoding="utf-8")
-    original = yaml.safe_load(text)
-    wanted = {"name": name, **{k: v for k, v in original.items() if k != "name"}}
-    kept = [line for line in text.splitlines(keepends=True) if not _NAME_LINE.match(line)]
-    edited = f"name: {json.dumps(name)}\n" + "".join(kept)
-    try:
-        same = yaml.safe_load(edited) == wanted
-    except yaml.YAMLError:
-        same = False
-    if not same:
-        edited = yaml.safe_dump(wanted, sort_keys=False, allow_unicode=True)
-    os.chmod(file, stat.S_IMODE(os.stat(file).st_mode) | stat.S_IWUSR)  # copied read-only
-    file.write_text(edited, encoding="utf-8")
-
-
-def check_inside(pipeline: Pipeline, snapshot: Path) -> None:
-    """An absolute source_directory would point the snapshot back at mutable files."""
-    for step in pipeline.steps.values():
-        if not Path(step.source_directory).is_relative_to(snapshot):
-            shutil.rmtree(snapshot, ignore_errors=True)
-            raise PipeschedError(
-                f"step '{step.id}' has source_directory {step.source_directory}, outside the "
-                "pipeline's tree, so it cannot be snapshotted",
-                hint="write source_directory relative to pipeline.yaml",
-            )
-
-
-def make_read_only(root: Path) -> None:
-    """Files lose their write bits (folders keep theirs, so ``rm -r`` still works)."""
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            mode = os.lstat(path).st_mode
-            os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
 # -- reading --------------------------------------------------------------------------------------
 
 
@@ -327,15 +260,6 @@ def set_default_version(store: Store, pipeline: str, version: str) -> None:
 
 def snapshot_dir(config: Config, pipeline: str, version: str) -> Path:
     return config.state_dir / "published" / pipeline / version
-
-
-def load_snapshot(config: Config, snapshot: Path) -> Pipeline:
-    """The pipeline of a snapshot folder (its steps' source directories inside the snapshot)."""
-    try:
-        manifest = json.loads((snapshot / MANIFEST).read_text())
-    except (OSError, ValueError) as error:
-        raise NotFound(f"no published snapshot in {snapshot}") from error
-    return load_pipeline(snapshot / FILES / manifest["pipeline_file"], config)
 
 
 def load_published_from_disk(config: Config, pipeline: str, version: str) -> Pipeline:

@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import iso
+from scheduler.core.errors import NotFound
+from scheduler.definitions import discover_pipelines, load_schedules, published_names
+from scheduler.services.api_schedules import load_api_schedules
+from scheduler.services.publish import list_versions
 from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import time_trigger
 
@@ -122,10 +126,9 @@ def summarize(
         summary.last_run_id = state.last_run_id
     if last_run is not None:
         summary.last_run_status = last_run.status
-        started_it = state is not None and state.last_outcome in _RUN_OUTCOMES
-        summary.last_run_fired_at = (
-            state.last_fire_time if started_it and state.last_fire_time else last_run.created_at
-        )
+        summary.last_run_fired_at = last_run.created_at
+        if state is not None and state.last_outcome in _RUN_OUTCOMES and state.last_fire_time:
+            summary.last_run_fired_at = state.last_fire_time  # the fire that started it
     if schedule.on_change is not None:
         watch = schedule.on_change
         summary.watch = {
@@ -144,10 +147,6 @@ def collect(
     api``), summarized at ``now`` and sorted by next fire (those that never fire again last, by
     name). An API schedule a daemon would leave out (its pipeline gone, its name now taken by
     the file) is left out here too, with a ``warn``."""
-    from scheduler.definitions import discover_pipelines, load_schedules, published_names
-    from scheduler.services.api_schedules import load_api_schedules
-    from scheduler.services.publish import list_versions
-
     names = set(discover_pipelines(config)) | published_names(config)
     names |= {v.pipeline for v in list_versions(store)}
     definitions = [(s, "file") for s in load_schedules(config.schedules_file, config, names)]
@@ -170,8 +169,6 @@ def collect(
 
 def collect_one(config: Config, store: Store, name: str, now: datetime) -> ScheduleSummary:
     """One schedule by name, as ``collect`` shows it; NotFound when no daemon would serve it."""
-    from scheduler.core.errors import NotFound
-
     for summary in collect(config, store, now):
         if summary.name == name:
             return summary
@@ -186,8 +183,6 @@ def _summary(
     now: datetime,
     source: str,
 ) -> ScheduleSummary:
-    from scheduler.core.errors import NotFound
-
     last_run = None
     if state is not None and state.last_run_id:
         try:

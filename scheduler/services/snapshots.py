@@ -2,7 +2,7 @@
 
 An SDK pipeline is saved as a folder (``Pipeline.save``: pipeline.yaml plus its steps' source
 directories) and reaches pipesched by submit, publish or upload. Each such folder is copied, as
-a published version is (``scheduler.services.publish.copy_pipeline_tree``: the files the fingerprint
+a published version is (``scheduler.services.pipeline_files.copy_pipeline_tree``: the files the fingerprint
 counts, read-only), to ``<state_dir>/snapshots/<content_hash>/`` where ``content_hash`` is the
 hash a run of it records (``scheduler.dispatch.submit.content_hash``). So a recorded run finds the exact
 definition it ran — for recovery and for ``publish_run`` — long after the notebook's temporary
@@ -35,11 +35,11 @@ from scheduler.core.errors import (
 )
 from scheduler.definitions import PIPELINE_FILE, Pipeline, find_pipeline, load_pipeline
 from scheduler.definitions.discovery import declared_name
-from scheduler.services.publish import (
+from scheduler.services.pipeline_files import (
     FILES,
     check_inside,
     copy_pipeline_tree,
-    load_published,
+    load_snapshot,
     make_read_only,
 )
 
@@ -74,7 +74,7 @@ def store_snapshot(config: Config, folder: Path) -> tuple[str, Pipeline]:
     """Copy the pipeline in ``folder`` (a pipeline.yaml or the folder holding one) into the
     snapshot of its content hash, reusing one already there; return (hash, the pipeline loaded
     from the snapshot). DefinitionErrors of the folder's pipeline.yaml propagate."""
-    from scheduler.dispatch.submit import content_hash  # heavy imports (the executor's step types)
+    from scheduler.dispatch.submit import content_hash  # lazy: step types; reading must not
 
     pipeline = load_pipeline(Path(folder), config)
     root = snapshots_dir(config)
@@ -234,7 +234,8 @@ def definition_for_run(config: Config, store: Store, run: RunRecord) -> Pipeline
     content hash, else the working copy — which may have changed since; callers that must
     have the exact definition compare ``content_hash`` (``publish_run`` does)."""
     if run.version is not None:
-        return load_published(config, store, run.pipeline, run.version)[0]
+        published = store.get_published(run.pipeline, run.version)
+        return load_snapshot(config, Path(published.snapshot_dir))
     folder = _folder(config, run.content_hash)
     if folder is not None:
         return _load(config, folder)

@@ -1,0 +1,89 @@
+"""Run history as a user asks for it: a run named by any unique prefix of its id or by
+``latest``, the list of runs newest first, one run with its steps, and the metric history of a
+pipeline (one row per run, newest first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from scheduler.core.clock import iso
+from scheduler.core.errors import NotFound
+from scheduler.store.records import RunDetail, RunRecord, metrics_by_name
+
+if TYPE_CHECKING:
+    from scheduler.store import Store
+
+LATEST = "latest"
+
+
+def resolve_run(store: Store, ref: str, *, pipeline: str | None = None) -> str:
+    """The full id of the run ``ref`` names: any unique prefix of an id (as git does), or
+    ``latest`` — the newest run (of ``pipeline`` when given). NotFound or AmbiguousId else."""
+    if ref.strip().lower() == LATEST:
+        newest = store.list_runs(pipeline=pipeline, limit=1)
+        if not newest:
+            where = f" of pipeline {pipeline!r}" if pipeline else ""
+            raise NotFound(f"there is no run{where} yet", hint="start one with: pipesched run")
+        return newest[0].id
+    return store.resolve_run_id(ref)
+
+
+def list_runs(
+    store: Store,
+    *,
+    pipeline: str | None = None,
+    statuses: Sequence[str] = (),
+    limit: int = 20,
+    before: str | None = None,
+    experiment: str | None = None,
+) -> list[RunRecord]:
+    """Runs newest first; ``limit`` 0 lists all; ``before`` a run id, to page."""
+    return store.list_runs(
+        pipeline=pipeline, statuses=statuses, limit=limit, before=before, experiment=experiment
+    )
+
+
+def get_run(store: Store, ref: str) -> RunDetail:
+    """One run with every step attempt and metric (``ref`` as ``resolve_run`` takes it)."""
+    return store.get_run_detail(resolve_run(store, ref))
+
+
+@dataclass(frozen=True)
+class MetricHistoryRow:
+    """One run of a pipeline and the metrics its steps logged: step id → {name: value}."""
+
+    id: str
+    created_at: datetime
+    status: str
+    metrics: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``metrics --json`` object: ``{id, created_at, status, metrics}``."""
+        return {
+            "id": self.id,
+            "created_at": iso(self.created_at),
+            "status": self.status,
+            "metrics": self.metrics,
+        }
+
+
+def metric_history(
+    store: Store, pipeline: str, *, metric: str | None = None, last: int = 20
+) -> list[MetricHistoryRow]:
+    """The pipeline's last ``last`` runs (0: all), newest first, each with what its steps
+    logged; with ``metric``, only that name (steps that did not log it are left out)."""
+    rows = []
+    for run in store.list_runs(pipeline=pipeline, limit=last):
+        detail = store.get_run_detail(run.id)
+        by_step: dict[str, dict[str, Any]] = {}
+        for step in detail.latest_attempts():
+            values = metrics_by_name(m for m in detail.metrics if m.step == step)
+            if metric is not None:
+                values = {k: v for k, v in values.items() if k == metric}
+            if values:
+                by_step[step] = values
+        rows.append(MetricHistoryRow(run.id, run.created_at, run.status, by_step))
+    return rows
