@@ -29,7 +29,7 @@ from scheduler.definitions import (
     schedule_parameter_errors,
 )
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
-from scheduler.store.api_schedules import ScheduleExists
+from scheduler.store.errors import ScheduleExists
 
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline, ScheduleDef
