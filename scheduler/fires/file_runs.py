@@ -23,6 +23,7 @@ from scheduler.core.errors import PipeschedError
 from scheduler.core.ids import new_run_id
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import RunRequest, ShuttingDown
+from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
@@ -35,7 +36,7 @@ class RunMaker:
         schedule: ScheduleDef,
         datastore: str,
         root: Path,
-        store: Any,
+        store: FileLedgerStore,
         dispatcher: Any,
         pipelines: Callable[[ScheduleDef], Any],
     ) -> None:

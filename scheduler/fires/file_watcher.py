@@ -35,6 +35,7 @@ from scheduler.fires.file_events import (
     Inbox,
 )
 from scheduler.fires.file_runs import RunMaker
+from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
@@ -50,7 +51,7 @@ class FileWatcher:
         schedule: ScheduleDef,
         *,
         config: Config,
-        store: Any,
+        store: FileLedgerStore,
         dispatcher: Any,
         pipelines: Callable[[ScheduleDef], Any],
         fs_type: FsTypeProbe,

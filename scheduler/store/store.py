@@ -24,6 +24,13 @@ from scheduler.store.figures import FiguresRepository
 from scheduler.store.fire_records import FireRepository
 from scheduler.store.ledger import LedgerRepository
 from scheduler.store.migrate import ensure_schema
+from scheduler.store.protocols import (
+    DispatchStore,
+    ExecutorStore,
+    FileLedgerStore,
+    FireStore,
+    RecoveryStore,
+)
 from scheduler.store.published import PublishedRepository
 from scheduler.store.runs import RunRepository
 from scheduler.store.schedules import ScheduleRepository
@@ -164,3 +171,10 @@ class Store:
     # -- figures for /metrics -----------------------------------------------------------------
     run_counts = _Delegate("figures", FiguresRepository.run_counts)
     recent_step_durations = _Delegate("figures", FiguresRepository.recent_step_durations)
+
+
+def _satisfies_every_protocol(
+    store: Store,
+) -> tuple[DispatchStore, ExecutorStore, FireStore, FileLedgerStore, RecoveryStore]:
+    """Never called: the type checker proves here that the facade is each consumer's store."""
+    return store, store, store, store, store
