@@ -1,7 +1,8 @@
 """Plain records that the store hands out: no ORM objects leave the store package.
 
 These are also the JSON shapes users and scripts read (``runs --json``, ``show --json``), so the CLI and
-the REST API render the same dict from the same record.
+the REST API render the same dict from the same record. Run and step statuses and fire outcomes
+are ``StrEnum``s: each member equals its plain string, and JSON shows that string.
 """
 
 from __future__ import annotations
