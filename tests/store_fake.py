@@ -357,10 +357,10 @@ class InMemoryStore:
     def fires_with_outcome(self, outcome: str) -> list[FireRecord]:
         return [_fire_record(f) for f in self.fires if f.outcome == outcome]
 
-    def list_fires(self, schedule: str | None = None) -> list[FireRecord]:
-        """Every fire, newest first (the real store's ``limit=0``): for assertions."""
-        rows = [f for f in self.fires if schedule is None or f.schedule == schedule]
-        return [_fire_record(f) for f in reversed(rows)]
+    def list_fires(self, schedule: str | None = None, *, limit: int = 20) -> list[FireRecord]:
+        """Newest first; ``limit`` 0 = all (as ``Store.list_fires``, for assertions)."""
+        rows = [f for f in reversed(self.fires) if schedule is None or f.schedule == schedule]
+        return [_fire_record(f) for f in (rows[:limit] if limit else rows)]
 
     # -- the file-drop ledger ----------------------------------------------------------------
 
@@ -397,21 +397,14 @@ class InMemoryStore:
         newest = max(started, key=lambda f: (f.updated_at, f.id))
         return newest.file.path if newest.file else None
 
-    def list_file_fires(self, schedule: str) -> list[FileFire]:
-        """The schedule's ledger, oldest first: for assertions."""
-        return [
-            FileFire(
-                f.file.path,
-                f.file.size,
-                f.file.mtime_ns,
-                f.outcome,
-                f.reason,
-                f.run_id,
-                f.created_at,
-            )
+    def list_file_fires(self, schedule: str, *, limit: int = 0) -> list[FileFire]:
+        """The schedule's ledger, oldest first; ``limit`` 0 = all (as ``Store.list_file_fires``)."""
+        rows = [
+            FileFire(key.path, key.size, key.mtime_ns, f.outcome, f.reason, f.run_id, f.created_at)
             for f in self._ledger(schedule)
-            if f.file is not None
+            if (key := f.file) is not None
         ]
+        return rows[:limit] if limit else rows
 
 
 def _copy(row: StepAttempt) -> StepAttempt:

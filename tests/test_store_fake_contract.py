@@ -299,3 +299,19 @@ def test_open_runs_are_queued_or_running_oldest_first(store: Any) -> None:
         (queued.id, "queued"),
         (running.id, "running"),
     ]
+
+
+# -- the listings the unit tests assert with --------------------------------------------------
+
+
+def test_fires_and_file_fires_are_listed_with_limits(store: Any) -> None:
+    times = [NOMINAL + timedelta(hours=h) for h in range(3)]
+    for nominal in times:
+        store.claim_fire("nightly", nominal)
+    store.claim_fire("other", NOMINAL)
+    assert [f.nominal_time for f in store.list_fires("nightly", limit=0)] == times[::-1]
+    assert [f.nominal_time for f in store.list_fires("nightly", limit=2)] == times[:0:-1]
+    assert [f.schedule for f in store.list_fires()] == ["other", "nightly", "nightly", "nightly"]
+    store.claim_files("drops", [A, B, C])
+    assert [f.key for f in store.list_file_fires("drops")] == [A, B, C]
+    assert [f.key for f in store.list_file_fires("drops", limit=2)] == [A, B]
