@@ -320,7 +320,7 @@ class InMemoryStore:
         schedule: str,
         nominal_time: datetime,
         *,
-        outcome: str = FireOutcome.CLAIMED,
+        outcome: str = FireOutcome.CLAIMED.value,
         reason: str | None = None,
     ) -> bool:
         _check(outcome, FIRE_OUTCOMES, "fire outcome")

@@ -32,7 +32,7 @@ class FireRepository:
         schedule: str,
         nominal_time: datetime,
         *,
-        outcome: str = FireOutcome.CLAIMED,
+        outcome: str = FireOutcome.CLAIMED.value,
         reason: str | None = None,
     ) -> bool:
         """Insert the fire record for (schedule, nominal time); False when it already exists."""

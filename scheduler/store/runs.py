@@ -28,6 +28,7 @@ from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
     FINISHED_STEP_STATUSES,
     METRIC_KINDS,
+    STEP_STATUSES,
     FileKey,
     Metric,
     Owner,
@@ -39,6 +40,7 @@ from scheduler.store.records import (
 )
 from scheduler.store.sessions import NO_SYNC, Sessions, rowcount
 
+_ANY_STEP_STATUS = frozenset(STEP_STATUSES)
 _ID_ATTEMPTS = 5  # a new id collides only when two runs share a millisecond and 20 random bits
 E = TypeVar("E", bound=StrEnum)
 
@@ -240,7 +242,7 @@ class RunRepository:
     def mark_step(self, run_id: str, step: str, *, status: str, reason: str | None = None) -> None:
         """Set the status of a step's latest attempt, e.g. a pending step skipped or canceled."""
         values = {
-            "status": _checked(StepStatus, status, STEP_STATUS_VALUES, "step status"),
+            "status": _checked(StepStatus, status, _ANY_STEP_STATUS, "step status"),
             "status_reason": reason,
             "finished_at": self._clock.now(),
         }
@@ -348,9 +350,6 @@ class RunRepository:
                 select(RunRow).where(RunRow.status.in_(unfinished)).order_by(RunRow.id)
             )
             return [queries.run_record(row) for row in rows]
-
-
-STEP_STATUS_VALUES = frozenset(status.value for status in StepStatus)
 
 
 def _owner_columns(owner: Owner | None) -> dict[str, object]:

@@ -12,6 +12,7 @@ Consumers that need only part of the store depend on a Protocol of ``store.proto
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
@@ -45,11 +46,14 @@ T = TypeVar("T")
 class _Delegate(Generic[R, P, T]):
     """A facade method: the repository method of the same name, called on the store's
     repository ``area`` after ``assert_off_loop("store.<name>")``. Typed as that method, so
-    callers and Protocols see the repository's own signature."""
+    callers and Protocols see the repository's own signature. The bound method is made once
+    per store and kept in its ``__dict__``, which later lookups find first."""
 
     def __init__(self, area: str, method: Callable[Concatenate[R, P], T]) -> None:
         self._area, self._method = area, method
         self._what = f"store.{method.__name__}"
+        signature = inspect.signature(method)
+        self._signature = signature.replace(parameters=list(signature.parameters.values())[1:])
 
     @overload
     def __get__(self, store: None, owner: type | None = None) -> Self: ...
@@ -66,6 +70,8 @@ class _Delegate(Generic[R, P, T]):
             assert_off_loop(what)
             return method(repository, *args, **kwargs)
 
+        call.__signature__ = self._signature  # type: ignore[attr-defined]
+        store.__dict__[method.__name__] = call
         return call
 
 
