@@ -20,7 +20,7 @@ from scheduler.services.api_schedules import (
     delete_api_schedule,
 )
 from scheduler.store import Store
-from scheduler.store.api_schedules import ScheduleExists
+from scheduler.store.errors import ScheduleExists
 from tests.projects import Project, make_project
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from scheduler.core.ids import new_run_id
 from scheduler.store import Store
+from scheduler.store.records import FileKey as K
 from tests.conftest import wait_until
 from tests.file_drops_harness import Service, file_drop_project, on_change
 
@@ -26,16 +27,16 @@ def _run(store: Store, **kwargs):
 
 
 def test_a_claim_is_insert_or_ignore_per_path_size_and_mtime(store: Store):
-    first = store.claim_files("drops", [("in/a.csv", 1, 10), ("in/b.csv", 2, 20)])
-    again = store.claim_files("drops", [("in/a.csv", 1, 10), ("in/a.csv", 5, 11)])
-    assert first == [("in/a.csv", 1, 10), ("in/b.csv", 2, 20)]
-    assert again == [("in/a.csv", 5, 11)]  # changed file: a new key
+    first = store.claim_files("drops", [K("in/a.csv", 1, 10), K("in/b.csv", 2, 20)])
+    again = store.claim_files("drops", [K("in/a.csv", 1, 10), K("in/a.csv", 5, 11)])
+    assert first == [K("in/a.csv", 1, 10), K("in/b.csv", 2, 20)]
+    assert again == [K("in/a.csv", 5, 11)]  # changed file: a new key
     assert store.count_file_fires("drops") == 3
-    assert store.claimed_files("drops") == [*first, ("in/a.csv", 5, 11)]
+    assert store.claimed_files("drops") == [*first, K("in/a.csv", 5, 11)]
 
 
 def test_create_run_settles_its_file_claims_with_a_pregenerated_id(store: Store):
-    store.claim_files("drops", [("in/a.csv", 1, 10), ("in/b.csv", 2, 20), ("in/c.csv", 3, 30)])
+    store.claim_files("drops", [K("in/a.csv", 1, 10), K("in/b.csv", 2, 20), K("in/c.csv", 3, 30)])
     run_id = new_run_id(datetime.now(UTC))
     run = _run(
         store,
@@ -47,7 +48,7 @@ def test_create_run_settles_its_file_claims_with_a_pregenerated_id(store: Store)
     assert (rows["in/a.csv"].outcome, rows["in/a.csv"].run_id) == ("started", run_id)
     assert (rows["in/b.csv"].outcome, rows["in/b.csv"].run_id) == ("started", run_id)
     assert (rows["in/c.csv"].outcome, rows["in/c.csv"].run_id) == ("claimed", None)
-    assert store.claimed_files("drops") == [("in/c.csv", 3, 30)]
+    assert store.claimed_files("drops") == [K("in/c.csv", 3, 30)]
     assert store.last_file("drops") in ("in/a.csv", "in/b.csv")
 
 
@@ -58,7 +59,7 @@ def test_a_claim_left_by_a_crash_gets_its_run_at_the_next_start(tmp_path: Path):
     (folder / "claimed.csv").write_text("x")
     st = (folder / "claimed.csv").stat()
     with project.store() as store:  # the crash: claimed, no run
-        store.claim_files("drops", [("inbox/claimed.csv", st.st_size, st.st_mtime_ns)])
+        store.claim_files("drops", [K("inbox/claimed.csv", st.st_size, st.st_mtime_ns)])
     service = Service(project, on_change(settle="0.1s")).start()
     try:
         wait_until(lambda: service.triggers() == ["file:inbox/claimed.csv"], timeout=10)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from scheduler.core.procinfo import is_alive
-from scheduler.store import Store
+from scheduler.store.protocols import RecoveryStore
 from scheduler.store.records import RunRecord
 
 log = structlog.get_logger("scheduler.daemon.recovery")
@@ -47,7 +47,7 @@ def owner_is_dead(run: RunRecord, host: str) -> bool | None:
     return not is_alive(owner.pid, owner.start_ticks or None)
 
 
-def recover(store: Store) -> RecoveryReport:
+def recover(store: RecoveryStore) -> RecoveryReport:
     report = RecoveryReport()
     host = socket.gethostname()
     for run in store.open_runs():
@@ -74,7 +74,7 @@ def recover(store: Store) -> RecoveryReport:
     return report
 
 
-def _kill_step_processes(store: Store, run_id: str) -> int:
+def _kill_step_processes(store: RecoveryStore, run_id: str) -> int:
     groups: set[int] = set()
     for attempt in store.running_attempts(run_id):
         if attempt.pgid and attempt.pid and is_alive(attempt.pid, attempt.proc_start_ticks):

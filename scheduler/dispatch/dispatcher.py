@@ -25,7 +25,7 @@ from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.dispatch.submit import submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
-from scheduler.store import Store
+from scheduler.store.protocols import DispatchStore
 from scheduler.store.records import RunRecord
 
 log = structlog.get_logger("scheduler.dispatch.dispatcher")
@@ -72,7 +72,7 @@ class Dispatcher:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        store: DispatchStore,
         *,
         clock: Clock = SYSTEM_CLOCK,
         kill_grace: float = 5.0,

@@ -15,7 +15,7 @@ from scheduler.definitions.config import Config
 from scheduler.definitions.fingerprint import pipeline_content_hash, source_tree_hash
 from scheduler.definitions.parameters import resolve_run_parameters
 from scheduler.executor.steps import runnable_types
-from scheduler.store import Store
+from scheduler.store.protocols import DispatchStore
 from scheduler.store.records import Owner, RunRecord
 
 
@@ -49,7 +49,7 @@ def content_hash(pipeline: Any) -> str:
 
 def submit_run(
     config: Config,
-    store: Store,
+    store: DispatchStore,
     pipeline: Any,
     parameters: Mapping[str, Any],
     *,

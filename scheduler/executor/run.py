@@ -29,7 +29,7 @@ from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
 from scheduler.runtime import read_metrics_file
-from scheduler.store import Store
+from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import Metric, RunRecord
 
 log = structlog.get_logger("scheduler.executor")
@@ -61,7 +61,7 @@ class RunExecutor:
         self,
         *,
         config: Config,
-        store: Store,
+        store: ExecutorStore,
         pipeline: Any,
         run: RunRecord,
         options: ExecutionOptions | None = None,

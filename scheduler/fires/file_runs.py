@@ -23,9 +23,10 @@ from scheduler.core.errors import PipeschedError
 from scheduler.core.ids import new_run_id
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import RunRequest, ShuttingDown
+from scheduler.store.protocols import FileLedgerStore
+from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
-FileKey = tuple[str, int, int]
 BATCHES_DIR = ".pipesched/batches"
 
 
@@ -35,7 +36,7 @@ class RunMaker:
         schedule: ScheduleDef,
         datastore: str,
         root: Path,
-        store: Any,
+        store: FileLedgerStore,
         dispatcher: Any,
         pipelines: Callable[[ScheduleDef], Any],
     ) -> None:
@@ -59,7 +60,8 @@ class RunMaker:
             return
         alive, gone = [], []
         for key in claimed:
-            alive.append(key) if _snap(self.root / key[0]) == key[1:] else gone.append(key)
+            unchanged = _snap(self.root / key.path) == (key.size, key.mtime_ns)
+            alive.append(key) if unchanged else gone.append(key)
         if gone:
             self.store.mark_files(
                 self.schedule.name, gone, outcome="skipped", reason="file gone or changed"
@@ -83,8 +85,8 @@ class RunMaker:
             self.batch.extend(keys)
             return
         for key in keys:
-            value = f"datastore://{self.datastore}/{key[0]}"
-            await self._submit(value, f"file:{key[0]}", [key], None)
+            value = f"datastore://{self.datastore}/{key.path}"
+            await self._submit(value, f"file:{key.path}", [key], None)
 
     def batch_deadline(self, quiet: float) -> float | None:
         if not self.batch:
@@ -110,7 +112,7 @@ class RunMaker:
         run_id = new_run_id(datetime.now(UTC))
         folder = self.root / BATCHES_DIR / run_id
         base = PurePosixPath(self.spec.path) if self.spec.path else None
-        for rel, _, _ in keys:
+        for rel in (key.path for key in keys):
             inside = PurePosixPath(rel).relative_to(base) if base else PurePosixPath(rel)
             link = folder / inside
             link.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,7 @@ class RunMaker:
             experiment=self.schedule.experiment,
             concurrency=self.concurrency,
             run_id=run_id,
-            file_fires=[(name, *key) for key in keys],
+            file_fires=[(name, key.path, key.size, key.mtime_ns) for key in keys],
             version=self.schedule.pipeline_version,  # NAME@VERSION records its label
         )
         try:

@@ -35,6 +35,8 @@ from scheduler.fires.file_events import (
     Inbox,
 )
 from scheduler.fires.file_runs import RunMaker
+from scheduler.store.protocols import FileLedgerStore
+from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
 INTERNAL_DIR = ".pipesched"
@@ -49,7 +51,7 @@ class FileWatcher:
         schedule: ScheduleDef,
         *,
         config: Config,
-        store: Any,
+        store: FileLedgerStore,
         dispatcher: Any,
         pipelines: Callable[[ScheduleDef], Any],
         fs_type: FsTypeProbe,
@@ -223,7 +225,7 @@ class FileWatcher:
 
     async def _count_due(self) -> None:
         now = time.monotonic()
-        ready: list[tuple[str, int, int]] = []
+        ready: list[FileKey] = []
         for rel, entry in list(self.pending.items()):
             due, snap, _ = entry
             if due is None or due > now:
@@ -235,7 +237,7 @@ class FileWatcher:
                 entry[0], entry[1] = now + self.spec.settle, current  # still changing
             elif self._confined(rel):
                 del self.pending[rel]
-                ready.append((rel, current[0], current[1]))
+                ready.append(FileKey(rel, current[0], current[1]))
             else:
                 del self.pending[rel]
         if ready:
@@ -261,20 +263,21 @@ class FileWatcher:
                 return True
             return entry[0] is None and (new_dir or entry[2] <= oldest)
 
-        found = [f for f in found if takes(f[0])]
+        found = [f for f in found if takes(f.path)]
         known = self.store.known_files(self.schedule.name, found) if found else set()
         wall, now, quiet = time.time_ns(), time.monotonic(), self.spec.settle
         added = 0
-        for rel, size, mtime_ns in found:
-            if (rel, size, mtime_ns) in known:
+        for key in found:
+            if key in known:
                 continue
+            rel, size, mtime_ns = key.path, key.size, key.mtime_ns
             young = (wall - mtime_ns) / 1e9 < quiet
             self.pending[rel] = [now + (quiet if young else 0.0), (size, mtime_ns), now]
             added += 1
         if added:
             log.info("file_scan_found", schedule=self.schedule.name, files=added)
 
-    def _walk(self, top: Path) -> list[tuple[str, int, int]]:
+    def _walk(self, top: Path) -> list[FileKey]:
         found = []
         for dirpath, dirnames, filenames in os.walk(top):
             here = Path(dirpath)
@@ -286,7 +289,7 @@ class FileWatcher:
                     continue
                 snap = _snap(here / name)
                 if snap is not None:
-                    found.append((rel, snap[0], snap[1]))
+                    found.append(FileKey(rel, snap[0], snap[1]))
         return found
 
     # ---- paths -------------------------------------------------------------------------------

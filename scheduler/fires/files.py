@@ -24,6 +24,7 @@ from scheduler.definitions.config import Config
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.fires.file_events import FsTypeProbe, make_observer, mount_fs_type
 from scheduler.fires.file_watcher import FileWatcher
+from scheduler.store.protocols import FileLedgerStore
 
 log = structlog.get_logger("scheduler.fires.files")
 
@@ -35,7 +36,7 @@ class FileDropService:
         self,
         *,
         config: Config,
-        store: Any,
+        store: FileLedgerStore,
         dispatcher: Any,
         clock: Any,
         pipelines: Callable[[ScheduleDef], Any],

@@ -26,7 +26,7 @@ from scheduler.core.crashpoints import crashpoint
 from scheduler.definitions import ScheduleDef
 from scheduler.dispatch.dispatcher import Dispatcher, Outcome, RunRequest, ShuttingDown
 from scheduler.fires.catchup import decide
-from scheduler.store import Store
+from scheduler.store.protocols import FireStore
 from scheduler.store.records import ScheduleState
 from scheduler.triggers.time import time_trigger
 
@@ -40,7 +40,7 @@ CATCHUP_REASON = "catch-up rule"
 class FireHandler:
     def __init__(
         self,
-        store: Store,
+        store: FireStore,
         dispatcher: Dispatcher,
         clock: Clock,
         schedules: Callable[[], dict[str, ScheduleDef]],

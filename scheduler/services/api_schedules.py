@@ -30,7 +30,7 @@ from scheduler.definitions import (
 )
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
 from scheduler.services.publish import list_versions, load_published
-from scheduler.store.api_schedules import ScheduleExists
+from scheduler.store.errors import ScheduleExists
 
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline, ScheduleDef

@@ -14,11 +14,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 BUSY_TIMEOUT_MS = 5000
 SQLITE_PRAGMAS = (
@@ -51,7 +50,7 @@ def make_engine(url: str | URL) -> Engine:
         # pre_ping: the daemon keeps connections for days; a restarted server must not
         # surface as an error on the next write.
         return create_engine(url, pool_pre_ping=True)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     if is_memory_sqlite(url):
         # One shared connection, or every thread would see its own empty database.
         kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
@@ -65,7 +64,7 @@ def make_engine(url: str | URL) -> Engine:
     return engine
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, see _sqlite_begin
     cursor = dbapi_connection.cursor()
     try:
@@ -75,7 +74,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _execute_pragma(cursor: Any, pragma: str) -> None:
+def _execute_pragma(cursor: sqlite3.Cursor, pragma: str) -> None:
     """Run a pragma, retrying "database is locked" for up to the busy timeout: switching a
     brand-new file to WAL needs an exclusive lock and SQLite reports SQLITE_BUSY for it at once,
     without its busy handler, when another process is opening the same file (seen under load)."""
@@ -92,6 +91,6 @@ def _execute_pragma(cursor: Any, pragma: str) -> None:
             delay = min(delay * 2, 0.05)
 
 
-def _sqlite_begin(conn: Any) -> None:
+def _sqlite_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get(WRITE_OPTION, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
-
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from scheduler.store.models import RunRow, StepRunRow
+from scheduler.store.sessions import Sessions
 
 
-class FiguresStoreMixin:
-    """Mixed into ``Store``."""
+class FiguresRepository:
+    """Counts and durations over all runs; read-only."""
 
-    if TYPE_CHECKING:  # provided by Store
-
-        def _read(self) -> AbstractContextManager[Session]: ...
+    def __init__(self, sessions: Sessions) -> None:
+        self._sessions = sessions
 
     def run_counts(self) -> dict[tuple[str, str], int]:
         """``{(pipeline, status): runs}``, one GROUP BY."""
         statement = select(RunRow.pipeline, RunRow.status, func.count()).group_by(
             RunRow.pipeline, RunRow.status
         )
-        with self._read() as session:
+        with self._sessions.read() as session:
             return {(p, s): n for p, s, n in session.execute(statement)}
 
     def recent_step_durations(self, limit: int) -> list[tuple[str, float]]:
@@ -35,8 +31,9 @@ class FiguresStoreMixin:
             .order_by(StepRunRow.id.desc())
             .limit(limit)
         )
-        with self._read() as session:
+        with self._sessions.read() as session:
             return [
                 (pipeline, max(0.0, (finished - started).total_seconds()))
                 for pipeline, started, finished in session.execute(statement)
+                if started is not None and finished is not None
             ]

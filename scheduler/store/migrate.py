@@ -53,7 +53,7 @@ def ensure_schema(engine: Engine) -> None:
 
 def alembic_config(conn: Connection | None = None) -> Config:
     """Alembic's config, built in code: no alembic.ini is needed at run time."""
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: a store at head never loads Alembic
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -62,6 +62,7 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 
 def _upgrade(conn: Connection, revision: str | None) -> None:
+    # Lazy: Alembic loads only when a migration is due, not on every CLI command.
     from alembic import command
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError

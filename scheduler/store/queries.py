@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 from scheduler.core.errors import AmbiguousId, NotFound
 from scheduler.core.ids import is_id_prefix, normalize_id, prefix_bounds
 from scheduler.store.models import MetricRow, RunRow, StepRunRow
-from scheduler.store.records import Metric, Owner, RunDetail, RunRecord, StepAttempt
+from scheduler.store.records import (
+    Metric,
+    Owner,
+    RunDetail,
+    RunRecord,
+    RunStatus,
+    StepAttempt,
+    StepStatus,
+)
 
 AMBIGUOUS_CANDIDATES = 5
 
@@ -29,7 +37,7 @@ def run_record(row: RunRow) -> RunRecord:
         version=row.version,
         content_hash=row.content_hash,
         experiment=row.experiment,
-        status=row.status,
+        status=RunStatus(row.status),
         status_reason=row.status_reason,
         recovered=row.recovered,
         trigger=row.trigger,
@@ -49,7 +57,7 @@ def step_attempt(row: StepRunRow) -> StepAttempt:
         attempt=row.attempt,
         display_name=row.display_name,
         type=row.type,
-        status=row.status,
+        status=StepStatus(row.status),
         status_reason=row.status_reason,
         exit_code=row.exit_code,
         started_at=row.started_at,
@@ -83,7 +91,7 @@ def list_runs_statement(
     limit: int = 20,
     before: str | None = None,
     experiment: str | None = None,
-) -> Select[tuple[RunRow]]:
+) -> Select[RunRow]:
     """Newest first. Ids sort by time, so ordering and paging use the primary key and the
     (pipeline, id) / (status, id) indexes. An experiment alone has no index: the newest-first
     walk of the primary key stops after ``limit`` matches (see tests/test_api_sdk_paths.py)."""
@@ -156,7 +164,9 @@ def get_run_detail(session: Session, run_id: str) -> RunDetail:
 def find_reusable(session: Session, fingerprint: str) -> StepAttempt | None:
     row = session.scalars(
         select(StepRunRow)
-        .where(StepRunRow.fingerprint == fingerprint, StepRunRow.status == "completed")
+        .where(
+            StepRunRow.fingerprint == fingerprint, StepRunRow.status == StepStatus.COMPLETED.value
+        )
         .order_by(StepRunRow.finished_at.desc().nulls_last(), StepRunRow.id.desc())
         .limit(1)
     ).first()
@@ -166,7 +176,7 @@ def find_reusable(session: Session, fingerprint: str) -> StepAttempt | None:
 def running_attempts(session: Session, run_id: str) -> list[StepAttempt]:
     rows = session.scalars(
         select(StepRunRow)
-        .where(StepRunRow.run_id == run_id, StepRunRow.status == "running")
+        .where(StepRunRow.run_id == run_id, StepRunRow.status == StepStatus.RUNNING.value)
         .order_by(StepRunRow.id)
     )
     return [step_attempt(row) for row in rows]

@@ -1,22 +1,91 @@
 """Plain records that the store hands out: no ORM objects leave the store package.
 
 These are also the JSON shapes users and scripts read (``runs --json``, ``show --json``), so the CLI and
-the REST API render the same dict from the same record.
+the REST API render the same dict from the same record. Run and step statuses and fire outcomes
+are ``StrEnum``s: each member equals its plain string, and JSON shows that string.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from scheduler.core.clock import iso
 from scheduler.core.procinfo import Owner
 
-RUN_STATUSES = ("queued", "running", "completed", "failed", "canceled")
-STEP_STATUSES = ("pending", "running", "completed", "failed", "canceled", "skipped", "reused")
-FINISHED_RUN_STATUSES = frozenset({"completed", "failed", "canceled"})
-FINISHED_STEP_STATUSES = frozenset({"completed", "failed", "canceled", "skipped", "reused"})
+__all__ = [
+    "AZURE_STATUS_CODES",
+    "FINISHED_RUN_STATUSES",
+    "FINISHED_STEP_STATUSES",
+    "FIRE_OUTCOMES",
+    "METRIC_KINDS",
+    "RUN_STATUSES",
+    "STEP_STATUSES",
+    "FileFire",
+    "FileKey",
+    "FireOutcome",
+    "FireRecord",
+    "Metric",
+    "Owner",
+    "PublishedRecord",
+    "RunDetail",
+    "RunRecord",
+    "RunStatus",
+    "ScheduleState",
+    "StepAttempt",
+    "StepStatus",
+    "TokenRecord",
+    "metrics_by_name",
+]
+
+
+class RunStatus(StrEnum):
+    """Where a run is: ``queued`` → ``running`` → one of the finished three."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class StepStatus(StrEnum):
+    """Where one attempt of a step is; ``skipped`` and ``reused`` end it without running it."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    SKIPPED = "skipped"
+    REUSED = "reused"
+
+
+class FireOutcome(StrEnum):
+    """What became of a fire: ``claimed`` until its run is recorded (``started`` or ``queued``),
+    or ``skipped`` (refused, with a reason) or ``missed`` (left out by the catch-up rule)."""
+
+    CLAIMED = "claimed"
+    STARTED = "started"
+    QUEUED = "queued"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+
+# Plain strings, in the enums' order, for choices and membership tests.
+RUN_STATUSES: tuple[str, ...] = tuple(status.value for status in RunStatus)
+STEP_STATUSES: tuple[str, ...] = tuple(status.value for status in StepStatus)
+FINISHED_RUN_STATUSES: frozenset[str] = frozenset(
+    {RunStatus.COMPLETED.value, RunStatus.FAILED.value, RunStatus.CANCELED.value}
+)
+FINISHED_STEP_STATUSES: frozenset[str] = frozenset(
+    s.value for s in StepStatus if s not in (StepStatus.PENDING, StepStatus.RUNNING)
+)
+FIRE_OUTCOMES: frozenset[str] = frozenset(outcome.value for outcome in FireOutcome)
+METRIC_KINDS: frozenset[str] = frozenset({"scalar", "list", "row", "image"})
 # A run status in Azure ML's words (the REST API's StatusCode, the SDK's get_status()).
 AZURE_STATUS_CODES = {
     "queued": "NotStarted",
@@ -34,7 +103,7 @@ class RunRecord:
     version: str | None
     content_hash: str
     experiment: str
-    status: str
+    status: RunStatus
     status_reason: str | None
     recovered: bool
     trigger: str
@@ -53,7 +122,7 @@ class RunRecord:
             "version": self.version,
             "content_hash": self.content_hash,
             "experiment": self.experiment,
-            "status": self.status,
+            "status": str(self.status),
             "status_reason": self.status_reason,
             "recovered": self.recovered,
             "trigger": self.trigger,
@@ -73,7 +142,7 @@ class StepAttempt:
     attempt: int
     display_name: str
     type: str
-    status: str
+    status: StepStatus
     status_reason: str | None = None
     exit_code: int | None = None
     started_at: datetime | None = None
@@ -129,13 +198,13 @@ class RunDetail:
                     "name": name,
                     "display_name": last.display_name,
                     "type": last.type,
-                    "status": last.status,
+                    "status": str(last.status),
                     "status_reason": last.status_reason,
                     "attempt": last.attempt,
                     "attempts": [
                         {
                             "attempt": a.attempt,
-                            "status": a.status,
+                            "status": str(a.status),
                             "exit_code": a.exit_code,
                             "started_at": iso(a.started_at),
                             "finished_at": iso(a.finished_at),
@@ -154,7 +223,7 @@ class RunDetail:
         return data
 
 
-def metrics_by_name(metrics: Any) -> dict[str, Any]:
+def metrics_by_name(metrics: Iterable[Metric]) -> dict[str, Any]:
     """Name → value: the last scalar, a list for ``log_list``, the rows for ``log_row``, the
     stored path for an image. Repeated ``log`` calls of one name make a list, as Azure ML does."""
     out: dict[str, Any] = {}
@@ -188,7 +257,7 @@ class ScheduleState:
     registered_at: datetime | None
     override: bool | None = None
     last_fire_time: datetime | None = None
-    last_outcome: str | None = None
+    last_outcome: FireOutcome | None = None
     last_run_id: str | None = None
     definition: dict[str, Any] | None = None
 
@@ -200,7 +269,7 @@ class FireRecord:
     schedule: str
     nominal_time: datetime | None
     path: str | None
-    outcome: str  # claimed | started | queued | skipped | missed
+    outcome: FireOutcome
     reason: str | None
     run_id: str | None
     created_at: datetime | None = None
@@ -211,7 +280,58 @@ class FireRecord:
             "schedule": self.schedule,
             "nominal_time": iso(self.nominal_time),
             "path": self.path,
-            "outcome": self.outcome,
+            "outcome": str(self.outcome),
             "reason": self.reason,
             "run_id": self.run_id,
         }
+
+
+@dataclass(frozen=True, order=True)
+class FileKey:
+    """A dropped file as the ledger counts it; a changed file (new size or mtime) is a new key."""
+
+    path: str  # from the datastore root, with forward slashes
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class FileFire:
+    """One ledger row: a file as it was counted, and what became of it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    outcome: FireOutcome
+    reason: str | None
+    run_id: str | None
+    created_at: datetime  # first seen
+
+    @property
+    def key(self) -> FileKey:
+        return FileKey(self.path, self.size, self.mtime_ns)
+
+
+@dataclass(frozen=True)
+class PublishedRecord:
+    """A published version of a pipeline; ``is_default`` when its endpoint runs it."""
+
+    pipeline: str
+    version: str
+    description: str | None
+    content_hash: str
+    snapshot_dir: str
+    published_at: datetime
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token as stored: the hash of its secret, never the secret."""
+
+    name: str
+    token_id: str
+    token_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool

@@ -1,0 +1,13 @@
+"""What the store refuses: a name that is taken. Unknown ids raise ``core.errors.NotFound``."""
+
+from __future__ import annotations
+
+from scheduler.core.errors import PipeschedError
+
+
+class AlreadyExists(PipeschedError):
+    """That name is taken."""
+
+
+class ScheduleExists(AlreadyExists):
+    """A schedule of that name already exists."""
