@@ -9,10 +9,8 @@ users wrote) and a cycle reported as a path ``a -> b -> a`` starting at the firs
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.pipeline import Pipeline
 
 
 class Graph:

@@ -11,12 +11,10 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from scheduler.core.errors import ParameterError, PathOutsideDatastore
-
-if TYPE_CHECKING:
-    from scheduler.definitions.pipeline import ParameterDef, Pipeline
+from scheduler.definitions.pipeline import ParameterDef, Pipeline
 
 SCHEME = "datastore://"
 _TRUE = {"true", "yes", "1", "on"}

@@ -9,18 +9,16 @@ import re
 import zoneinfo
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors
+from scheduler.definitions.config import Config
 from scheduler.definitions.steps import Duration, Model, StrList
 from scheduler.definitions.timing import check_cron, zone_name
 from scheduler.definitions.validation import Describer, did_you_mean, user_error, validate
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
 
 KINDS = ("cron", "interval", "recurrence", "on_change")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
