@@ -16,7 +16,7 @@ from scheduler.definitions.config import Config
 from scheduler.definitions.graph import find_cycle, graph_from_steps
 from scheduler.definitions.parameters import resolve_datastore_path
 from scheduler.definitions.pipeline import DataDef, ParameterDef
-from scheduler.definitions.steps import STEP_TYPES, StepBase, is_data_name
+from scheduler.definitions.steps import STEP_TYPES, Step, StepBase, is_data_name
 from scheduler.definitions.templating import NAMESPACES, RUN_FIELDS, TemplateSyntaxError, scan
 from scheduler.definitions.validation import declared, did_you_mean
 from scheduler.definitions.yamlsource import PathKey, YamlDocument
@@ -40,7 +40,7 @@ class PipelineContext:
         raw_steps: dict[Any, Any],
         parameters: dict[str, ParameterDef | None],
         data: dict[str, DataDef | None],
-        steps: dict[str, StepBase | None] | None,
+        steps: dict[str, Step | None] | None,
         name: str,
     ) -> None:
         self.doc = doc
@@ -113,7 +113,7 @@ def _check_default(ctx: PipelineContext, name: str, param: ParameterDef) -> list
                 hint="change the default, or the parameter's type",
             )
         ]
-    if param.type == "path" and ctx.config is not None:
+    if param.type == "path" and isinstance(value, str) and ctx.config is not None:
         try:
             resolve_datastore_path(value, ctx.config.datastores, name=name)
         except ParameterError as exc:
@@ -274,7 +274,8 @@ def raw_strings(value: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]
 def _check_strings(
     ctx: PipelineContext, step_id: str, raw: dict[Any, Any]
 ) -> Iterator[DefinitionError]:
-    model = STEP_TYPES.get(raw.get("type")) if isinstance(raw.get("type"), str) else None
+    kind = raw.get("type")
+    model = STEP_TYPES.get(kind) if isinstance(kind, str) else None
     for sub, text in raw_strings(raw):
         if not sub or sub[0] in ("type", "id"):
             continue

@@ -24,8 +24,11 @@ _FALSE = {"false", "no", "0", "off"}
 class DatastoreLike(Protocol):
     """What confinement needs of a datastore (scheduler.definitions.config.Datastore has it)."""
 
-    name: str
-    path: Path
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
 
 
 def resolve_run_parameters(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from scheduler.definitions.steps import Model, Step, StepBase
+from scheduler.definitions.steps import Model, Step
 
 PIPELINE_FILE = "pipeline.yaml"
 ParameterType = Literal["str", "int", "float", "bool", "path"]
@@ -64,7 +64,7 @@ class Pipeline(Model):
             return {**data, "experiment": data["name"]}
         return data
 
-    def step(self, step_id: str) -> StepBase:
+    def step(self, step_id: str) -> Step:
         return self.steps[step_id]
 
     def definition_dict(self) -> dict[str, Any]:

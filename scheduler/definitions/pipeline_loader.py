@@ -16,7 +16,7 @@ from scheduler.core.errors import DefinitionError, DefinitionErrors
 from scheduler.definitions.checks import PipelineContext, check_pipeline
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
-from scheduler.definitions.steps import STEP_TYPES, Model, StepBase
+from scheduler.definitions.steps import STEP_TYPES, Model, Step
 from scheduler.definitions.validation import did_you_mean, validate
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
 
@@ -115,12 +115,12 @@ def _entries(
 
 def _steps(
     doc: YamlDocument, raw: Any, directory: Path, errors: list[DefinitionError]
-) -> dict[str, StepBase | None] | None:
+) -> dict[str, Step | None] | None:
     if not isinstance(raw, dict):
         return None  # the header reported it
     if not raw:
         errors.append(doc.error(("steps",), "a pipeline needs at least one step"))
-    result: dict[str, StepBase | None] = {}
+    result: dict[str, Step | None] = {}
     for key, value in raw.items():
         path = ("steps", key)
         if not _check_name(doc, path, key, "steps", errors):
@@ -131,7 +131,7 @@ def _steps(
 
 def _step(
     doc: YamlDocument, key: str, value: Any, directory: Path, errors: list[DefinitionError]
-) -> StepBase | None:
+) -> Step | None:
     path = ("steps", key)
     if not isinstance(value, dict):
         errors.append(doc.error(path, f"step '{key}' must be a mapping with a 'type'"))

@@ -181,6 +181,7 @@ class _Builder:
                 return [
                     self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
                 ]
+            assert isinstance(node, yaml.MappingNode)  # the composer makes no other kind
             return self.mapping(node, path, depth)
         finally:
             self.active.discard(id(node))
