@@ -28,6 +28,7 @@ from typing import Any
 
 from scheduler.executor.runners import StepFailed, run_main, say, typed_value
 from scheduler.executor.runners.sqlscript import Statement, split_statements
+from scheduler.runtime import Run
 
 FETCH = 1000
 
@@ -83,8 +84,6 @@ def run_script(spec: dict[str, Any]) -> None:
     if export is not None:
         path, rows = export.publish()
         say(f"exported {rows} row{'s' if rows != 1 else ''} to {path}")
-        from scheduler.runtime import Run
-
         Run.get_context().log("rows_exported", rows)
 
 
