@@ -23,11 +23,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
 from scheduler.core.errors import PipeschedError
+
+if TYPE_CHECKING:  # the dask extra: imported once a step connects to a cluster
+    from distributed import Future
 
 WORKER_PYTHON = "{worker_python}"  # argv[0] placeholder: the worker's own interpreter
 POLL = 0.1
@@ -104,7 +108,7 @@ async def run_spec(spec: dict[str, Any]) -> int:
         await client.close()
 
 
-async def _result(future: Any) -> Any:
+async def _result(future: Future[int]) -> int:
     return await future
 
 
@@ -167,7 +171,7 @@ def run_remote(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
         os.close(fd)
 
 
-def _task_watch() -> Any:
+def _task_watch() -> Callable[[], bool]:
     """A function telling whether this task is still wanted by a client. The worker keeps
     running a canceled task's thread but moves its state out of ``executing``."""
     try:
