@@ -1,5 +1,7 @@
-"""pipeline.yaml and schedules.yaml turned into validated models, with every mistake reported as
-``file:line:col: error: ...``. Loaders return values; nothing registers itself on import."""
+"""pipeline.yaml, schedules.yaml and the daemon config turned into validated models, with every
+mistake reported as ``file:line:col: error: ...``. Loaders return values; nothing registers itself
+on import. Pure: nothing here opens the store or starts a process (what is kept in the store, such
+as the schedules created through the API, is handed in by the caller)."""
 
 from __future__ import annotations
 
