@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import PipeschedError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the dask extra: imported when a step connects to a cluster
     from distributed import Client
 
 CONNECT_TIMEOUT = 10.0

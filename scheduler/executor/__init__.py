@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded on first use, below
     from scheduler.executor.run import ExecutionOptions, RunExecutor, StepEvent
 
 __all__ = ["ExecutionOptions", "RunExecutor", "StepEvent"]

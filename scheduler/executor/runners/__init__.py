@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: at run time this module stays standard library only
     from scheduler.executor.steps.base import StepInvocation
 
 __all__ = [
