@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors
 from scheduler.definitions.checks import PipelineContext, check_pipeline
@@ -19,6 +19,8 @@ from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef,
 from scheduler.definitions.steps import STEP_TYPES, Model, Step
 from scheduler.definitions.validation import did_you_mean, validate
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
+
+E = TypeVar("E", ParameterDef, DataDef)
 
 
 class _Header(Model):
@@ -98,11 +100,15 @@ def _mapping(value: Any) -> dict[Any, Any]:
 
 
 def _entries(
-    doc: YamlDocument, raw: dict[Any, Any], section: str, model: Any, errors: list[DefinitionError]
-) -> dict[str, Any]:
+    doc: YamlDocument,
+    raw: dict[Any, Any],
+    section: str,
+    model: type[E],
+    errors: list[DefinitionError],
+) -> dict[str, E | None]:
     """Validate each entry of ``parameters`` or ``data``; a bad entry maps to None (its name
     still counts as declared, so references to it do not pile up more errors)."""
-    result: dict[str, Any] = {}
+    result: dict[str, E | None] = {}
     for key, value in _mapping(raw.get(section)).items():
         path = (section, key)
         if not _check_name(doc, path, key, section, errors):

@@ -131,7 +131,7 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     )
 
 
-def _position(file: Path, mark: Any) -> SourcePosition:
+def _position(file: Path, mark: yaml.Mark) -> SourcePosition:
     return SourcePosition(file=file, line=mark.line + 1, column=mark.column + 1)
 
 
