@@ -16,7 +16,7 @@ __all__ = ["ExecutionOptions", "RunExecutor", "StepEvent"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        # Lazy: step runners import this package and must not load the store and SQLAlchemy.
+        # lazy: step runners import this package and must not load the store and SQLAlchemy.
         from scheduler.executor import run
 
         return getattr(run, name)
