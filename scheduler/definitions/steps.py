@@ -175,7 +175,8 @@ class StepBase(Model):
 
     def file_path(self, field: str) -> Path:
         """The absolute path of a file field (``script``, ``notebook``, ...)."""
-        return self.source_directory / getattr(self, field)
+        name: str = getattr(self, field)
+        return self.source_directory / name
 
     def _is_data_name(self, field: str, value: str) -> bool:
         return True
