@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["Run", "read_metrics_file"]
 
@@ -35,6 +35,12 @@ ENV_IMAGES_DIR = "PIPESCHED_IMAGES_DIR"
 ENV_INPUT_DATASETS = "PIPESCHED_INPUT_DATASETS"
 
 KINDS = ("scalar", "list", "row", "image")
+
+
+class Figure(Protocol):
+    """What ``log_image(plot=...)`` needs of a figure: matplotlib's ``savefig``."""
+
+    def savefig(self, fname: str, *, format: str) -> object: ...
 
 
 class Experiment(str):
@@ -145,7 +151,7 @@ class Run:
         self,
         name: str,
         path: str | os.PathLike[str] | None = None,
-        plot: Any = None,
+        plot: Figure | None = None,
         description: str = "",
     ) -> None:
         """Log an image: a file at ``path``, or a matplotlib figure (``plot``) saved as PNG."""
@@ -180,17 +186,21 @@ class Run:
         while written < len(data):  # only on a full disk or a signal; finish the line anyway
             written += os.write(self._fd, data[written:])
 
-    def _store_image(self, name: str, path: Any, plot: Any) -> str:
+    def _store_image(
+        self, name: str, path: str | os.PathLike[str] | None, plot: Figure | None
+    ) -> str:
         folder = self._images_dir or os.path.join(os.getcwd(), "outputs")
         os.makedirs(folder, exist_ok=True)
-        suffix = ".png" if plot is not None else (os.path.splitext(os.fspath(path))[1] or ".png")
-        target = _claim_name(folder, _safe_name(name), suffix)
         if plot is not None:
+            target = _claim_name(folder, _safe_name(name), ".png")
             plot.savefig(target, format="png")
         else:
+            assert path is not None  # log_image takes exactly one of the two
+            source = os.fspath(path)
+            target = _claim_name(folder, _safe_name(name), os.path.splitext(source)[1] or ".png")
             import shutil  # here, not at the top: importing this module stays cheap
 
-            shutil.copyfile(os.fspath(path), target)
+            shutil.copyfile(source, target)
         return os.path.abspath(target)
 
 

@@ -19,9 +19,12 @@ import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import PipeschedError
+
+if TYPE_CHECKING:  # the dask extra: imported when a step connects to a cluster
+    from distributed import Client
 
 CONNECT_TIMEOUT = 10.0
 PROBE_FOLDER = ".pipesched/probe"
@@ -47,10 +50,10 @@ class NoWorkers(PipeschedError):
     """The Dask cluster has no workers."""
 
 
-async def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+async def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Client:
     """An asynchronous ``distributed.Client`` for ``address``, or SchedulerUnreachable."""
     try:
-        from distributed import Client
+        from distributed import Client  # the dask extra: loaded only when a dask target is used
     except ImportError:
         raise DaskUnavailable() from None
     try:
@@ -62,7 +65,7 @@ async def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
         ) from None
 
 
-async def workers_of(client: Any) -> dict[str, dict[str, Any]]:
+async def workers_of(client: Client) -> dict[str, dict[str, Any]]:
     """Address -> worker info (``name``, ``nthreads``, ``nanny``, ``host``) of every worker."""
     info = await client.scheduler.identity(n_workers=-1)  # all workers, not the first few
     return dict(info["workers"])
@@ -95,7 +98,7 @@ def read_probes(probes: dict[str, tuple[str, str]]) -> list[str]:
 
 
 async def check_shared(
-    client: Any, roots: Mapping[str, str], workers: list[str] | None = None
+    client: Client, roots: Mapping[str, str], workers: list[str] | None = None
 ) -> None:
     """Fail with DatastoreNotShared unless every worker (or every one of ``workers``) reads back
     the probe written into each datastore of ``roots``."""
@@ -110,8 +113,8 @@ async def check_shared(
             probes[name] = (str(path), token)
         answers = await client.run(read_probes, probes, workers=workers, on_error="return")
     finally:
-        for path, _ in probes.values():
-            Path(path).unlink(missing_ok=True)
+        for probe, _ in probes.values():
+            Path(probe).unlink(missing_ok=True)
     problems = []
     for address, missing in sorted(answers.items()):
         if isinstance(missing, BaseException):

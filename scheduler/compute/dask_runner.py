@@ -23,44 +23,20 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
 from scheduler.core.errors import PipeschedError
+
+if TYPE_CHECKING:  # the dask extra: imported once a step connects to a cluster
+    from distributed import Future
 
 WORKER_PYTHON = "{worker_python}"  # argv[0] placeholder: the worker's own interpreter
 POLL = 0.1
 KILL_GRACE = 3.0
 PREFIX = "[pipesched]"
-
-
-def remote_command(inv: Any, argv: list[str]) -> list[str]:
-    """The local command for a step whose ``argv`` must run on a Dask worker (``inv`` is a
-    StepInvocation on a dask target). For step modules: ``python_script`` calls it, and
-    ``command`` can (``return remote_command(inv, argv)`` when ``inv.target.type == "dask"``)."""
-    step, paths = inv.step, inv.paths
-    source, workdir = str(step.source_directory), str(inv.workdir)
-    remote = [dask_target.remote_path(a, source, workdir) for a in argv]
-    if step.environment.python is None and argv and argv[0] == sys.executable:
-        remote[0] = WORKER_PYTHON
-    base = inv.workdir.parent
-    spec = {
-        "argv": remote,
-        "workdir": workdir,
-        "source_directory": source,
-        "log": str(base / f"{inv.attempt}.remote.log"),
-        "address": inv.target.address,
-        "datastores": {n: str(d.path) for n, d in inv.config.datastores.items()},
-        "environment": {k: inv.sub(v) for k, v in step.environment.variables.items()},
-        "key": f"pipesched-{inv.run_id}-{step.id}-{inv.attempt}-{uuid.uuid4().hex[:8]}",
-    }
-    spec_path = base / f"{inv.attempt}.dask.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
-    if paths is not None:
-        paths.log.parent.mkdir(parents=True, exist_ok=True)  # the log stays in the state dir
-    return [sys.executable, "-P", "-m", "scheduler.compute.dask_runner", str(spec_path)]
 
 
 # ---- the local side ---------------------------------------------------------------------------
@@ -132,7 +108,7 @@ async def run_spec(spec: dict[str, Any]) -> int:
         await client.close()
 
 
-async def _result(future: Any) -> Any:
+async def _result(future: Future[int]) -> int:
     return await future
 
 
@@ -195,7 +171,7 @@ def run_remote(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
         os.close(fd)
 
 
-def _task_watch() -> Any:
+def _task_watch() -> Callable[[], bool]:
     """A function telling whether this task is still wanted by a client. The worker keeps
     running a canceled task's thread but moves its state out of ``executing``."""
     try:

@@ -1,21 +1,19 @@
-"""pipeline.yaml and schedules.yaml turned into validated models, with every mistake reported as
-``file:line:col: error: ...``. Loaders return values; nothing registers itself on import."""
+"""pipeline.yaml, schedules.yaml and the daemon config turned into validated models, with every
+mistake reported as ``file:line:col: error: ...``. Loaders return values; nothing registers itself
+on import. Pure: nothing here opens the store or starts a process (what is kept in the store, such
+as the schedules created through the API, is handed in by the caller)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError, PipeschedError
+from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError
+from scheduler.definitions.config import Config
 from scheduler.definitions.discovery import discover_pipelines, find_pipeline, pipeline_files
-from scheduler.definitions.pipeline import (
-    PIPELINE_FILE,
-    DataDef,
-    ParameterDef,
-    Pipeline,
-    build_pipeline,
-    load_pipeline,
-)
+from scheduler.definitions.parameters import convert_parameter
+from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
+from scheduler.definitions.pipeline_loader import build_pipeline, load_pipeline
 from scheduler.definitions.schedules import (
     OnChange,
     Recurrence,
@@ -36,10 +34,7 @@ from scheduler.definitions.steps import (
     Step,
     StepBase,
 )
-from scheduler.definitions.yamlsource import YamlDocument, display_path, read_yaml
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
+from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
 
 __all__ = [
     "PIPELINE_FILE",
@@ -63,10 +58,12 @@ __all__ = [
     "build_pipeline",
     "build_schedule",
     "discover_pipelines",
+    "display_path",
     "find_pipeline",
     "load_pipeline",
     "load_schedules",
     "load_valid_schedules",
+    "published_names",
     "schedule_parameter_errors",
     "validate_all",
 ]
@@ -80,9 +77,11 @@ def published_names(config: Config) -> set[str]:
         return set()
 
 
-def validate_all(config: Config) -> list[DefinitionError]:
+def validate_all(config: Config, api_schedule_names: Collection[str] = ()) -> list[DefinitionError]:
     """Every error in every pipeline under pipelines_dir and in the schedules file (whose
-    parameters are also checked against the pipelines they run)."""
+    parameters are also checked against the pipelines they run). ``api_schedule_names`` are the
+    schedules created through the API, read from the store by the caller: one of the file that
+    shares a name with them is reported."""
     errors: list[DefinitionError] = []
     if not config.pipelines_dir.is_dir():
         errors.append(
@@ -126,12 +125,15 @@ def validate_all(config: Config) -> list[DefinitionError]:
     except DefinitionErrors as exc:
         errors.extend(exc.errors)
         return errors
-    errors.extend(_check_schedule_parameters(config, schedules, pipelines))
+    errors.extend(_check_schedule_parameters(config, schedules, pipelines, api_schedule_names))
     return errors
 
 
 def _check_schedule_parameters(
-    config: Config, schedules: list[ScheduleDef], pipelines: dict[str, Pipeline]
+    config: Config,
+    schedules: list[ScheduleDef],
+    pipelines: dict[str, Pipeline],
+    api_schedule_names: Collection[str],
 ) -> list[DefinitionError]:
     """A schedule's parameters must fit the working copy of the pipeline it runs; and a
     schedule created through the API must not share a name with one of the file."""
@@ -147,7 +149,7 @@ def _check_schedule_parameters(
         if pipeline is not None:
             base = ("schedules", index.get(schedule.name, 0))
             errors.extend(schedule_parameter_errors(config, schedule, pipeline, doc, base))
-    for name in sorted(_api_schedule_names(config) & set(index)):
+    for name in sorted(set(api_schedule_names) & set(index)):
         errors.append(
             doc.error(
                 ("schedules", index[name], "name"),
@@ -160,13 +162,11 @@ def _check_schedule_parameters(
 
 
 def schedule_parameter_errors(
-    config: Config, schedule: ScheduleDef, pipeline: Pipeline, doc: YamlDocument, base: tuple
+    config: Config, schedule: ScheduleDef, pipeline: Pipeline, doc: YamlDocument, base: PathKey
 ) -> list[DefinitionError]:
     """Whether ``schedule`` (found at ``base`` in ``doc``) fits ``pipeline``: known parameters
     of the right type, every required one given, and an on_change ``data_path_parameter`` that
     is a path parameter. Shared by schedules.yaml and schedules created through the API."""
-    from scheduler.definitions.parameters import convert_parameter
-
     where = f"schedule '{schedule.name}'"
     errors: list[DefinitionError] = []
     for name, value in schedule.parameters.items():
@@ -212,24 +212,3 @@ def schedule_parameter_errors(
                 )
             )
     return errors
-
-
-def _api_schedule_names(config: Config) -> set[str]:
-    """Names of the schedules kept in the store, when there is a database to read: validate
-    must not create one, and a database it cannot reach is not a definition error."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from scheduler.store import Store
-    from scheduler.store.engine import sqlite_path
-
-    url = make_url(config.database_url)
-    if url.get_backend_name() == "sqlite":
-        path = sqlite_path(url)
-        if path is None or not path.is_file():
-            return set()
-    try:
-        with Store.open(config.database_url) as store:
-            return {state.name for state in store.api_schedules()}
-    except (SQLAlchemyError, PipeschedError):
-        return set()

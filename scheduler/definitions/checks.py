@@ -9,22 +9,49 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scheduler.core.errors import DefinitionError, ParameterError
+from scheduler.definitions.config import Config
 from scheduler.definitions.graph import find_cycle, graph_from_steps
-from scheduler.definitions.steps import STEP_TYPES, StepBase, is_data_name
+from scheduler.definitions.parameters import resolve_datastore_path
+from scheduler.definitions.pipeline import DataDef, ParameterDef
+from scheduler.definitions.steps import STEP_TYPES, Step, StepBase, is_data_name
 from scheduler.definitions.templating import NAMESPACES, RUN_FIELDS, TemplateSyntaxError, scan
 from scheduler.definitions.validation import declared, did_you_mean
-from scheduler.definitions.yamlsource import PathKey
-
-if TYPE_CHECKING:
-    from scheduler.definitions.pipeline import ParameterDef, PipelineContext
+from scheduler.definitions.yamlsource import PathKey, YamlDocument
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DATASTORE_URL = re.compile(r"datastore://([^/\s]*)")
 _PRODUCING_FIELDS = ("output", "destination", "export")
 _KIND = {"str": "a str", "int": "an int", "float": "a float", "bool": "a bool", "path": "a path"}
+
+
+class PipelineContext:
+    """What the cross-field checks need: the document, the entries that validated (None for
+    those that did not), and the config."""
+
+    def __init__(
+        self,
+        *,
+        doc: YamlDocument,
+        directory: Path,
+        config: Config | None,
+        raw_steps: dict[Any, Any],
+        parameters: dict[str, ParameterDef | None],
+        data: dict[str, DataDef | None],
+        steps: dict[str, Step | None] | None,
+        name: str,
+    ) -> None:
+        self.doc = doc
+        self.directory = directory
+        self.config = config
+        self.raw_steps = raw_steps
+        self.parameters = parameters
+        self.data = data
+        self.steps = steps or {}
+        self.name = name
+        self.broken: set[str] = set()  # steps whose ${{...}} references are in error
 
 
 def check_pipeline(ctx: PipelineContext) -> list[DefinitionError]:
@@ -67,8 +94,6 @@ def check_pipeline(ctx: PipelineContext) -> list[DefinitionError]:
 
 
 def _check_default(ctx: PipelineContext, name: str, param: ParameterDef) -> list[DefinitionError]:
-    from scheduler.definitions.parameters import resolve_datastore_path
-
     value = param.default
     if value is None:
         return []
@@ -88,7 +113,7 @@ def _check_default(ctx: PipelineContext, name: str, param: ParameterDef) -> list
                 hint="change the default, or the parameter's type",
             )
         ]
-    if param.type == "path" and ctx.config is not None:
+    if param.type == "path" and isinstance(value, str) and ctx.config is not None:
         try:
             resolve_datastore_path(value, ctx.config.datastores, name=name)
         except ParameterError as exc:
@@ -249,7 +274,8 @@ def raw_strings(value: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]
 def _check_strings(
     ctx: PipelineContext, step_id: str, raw: dict[Any, Any]
 ) -> Iterator[DefinitionError]:
-    model = STEP_TYPES.get(raw.get("type")) if isinstance(raw.get("type"), str) else None
+    kind = raw.get("type")
+    model = STEP_TYPES.get(kind) if isinstance(kind, str) else None
     for sub, text in raw_strings(raw):
         if not sub or sub[0] in ("type", "id"):
             continue

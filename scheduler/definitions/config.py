@@ -113,7 +113,7 @@ class _DatastoreFile(_Model):
 
 class _ComputeFile(_Model):
     type: Literal["local", "dask"] = "local"
-    max_workers: int | None = Field(None, ge=1)
+    max_workers: int | None = Field(default=None, ge=1)
     address: str | None = None
 
 
@@ -124,7 +124,7 @@ class _TlsFile(_Model):
 
 class _ApiFile(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(8790, ge=0, le=65535)
+    port: int = Field(default=8790, ge=0, le=65535)
     tls: _TlsFile | None = None
     allow_insecure_remote: bool = False
 
@@ -136,18 +136,22 @@ class _LoggingFile(_Model):
     ] = "info"
 
 
+def _default_datastores() -> dict[str, _DatastoreFile | None]:
+    return {"default": _DatastoreFile()}
+
+
+def _default_compute() -> dict[str, _ComputeFile | None]:
+    return {"local": _ComputeFile()}
+
+
 class _ConfigFile(_Model):
     state_dir: str | None = None
     database: str | None = None
     pipelines_dir: str = "../pipelines"
     schedules: str = "schedules.yaml"
-    datastores: dict[str, _DatastoreFile | None] = Field(
-        default_factory=lambda: {"default": _DatastoreFile()}
-    )
-    compute: dict[str, _ComputeFile | None] = Field(
-        default_factory=lambda: {"local": _ComputeFile()}
-    )
-    max_concurrent_runs: int = Field(8, ge=1)
+    datastores: dict[str, _DatastoreFile | None] = Field(default_factory=_default_datastores)
+    compute: dict[str, _ComputeFile | None] = Field(default_factory=_default_compute)
+    max_concurrent_runs: int = Field(default=8, ge=1)
     shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
     api: _ApiFile = Field(default_factory=_ApiFile)
     logging: _LoggingFile = Field(default_factory=_LoggingFile)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from scheduler.core.errors import NotFound
+from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import PIPELINE_FILE
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -8,11 +8,9 @@ users wrote) and a cycle reported as a path ``a -> b -> a`` starting at the firs
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
 
-if TYPE_CHECKING:
-    from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.pipeline import Pipeline
 
 
 class Graph:
@@ -120,7 +118,7 @@ def build_graph(pipeline: Pipeline) -> Graph:
 
 
 def graph_from_steps(
-    steps: dict[str, tuple[Iterable[str], Iterable[str], Iterable[str]]],
+    steps: Mapping[str, tuple[Iterable[str], Iterable[str], Iterable[str]]],
 ) -> Graph:
     """A graph from ``{step: (produces, consumes, depends_on)}``; names that no step produces
     and unknown steps in depends_on are left out (validation reports them)."""

@@ -11,14 +11,15 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 from scheduler.core.errors import ParameterError, PathOutsideDatastore
-
-if TYPE_CHECKING:
-    from scheduler.definitions.pipeline import ParameterDef, Pipeline
+from scheduler.definitions.pipeline import ParameterDef, Pipeline
 
 SCHEME = "datastore://"
+
+ParameterValue = str | int | float | bool
+"""A parameter's canonical value: paths as ``datastore://NAME/REL`` strings."""
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -26,13 +27,16 @@ _FALSE = {"false", "no", "0", "off"}
 class DatastoreLike(Protocol):
     """What confinement needs of a datastore (scheduler.definitions.config.Datastore has it)."""
 
-    name: str
-    path: Path
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def path(self) -> Path: ...
 
 
 def resolve_run_parameters(
-    pipeline: Pipeline, given: Mapping[str, Any], datastores: Mapping[str, DatastoreLike]
-) -> dict[str, Any]:
+    pipeline: Pipeline, given: Mapping[str, object], datastores: Mapping[str, DatastoreLike]
+) -> dict[str, ParameterValue]:
     """Every declared parameter's canonical value: given ones converted, defaults filled in.
 
     Raises ParameterError for an unknown name, a missing required one or a bad value.
@@ -45,7 +49,7 @@ def resolve_run_parameters(
                 name=str(name),
                 hint=_suggest(str(name), declared),
             )
-    result: dict[str, Any] = {}
+    result: dict[str, ParameterValue] = {}
     for name, param in declared.items():
         if name in given:
             result[name] = convert_parameter(name, param, given[name], datastores)
@@ -62,8 +66,8 @@ def resolve_run_parameters(
 
 
 def convert_parameter(
-    name: str, param: ParameterDef, value: Any, datastores: Mapping[str, DatastoreLike]
-) -> Any:
+    name: str, param: ParameterDef, value: object, datastores: Mapping[str, DatastoreLike]
+) -> ParameterValue:
     """One value in canonical form for its declared type; ParameterError when it does not fit."""
     kind = param.type
     try:
@@ -89,7 +93,7 @@ _ARTICLE = {
 }
 
 
-def _convert_scalar(kind: str, value: Any) -> Any:
+def _convert_scalar(kind: str, value: object) -> ParameterValue:
     if value is None or isinstance(value, dict | list | tuple | set):
         raise ValueError(f"got {value!r}")
     if kind == "str":
@@ -167,7 +171,9 @@ def resolve_datastore_path(
     return _confine(store, value, value, name)
 
 
-def argv_value(param: ParameterDef, canonical: Any, datastores: Mapping[str, DatastoreLike]) -> str:
+def argv_value(
+    param: ParameterDef, canonical: ParameterValue | None, datastores: Mapping[str, DatastoreLike]
+) -> str:
     """What a step's argv receives for a parameter: the absolute real path for paths, ``True``/
     ``False`` for bools (as Azure ML passes them), ``str()`` of numbers."""
     if param.type == "path":
@@ -220,7 +226,7 @@ def _roots(datastores: Mapping[str, DatastoreLike]) -> str:
     return ", ".join(f"{n} = {s.path}" for n, s in sorted(datastores.items())) or "none"
 
 
-def _suggest(name: str, declared: Mapping[str, Any]) -> str:
+def _suggest(name: str, declared: Mapping[str, object]) -> str:
     import difflib
 
     names = sorted(declared)

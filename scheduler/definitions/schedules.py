@@ -9,18 +9,16 @@ import re
 import zoneinfo
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors
+from scheduler.definitions.config import Config
 from scheduler.definitions.steps import Duration, Model, StrList
 from scheduler.definitions.timing import check_cron, zone_name
 from scheduler.definitions.validation import Describer, did_you_mean, user_error, validate
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
 
 KINDS = ("cron", "interval", "recurrence", "on_change")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -76,7 +74,7 @@ class Recurrence(Model):
     frequency: Annotated[
         Literal["Minute", "Hour", "Day", "Week", "Month"], BeforeValidator(_capitalized)
     ]
-    interval: int = Field(1, ge=1)
+    interval: int = Field(default=1, ge=1)
     week_days: Annotated[
         list[Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]],
         BeforeValidator(_capitalized_list),
@@ -104,7 +102,7 @@ class OnChange(Model):
     ignore_patterns: StrList = Field(default_factory=lambda: ["*.part", "*.tmp", ".*"])
     mode: Literal["per_file", "batch"] = "per_file"
     settle: Duration = 1.0
-    max_batch_files: int = Field(1000, ge=1)
+    max_batch_files: int = Field(default=1000, ge=1)
     max_wait: PositiveDuration = 30.0
     rescan_interval: PositiveDuration = 300.0
     polling_interval: PositiveDuration | None = None
@@ -136,7 +134,7 @@ class ScheduleDef(Model):
     parameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     experiment: str | None = None
     catchup: Literal["none", "latest", "all"] = "latest"
-    catchup_limit: int = Field(5, ge=1)
+    catchup_limit: int = Field(default=5, ge=1)
     concurrency: Literal["allow", "forbid", "replace", "queue"] = "forbid"
     jitter: Duration = 0.0
     start: Moment = None

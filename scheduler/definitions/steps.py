@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -90,14 +90,14 @@ class StepBase(Model):
     id: str
     type: StepType
     display_name: str = ""
-    source_directory: Path = Field(Path("."), validate_default=True)
+    source_directory: Path = Field(default=Path("."), validate_default=True)
     inputs: StrList = Field(default_factory=list)
     outputs: StrList = Field(default_factory=list)
     depends_on: StrList = Field(default_factory=list)
     allow_reuse: bool = True
     compute: str = "local"
     timeout: Duration | None = None
-    retries: int = Field(0, ge=0)
+    retries: int = Field(default=0, ge=0)
     environment: Environment = Field(default_factory=Environment)
 
     @model_validator(mode="before")
@@ -156,7 +156,7 @@ class StepBase(Model):
             else:
                 yield from _strings((name,), value)
 
-    def map_strings(self, func: Callable[[str], str]) -> StepBase:
+    def map_strings(self, func: Callable[[str], str]) -> Self:
         """A copy with ``func`` applied to every templated string."""
         update: dict[str, Any] = {name: _map(getattr(self, name), func) for name in self.TEMPLATED}
         env = self.environment
@@ -165,17 +165,18 @@ class StepBase(Model):
         )
         return self.model_copy(update=update)
 
-    def substituted(self, values: Mapping[str, Mapping[str, str]]) -> StepBase:
+    def substituted(self, values: Mapping[str, Mapping[str, str]]) -> Self:
         """A copy with every reference replaced (``values`` as for templating.substitute)."""
         return self.map_strings(lambda text: substitute(text, values))
 
-    def partially_substituted(self, values: Mapping[str, Mapping[str, str]]) -> StepBase:
+    def partially_substituted(self, values: Mapping[str, Mapping[str, str]]) -> Self:
         """A copy with only the namespaces in ``values`` replaced (for reuse fingerprints)."""
         return self.map_strings(lambda text: partially_substitute(text, values))
 
     def file_path(self, field: str) -> Path:
         """The absolute path of a file field (``script``, ``notebook``, ...)."""
-        return self.source_directory / getattr(self, field)
+        name: str = getattr(self, field)
+        return self.source_directory / name
 
     def _is_data_name(self, field: str, value: str) -> bool:
         return True
@@ -252,14 +253,14 @@ class ParallelRunStep(StepBase):
     entry_script: str
     input: str
     output: str | None = None
-    mini_batch_size: int = Field(10, ge=1)
-    error_threshold: int = Field(-1, ge=-1)
+    mini_batch_size: int = Field(default=10, ge=1)
+    error_threshold: int = Field(default=-1, ge=-1)
     output_action: Literal["append_row", "summary_only"] = "append_row"
     append_row_file_name: str = "parallel_run_step.txt"
     process_count_per_node: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    node_count: int = Field(1, ge=1)
+    node_count: int = Field(default=1, ge=1)
     run_invocation_timeout: Duration = 60.0
-    run_max_try: int = Field(3, ge=1)
+    run_max_try: int = Field(default=3, ge=1)
     arguments: StrList = Field(default_factory=list)
 
     @property
@@ -317,7 +318,7 @@ Step = Annotated[
     Field(discriminator="type"),
 ]
 
-STEP_TYPES: dict[str, type[StepBase]] = {
+STEP_TYPES: dict[str, type[Step]] = {
     "python_script": PythonScriptStep,
     "data_transfer": DataTransferStep,
     "parallel_run": ParallelRunStep,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from scheduler.core.errors import DefinitionError
 from scheduler.definitions.yamlsource import PathKey, YamlDocument
@@ -34,7 +34,7 @@ def user_error(message: str, hint: str | None = None) -> PydanticCustomError:
     )
 
 
-def did_you_mean(word: Any, choices: Iterable[str], *, label: str = "allowed") -> str | None:
+def did_you_mean(word: object, choices: Iterable[str], *, label: str = "allowed") -> str | None:
     """``did you mean 'x'?`` when a choice is close, else the list of choices."""
     options = sorted({str(c) for c in choices})
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
@@ -62,7 +62,7 @@ def field_label(path: PathKey) -> str:
     return text
 
 
-def render_value(value: Any) -> str:
+def render_value(value: object) -> str:
     """A short YAML-ish rendering of a bad value for ``(got ...)``."""
     if value is None:
         return "null"
@@ -97,7 +97,7 @@ def validate(
 
 
 def convert(
-    err: Any, model: type[BaseModel], doc: YamlDocument, base: PathKey, describe: Describer
+    err: ErrorDetails, model: type[BaseModel], doc: YamlDocument, base: PathKey, describe: Describer
 ) -> DefinitionError:
     """One pydantic error dict as a DefinitionError at the right node."""
     loc = tuple(err["loc"])
@@ -127,7 +127,7 @@ def convert(
 
 
 def _bad_value(
-    err: Any,
+    err: ErrorDetails,
     loc: PathKey,
     doc: YamlDocument,
     base: PathKey,
@@ -166,7 +166,7 @@ _WORDING = {
 }
 
 
-def _wording(err: Any) -> str:
+def _wording(err: ErrorDetails) -> str:
     kind = err["type"]
     if kind in _WORDING:
         return _WORDING[kind]

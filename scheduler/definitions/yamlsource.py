@@ -131,7 +131,7 @@ def parse_yaml(text: str, file: Path) -> YamlDocument:
     )
 
 
-def _position(file: Path, mark: Any) -> SourcePosition:
+def _position(file: Path, mark: yaml.Mark) -> SourcePosition:
     return SourcePosition(file=file, line=mark.line + 1, column=mark.column + 1)
 
 
@@ -181,6 +181,7 @@ class _Builder:
                 return [
                     self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)
                 ]
+            assert isinstance(node, yaml.MappingNode)  # the composer makes no other kind
             return self.mapping(node, path, depth)
         finally:
             self.active.discard(id(node))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded on first use, below
     from scheduler.executor.run import ExecutionOptions, RunExecutor, StepEvent
 
 __all__ = ["ExecutionOptions", "RunExecutor", "StepEvent"]
@@ -16,6 +16,7 @@ __all__ = ["ExecutionOptions", "RunExecutor", "StepEvent"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
+        # lazy: step runners import this package and must not load the store and SQLAlchemy.
         from scheduler.executor import run
 
         return getattr(run, name)

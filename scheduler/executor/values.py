@@ -8,12 +8,13 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions.config import Config
 from scheduler.definitions.fingerprint import path_manifest, source_tree_hash, step_fingerprint
 from scheduler.definitions.parameters import argv_value, resolve_datastore_path
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.steps import StepBase
 from scheduler.executor.workdir import (
     interpreter_prefix,
     is_own_interpreter,
@@ -24,11 +25,14 @@ from scheduler.store.records import RunRecord
 
 _DATASTORE_URI = re.compile(r"datastore://[^\s\"'$]+")
 
+Manifest = list[tuple[str, int, int]] | str
+"""What ``path_manifest`` reads of a path: its files' (path, size, mtime_ns), or ``"missing"``."""
+
 
 class StepValues:
     """Per-run state shared by the steps of one run (owned by its RunExecutor)."""
 
-    def __init__(self, config: Config, pipeline: Any, run: RunRecord) -> None:
+    def __init__(self, config: Config, pipeline: Pipeline, run: RunRecord) -> None:
         self.config, self.pipeline, self.run = config, pipeline, run
         self.argv_params = {
             name: argv_value(definition, run.parameters.get(name), config.datastores)
@@ -52,7 +56,7 @@ class StepValues:
         datastore = self.config.datastores[self.pipeline.data[data_name].datastore]
         return datastore.path / ".pipesched" / "outputs" / self.run.id / step_id / data_name
 
-    def prepare_outputs(self, step: Any) -> dict[str, str]:
+    def prepare_outputs(self, step: StepBase) -> dict[str, str]:
         """Empty folders for the data this step produces; their paths become ``${{data.X}}``."""
         outputs = {}
         for name in step.produces():
@@ -65,7 +69,7 @@ class StepValues:
     def set_outputs(self, step_id: str, outputs: dict[str, str]) -> None:
         self.data_paths.update(outputs)
 
-    def input_datasets(self, step: Any) -> dict[str, str]:
+    def input_datasets(self, step: StepBase) -> dict[str, str]:
         """Name → absolute path of the path parameters and data this step reads."""
         named = {
             name: self.argv_params[name]
@@ -86,10 +90,10 @@ class StepValues:
             self._source_hashes[directory] = source_tree_hash(directory)
         return self._source_hashes[directory]
 
-    def _literal_path_manifests(self, step: Any) -> dict[str, Any]:
+    def _literal_path_manifests(self, step: StepBase) -> dict[str, Manifest]:
         """Files under every ``datastore://`` path written literally in a step's fields (a
         data_transfer ``source``, say): new data there must never be hidden by a reuse."""
-        found: dict[str, Any] = {}
+        found: dict[str, Manifest] = {}
         for _, text in step.string_fields():
             for literal in _DATASTORE_URI.findall(text):
                 try:

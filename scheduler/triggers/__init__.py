@@ -1,19 +1,13 @@
-"""Triggers: when schedules fire. ``time`` (cron, interval, Azure recurrence; pure functions of a
-schedule and a moment, plus their APScheduler face) and ``describe`` (plain English). File-drop
-triggers live beside them. Triggers know nothing of processes or the store."""
+"""Triggers: when time schedules fire, as pure functions of a schedule and a moment. ``base`` (what
+every trigger answers), ``interval``, ``recurrence`` (Azure's ScheduleRecurrence), ``time`` (cron,
+the trigger of any time schedule, and the APScheduler face) and ``describe`` (plain English).
+Triggers know nothing of processes, the store or the clock."""
 
+from scheduler.triggers.base import COUNT_CAP, Fires, TimeTrigger
 from scheduler.triggers.describe import describe, describe_cron, expression
+from scheduler.triggers.interval import IntervalTrigger
 from scheduler.triggers.recurrence import RecurrenceTrigger, resolve_wall_time
-from scheduler.triggers.time import (
-    COUNT_CAP,
-    APSchedulerTrigger,
-    CronTrigger,
-    Fires,
-    IntervalTrigger,
-    TimeTrigger,
-    cron_trigger,
-    time_trigger,
-)
+from scheduler.triggers.time import APSchedulerTrigger, CronTrigger, cron_trigger, time_trigger
 
 __all__ = [
     "COUNT_CAP",

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
+from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
 from scheduler.definitions.timing import split_cron
 from scheduler.triggers.recurrence import is_patterned, wall_times
-
-if TYPE_CHECKING:
-    from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
 
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
@@ -57,7 +54,7 @@ def describe_recurrence(recurrence: Recurrence, anchor: datetime | None = None) 
     unit = {"Day": "day", "Week": "week", "Month": "month"}[frequency]
     text = f"Every {unit}" if interval == 1 else f"Every {interval} {unit}s"
     if frequency == "Week":
-        days = recurrence.week_days or ([anchor.strftime("%A")] if anchor else [])
+        days: list[str] = list(recurrence.week_days) or ([anchor.strftime("%A")] if anchor else [])
         text += f" on {_join(days)}" if days else " on the weekday it starts"
     if frequency == "Month":
         if anchor is None:

@@ -28,13 +28,11 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from scheduler.triggers.time import IntervalTrigger, TimeTrigger, in_zone
-
-if TYPE_CHECKING:
-    from scheduler.definitions.schedules import Recurrence
+from scheduler.definitions.schedules import Recurrence
+from scheduler.triggers.base import TimeTrigger, in_zone
+from scheduler.triggers.interval import IntervalTrigger
 
 WEEK_DAY_INDEX = {
     name: index

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
 from scheduler.executor.parallel.pools import InitFailed, Outcome, Say, SlotRetired
@@ -42,6 +42,9 @@ from scheduler.executor.parallel.worker import (
     to_rows,
 )
 
+if TYPE_CHECKING:  # the dask extra: imported by the step process once it connects
+    from distributed import Client, Future
+
 PIPELINE_DEPTH = 4  # mini-batches handed to a worker thread at once: one runs, the rest wait
 REPLACEMENT_WAIT = 30.0  # seconds a killed worker's nanny gets to bring a new process up
 KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent attempt)
@@ -49,7 +52,7 @@ KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent 
 
 @dataclass
 class _Entry:
-    future: Any
+    future: Future[Any]
     moved: bool = False  # its worker was replaced before it ran: run it again, no try counted
 
 
@@ -66,22 +69,29 @@ class DaskPool:
     def __init__(self, spec: ParallelSpec, say: Say) -> None:
         self.spec, self.say = spec, say
         self.slots = 0
-        self._client: Any = None
+        self._client: Client | None = None
         self._lanes: list[_Lane] = []
         self._slot_lane: list[int] = []
         self._nanny: dict[str, bool] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._replacing: dict[str, asyncio.Future[None]] = {}  # address -> its replacement
-        self._futures: set[Any] = set()
+        self._futures: set[Future[Any]] = set()
         self._order = itertools.count()
         self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
         self._payload: dict[str, Any] = {}
 
+    @property
+    def client(self) -> Client:
+        """The connected client; only after ``open``."""
+        if self._client is None:
+            raise RuntimeError("the Dask pool is not open")
+        return self._client
+
     async def open(self, batches: int) -> None:
         spec = self.spec
         assert spec.address is not None, "a dask target has an address"
-        self._client = await dask_target.connect(spec.address)
-        workers = await dask_target.workers_of(self._client)
+        client = self._client = await dask_target.connect(spec.address)
+        workers = await dask_target.workers_of(client)
         if not workers:
             raise dask_target.NoWorkers(f"the Dask cluster at {spec.address} has no workers")
         chosen = sorted(workers, key=lambda a: (str(workers[a].get("name")), a))
@@ -94,7 +104,7 @@ class DaskPool:
         roots = dask_target.roots_touched(
             spec.datastores, [spec.workdir, spec.input, spec.output_dir, *spec.arguments]
         )
-        await dask_target.check_shared(self._client, roots, chosen)
+        await dask_target.check_shared(client, roots, chosen)
         await asyncio.to_thread(
             dask_target.materialize_workdir, Path(spec.workdir), Path(spec.source_directory)
         )
@@ -131,7 +141,7 @@ class DaskPool:
         await self._ensure_ready(address)
         if lane.address != address or address in self._replacing:  # replaced meanwhile
             return Outcome("requeue", address)
-        future = self._client.submit(
+        future = self.client.submit(
             run_batch,
             self._payload,
             files,
@@ -155,7 +165,7 @@ class DaskPool:
         except TimeoutError:
             if entry.moved:
                 return Outcome("requeue", address)
-            await self._client.cancel([future])
+            await self.client.cancel([future])
             await self._replace(address)
             return Outcome(
                 "timeout",
@@ -178,14 +188,15 @@ class DaskPool:
         return Outcome("error", address, error=reply["error"])
 
     async def close(self, *, abort: bool) -> None:
-        if self._client is None:
+        client = self._client
+        if client is None:
             return
         if self._futures:
-            await self._client.cancel(list(self._futures))
+            await client.cancel(list(self._futures))
         logs = sorted(Path(self.spec.workers_dir).glob("dask-*.log"))
         for log in logs:
             self.say(f"worker log: {log}")
-        await self._client.close()
+        await client.close()
 
     # ---- workers ------------------------------------------------------------------------------
 
@@ -197,7 +208,7 @@ class DaskPool:
         await asyncio.shield(ready)
 
     async def _init(self, address: str) -> None:
-        future = self._client.submit(
+        future = self.client.submit(
             init_worker,
             self._payload,
             key=f"parallel_run-init-{uuid.uuid4().hex}",
@@ -235,17 +246,17 @@ class DaskPool:
         for entry in queued:
             entry.moved = True
         if queued:
-            await self._client.cancel([e.future for e in queued])
+            await self.client.cancel([e.future for e in queued])
         replacement = ""
         if not self._nanny.get(address):
             self.say(f"worker {address} has no nanny and cannot be restarted: its slots retire")
         else:
-            before = set(await dask_target.workers_of(self._client))
-            await self._client.run(_kill_self, workers=[address], on_error="return")
+            before = set(await dask_target.workers_of(self.client))
+            await self.client.run(_kill_self, workers=[address], on_error="return")
             in_use = {other.address for other in self._lanes}
             deadline = time.monotonic() + REPLACEMENT_WAIT
             while not replacement and time.monotonic() < deadline:
-                now = await dask_target.workers_of(self._client)
+                now = await dask_target.workers_of(self.client)
                 fresh = sorted(set(now) - before - in_use)
                 if fresh:
                     replacement = fresh[0]
@@ -262,7 +273,7 @@ class DaskPool:
         self._ready.pop(address, None)
 
 
-async def _result(future: Any) -> Any:
+async def _result(future: Future[Any]) -> Any:
     return await future
 
 

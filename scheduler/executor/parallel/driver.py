@@ -17,8 +17,11 @@ from collections import deque
 from pathlib import Path
 
 from scheduler.core.errors import PipeschedError
+from scheduler.executor.parallel.dask_pool import DaskPool
+from scheduler.executor.parallel.local_pool import LocalPool
 from scheduler.executor.parallel.pools import Outcome, Pool, Say, SlotRetired
 from scheduler.executor.parallel.spec import ParallelSpec, list_input, mini_batches, resolve_input
+from scheduler.runtime import Run
 
 PREFIX = "[parallel_run]"
 PROGRESS_EVERY = 2.0  # seconds between progress lines
@@ -191,8 +194,6 @@ class Driver:
         )
 
     def _log_metrics(self) -> None:
-        from scheduler.runtime import Run
-
         run = Run.get_context()
         elapsed = time.monotonic() - self._started
         items_done = self.items - self.failed_items
@@ -206,11 +207,7 @@ class Driver:
 
 def make_pool(spec: ParallelSpec, spec_path: Path, say: Say) -> Pool:
     if spec.target_type == "dask":
-        from scheduler.executor.parallel.dask_pool import DaskPool
-
         return DaskPool(spec, say)
-    from scheduler.executor.parallel.local_pool import LocalPool
-
     return LocalPool(spec, spec_path, say)
 
 

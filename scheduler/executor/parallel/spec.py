@@ -91,7 +91,7 @@ def list_input(pattern: str) -> list[str]:
     holds symlinks)."""
     path = Path(pattern)
     if path.is_dir():
-        found = []
+        found: list[str] = []
         for root, dirs, files in os.walk(path):
             dirs.sort()
             found.extend(os.path.join(root, name) for name in files)

@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: at run time this module stays standard library only
+    from scheduler.definitions.steps import StepBase
     from scheduler.executor.steps.base import StepInvocation
 
 __all__ = [
@@ -66,14 +67,14 @@ def typed_value(text: str) -> Any:
 # -- parent side ----------------------------------------------------------------------------------
 
 
-def spec_path(inv: StepInvocation) -> Path:
+def spec_path(inv: StepInvocation[StepBase]) -> Path:
     """``<attempt>.spec.json`` beside the attempt's log."""
     if inv.paths is not None:
         return inv.paths.log.with_suffix(".spec.json")
     return inv.workdir.parent / f"{inv.attempt}.spec.json"
 
 
-def spec_command(inv: StepInvocation, runner: str, spec: Mapping[str, Any]) -> list[str]:
+def spec_command(inv: StepInvocation[StepBase], runner: str, spec: Mapping[str, Any]) -> list[str]:
     """Write ``spec`` for the runner module ``runner`` and return the argv that starts it."""
     path = spec_path(inv)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def spec_command(inv: StepInvocation, runner: str, spec: Mapping[str, Any]) -> l
     return [sys.executable, "-m", f"{RUNNERS}.{runner}", str(path)]
 
 
-def error_command(inv: StepInvocation, message: str, exit_code: int = 1) -> list[str]:
+def error_command(inv: StepInvocation[StepBase], message: str, exit_code: int = 1) -> list[str]:
     """A process that only reports ``message`` in the step's log and fails: for a mistake found
     while building the command (a path outside its datastore, a program not found), so that it
     reads like every other step failure rather than an internal error."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.executor.runners import StepFailed, run_main, say
+from scheduler.runtime import Run
 
 TEMP_SUFFIX = ".pipesched-tmp"
 PROGRESS_EVERY = 1000
@@ -140,8 +141,6 @@ def _size(n: float) -> str:
 
 def _body(spec: dict[str, Any]) -> None:
     counts = transfer(spec)
-    from scheduler.runtime import Run
-
     run = Run.get_context()
     for name, value in counts.items():
         run.log(name, value)

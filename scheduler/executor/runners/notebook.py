@@ -30,15 +30,19 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scheduler.executor.runners import StepFailed, run_main, say
+
+if TYPE_CHECKING:  # the notebook extra: imported where a notebook runs, if it is installed
+    from nbclient import NotebookClient
+    from nbformat import NotebookNode
 
 INJECTED_TAG = "injected-parameters"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def inject_parameters(nb: Any, parameters: dict[str, Any]) -> int | None:
+def inject_parameters(nb: NotebookNode, parameters: dict[str, Any]) -> int | None:
     """Insert the parameters cell; return its index, or None when there are no parameters."""
     import nbformat
 
@@ -114,7 +118,7 @@ def run_notebook(spec: dict[str, Any]) -> None:
     say(f"executed notebook written to {output}")
 
 
-def _stop_on_signals(client: Any, nb: Any, output: Path, runtime: str) -> None:
+def _stop_on_signals(client: NotebookClient, nb: NotebookNode, output: Path, runtime: str) -> None:
     """Replace nbclient's SIGTERM/SIGINT handlers (which shut the kernel down gracefully while
     the process lingers until SIGKILL) with a quick stop: kill the kernel's session (it is
     outside our process group, and so are its children), keep the notebook so far, clean up."""
@@ -189,7 +193,7 @@ def _private_jupyter_dirs() -> Iterator[str]:
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def _echo_streams(cell: Any, cell_index: int, execute_reply: Any) -> None:
+def _echo_streams(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any]) -> None:
     """What a cell printed goes to the step's log as it finishes, so `pipesched logs -f` shows
     progress."""
     for out in cell.get("outputs", []):
@@ -199,7 +203,7 @@ def _echo_streams(cell: Any, cell_index: int, execute_reply: Any) -> None:
             stream.flush()
 
 
-def _last_error_cell(nb: Any) -> int:
+def _last_error_cell(nb: NotebookNode) -> int:
     for index in range(len(nb.cells) - 1, -1, -1):
         if any(o.get("output_type") == "error" for o in nb.cells[index].get("outputs", [])):
             return index
@@ -214,7 +218,7 @@ def _shown(index: int, injected: int | None) -> str:
     return f"{original + 1} (index {original})"
 
 
-def _error_output(nb: Any, index: int) -> dict[str, Any]:
+def _error_output(nb: NotebookNode, index: int) -> dict[str, Any]:
     if 0 <= index < len(nb.cells):
         for out in nb.cells[index].get("outputs", []):
             if out.get("output_type") == "error":
@@ -222,12 +226,12 @@ def _error_output(nb: Any, index: int) -> dict[str, Any]:
     return {}
 
 
-def _error_line(nb: Any, index: int) -> str:
+def _error_line(nb: NotebookNode, index: int) -> str:
     error = _error_output(nb, index)
     return f"{error.get('ename', 'error')}: {error.get('evalue', '')}".rstrip(": ")
 
 
-def _report_cell_error(nb: Any, index: int, injected: int | None, output: Path) -> None:
+def _report_cell_error(nb: NotebookNode, index: int, injected: int | None, output: Path) -> None:
     say(f"cell {_shown(index, injected)} failed:")
     if 0 <= index < len(nb.cells):
         for line in nb.cells[index].source.splitlines():

@@ -26,8 +26,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
 from scheduler.executor.runners import StepFailed, run_main, say, typed_value
 from scheduler.executor.runners.sqlscript import Statement, split_statements
+from scheduler.runtime import Run
 
 FETCH = 1000
 
@@ -40,11 +46,6 @@ def bind_values(parameters: dict[str, str], dialect: str) -> dict[str, Any]:
 
 
 def run_script(spec: dict[str, Any]) -> None:
-    from sqlalchemy import create_engine, event, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-    from sqlalchemy.pool import NullPool
-
     script = Path(spec["script"])
     statements = split_statements(script.read_text(encoding="utf-8"))
     for st in statements:
@@ -63,7 +64,7 @@ def run_script(spec: dict[str, Any]) -> None:
         raise StepFailed(f"no driver for {url.drivername} URLs here: {exc}") from None
     shown = url.render_as_string(hide_password=True)
     if engine.dialect.name == "sqlite":
-        _transactional_ddl(engine, event)
+        _transactional_ddl(engine)
     binds = bind_values(spec["parameters"], engine.dialect.name)
     export = _Export(spec["export_dir"], spec["export_name"]) if spec.get("export_name") else None
     say(f"{script.name}: {len(statements)} statements against {shown}, in one transaction")
@@ -72,7 +73,7 @@ def run_script(spec: dict[str, Any]) -> None:
     except SQLAlchemyError as exc:
         raise StepFailed(f"could not connect to {shown}: {_db_message(exc)}") from None
     try:
-        _execute(conn, text, script, statements, binds, export)
+        _execute(conn, script, statements, binds, export)
     except BaseException:
         if export is not None:
             export.discard()
@@ -83,21 +84,16 @@ def run_script(spec: dict[str, Any]) -> None:
     if export is not None:
         path, rows = export.publish()
         say(f"exported {rows} row{'s' if rows != 1 else ''} to {path}")
-        from scheduler.runtime import Run
-
         Run.get_context().log("rows_exported", rows)
 
 
 def _execute(
-    conn: Any,
-    text: Any,
+    conn: Connection,
     script: Path,
     statements: list[Statement],
     binds: dict[str, Any],
     export: _Export | None,
 ) -> None:
-    from sqlalchemy.exc import SQLAlchemyError
-
     total = len(statements)
     try:
         with conn, conn.begin():
@@ -133,18 +129,18 @@ class _Failed(Exception):
         self.error, self.statement = error, statement
 
 
-def _transactional_ddl(engine: Any, event: Any) -> None:
+def _transactional_ddl(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite: no BEGIN of its own, and no COMMIT before DDL
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
+    def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def _consume(result: Any, export: _Export | None) -> str:
+def _consume(result: CursorResult[Any], export: _Export | None) -> str:
     if not result.returns_rows:
         count = result.rowcount
         return f"{count} row{'s' if count != 1 else ''} affected" if count >= 0 else "done"
@@ -184,7 +180,7 @@ class _Export:
     def written(self) -> bool:
         return self._tmp is not None
 
-    def write(self, result: Any) -> int:
+    def write(self, result: CursorResult[Any]) -> int:
         self.discard()  # an earlier result set: only the last one is kept
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(

@@ -1,7 +1,7 @@
 """One module per step type: each turns one attempt of a step into the argv of its process.
 
-Every step type a definition may name is listed; a type whose module is not there yet is known to the definitions
-(``validate`` checks it) but cannot run, and ``submit`` refuses such a pipeline before recording a
+Every step type a definition may name is listed; a type whose module is not there yet is known
+to the definitions (``validate`` checks it) but cannot run, and ``submit`` refuses such a pipeline before recording a
 run. Modules are imported on first use, so ``pipesched run`` of a python_script pipeline never
 imports Dask or nbclient.
 
@@ -15,10 +15,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
+from typing import Any
 
 from scheduler.executor.steps.base import StepInvocation
 
-CommandBuilder = Callable[[StepInvocation], list[str]]
+# Any: the module is picked by the step's type at run time, so the step model is known only there.
+CommandBuilder = Callable[[StepInvocation[Any]], list[str]]
 
 #: step type -> module that defines ``build_command(invocation) -> list[str]``
 STEP_MODULES: dict[str, str] = {
@@ -32,7 +34,9 @@ STEP_MODULES: dict[str, str] = {
 
 
 def command_builder(step_type: str) -> CommandBuilder:
-    return importlib.import_module(STEP_MODULES[step_type]).build_command
+    """The ``build_command`` of a step type's module."""
+    builder: CommandBuilder = importlib.import_module(STEP_MODULES[step_type]).build_command
+    return builder
 
 
 def runnable_types() -> frozenset[str]:

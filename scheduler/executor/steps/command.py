@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import shutil
 
+from scheduler.definitions.steps import CommandStep
 from scheduler.executor.runners import error_command
 from scheduler.executor.steps.base import StepInvocation
+from scheduler.executor.steps.remote import remote_command
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[CommandStep]) -> list[str]:
     argv = [inv.sub(str(part)) for part in inv.step.command]
     if inv.target is None or inv.target.type == "local":
         problem = _missing_program(argv[0], inv)
@@ -24,12 +26,10 @@ def build_command(inv: StepInvocation) -> list[str]:
             # a user can act on (127: what a shell answers for "command not found").
             return error_command(inv, problem, exit_code=127)
         return argv
-    from scheduler.compute.dask_runner import remote_command
-
     return remote_command(inv, argv)
 
 
-def _missing_program(program: str, inv: StepInvocation) -> str | None:
+def _missing_program(program: str, inv: StepInvocation[CommandStep]) -> str | None:
     if os.sep in program:
         path = program if os.path.isabs(program) else os.path.join(inv.workdir, program)
         if not os.path.isfile(path):

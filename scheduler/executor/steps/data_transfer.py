@@ -13,7 +13,7 @@ from typing import Any
 
 from scheduler.core.errors import ParameterError
 from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
-from scheduler.definitions.steps import is_data_name
+from scheduler.definitions.steps import DataTransferStep, is_data_name
 from scheduler.executor.runners import error_command, spec_command
 from scheduler.executor.steps.base import StepInvocation
 
@@ -22,7 +22,7 @@ class _Refused(Exception):
     pass
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[DataTransferStep]) -> list[str]:
     step = inv.step
     try:
         source = _source(inv, step.source)
@@ -42,7 +42,7 @@ def build_command(inv: StepInvocation) -> list[str]:
     return spec_command(inv, "data_transfer", spec)
 
 
-def _source(inv: StepInvocation, value: str) -> dict[str, Any]:
+def _source(inv: StepInvocation[DataTransferStep], value: str) -> dict[str, Any]:
     if is_data_name(value):
         path = inv.values["data"].get(value)
         if path is None:  # validation and the DAG make this unreachable; say so if it is not
@@ -51,7 +51,7 @@ def _source(inv: StepInvocation, value: str) -> dict[str, Any]:
     return _confine(inv, inv.sub(value), "source")
 
 
-def _destination(inv: StepInvocation, value: str) -> dict[str, Any]:
+def _destination(inv: StepInvocation[DataTransferStep], value: str) -> dict[str, Any]:
     if is_data_name(value):
         folder = (inv.outputs or {}).get(value)
         if folder is None:
@@ -65,7 +65,7 @@ def _destination(inv: StepInvocation, value: str) -> dict[str, Any]:
     return found
 
 
-def _confine(inv: StepInvocation, text: str, field: str) -> dict[str, Any]:
+def _confine(inv: StepInvocation[DataTransferStep], text: str, field: str) -> dict[str, Any]:
     """``{path, root, label}``: the real path, the real root of its datastore, its canonical name."""
     datastores = inv.config.datastores if inv.config is not None else {}
     try:

@@ -12,12 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from scheduler.definitions.steps import NotebookStep
 from scheduler.definitions.templating import scan
 from scheduler.executor.runners import spec_command, typed_value
 from scheduler.executor.steps.base import StepInvocation
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[NotebookStep]) -> list[str]:
     step = inv.step
     spec = {
         "notebook": str(step.notebook_path),
@@ -28,7 +29,7 @@ def build_command(inv: StepInvocation) -> list[str]:
     return spec_command(inv, "notebook", spec)
 
 
-def _value(inv: StepInvocation, value: Any) -> Any:
+def _value(inv: StepInvocation[NotebookStep], value: Any) -> Any:
     if not isinstance(value, str):
         return value
     refs = scan(value)

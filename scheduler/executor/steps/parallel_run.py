@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 
+from scheduler.definitions.steps import ParallelRunStep
 from scheduler.executor.parallel.spec import ParallelSpec
 from scheduler.executor.steps.base import StepInvocation
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[ParallelRunStep]) -> list[str]:
     step = inv.step
     base = inv.workdir.parent
     target = inv.target

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from scheduler.definitions.steps import PythonScriptStep
 from scheduler.executor.steps.base import StepInvocation
+from scheduler.executor.steps.remote import remote_command
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[PythonScriptStep]) -> list[str]:
     step = inv.step
     argv = [inv.interpreter, str(step.script_path), *(inv.sub(str(a)) for a in step.arguments)]
     if inv.target is not None and inv.target.type == "dask":  # runs on a Dask worker
-        from scheduler.compute.dask_runner import remote_command
-
         return remote_command(inv, argv)
     return argv

@@ -10,11 +10,12 @@ directory; ``sqlite:///${{data.X}}/file.db`` or a ``path`` parameter reach a dat
 
 from __future__ import annotations
 
+from scheduler.definitions.steps import SqlStep
 from scheduler.executor.runners import spec_command
 from scheduler.executor.steps.base import StepInvocation
 
 
-def build_command(inv: StepInvocation) -> list[str]:
+def build_command(inv: StepInvocation[SqlStep]) -> list[str]:
     step = inv.step
     export = step.export
     spec = {
