@@ -15,6 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from scheduler.core.errors import (
     DefinitionError,
     DefinitionErrors,
@@ -30,6 +33,8 @@ from scheduler.definitions import (
 )
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
 from scheduler.services.publish import list_versions, load_published
+from scheduler.store import Store
+from scheduler.store.engine import sqlite_path
 from scheduler.store.errors import ScheduleExists
 
 if TYPE_CHECKING:
@@ -255,3 +260,18 @@ def _as_json(definition: Any) -> Any:
     except (TypeError, ValueError) as exc:
         problem = FieldError(f"the schedule is not plain JSON: {exc}", loc=())
         raise InvalidSchedule([problem]) from None
+
+
+def api_schedule_names(config: Config) -> set[str]:
+    """Names of the schedules kept in the store, when there is a database to read: validate
+    must not create one, and a database it cannot reach is not a definition error."""
+    url = make_url(config.database_url)
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is None or not path.is_file():
+            return set()
+    try:
+        with Store.open(config.database_url) as store:
+            return {state.name for state in store.api_schedules()}
+    except (SQLAlchemyError, PipeschedError):
+        return set()
