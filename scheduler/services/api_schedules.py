@@ -40,7 +40,6 @@ from scheduler.store.errors import ScheduleExists
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline, ScheduleDef
     from scheduler.definitions.config import Config
-    from scheduler.store import Store
 
 _BASE: PathKey = ("schedules", 0)  # where a definition sits in the document built around it
 _NOWHERE = Path("<api>")
