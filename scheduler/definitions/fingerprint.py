@@ -18,6 +18,7 @@ from typing import Any
 
 import pathspec
 
+from scheduler.core.loopguard import assert_off_loop
 from scheduler.definitions.templating import partially_substitute
 
 IGNORE_FILES = (".gitignore", ".amlignore")
@@ -37,6 +38,7 @@ def source_files(root: Path) -> Iterator[tuple[str, str]]:
     """(relative posix path, absolute path) of every file of a source directory that counts,
     sorted: ``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` at its top exclude
     are left out. Reuse hashes exactly these; a published snapshot copies exactly these."""
+    assert_off_loop("listing a source directory")
     spec = _ignore_spec(root)
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -56,6 +58,7 @@ def source_files(root: Path) -> Iterator[tuple[str, str]]:
 
 def source_tree_hash(root: Path) -> str:
     """Hash of a source directory's files (names and bytes), as ``source_files`` lists them."""
+    assert_off_loop("hashing a source directory")
     digest = hashlib.sha256()
     for rel, full in source_files(root):
         digest.update(rel.encode() + b"\0")
@@ -74,6 +77,7 @@ def _rel(rel_dir: str, name: str) -> str:
 def path_manifest(path: Path) -> list[tuple[str, int, int]] | str:
     """(relative path, size, mtime_ns) of every file under ``path`` (or of the file itself);
     ``"missing"`` when nothing is there."""
+    assert_off_loop("listing an input path")
     try:
         stat = path.stat()
     except OSError:
