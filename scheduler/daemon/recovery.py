@@ -54,7 +54,7 @@ def recover(store: Store) -> RecoveryReport:
         dead = owner_is_dead(run, host)
         if not dead:
             report.left_alone.append(run.id)
-            if dead is None:
+            if dead is None and run.owner is not None:
                 log.warning("run_owner_elsewhere", run_id=run.id, owner_host=run.owner.host)
             continue
         detail = store.get_run_detail(run.id)
