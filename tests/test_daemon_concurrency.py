@@ -1,6 +1,6 @@
-"""Concurrency policies on a real daemon (RELIABILITY 9): a run longer than its interval.
+"""Concurrency policies on a real daemon: a run longer than its interval.
 
-The RELIABILITY scenario (a 7-minute run on a 5-minute interval) runs here at 60x speed on the
+The scenario (a 7-minute run on a 5-minute interval) runs here at 60x speed on the
 test clock: 5 minutes pass in 5 real seconds, a step sleeps 7 real seconds."""
 
 from __future__ import annotations
