@@ -5,6 +5,9 @@ A fingerprint hashes: the step's definition with parameters resolved but ``${{da
 content of its source directory; its interpreter; the fingerprints of the upstream steps it reads;
 and a manifest (path, size, mtime) of every file under each ``path`` parameter it reads — so new
 data in an input folder is never hidden by a stale reuse.
+
+Listing, hashing and manifests read whole trees: they assert that they run off the event loop
+(``scheduler.core.loopguard``, on under its test variable); callers on a loop hand them to a thread.
 """
 
 from __future__ import annotations

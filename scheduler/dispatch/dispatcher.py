@@ -107,9 +107,14 @@ class Dispatcher:
             raise ShuttingDown()
         task = asyncio.ensure_future(self._take(request))
         self._taking.add(task)
-        task.add_done_callback(self._taking.discard)
+        task.add_done_callback(self._taken)
         # Shielded: a caller that goes away must not leave a recorded run out of the queue.
         return await asyncio.shield(task)
+
+    def _taken(self, task: asyncio.Task[Outcome]) -> None:
+        self._taking.discard(task)
+        if not task.cancelled():
+            task.exception()  # the caller gets it; retrieved here too in case it went away
 
     async def _take(self, request: RunRequest) -> Outcome:
         name = request.schedule

@@ -140,10 +140,11 @@ class RunExecutor:
         for step, status in list(self.status.items()):
             if status == "pending":
                 if self._cancel_reason is not None or self._drain_reason is not None:
-                    reason = self._cancel_reason or self._drain_reason or "canceled"
-                    await self._finish_pending(step, "canceled", reason)
+                    why = self._cancel_reason or self._drain_reason or "canceled"
+                    await self._finish_pending(step, "canceled", why)
                 else:
                     await self._finish_pending(step, "skipped", self._stop_reason or "not started")
+        reason: str | None
         if self._cancel_reason is not None:
             final, reason = "canceled", self._cancel_reason
         elif self._drain_reason is not None and "canceled" in self.status.values():
@@ -282,12 +283,12 @@ class RunExecutor:
         started = self.clock.monotonic()
         interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
         if interpreter is None:
-            reason = f"interpreter not found: {step.environment.python}"
-            _note(paths.log, reason)
+            missing = f"interpreter not found: {step.environment.python}"
+            _note(paths.log, missing)
             await run_blocking(
-                self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=reason
+                self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
             )
-            return "failed", reason, None, 0.0
+            return "failed", missing, None, 0.0
         invocation = StepInvocation(
             step,
             interpreter,
@@ -326,6 +327,7 @@ class RunExecutor:
             self._procs.pop(step.id, None)
         await self._ingest_metrics(step.id, attempt, paths.metrics)
         duration = self.clock.monotonic() - started
+        reason: str | None
         if result.timed_out:
             status, reason = "failed", "timeout"
             _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")

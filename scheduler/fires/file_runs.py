@@ -108,6 +108,8 @@ class RunMaker:
             self.batch.extend(keys)
             return
         for key in keys:
+            if self.stopped:  # the rest stay claimed: the next start requests them
+                return
             value = f"datastore://{self.datastore}/{key[0]}"
             await self._submit(value, f"file:{key[0]}", [key], None)
 

@@ -50,6 +50,7 @@ from scheduler.fires.served import PipelineSource
 log = structlog.get_logger("scheduler.fires.files")
 INTERNAL_DIR = ".pipesched"
 _MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
+_STOP_WAIT = 30.0  # how long stop() lets a step under way finish before canceling it
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class FileWatcher:
         self.inbox = Inbox(self._wake_from_observer)
         self._rescan = True  # the start-up scan
         self._overflowed = False  # events were lost: no "open" file's close can be trusted
+        self._stopping = False
         self._next_rescan = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -108,11 +110,19 @@ class FileWatcher:
         self._task = asyncio.create_task(self._run(), name=f"file-drops:{self.schedule.name}")
 
     async def stop(self) -> None:
+        """Stop watching. A step under way finishes its current claim or run request (a task
+        canceled between "claimed" and "recorded" would leave claims for the next start only);
+        claims it leaves without a run are the next watcher's ``resume_claimed``."""
         if self._observer is not None:
             observer, self._observer = self._observer, None
             observer.stop()
             await run_parallel(observer.join, 5)
         if self._task is not None:
+            self.runs.stopped = True
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
@@ -162,7 +172,7 @@ class FileWatcher:
 
     async def _run(self) -> None:
         resumed = False
-        while True:
+        while not self._stopping:
             # Clear before draining: a put after the drain re-arms the inbox and sets the
             # event again, so no wake-up is lost between the drain and the wait.
             self._wake.clear()
@@ -177,7 +187,7 @@ class FileWatcher:
                 await asyncio.sleep(1.0)
                 continue
             timeout = self._next_deadline() - self.clock.monotonic()
-            if timeout > 0:
+            if timeout > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
