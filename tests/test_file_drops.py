@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.core.clock import Clock
+from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
 from scheduler.definitions.schedules import build_schedule
 from scheduler.dispatch.dispatcher import Outcome, RunRequest
 from scheduler.fires.file_events import make_observer
@@ -255,9 +256,10 @@ class RecordingDispatcher:
         return Outcome("queued")
 
 
-def test_settle_and_rescan_follow_the_injected_clock_not_the_wall_clock(project):
+def test_settle_and_rescan_follow_the_injected_clock_not_the_wall_clock(project, monkeypatch):
     """A file counts once quiet for ``settle`` on the watcher's clock: a test clock decides,
     with no wait on real time; a file that changed while settling settles again."""
+    monkeypatch.setenv(ASSERT_OFF_LOOP, "1")
     clock, dispatcher = ManualClock(), RecordingDispatcher()
     config = project.config()
     schedule = build_schedule(on_change(settle="30s", rescan_interval="10m"), config, None)
