@@ -93,7 +93,10 @@ class RunMaker:
         return alive, gone
 
     async def take(self, ready: list[FileKey]) -> None:
-        """Counted files: claim them, then request runs for the ones that were new."""
+        """Counted files: claim them, then request runs for the ones that were new. Once
+        stopped, nothing is claimed: the next start's scan finds the files again."""
+        if self.stopped:
+            return
         new = await run_blocking(self.store.claim_files, self.schedule.name, ready)
         await self._requested(new)
 

@@ -121,8 +121,7 @@ class FileWatcher:
             self.runs.stopped = True
             self._stopping = True
             self._wake.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._task), _STOP_WAIT)
+            await asyncio.wait({self._task}, timeout=_STOP_WAIT)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
