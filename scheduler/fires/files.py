@@ -100,10 +100,11 @@ class FileDropService:
         return self.definitions.pipeline_for(schedule)
 
     def backlog(self) -> dict[str, int]:
-        """Files seen but not yet run, per watched schedule; reads no store."""
+        """Files seen but not yet run, per watched schedule; reads no store (a scrape may ask
+        from another thread, hence the copy of the watchers first)."""
         return {
             name: len(watcher.pending) + watcher.runs.waiting()
-            for name, watcher in self.watchers.items()
+            for name, watcher in list(self.watchers.items())
         }
 
     def status(self, name: str) -> dict[str, Any]:
