@@ -11,7 +11,9 @@ timer and file watcher behind it. Two doors lead off the loop:
   loop that cannot await, such as a cancel) is committed before that read runs; and two writes of
   one run are never reordered even when their coroutines do not wait for each other. A pool would
   keep neither promise. Each call still commits before its awaiter resumes, so a write reported
-  after an ``await`` survives a crash.
+  after an ``await`` survives a crash. The price: a call that waits (on a lock another connection
+  holds) holds up the calls behind it, as it used to hold up the whole loop; timers, signals and
+  the watchdog's pings go on meanwhile.
 - ``run_parallel``: any worker thread, for long work that must not hold up the store's queue
   (hashing a source tree, listing an input folder).
 
