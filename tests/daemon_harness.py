@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
 from tests.conftest import wait_until
 from tests.projects import Project
 
@@ -40,6 +41,8 @@ class DaemonProcess:
             "NOTIFY_SOCKET": str(notify),
             "PIPESCHED_TESTING": "1",
             "PIPESCHED_CONFIG": str(self.project.config_path),
+            # Any store call or source hash made on the daemon's event loop fails loudly.
+            ASSERT_OFF_LOOP: "1",
         }
         env.pop("WATCHDOG_USEC", None)
         if self.clock_file is not None:

@@ -1,6 +1,7 @@
 """A FileDropService running in-process on its own asyncio loop (a background thread), with a
 real Store and a real Dispatcher, so tests drive real files from the main thread and wait on
-the store with deadlines."""
+the store with deadlines. The not-on-the-loop guard is on while a service lives: a store call or
+hash made on the service's loop fails (the test's own thread runs no loop)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from scheduler.definitions.schedules import build_schedule
+from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.schedules import ScheduleDef, build_schedule
 from scheduler.dispatch.dispatcher import Dispatcher
 from scheduler.fires.files import FileDropService
 from tests.projects import Project, make_project
@@ -24,10 +27,23 @@ steps:
 """
 
 
+class ProjectPipelines:
+    """The definitions served: each schedule's pipeline, loaded from the project when asked."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+
+    def pipeline_for(self, schedule: ScheduleDef) -> Pipeline:
+        pipeline: Pipeline = self.project.load(schedule.pipeline)
+        return pipeline
+
+
 class Service:
     """Start/stop the service like the daemon does; the store is shared with the test."""
 
     def __init__(self, project: Project, schedule: dict[str, Any], **service_kwargs: Any) -> None:
+        self._guard_was = os.environ.get(ASSERT_OFF_LOOP)
+        os.environ[ASSERT_OFF_LOOP] = "1"
         self.project = project
         self.config = project.config()
         self.store = project.store()
@@ -50,8 +66,7 @@ class Service:
                 config=self.config,
                 store=self.store,
                 dispatcher=self.dispatcher,
-                clock=None,
-                pipelines=lambda s: self.project.load(s.pipeline),
+                definitions=ProjectPipelines(self.project),
                 **self.kwargs,
             )
             await self.service.start({self.name: self.schedule})
@@ -75,6 +90,10 @@ class Service:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.store.close()
+        if self._guard_was is None:
+            os.environ.pop(ASSERT_OFF_LOOP, None)
+        else:
+            os.environ[ASSERT_OFF_LOOP] = self._guard_was
 
     def status(self) -> dict:
         assert self.service is not None

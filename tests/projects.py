@@ -69,6 +69,8 @@ class Project:
     def cli(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
         """Run the real ``pipesched`` command against this project."""
         env = {**os.environ, "PIPESCHED_CONFIG": str(self.config_path), "NO_COLOR": "1"}
+        if "run" in args or "daemon" in args:  # their event loop must never block
+            env["PIPESCHED_ASSERT_OFF_LOOP"] = "1"
         env.update(kwargs.pop("env", {}))
         return subprocess.run(
             [sys.executable, "-m", "scheduler.cli", *args],

@@ -107,7 +107,12 @@ def test_cancel_stops_a_foreground_run_in_another_process(project: Project, stor
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **ENV, "PIPESCHED_CONFIG": str(project.config_path)},
+        env={
+            **os.environ,
+            **ENV,
+            "PIPESCHED_CONFIG": str(project.config_path),
+            "PIPESCHED_ASSERT_OFF_LOOP": "1",
+        },
         cwd=project.root,
     )
     try:

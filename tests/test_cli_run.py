@@ -176,7 +176,11 @@ def test_ctrl_c_cancels_the_run_and_its_steps(project: Project, tmp_path: Path):
         """
         },
     )
-    env = {**os.environ, "PIPESCHED_CONFIG": str(project.config_path)}
+    env = {
+        **os.environ,
+        "PIPESCHED_CONFIG": str(project.config_path),
+        "PIPESCHED_ASSERT_OFF_LOOP": "1",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "scheduler.cli", "run", "slow", "--json"],
         stdout=subprocess.PIPE,
@@ -202,6 +206,7 @@ def test_experiment_option_is_recorded(project: Project):
 
 def test_config_option_is_accepted_after_the_subcommand(project: Project):
     env = {k: v for k, v in os.environ.items() if k != "PIPESCHED_CONFIG"}
+    env["PIPESCHED_ASSERT_OFF_LOOP"] = "1"
     result = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "run", "hello", "-c", str(project.config_path)],
         capture_output=True,

@@ -1,16 +1,19 @@
-"""Concurrency policies on a real daemon (RELIABILITY 9): a run longer than its interval.
+"""Concurrency policies on a real daemon: a run longer than its interval.
 
-The RELIABILITY scenario (a 7-minute run on a 5-minute interval) runs here at 60x speed on the
+The scenario (a 7-minute run on a 5-minute interval) runs here at 60x speed on the
 test clock: 5 minutes pass in 5 real seconds, a step sleeps 7 real seconds."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from pathlib import Path
 
 import pytest
 
+from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
 from scheduler.core.procinfo import is_alive
+from scheduler.dispatch.dispatcher import Dispatcher, Outcome, RunRequest
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess, set_clock
 from tests.projects import Project, make_project
@@ -111,3 +114,43 @@ def test_allow_lets_runs_overlap(tmp_path, daemon_for):
     daemon = daemon_for(project)
     wait_until(lambda: len([r for r in runs(project) if r.status == "running"]) >= 2, timeout=20)
     daemon.stop()
+
+
+# -- the dispatcher in-process: requests that arrive together ----------------------------------
+
+
+@pytest.mark.parametrize("policy", ["forbid", "queue"])
+def test_requests_of_one_schedule_that_arrive_together_see_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str
+):
+    """Hashing and recording leave the loop, so two requests can be in flight at once; the
+    second still sees the first's run (forbid: skipped; queue: waits, in arrival order)."""
+    monkeypatch.setenv(ASSERT_OFF_LOOP, "1")
+    project, _marks = make(tmp_path, policy, sleep=30, interval="1h")
+    config, store = project.config(), project.store()
+    pipeline = project.load("long")
+
+    async def main() -> list[Outcome]:
+        dispatcher = Dispatcher(config, store, kill_grace=0.5)
+        requests = [
+            RunRequest(pipeline=pipeline, schedule="long", concurrency=policy, trigger=f"t{i}")
+            for i in range(3)
+        ]
+        outcomes = await asyncio.gather(*(dispatcher.submit(r) for r in requests))
+        for outcome in outcomes:
+            if outcome.run is not None:
+                dispatcher.cancel(outcome.run.id, "test over")
+        await dispatcher.shutdown(5)
+        return list(outcomes)
+
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        store.close()
+    if policy == "forbid":
+        assert [o.outcome for o in outcomes] == ["started", "skipped", "skipped"]
+    else:
+        assert [o.outcome for o in outcomes] == ["started", "queued", "queued"]
+        runs = [o.run for o in outcomes if o.run is not None]
+        assert [r.trigger for r in runs] == ["t0", "t1", "t2"]
+        assert runs[0].created_at <= runs[1].created_at <= runs[2].created_at

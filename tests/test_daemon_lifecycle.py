@@ -1,9 +1,10 @@
-"""A real daemon subprocess: fires, reloads, stops, crashes and restarts (RELIABILITY 2-4, 13,
-19, 20)."""
+"""A real daemon subprocess: fires, reloads (a bad file keeps the old set), stops (SIGTERM
+mid-run), crashes (kill -9 around a step) and restarts, and the lock against a second daemon."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def test_a_second_daemon_is_refused_naming_the_holder(project, daemons):
     started = time.monotonic()
     second = subprocess.run(
         [sys.executable, "-m", "scheduler.cli", "-c", str(project.config_path), "daemon"],
+        env={**os.environ, "PIPESCHED_ASSERT_OFF_LOOP": "1"},
         capture_output=True,
         text=True,
         timeout=20,

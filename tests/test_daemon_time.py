@@ -1,5 +1,6 @@
 """Downtime, sleep, clock jumps and crashes around fires, on a real daemon with a test clock
-(RELIABILITY 1, 5-8, 12). Time is shifted, never waited for."""
+(kill -9 after a claim or inside a write, SIGSTOP, days of downtime, a jumping wall clock). Time
+is shifted, never waited for."""
 
 from __future__ import annotations
 

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from scheduler.core.clock import Clock
+from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
+from scheduler.definitions.schedules import build_schedule
+from scheduler.dispatch.dispatcher import Outcome, RunRequest
+from scheduler.fires.file_events import make_observer
+from scheduler.fires.file_watcher import FileWatcher
 from tests.conftest import wait_until
-from tests.file_drops_harness import Service, file_drop_project, on_change, write_slowly
+from tests.file_drops_harness import (
+    ProjectPipelines,
+    Service,
+    file_drop_project,
+    on_change,
+    write_slowly,
+)
 
 
 @pytest.fixture
@@ -215,3 +229,67 @@ def _happens(condition, within: float) -> bool:
     except AssertionError:
         return False
     return True
+
+
+# -- the watcher's timing follows the injected clock -------------------------------------------
+
+
+class ManualClock(Clock):
+    """Moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.seconds = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self) -> datetime:
+        return datetime(2026, 12, 1, tzinfo=UTC) + timedelta(seconds=self.seconds)
+
+
+class RecordingDispatcher:
+    def __init__(self) -> None:
+        self.requests: list[RunRequest] = []
+
+    async def submit(self, request: RunRequest) -> Outcome:
+        self.requests.append(request)
+        return Outcome("queued")
+
+
+def test_settle_and_rescan_follow_the_injected_clock_not_the_wall_clock(project, monkeypatch):
+    """A file counts once quiet for ``settle`` on the watcher's clock: a test clock decides,
+    with no wait on real time; a file that changed while settling settles again."""
+    monkeypatch.setenv(ASSERT_OFF_LOOP, "1")
+    clock, dispatcher = ManualClock(), RecordingDispatcher()
+    config = project.config()
+    schedule = build_schedule(on_change(settle="30s", rescan_interval="10m"), config, None)
+    store = project.store()
+    watcher = FileWatcher(
+        schedule,
+        config=config,
+        store=store,
+        dispatcher=dispatcher,
+        definitions=ProjectPipelines(project),
+        fs_type=lambda path: None,
+        observer_factory=make_observer,
+        clock=clock,
+    )
+    file = inbox(project) / "slow.csv"
+    file.write_text("part 1\n")
+    try:
+
+        def step_at(seconds: float) -> list[str]:
+            clock.seconds = seconds
+            asyncio.run(watcher._step())
+            return [r.trigger for r in dispatcher.requests]
+
+        assert step_at(1_000.0) == []  # the start-up scan finds it young: settling
+        assert watcher._next_deadline() == 1_030.0  # the wake-up is on the watcher's clock
+        assert step_at(1_029.9) == []
+        file.write_text("part 1\npart 2\n")  # still being written
+        assert step_at(1_030.0) == []  # changed since seen: settles again
+        assert watcher._next_deadline() == 1_060.0
+        assert step_at(1_060.0) == ["file:inbox/slow.csv"]
+        assert watcher._next_deadline() == 1_600.0  # next rescan: 10 minutes after the first
+    finally:
+        store.close()

@@ -1,6 +1,6 @@
-"""File drops under faults (RELIABILITY 15, 18): a kernel queue overflow, too few inotify
-watches, a network filesystem. The errors and filesystem types are injected (RELIABILITY, "How
-to test these"); the overflow is real: the observer's reader is stalled while files arrive."""
+"""File drops under faults: a kernel queue overflow, too few inotify watches, a network
+filesystem. The errors and filesystem types are injected (no test lowers a system-wide limit or
+mounts a share); the overflow is real: the observer's reader is stalled while files arrive."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_the_mount_probe_reads_the_filesystem_type_of_the_longest_mount(tmp_path
 def test_a_kernel_queue_overflow_is_counted_and_the_rescan_handles_every_file_once(
     project, started
 ):
-    """RELIABILITY 15 in-process: the observer's reader is held (as SIGSTOP would) while more
+    """The overflow, in-process: the observer's reader is held (as SIGSTOP would) while more
     events arrive than the kernel queues (fs.inotify.max_queued_events), so IN_Q_OVERFLOW."""
     service = started({"mode": "batch", "settle": "0.2s", "max_batch_files": 5000})
     limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())

@@ -242,6 +242,7 @@ def test_exec_start_line_speaks_the_notify_protocol(tmp_path: Path) -> None:
             "NOTIFY_SOCKET": notify_path,
             "WATCHDOG_USEC": "400000",
             "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
+            "PIPESCHED_ASSERT_OFF_LOOP": "1",
         }
         proc = subprocess.Popen(argv, env=env, stdout=log_file, stderr=log_file, cwd=tmp_path)
     try:

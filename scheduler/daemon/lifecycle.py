@@ -3,11 +3,17 @@
 Start-up reads like a recipe: load config → open the store (migrate) → take the lock → load
 definitions → recover → resume claimed fires → catch up → register triggers → serve the control
 socket → READY=1. Shutdown is the same list backwards. Signals only set events.
+
+The loop never blocks: the daemon's own store calls (and the lock, recovery, loading
+definitions) are handed to threads through ``scheduler.core.loopguard`` and awaited in turn.
+The fire paths below get what they need handed down: the set of definitions served now
+(replaced on reload), the store, the clock; none of them calls back into the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import os
 import signal
@@ -17,10 +23,14 @@ from typing import Any
 
 import structlog
 
+from scheduler.api.app import create_app
+from scheduler.api.server import serve_unix
+from scheduler.api.tcp import serve_tcp
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.durations import format_duration
 from scheduler.core.errors import DefinitionErrors
 from scheduler.core.logging import configure_logging
+from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
 from scheduler.daemon.control import DaemonControlMixin
 from scheduler.daemon.lock import acquire
@@ -28,18 +38,22 @@ from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import recover
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
 from scheduler.definitions import ScheduleDef
+from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.dispatcher import Dispatcher
 from scheduler.fires.files import FileDropService
 from scheduler.fires.handler import FireHandler
 from scheduler.fires.timer import Firing
+from scheduler.services.client import socket_path
+from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
-from scheduler.store.records import RunRecord
+from scheduler.store.records import RunRecord, ScheduleState
 from scheduler.triggers.time import APSchedulerTrigger, time_trigger
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
 CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
 CLOCK_JUMP_SECONDS = 2.0
+STATUS_EVERY_SECONDS = 30.0
 
 
 class Daemon(DaemonControlMixin):
@@ -51,7 +65,7 @@ class Daemon(DaemonControlMixin):
         self.notifier = Notifier.from_environ(unset=True)
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
-        self._reloading: asyncio.Task[None] | None = None
+        self._reloading: asyncio.Task[bool] | None = None
         self._changing = asyncio.Lock()  # one change of the schedule set at a time
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -59,58 +73,52 @@ class Daemon(DaemonControlMixin):
     async def run(self) -> int:
         # A watchdog kill (SIGABRT) then leaves the stuck loop's traceback in the journal.
         faulthandler.enable()
-        current = load_schedule_set(self.config_path, strict=False)
+        current = await run_parallel(load_schedule_set, self.config_path, strict=False)
         config = current.config
         configure_logging(config.logging.level, config.logging.format)
         for error in current.errors:
             log.error("definition_invalid", error=str(error))
-        self.store = Store.open(config.database_url, clock=self.clock)
-        self.lock = acquire(config.state_dir, self.store, self.started_at)
+        self.store = await run_blocking(Store.open, config.database_url, clock=self.clock)
+        self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
         try:
             return await self._serve(current)
         finally:
-            self.lock.release()
-            self.store.close()
+            await run_blocking(self.lock.release)
+            await run_blocking(self.store.close)
 
     async def _serve(self, current: ScheduleSet) -> int:
         config = current.config
-        current = with_api_schedules(current, self.store)  # the store is open only now
+        # The store is open only now.
+        current = await run_blocking(with_api_schedules, current, self.store)
         self._log_api_errors(current)
         self.set = current
-        self.dispatcher = Dispatcher(
-            config, self.store, clock=self.clock, on_finished=self._run_finished
-        )
-        self.fires = FireHandler(
-            self.store,
-            self.dispatcher,
-            self.clock,
-            lambda: self.set.schedules if self.set else {},
-            lambda s: self.set.pipeline_for(s) if self.set else None,
-        )
+        self.dispatcher = Dispatcher(config, self.store, clock=self.clock)
+        self.fires = FireHandler(self.store, self.dispatcher, self.clock, current)
         self.firing = Firing(self.fires.on_due, self.clock)
         self.files = FileDropService(
             config=config,
             store=self.store,
             dispatcher=self.dispatcher,
+            definitions=current,
             clock=self.clock,
-            pipelines=lambda s: self.set.pipeline_for(s) if self.set else None,
         )
-        report = recover(self.store)
+        report = await run_blocking(recover, self.store)
         log.info(
             "recovered",
             closed=len(report.closed),
             requeued=len(report.requeue),
             killed_groups=report.killed_groups,
         )
-        self._requeue(report.requeue)
+        await self._requeue(report.requeue)
         await self.fires.resume_claimed()
-        states = self.store.register_schedules(current.sources())
+        states = await run_blocking(self.store.register_schedules, current.sources())
         for name, schedule in current.time_schedules().items():
             if self._enabled(schedule, states[name].override):
                 await self.fires.catch_up(schedule, states[name])
         self.firing.start()
-        self._register_all(current)
-        await self.files.start(self._file_schedules(current))
+        states = await run_blocking(self.store.schedule_states)
+        self._register_all(current, states)
+        await self.files.start(self._file_schedules(current, states))
         servers = await self._start_api()
         self._install_signals()
         self.notifier.ready(self._status_line())
@@ -143,11 +151,6 @@ class Daemon(DaemonControlMixin):
     async def _start_api(self) -> list[Any]:
         """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
         /api/ path needs a bearer token)."""
-        from scheduler.api.app import create_app
-        from scheduler.api.server import serve_unix
-        from scheduler.api.tcp import serve_tcp
-        from scheduler.services.client import socket_path
-
         assert self.set is not None
         config = self.set.config
 
@@ -171,13 +174,11 @@ class Daemon(DaemonControlMixin):
         return [tcp, unix]
 
     def _file_backlog(self) -> dict[str, int]:
+        """Pending files per on_change schedule (0 for one not watched); reads no store."""
         if self.set is None:
             return {}
-        return {
-            n: self.files.status(n).get("pending", 0)
-            for n, s in self.set.schedules.items()
-            if s.on_change is not None
-        }
+        watched = self.files.backlog()
+        return {n: watched.get(n, 0) for n, s in self.set.schedules.items() if s.on_change}
 
     # ---- schedules --------------------------------------------------------------------------
 
@@ -185,9 +186,13 @@ class Daemon(DaemonControlMixin):
     def _enabled(schedule: ScheduleDef, override: bool | None) -> bool:
         return schedule.enabled if override is None else override
 
-    def _file_schedules(self, current: ScheduleSet) -> dict[str, ScheduleDef]:
-        """The enabled on_change schedules (an override beats the definition)."""
-        states = self.store.schedule_states()
+    def _file_schedules(
+        self, current: ScheduleSet, states: dict[str, ScheduleState] | None = None
+    ) -> dict[str, ScheduleDef]:
+        """The enabled on_change schedules (an override beats the definition). Without
+        ``states`` it reads them from the store: only for callers off the loop."""
+        if states is None:
+            states = self.store.schedule_states()
         return {
             name: s.model_copy(update={"enabled": True})  # the override is applied here
             for name, s in current.schedules.items()
@@ -195,12 +200,11 @@ class Daemon(DaemonControlMixin):
             and self._enabled(s, states[name].override if name in states else None)
         }
 
-    def _register_all(self, current: ScheduleSet) -> None:
-        states = self.store.schedule_states()
+    def _register_all(self, current: ScheduleSet, states: dict[str, ScheduleState]) -> None:
         for name, schedule in current.time_schedules().items():
             self._register(schedule, states[name])
 
-    def _register(self, schedule: ScheduleDef, state: Any) -> None:
+    def _register(self, schedule: ScheduleDef, state: ScheduleState) -> None:
         if not self._enabled(schedule, state.override):
             self.firing.remove(schedule.name)
             return
@@ -209,24 +213,27 @@ class Daemon(DaemonControlMixin):
             schedule.name, APSchedulerTrigger(trigger), trigger.next_after(self.clock.now())
         )
 
-    def _requeue(self, runs: list[RunRecord]) -> None:
+    async def _requeue(self, runs: list[RunRecord]) -> None:
         assert self.set is not None
         for run in runs:
             schedule = self.set.schedules.get(run.schedule or "")
             try:
-                pipeline = self._pipeline_of(run)
+                pipeline = await run_parallel(self._pipeline_of, run)
             except Exception as exc:
-                self.store.finish_run(run.id, "failed", f"daemon restart: {exc}")
+                await run_blocking(
+                    self.store.finish_run, run.id, "failed", f"daemon restart: {exc}"
+                )
                 continue
-            self.dispatcher.resume(run, pipeline, schedule.concurrency if schedule else "allow")
+            concurrency = schedule.concurrency if schedule else "allow"
+            await self.dispatcher.resume(run, pipeline, concurrency)
 
-    def _pipeline_of(self, run: RunRecord) -> Any:
+    def _pipeline_of(self, run: RunRecord) -> Pipeline:
         """The definition a recorded run was made from: its published snapshot, an SDK
-        snapshot with its content hash, else the working copy."""
-        from scheduler.services.snapshots import definition_for_run
-
+        snapshot with its content hash, else the working copy. Reads the store and hashes
+        sources: off the loop only."""
         assert self.set is not None
-        return definition_for_run(self.set.config, self.store, run)
+        pipeline: Pipeline = definition_for_run(self.set.config, self.store, run)
+        return pipeline
 
     def _reload_soon(self) -> None:
         if self._reloading is None or self._reloading.done():
@@ -238,7 +245,7 @@ class Daemon(DaemonControlMixin):
         log.info("reload_started")
         async with self._changing:
             try:
-                new = await asyncio.to_thread(
+                new = await run_parallel(
                     load_schedule_set, self.config_path, strict=True, store=self.store
                 )
             except DefinitionErrors as exc:
@@ -261,7 +268,7 @@ class Daemon(DaemonControlMixin):
         fire time, others are (re)registered or removed, file-drop watchers follow."""
         old = self.set
         assert old is not None
-        states = self.store.register_schedules(new.sources())
+        states = await run_blocking(self.store.register_schedules, new.sources())
         for name in set(old.time_schedules()) - set(new.time_schedules()):
             self.firing.remove(name)
         for name, schedule in new.time_schedules().items():
@@ -269,7 +276,10 @@ class Daemon(DaemonControlMixin):
             if not unchanged or name not in self.firing.names():
                 self._register(schedule, states[name])
         self.set = new
-        await self.files.update(self._file_schedules(new))
+        self.fires.definitions = new
+        self.files.definitions = new
+        overrides = await run_blocking(self.store.schedule_states)
+        await self.files.update(self._file_schedules(new, overrides))
 
     @staticmethod
     def _log_api_errors(current: ScheduleSet) -> None:
@@ -277,10 +287,6 @@ class Daemon(DaemonControlMixin):
             log.error("api_schedule_left_out", error=str(error))
 
     # ---- status and clocks ------------------------------------------------------------------
-
-    def _run_finished(self, run: RunRecord, status: str) -> None:
-        log.info("run_done", run_id=run.id, status=status, schedule=run.schedule)
-        self.notifier.status(self._status_line())
 
     def _status_line(self) -> str:
         if self.set is None:
@@ -296,8 +302,12 @@ class Daemon(DaemonControlMixin):
         return "; ".join(parts)
 
     async def _report_status(self) -> None:
+        """The STATUS= line: when a run ends, and every 30 s (the next fire draws near)."""
+        ended = self.dispatcher.run_ended
         while True:
-            await asyncio.sleep(30)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), STATUS_EVERY_SECONDS)
+            ended.clear()
             self.notifier.status(self._status_line())
 
     async def _watch_clock(self) -> None:

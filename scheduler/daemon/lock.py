@@ -1,6 +1,9 @@
 """One daemon per store: on SQLite an ``flock`` on ``<state_dir>/daemon.lock``, on
 PostgreSQL a session advisory lock. Both die with their process, so a restart after ``kill -9``
-is never refused; a second daemon exits 1 naming the holder (host, pid, start time)."""
+is never refused; a second daemon exits 1 naming the holder (host, pid, start time).
+
+Taking the lock blocks (a file lock, a database round trip): callers on an event loop hand it to
+a thread."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Any
 
 from scheduler.core.clock import iso
 from scheduler.core.errors import PipeschedError
+from scheduler.store.daemon_lock import try_advisory_lock
 
 
 class DaemonAlreadyRunning(PipeschedError):
@@ -66,14 +70,12 @@ def acquire(state_dir: Path, store: Any, started_at: datetime) -> DaemonLock:
     handle.flush()
     connection = None
     if store.engine.dialect.name == "postgresql":
-        from scheduler.store.daemon_lock import try_advisory_lock
-
         label = f"pipesched daemon {me['host']} pid {me['pid']} {me['started_at']}"
-        connection, holder = try_advisory_lock(store.engine, label)
+        connection, db_holder = try_advisory_lock(store.engine, label)
         if connection is None:
             handle.close()
             raise DaemonAlreadyRunning(
-                f"another pipesched daemon holds this PostgreSQL database: {holder}",
+                f"another pipesched daemon holds this PostgreSQL database: {db_holder}",
                 hint="one daemon per database; stop the other first",
             )
     return DaemonLock(handle, connection)

@@ -8,6 +8,9 @@ to be started again under the same id.
 Step processes are found two ways: the process group recorded with each attempt, and — for a
 crash between starting a step and recording its pid — every process whose environment carries
 the run's ``PIPESCHED_RUN_ID``.
+
+``recover`` blocks (store calls, a walk of /proc): the daemon runs it on the store's thread,
+before anything else touches the store, so its writes come first.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def recover(store: RecoveryStore) -> RecoveryReport:
         dead = owner_is_dead(run, host)
         if not dead:
             report.left_alone.append(run.id)
-            if dead is None:
+            if dead is None and run.owner is not None:
                 log.warning("run_owner_elsewhere", run_id=run.id, owner_host=run.owner.host)
             continue
         detail = store.get_run_detail(run.id)

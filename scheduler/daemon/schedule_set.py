@@ -5,6 +5,9 @@ At start-up a bad pipeline or schedule is reported (file:line:col) and left out 
 ones serve; on SIGHUP any error keeps the old set serving (the daemon decides, with ``strict``).
 Schedules created through the API (kept in the store) join the file's once the store is open;
 a broken one (its pipeline deleted, say) is reported and left out, and never blocks a reload.
+
+Loading reads files (and, with a store, the API schedules): callers on the event loop hand it to
+a thread. A ``ScheduleSet`` is what the fire paths are handed as the definitions served now.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions import (
@@ -25,16 +27,17 @@ from scheduler.definitions import (
     published_names,
 )
 from scheduler.definitions.config import Config, load_config
-
-if TYPE_CHECKING:
-    from scheduler.store import Store
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.services.api_schedules import load_api_schedules
+from scheduler.services.publish import load_published_from_disk
+from scheduler.store import Store
 
 
 @dataclass
 class ScheduleSet:
     config: Config
     schedules: dict[str, ScheduleDef] = field(default_factory=dict)
-    pipelines: dict[str, Any] = field(default_factory=dict)
+    pipelines: dict[str, Pipeline | None] = field(default_factory=dict)  # None: failed to load
     errors: list[DefinitionError] = field(default_factory=list)
     api: set[str] = field(default_factory=set)  # the names of schedules kept in the store
     api_errors: list[DefinitionError] = field(default_factory=list)
@@ -51,9 +54,12 @@ class ScheduleSet:
     def time_schedules(self) -> dict[str, ScheduleDef]:
         return {n: s for n, s in self.schedules.items() if s.on_change is None}
 
-    def pipeline_for(self, schedule: ScheduleDef) -> Any:
+    def pipeline_for(self, schedule: ScheduleDef) -> Pipeline:
         """The working copy for ``pipeline: NAME``, the snapshot for ``NAME@VERSION``."""
-        return self.pipelines[schedule.pipeline]
+        pipeline = self.pipelines[schedule.pipeline]
+        if pipeline is None:  # never served: a schedule joins only with its pipeline loaded
+            raise PipeschedError(f"pipeline '{schedule.pipeline}' could not be loaded")
+        return pipeline
 
     @staticmethod
     def version_for(schedule: ScheduleDef) -> str | None:
@@ -85,8 +91,6 @@ def load_schedule_set(
 def with_api_schedules(current: ScheduleSet, store: Store) -> ScheduleSet:
     """``current``'s file schedules plus the API schedules the store holds now. Pipelines
     already loaded are reused (only SIGHUP re-reads them); problems go to ``api_errors``."""
-    from scheduler.services.api_schedules import load_api_schedules
-
     pipelines = dict(current.pipelines)
     good, errors = load_api_schedules(current.config, store, pipelines=pipelines)
     schedules = {n: s for n, s in current.schedules.items() if n not in current.api}
@@ -103,11 +107,9 @@ def with_api_schedules(current: ScheduleSet, store: Store) -> ScheduleSet:
 
 def _load(
     config: Config, known: dict[str, Path], schedule: ScheduleDef, errors: list[DefinitionError]
-) -> Any:
+) -> Pipeline | None:
     """The pipeline a schedule runs, or None with its errors added. A published version is read
     from its snapshot folder: the daemon loads schedules before it opens the store."""
-    from scheduler.services.publish import load_published_from_disk
-
     name, version = schedule.pipeline_name, schedule.pipeline_version
     file = known.get(name)
     try:

@@ -5,6 +5,9 @@ A fingerprint hashes: the step's definition with parameters resolved but ``${{da
 content of its source directory; its interpreter; the fingerprints of the upstream steps it reads;
 and a manifest (path, size, mtime) of every file under each ``path`` parameter it reads — so new
 data in an input folder is never hidden by a stale reuse.
+
+Listing, hashing and manifests read whole trees: they assert that they run off the event loop
+(``scheduler.core.loopguard``, on under its test variable); callers on a loop hand them to a thread.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import pathspec
 
+from scheduler.core.loopguard import assert_off_loop
 from scheduler.definitions.templating import partially_substitute
 
 IGNORE_FILES = (".gitignore", ".amlignore")
@@ -37,6 +41,7 @@ def source_files(root: Path) -> Iterator[tuple[str, str]]:
     """(relative posix path, absolute path) of every file of a source directory that counts,
     sorted: ``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` at its top exclude
     are left out. Reuse hashes exactly these; a published snapshot copies exactly these."""
+    assert_off_loop("listing a source directory")
     spec = _ignore_spec(root)
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
@@ -56,6 +61,7 @@ def source_files(root: Path) -> Iterator[tuple[str, str]]:
 
 def source_tree_hash(root: Path) -> str:
     """Hash of a source directory's files (names and bytes), as ``source_files`` lists them."""
+    assert_off_loop("hashing a source directory")
     digest = hashlib.sha256()
     for rel, full in source_files(root):
         digest.update(rel.encode() + b"\0")
@@ -74,6 +80,7 @@ def _rel(rel_dir: str, name: str) -> str:
 def path_manifest(path: Path) -> list[tuple[str, int, int]] | str:
     """(relative path, size, mtime_ns) of every file under ``path`` (or of the file itself);
     ``"missing"`` when nothing is there."""
+    assert_off_loop("listing an input path")
     try:
         stat = path.stat()
     except OSError:

@@ -1,18 +1,23 @@
-"""Every run request (schedule, CLI trigger, later file drops and REST) passes here: the
-schedule's ``concurrency`` policy, the global ``max_concurrent_runs``, and the run recorded as
-``queued`` before it starts. It knows nothing of triggers; the executor knows nothing of it.
+"""Every run request (schedule, CLI trigger, file drops and REST) passes here: the schedule's
+``concurrency`` policy, the global ``max_concurrent_runs``, and the run recorded as ``queued``
+before it starts. It knows nothing of triggers; the executor knows nothing of it.
 
 Policies, when the schedule's previous run is still running (or waiting):
 ``allow`` starts another; ``forbid`` records the fire ``skipped: overlap``; ``replace`` cancels
 the old run (``canceled: replaced``) and starts the new one once the old has stopped; ``queue``
 records the new run ``queued`` and starts it right after, in order.
+
+The dispatcher lives on the daemon's event loop and never blocks it: a request's sources are
+hashed in a worker thread and its run recorded on the store's thread. Requests of one schedule
+are taken one at a time, in the order they came, so the policy always sees the runs recorded
+before; once taken, a request is recorded and queued even if its caller is cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,9 +26,11 @@ import structlog
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import PipeschedError
+from scheduler.core.loopguard import run_blocking, run_parallel, submit_blocking
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
-from scheduler.dispatch.submit import submit_run
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.dispatch.submit import prepare_run, record_run
 from scheduler.executor import ExecutionOptions, RunExecutor
 from scheduler.store.protocols import DispatchStore
 from scheduler.store.records import RunRecord
@@ -35,9 +42,11 @@ class ShuttingDown(PipeschedError):
     """The daemon is shutting down and starts no new run."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunRequest:
-    pipeline: Any  # a loaded Pipeline
+    """One request for a run, from any door: what to run, with what, and on whose behalf."""
+
+    pipeline: Pipeline
     parameters: Mapping[str, Any] = field(default_factory=dict)
     trigger: str = "manual"
     schedule: str | None = None
@@ -50,7 +59,7 @@ class RunRequest:
     regenerate_outputs: bool = False  # run every step; reuse nothing (SDK submit)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     outcome: str  # started | queued | skipped
     run: RunRecord | None = None
@@ -60,7 +69,7 @@ class Outcome:
 @dataclass
 class _Entry:
     run: RunRecord
-    pipeline: Any
+    pipeline: Pipeline
     schedule: str | None
     exclusive: bool  # waits for the schedule's previous run (every policy but allow)
     executor: RunExecutor | None = None
@@ -69,6 +78,8 @@ class _Entry:
 
 
 class Dispatcher:
+    """Owns the runs in flight and the queue of waiting ones; every method runs on the loop."""
+
     def __init__(
         self,
         config: Config,
@@ -76,14 +87,17 @@ class Dispatcher:
         *,
         clock: Clock = SYSTEM_CLOCK,
         kill_grace: float = 5.0,
-        on_finished: Callable[[RunRecord, str], None] | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.kill_grace = kill_grace
-        self._on_finished = on_finished or (lambda run, status: None)
         self.active: dict[str, _Entry] = {}
         self.waiting: deque[_Entry] = deque()
+        # Set whenever a run ends; whoever reports progress clears it and waits again.
+        self.run_ended = asyncio.Event()
         self._accepting = True
+        self._turns: dict[str | None, asyncio.Lock] = {}  # one request per schedule at a time
+        self._taking: set[asyncio.Task[Outcome]] = set()  # requests taken, not yet queued
+        self._closing: set[asyncio.Future[None]] = set()  # canceled waiting runs being closed
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -91,44 +105,66 @@ class Dispatcher:
         """Apply the policy, record the run (or the skip), start it when its turn comes."""
         if not self._accepting:
             raise ShuttingDown()
-        name = request.schedule
-        busy = self._entries_of(name) if name else []
-        if busy and request.concurrency == "forbid":
-            if request.fire:
-                self.store.update_fire(*request.fire, outcome="skipped", reason="overlap")
-            log.info("fire_skipped", schedule=name, reason="overlap")
-            return Outcome("skipped", reason="overlap")
-        if busy and request.concurrency == "replace":
-            await self._replace(busy)
-        run = submit_run(
-            self.config,
-            self.store,
-            request.pipeline,
-            request.parameters,
-            trigger=request.trigger,
-            experiment=request.experiment,
-            schedule=name,
-            owner=current_owner(),
-            fire=request.fire,
-            run_id=request.run_id,
-            file_fires=request.file_fires,
-            version=request.version,
-        )
-        log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
-        entry = _Entry(
-            run,
-            request.pipeline,
-            name,
-            exclusive=request.concurrency != "allow",
-            regenerate_outputs=request.regenerate_outputs,
-        )
-        self.waiting.append(entry)
-        self._pump()
-        return Outcome("started" if entry.task else "queued", run=run)
+        task = asyncio.ensure_future(self._take(request))
+        self._taking.add(task)
+        task.add_done_callback(self._taken)
+        # Shielded: a caller that goes away must not leave a recorded run out of the queue.
+        return await asyncio.shield(task)
 
-    def resume(self, run: RunRecord, pipeline: Any, concurrency: str = "queue") -> None:
+    def _taken(self, task: asyncio.Task[Outcome]) -> None:
+        self._taking.discard(task)
+        if not task.cancelled():
+            task.exception()  # the caller gets it; retrieved here too in case it went away
+
+    async def _take(self, request: RunRequest) -> Outcome:
+        name = request.schedule
+        async with self._turns.setdefault(name, asyncio.Lock()):
+            if not self._accepting:
+                raise ShuttingDown()
+            busy = self._entries_of(name) if name else []
+            if busy and request.concurrency == "forbid":
+                if request.fire:
+                    await run_blocking(
+                        self.store.update_fire, *request.fire, outcome="skipped", reason="overlap"
+                    )
+                log.info("fire_skipped", schedule=name, reason="overlap")
+                return Outcome("skipped", reason="overlap")
+            if busy and request.concurrency == "replace":
+                await self._replace(busy)
+            prepared = await run_parallel(
+                prepare_run,
+                self.config,
+                request.pipeline,
+                request.parameters,
+                request.experiment,
+            )
+            run = await run_blocking(
+                record_run,
+                self.store,
+                prepared,
+                trigger=request.trigger,
+                schedule=name,
+                owner=current_owner(),
+                fire=request.fire,
+                run_id=request.run_id,
+                file_fires=request.file_fires,
+                version=request.version,
+            )
+            log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
+            entry = _Entry(
+                run,
+                request.pipeline,
+                name,
+                exclusive=request.concurrency != "allow",
+                regenerate_outputs=request.regenerate_outputs,
+            )
+            self.waiting.append(entry)
+            self._pump()
+            return Outcome("started" if entry.task else "queued", run=run)
+
+    async def resume(self, run: RunRecord, pipeline: Pipeline, concurrency: str = "queue") -> None:
         """Take over a run another (dead) daemon had recorded as queued: same id."""
-        self.store.mark_recovered(run.id)
+        await run_blocking(self.store.mark_recovered, run.id)
         self.waiting.append(_Entry(run, pipeline, run.schedule, exclusive=concurrency != "allow"))
         self._pump()
 
@@ -136,7 +172,7 @@ class Dispatcher:
         for entry in busy:
             if entry.task is None:
                 self.waiting.remove(entry)
-                self._close_unstarted(entry.run, "replaced")
+                await run_blocking(close_unstarted, self.store, entry.run.id, "replaced")
             elif entry.executor is not None:
                 entry.executor.cancel("replaced")
         await asyncio.gather(*(e.task for e in busy if e.task), return_exceptions=True)
@@ -184,28 +220,28 @@ class Dispatcher:
             clock=self.clock,
         )
         self.active[entry.run.id] = entry
-        entry.task = asyncio.ensure_future(self._execute(entry))
+        entry.task = asyncio.ensure_future(self._execute(entry, entry.executor))
 
-    async def _execute(self, entry: _Entry) -> str:
+    async def _execute(self, entry: _Entry, executor: RunExecutor) -> str:
         status = "failed"
         try:
-            assert entry.executor is not None
-            status = await entry.executor.execute()
+            status = await executor.execute()
         except Exception:
             log.exception("run_crashed", run_id=entry.run.id)
-            self.store.finish_run(entry.run.id, "failed", "internal error")
+            await run_blocking(self.store.finish_run, entry.run.id, "failed", "internal error")
         finally:
             self.active.pop(entry.run.id, None)
-            try:
-                self._on_finished(entry.run, status)
-            finally:
-                self._pump()
+            run = entry.run
+            log.info("run_done", run_id=run.id, status=status, schedule=run.schedule)
+            self.run_ended.set()
+            self._pump()
         return status
 
     # ---- cancel and shutdown -------------------------------------------------------------
 
     def cancel(self, run_id: str, reason: str = "canceled by user") -> bool:
-        """True when this dispatcher owned the run (running or waiting)."""
+        """True when this dispatcher owned the run (running or waiting). A waiting run is closed
+        on the store's thread, queued now: a store call handed over after this sees it closed."""
         entry = self.active.get(run_id)
         if entry is not None and entry.executor is not None:
             entry.executor.cancel(reason)
@@ -213,20 +249,24 @@ class Dispatcher:
         for waiting in list(self.waiting):
             if waiting.run.id == run_id:
                 self.waiting.remove(waiting)
-                self._close_unstarted(waiting.run, reason)
+                closing = submit_blocking(close_unstarted, self.store, run_id, reason)
+                self._closing.add(closing)
+                closing.add_done_callback(self._closed)
                 return True
         return False
 
-    def _close_unstarted(self, run: RunRecord, reason: str) -> None:
-        for step in self.store.get_run_detail(run.id).latest_attempts():
-            self.store.mark_step(run.id, step, status="canceled", reason=reason)
-        self.store.finish_run(run.id, "canceled", reason)
+    def _closed(self, closing: asyncio.Future[None]) -> None:
+        self._closing.discard(closing)
+        if not closing.cancelled() and closing.exception() is not None:
+            log.error("run_close_failed", error=str(closing.exception()))
 
     async def shutdown(self, grace: float) -> None:
         """Start nothing new; running steps get ``grace`` seconds, then their groups are stopped
         (SIGTERM, SIGKILL ``kill_grace`` later) and their runs end ``canceled: shutdown``.
         Waiting runs stay ``queued`` in the store for the next start."""
         self._accepting = False
+        # Requests already taken finish recording (their runs stay queued for the next start).
+        await asyncio.gather(*self._taking, *self._closing, return_exceptions=True)
         entries = list(self.active.values())
         for entry in entries:
             assert entry.executor is not None
@@ -242,3 +282,10 @@ class Dispatcher:
 
     def runs_in_flight(self) -> int:
         return len(self.active)
+
+
+def close_unstarted(store: DispatchStore, run_id: str, reason: str) -> None:
+    """End a run that never started ``canceled`` with ``reason``, its steps first."""
+    for step in store.get_run_detail(run_id).latest_attempts():
+        store.mark_step(run_id, step, status="canceled", reason=reason)
+    store.finish_run(run_id, "canceled", reason)

@@ -1,6 +1,7 @@
 """Running one pipeline run in the foreground of a process (``pipesched run``, the SDK's child):
 SIGINT and SIGTERM cancel the run — its steps are stopped and the run recorded as canceled —
-instead of killing the process."""
+instead of killing the process. The run's store calls leave the loop (see ``RunExecutor``), so a
+signal is handled at once even while a write waits on the database."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def execute_in_foreground(executor: RunExecutor, early: list[str]) -> str:
 
 async def _execute(executor: RunExecutor, early: list[str]) -> str:
     loop = asyncio.get_running_loop()
-    # Signals only set state; the executor does the work in the loop (STYLE: "The daemon's heart").
+    # Signals only set state; the executor does the work in the loop.
     loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
     loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
     if early:

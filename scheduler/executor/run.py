@@ -1,7 +1,11 @@
 """Walks one run's DAG: starts every ready step at once (up to its compute target's
 ``max_workers``), records each attempt, skips what a failure cuts off, and closes the run.
 
-It knows nothing of schedules or triggers: it is handed a recorded run and a pipeline.
+It knows nothing of schedules or triggers: it is handed a recorded run and a pipeline. It runs
+on an event loop (the daemon's, or ``pipesched run``'s) and never blocks it: every store call goes
+to the store's thread and is awaited before the walk goes on, so a run's writes keep their order
+and each is committed before it is reported; fingerprints (which hash sources and list input
+folders) are computed in a worker thread.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import structlog
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.crashpoints import crashpoint
+from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.definitions.graph import build_graph
+from scheduler.definitions.pipeline import Pipeline
 from scheduler.executor import workdir as wd
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
@@ -62,7 +68,7 @@ class RunExecutor:
         *,
         config: Config,
         store: ExecutorStore,
-        pipeline: Any,
+        pipeline: Pipeline,
         run: RunRecord,
         options: ExecutionOptions | None = None,
         on_event: Callable[[StepEvent], None] | None = None,
@@ -90,7 +96,7 @@ class RunExecutor:
 
     async def execute(self) -> str:
         """Run every step that can run; return the run's final status."""
-        self.store.start_run(self.run.id, current_owner())
+        await run_blocking(self.store.start_run, self.run.id, current_owner())
         self.log.info("run_started")
         running: dict[asyncio.Task[str], str] = {}
         # New steps start only when one finishes, so waiting on the running ones is enough:
@@ -107,10 +113,10 @@ class RunExecutor:
                 step = running.pop(task)
                 self.status[step] = status = task.result()
                 if status == "failed":
-                    self._skip_downstream(step)
+                    await self._skip_downstream(step)
                     if not self.pipeline.continue_on_step_failure and not self._stop_reason:
                         self._stop_reason = f"pipeline stopped after step '{step}' failed"
-        return self._close()
+        return await self._close()
 
     def _ready_steps(self) -> list[str]:
         return [
@@ -120,24 +126,25 @@ class RunExecutor:
             and all(self.status[up] in OK_STATUSES for up in self.graph.upstream(step))
         ]
 
-    def _skip_downstream(self, failed: str) -> None:
+    async def _skip_downstream(self, failed: str) -> None:
         for step in self.graph.downstream(failed):
             if self.status[step] == "pending":
-                self._finish_pending(step, "skipped", f"upstream step '{failed}' failed")
+                await self._finish_pending(step, "skipped", f"upstream step '{failed}' failed")
 
-    def _finish_pending(self, step: str, status: str, reason: str) -> None:
+    async def _finish_pending(self, step: str, status: str, reason: str) -> None:
         self.status[step] = status
-        self.store.mark_step(self.run.id, step, status=status, reason=reason)
+        await run_blocking(self.store.mark_step, self.run.id, step, status=status, reason=reason)
         self._emit(StepEvent(step, status, detail=reason))
 
-    def _close(self) -> str:
-        for step, status in self.status.items():
+    async def _close(self) -> str:
+        for step, status in list(self.status.items()):
             if status == "pending":
                 if self._cancel_reason is not None or self._drain_reason is not None:
-                    reason = self._cancel_reason or self._drain_reason or "canceled"
-                    self._finish_pending(step, "canceled", reason)
+                    why = self._cancel_reason or self._drain_reason or "canceled"
+                    await self._finish_pending(step, "canceled", why)
                 else:
-                    self._finish_pending(step, "skipped", self._stop_reason or "not started")
+                    await self._finish_pending(step, "skipped", self._stop_reason or "not started")
+        reason: str | None
         if self._cancel_reason is not None:
             final, reason = "canceled", self._cancel_reason
         elif self._drain_reason is not None and "canceled" in self.status.values():
@@ -150,7 +157,7 @@ class RunExecutor:
             )
         else:
             final, reason = "completed", None
-        self.store.finish_run(self.run.id, final, reason)
+        await run_blocking(self.store.finish_run, self.run.id, final, reason)
         self.log.info("run_finished", status=final, reason=reason)
         return final
 
@@ -185,12 +192,14 @@ class RunExecutor:
     async def _run_step(self, step_id: str) -> str:
         step = self.pipeline.steps[step_id]
         try:
-            fingerprint = self.values.fingerprint(step_id, self.graph.upstream(step_id))
+            upstream = self.graph.upstream(step_id)
+            fingerprint = await run_parallel(self.values.fingerprint, step_id, upstream)
             if step.allow_reuse and not self.options.regenerate_outputs:
-                earlier = self.store.find_reusable(fingerprint)
+                earlier = await run_blocking(self.store.find_reusable, fingerprint)
                 if earlier is not None and all(Path(p).exists() for p in earlier.outputs.values()):
                     origin = earlier.reused_from or earlier.run_id
-                    self.store.record_reuse(
+                    await run_blocking(
+                        self.store.record_reuse,
                         self.run.id,
                         step_id,
                         reused_from=origin,
@@ -204,8 +213,12 @@ class RunExecutor:
                 return await self._attempts(step, fingerprint)
         except Exception as exc:  # a bug of ours must still close the step, never leave it running
             self.log.exception("step_crashed", step=step_id)
-            self.store.mark_step(
-                self.run.id, step_id, status="failed", reason=f"internal error: {exc}"
+            await run_blocking(
+                self.store.mark_step,
+                self.run.id,
+                step_id,
+                status="failed",
+                reason=f"internal error: {exc}",
             )
             self._emit(StepEvent(step_id, "failed", detail=f"internal error: {exc}"))
             return "failed"
@@ -214,16 +227,24 @@ class RunExecutor:
         max_attempts = step.retries + 1
         for attempt in range(1, max_attempts + 1):
             if self._cancel_reason is not None:
-                self.store.mark_step(
-                    self.run.id, step.id, status="canceled", reason=self._cancel_reason
+                await run_blocking(
+                    self.store.mark_step,
+                    self.run.id,
+                    step.id,
+                    status="canceled",
+                    reason=self._cancel_reason,
                 )
                 self._emit(StepEvent(step.id, "canceled", detail=self._cancel_reason))
                 return "canceled"
             if (
                 attempt == 1 and self._stop_reason is not None
             ):  # waited for a slot while a step failed
-                self.store.mark_step(
-                    self.run.id, step.id, status="skipped", reason=self._stop_reason
+                await run_blocking(
+                    self.store.mark_step,
+                    self.run.id,
+                    step.id,
+                    status="skipped",
+                    reason=self._stop_reason,
                 )
                 self._emit(StepEvent(step.id, "skipped", detail=self._stop_reason))
                 return "skipped"
@@ -250,7 +271,8 @@ class RunExecutor:
         )
         wd.prepare_workdir(paths, step.source_directory)
         outputs = self.values.prepare_outputs(step)
-        self.store.begin_attempt(
+        await run_blocking(
+            self.store.begin_attempt,
             run_id,
             step.id,
             attempt,
@@ -261,10 +283,12 @@ class RunExecutor:
         started = self.clock.monotonic()
         interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
         if interpreter is None:
-            reason = f"interpreter not found: {step.environment.python}"
-            _note(paths.log, reason)
-            self.store.end_attempt(run_id, step.id, attempt, status="failed", reason=reason)
-            return "failed", reason, None, 0.0
+            missing = f"interpreter not found: {step.environment.python}"
+            _note(paths.log, missing)
+            await run_blocking(
+                self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
+            )
+            return "failed", missing, None, 0.0
         invocation = StepInvocation(
             step,
             interpreter,
@@ -281,9 +305,9 @@ class RunExecutor:
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
         paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
         proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
-        self._procs[step.id] = proc
         crashpoint("step_spawned")
-        self.store.set_attempt_process(
+        await run_blocking(
+            self.store.set_attempt_process,
             run_id,
             step.id,
             attempt,
@@ -293,14 +317,17 @@ class RunExecutor:
         )
         self._emit(StepEvent(step.id, "started", attempt))
         self.log.info("step_started", step=step.id, attempt=attempt, pid=proc.pid)
-        if self._cancel_reason is not None:  # canceled while we were starting it
+        # Known to cancel() only now: one canceled while we were starting it is stopped here.
+        self._procs[step.id] = proc
+        if self._cancel_reason is not None:
             self._stop_process(proc)
         try:
             result = await proc.wait(step.timeout, self.options.kill_grace)
         finally:
             self._procs.pop(step.id, None)
-        self._ingest_metrics(step.id, attempt, paths.metrics)
+        await self._ingest_metrics(step.id, attempt, paths.metrics)
         duration = self.clock.monotonic() - started
+        reason: str | None
         if result.timed_out:
             status, reason = "failed", "timeout"
             _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
@@ -310,7 +337,8 @@ class RunExecutor:
             status, reason = "completed", None
         else:
             status, reason = "failed", _exit_reason(result.exit_code)
-        self.store.end_attempt(
+        await run_blocking(
+            self.store.end_attempt,
             run_id,
             step.id,
             attempt,
@@ -344,7 +372,7 @@ class RunExecutor:
         env.update(step.environment.variables)
         return env
 
-    def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
+    async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
         """Metrics reach the store even when the script crashed right after logging them: the
         runtime appended each to this file with one write."""
         if not path.exists():
@@ -361,7 +389,7 @@ class RunExecutor:
             for m in read_metrics_file(str(path))
         ]
         if metrics:
-            self.store.add_metrics(self.run.id, metrics)
+            await run_blocking(self.store.add_metrics, self.run.id, metrics)
 
     def _emit(self, event: StepEvent) -> None:
         try:

@@ -218,7 +218,9 @@ def _overflow_observer(on_overflow: Callable[[], None]) -> BaseObserver:
     return _Observer()
 
 
-def make_observer(kind: str, polling_interval: float | None, on_overflow: Callable[[], None]):
+def make_observer(
+    kind: str, polling_interval: float | None, on_overflow: Callable[[], None]
+) -> BaseObserver:
     """``kind`` is "inotify" or "polling"."""
     if kind == "polling":
         return PollingObserver(timeout=polling_interval or 1.0)

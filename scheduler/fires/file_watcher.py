@@ -2,21 +2,31 @@
 when each file counts (moved in: at once; written: closed and quiet for ``settle``), rescans
 (start-up, ``rescan_interval``, after an inotify queue overflow, in a folder new to the watch)
 and hands counted files to ``RunMaker``. The module docstring of ``scheduler.fires.files``
-says what "once" means and what a bare touch does."""
+says what "once" means and what a bare touch does.
+
+Every settle, max_wait and rescan decision reads the injected clock's monotonic time, so a test
+clock drives them; only a file's age since its mtime is measured on the system's wall clock,
+the one the kernel stamps mtimes with. Folder walks run in a worker thread and ledger reads on
+the store's thread: the loop never waits on the disk or the database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import structlog
 
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.definitions.config import Config
 from scheduler.definitions.schedules import OnChange, ScheduleDef
 from scheduler.fires.file_events import (
@@ -34,13 +44,24 @@ from scheduler.fires.file_events import (
     Handler,
     Inbox,
 )
-from scheduler.fires.file_runs import RunMaker
+from scheduler.fires.file_runs import RunMaker, RunSubmitter
+from scheduler.fires.served import PipelineSource
 from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
 INTERNAL_DIR = ".pipesched"
 _MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
+_STOP_WAIT = 30.0  # how long stop() lets a step under way finish before canceling it
+
+
+@dataclass(frozen=True)
+class PendingFile:
+    """A file seen but not counted yet (times on the clock's monotonic scale)."""
+
+    due: float | None  # when it may count; None: open for writing, waits for its close
+    snap: tuple[int, int] | None  # (size, mtime_ns) when last seen changing; None: not yet
+    seen_at: float  # when it was (last) seen
 
 
 class FileWatcher:
@@ -52,48 +73,64 @@ class FileWatcher:
         *,
         config: Config,
         store: FileLedgerStore,
-        dispatcher: Any,
-        pipelines: Callable[[ScheduleDef], Any],
+        dispatcher: RunSubmitter,
+        definitions: PipelineSource,
         fs_type: FsTypeProbe,
         observer_factory: Callable[..., Any],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         assert schedule.on_change is not None
-        self.schedule, self.spec = schedule, schedule.on_change
+        self.schedule, self.spec, self.clock = schedule, schedule.on_change, clock
         self.store, self._fs_type, self._observer_factory = store, fs_type, observer_factory
         datastore = config.datastores[self.spec.datastore]
         self.datastore = datastore.name
         self.root = Path(os.path.realpath(datastore.path))
         self.folder = self.root / self.spec.path
-        self.pending: dict[str, list[Any]] = {}  # rel to root -> [due | None, snap, seen_at]
+        self.pending: dict[str, PendingFile] = {}  # by path from the datastore root
         self.refused: set[str] = set()
         self.overflows = 0
         self.observer_kind = "inotify"
-        self.runs = RunMaker(schedule, self.datastore, self.root, store, dispatcher, pipelines)
+        self.runs = RunMaker(
+            schedule, self.datastore, self.root, store, dispatcher, definitions, clock
+        )
         self._observer: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
+        self.inbox = Inbox(self._wake_from_observer)
         self._rescan = True  # the start-up scan
         self._overflowed = False  # events were lost: no "open" file's close can be trusted
+        self._stopping = False
         self._next_rescan = 0.0
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.inbox = Inbox(lambda: _wake_soon(loop, self._wake))
         self._observer = self._start_observer()
         self._task = asyncio.create_task(self._run(), name=f"file-drops:{self.schedule.name}")
 
     async def stop(self) -> None:
+        """Stop watching. A step under way finishes its current claim or run request (a task
+        canceled between "claimed" and "recorded" would leave claims for the next start only);
+        claims it leaves without a run are the next watcher's ``resume_claimed``."""
         if self._observer is not None:
             observer, self._observer = self._observer, None
             observer.stop()
-            await asyncio.to_thread(observer.join, 5)
+            await run_parallel(observer.join, 5)
         if self._task is not None:
+            self.runs.stopped = True
+            self._stopping = True
+            self._wake.set()
+            await asyncio.wait({self._task}, timeout=_STOP_WAIT)
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+
+    def _wake_from_observer(self) -> None:
+        if self._loop is not None:
+            _wake_soon(self._loop, self._wake)
 
     def _start_observer(self) -> Any:
         kind = "polling" if self.spec.polling_interval else "inotify"
@@ -136,7 +173,7 @@ class FileWatcher:
 
     async def _run(self) -> None:
         resumed = False
-        while True:
+        while not self._stopping:
             # Clear before draining: a put after the drain re-arms the inbox and sets the
             # event again, so no wake-up is lost between the drain and the wait.
             self._wake.clear()
@@ -150,13 +187,13 @@ class FileWatcher:
                 self._wake.clear()
                 await asyncio.sleep(1.0)
                 continue
-            timeout = self._next_deadline() - time.monotonic()
-            if timeout > 0:
+            timeout = self._next_deadline() - self.clock.monotonic()
+            if timeout > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _step(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._rescan or now >= self._next_rescan:
             self._rescan = False
             self._next_rescan = now + self.spec.rescan_interval
@@ -172,11 +209,11 @@ class FileWatcher:
         return max(self.spec.settle, _MIN_QUIET)
 
     def _settling(self) -> bool:
-        return any(entry[0] is not None for entry in self.pending.values())
+        return any(entry.due is not None for entry in self.pending.values())
 
     def _next_deadline(self) -> float:
         deadline = self._next_rescan
-        dues = [e[0] for e in self.pending.values() if e[0] is not None]
+        dues = [e.due for e in self.pending.values() if e.due is not None]
         if dues:
             deadline = min(deadline, min(dues))
         batch_at = self.runs.batch_deadline(self._quiet())
@@ -198,7 +235,7 @@ class FileWatcher:
                 action="full rescan",
             )
             self._wake.set()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for path, kind in items.items():
             if kind == NEW_DIR:
                 if Path(path).is_relative_to(self.folder) and not self._rescan:
@@ -210,31 +247,34 @@ class FileWatcher:
             if kind == DELETED:
                 self.pending.pop(rel, None)
             elif kind == OPEN:
-                self.pending[rel] = [None, None, now]
+                self.pending[rel] = PendingFile(None, None, now)
             elif kind == CREATED:
                 # watchdog also reports files that beat a new folder's watch as creates; if a
                 # walk already found the file, keep its settle check (a writer's next write
                 # or close still arrives as its own event).
-                if rel not in self.pending or self.pending[rel][0] is None:
-                    self.pending[rel] = [None, None, now]
+                if rel not in self.pending or self.pending[rel].due is None:
+                    self.pending[rel] = PendingFile(None, None, now)
             elif kind == MOVED:
-                self.pending[rel] = [now, None, now]
+                self.pending[rel] = PendingFile(now, None, now)
             elif kind in (CLOSED, CHANGED):
-                self.pending[rel] = [now + self.spec.settle, _snap(self.root / rel), now]
+                settled_at = now + self.spec.settle
+                self.pending[rel] = PendingFile(settled_at, _snap(self.root / rel), now)
         return new_dirs
 
     async def _count_due(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         ready: list[FileKey] = []
         for rel, entry in list(self.pending.items()):
-            due, snap, _ = entry
-            if due is None or due > now:
+            if entry.due is None or entry.due > now:
                 continue
             current = _snap(self.root / rel)
             if current is None:
                 del self.pending[rel]
-            elif snap is not None and current != snap:
-                entry[0], entry[1] = now + self.spec.settle, current  # still changing
+            elif entry.snap is not None and current != entry.snap:
+                still_changing = dataclasses.replace(
+                    entry, due=now + self.spec.settle, snap=current
+                )
+                self.pending[rel] = still_changing
             elif self._confined(rel):
                 del self.pending[rel]
                 ready.append(FileKey(rel, current[0], current[1]))
@@ -254,25 +294,30 @@ class FileWatcher:
         follow): those count once quiet for ``settle``, like a polled file. A file seen
         opened but no close for ``stale_after`` seconds (0 after an overflow, whose lost
         events may include its close) is treated the same way."""
-        found = await asyncio.to_thread(self._walk, top or self.folder)
-        oldest = time.monotonic() - (stale_after if stale_after is not None else float("inf"))
+        found = await run_parallel(self._walk, top or self.folder)
+        oldest = self.clock.monotonic() - (stale_after if stale_after is not None else float("inf"))
 
         def takes(rel: str) -> bool:
             entry = self.pending.get(rel)
             if entry is None:
                 return True
-            return entry[0] is None and (new_dir or entry[2] <= oldest)
+            return entry.due is None and (new_dir or entry.seen_at <= oldest)
 
         found = [f for f in found if takes(f.path)]
-        known = self.store.known_files(self.schedule.name, found) if found else set()
-        wall, now, quiet = time.time_ns(), time.monotonic(), self.spec.settle
+        known = (
+            await run_blocking(self.store.known_files, self.schedule.name, found)
+            if found
+            else set()
+        )
+        # mtimes come from the kernel's wall clock: a file's age is measured on that clock.
+        wall, now, quiet = time.time_ns(), self.clock.monotonic(), self.spec.settle
         added = 0
         for key in found:
             if key in known:
                 continue
             rel, size, mtime_ns = key.path, key.size, key.mtime_ns
             young = (wall - mtime_ns) / 1e9 < quiet
-            self.pending[rel] = [now + (quiet if young else 0.0), (size, mtime_ns), now]
+            self.pending[rel] = PendingFile(now + (quiet if young else 0.0), (size, mtime_ns), now)
             added += 1
         if added:
             log.info("file_scan_found", schedule=self.schedule.name, files=added)
@@ -335,7 +380,8 @@ class FileWatcher:
             )
         return False
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
+        """For callers off the loop: it reads the ledger."""
         return {
             "datastore": self.datastore,
             "path": self.spec.path,

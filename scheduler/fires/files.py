@@ -11,6 +11,9 @@ A bare ``touch`` of a handled file changes its mtime, so it is a new (path, size
 counts again: the ledger cannot tell new content from a new time, and re-running is the safe
 side. A file still open for writing when a rescan finds it counts only once it has been quiet
 (mtime older than ``settle``); inotify's close event is what makes the live path exact.
+
+Everything here runs on the daemon's event loop and never blocks it (see ``FileWatcher``); the
+watchers' timing follows the clock the daemon passes down.
 """
 
 from __future__ import annotations
@@ -20,31 +23,36 @@ from typing import Any
 
 import structlog
 
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.definitions.config import Config
+from scheduler.definitions.pipeline import Pipeline
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.fires.file_events import FsTypeProbe, make_observer, mount_fs_type
+from scheduler.fires.file_runs import RunSubmitter
 from scheduler.fires.file_watcher import FileWatcher
+from scheduler.fires.served import PipelineSource
 from scheduler.store.protocols import FileLedgerStore
 
 log = structlog.get_logger("scheduler.fires.files")
 
 
 class FileDropService:
-    """The daemon's file-drop triggers: one ``FileWatcher`` per enabled on_change schedule."""
+    """The daemon's file-drop triggers: one ``FileWatcher`` per enabled on_change schedule.
+    ``definitions`` is the set the daemon serves; the daemon replaces it on reload."""
 
     def __init__(
         self,
         *,
         config: Config,
         store: FileLedgerStore,
-        dispatcher: Any,
-        clock: Any,
-        pipelines: Callable[[ScheduleDef], Any],
+        dispatcher: RunSubmitter,
+        definitions: PipelineSource,
+        clock: Clock = SYSTEM_CLOCK,
         fs_type: FsTypeProbe = mount_fs_type,
         observer_factory: Callable[..., Any] = make_observer,
     ) -> None:
         self.config, self.store, self.dispatcher, self.clock = config, store, dispatcher, clock
-        self.pipelines = pipelines
+        self.definitions = definitions
         self._fs_type, self._observer_factory = fs_type, observer_factory
         self.watchers: dict[str, FileWatcher] = {}
 
@@ -65,9 +73,10 @@ class FileDropService:
                 config=self.config,
                 store=self.store,
                 dispatcher=self.dispatcher,
-                pipelines=self.pipelines,
+                definitions=self,
                 fs_type=self._fs_type,
                 observer_factory=self._observer_factory,
+                clock=self.clock,
             )
             try:
                 await watcher.start()
@@ -87,7 +96,20 @@ class FileDropService:
         for name in list(self.watchers):
             await self.watchers.pop(name).stop()
 
-    def status(self, name: str) -> dict:
+    def pipeline_for(self, schedule: ScheduleDef) -> Pipeline:
+        """The pipeline of the set served now (the daemon swaps ``definitions`` on reload)."""
+        return self.definitions.pipeline_for(schedule)
+
+    def backlog(self) -> dict[str, int]:
+        """Files seen but not yet run, per watched schedule; reads no store (a scrape may ask
+        from another thread, hence the copy of the watchers first)."""
+        return {
+            name: len(watcher.pending) + watcher.runs.waiting()
+            for name, watcher in list(self.watchers.items())
+        }
+
+    def status(self, name: str) -> dict[str, Any]:
+        """For callers off the loop: it reads the ledger."""
         watcher = self.watchers.get(name)
         if watcher is not None:
             return watcher.status()

@@ -9,23 +9,29 @@ schedule's ``catchup`` rule, decided once when they are seen.
 Missed fire times are recorded one row each, up to ``MAX_MISSED_RECORDS`` per catch-up (the
 newest); beyond that a single warning gives the count (a minutely cron down for a year would
 otherwise write half a million rows before READY).
+
+The handler runs on the daemon's event loop and never blocks it: every store call is handed to
+the store's thread and awaited before the next step, so the claim is committed before any run
+is asked for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
-from scheduler.definitions import ScheduleDef
-from scheduler.dispatch.dispatcher import Dispatcher, Outcome, RunRequest, ShuttingDown
+from scheduler.core.loopguard import run_blocking
+from scheduler.definitions.schedules import ScheduleDef
+from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.catchup import decide
+from scheduler.fires.served import ServedDefinitions
 from scheduler.store.protocols import FireStore
 from scheduler.store.records import ScheduleState
 from scheduler.triggers.time import time_trigger
@@ -37,17 +43,25 @@ MAX_MISSED_RECORDS = 10_000
 CATCHUP_REASON = "catch-up rule"
 
 
+class RunSubmitter(Protocol):
+    """The dispatcher's door, as the handler uses it."""
+
+    def submit(self, request: RunRequest) -> Awaitable[Outcome]: ...
+
+
 class FireHandler:
+    """Turns due times into claimed fire records and run requests. ``definitions`` is the set
+    the daemon serves; the daemon replaces it on reload."""
+
     def __init__(
         self,
         store: FireStore,
-        dispatcher: Dispatcher,
+        dispatcher: RunSubmitter,
         clock: Clock,
-        schedules: Callable[[], dict[str, ScheduleDef]],
-        pipelines: Callable[[ScheduleDef], Any],
+        definitions: ServedDefinitions,
     ) -> None:
         self.store, self.dispatcher, self.clock = store, dispatcher, clock
-        self._schedules, self._pipelines = schedules, pipelines
+        self.definitions = definitions
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- due times from the timer ---------------------------------------------------------
@@ -59,7 +73,7 @@ class FireHandler:
         task.add_done_callback(self._tasks.discard)
 
     async def handle_due(self, name: str, times: list[datetime]) -> None:
-        schedule = self._schedules().get(name)
+        schedule = self.definitions.schedules.get(name)
         if schedule is None:
             return
         now = self.clock.now()
@@ -68,7 +82,7 @@ class FireHandler:
         to_run = list(on_time)
         if late:
             decision = decide(late, schedule.catchup, schedule.catchup_limit)
-            self._record_missed(schedule, decision.missed, len(decision.missed))
+            await self._record_missed(schedule, decision.missed, len(decision.missed))
             to_run = decision.run + on_time
         await self._fire_in_order(schedule, to_run, catching_up=bool(late))
 
@@ -95,14 +109,14 @@ class FireHandler:
     ) -> Outcome | None:
         """Claim (unless already claimed by us), then dispatch. None when it had been handled."""
         name = schedule.name
-        if not claimed and not self.store.claim_fire(name, nominal):
+        if not claimed and not await run_blocking(self.store.claim_fire, name, nominal):
             log.info("fire_already_handled", schedule=name, nominal_time=nominal.isoformat())
             return None
         crashpoint("fire_claimed")
         if schedule.jitter:
             await asyncio.sleep(random.uniform(0, schedule.jitter))
         request = RunRequest(
-            pipeline=self._pipelines(schedule),
+            pipeline=self.definitions.pipeline_for(schedule),
             parameters=dict(schedule.parameters),
             trigger=f"schedule:{name}",
             schedule=name,
@@ -117,10 +131,12 @@ class FireHandler:
             return None  # stays claimed: resumed at the next start under the catch-up rule
         except Exception as exc:  # a run that cannot even be recorded must not kill the timer
             log.exception("fire_failed", schedule=name)
-            self.store.update_fire(name, nominal, outcome="skipped", reason=f"error: {exc}")
+            await run_blocking(
+                self.store.update_fire, name, nominal, outcome="skipped", reason=f"error: {exc}"
+            )
             return None
         if recovered and outcome.run is not None:
-            self.store.mark_recovered(outcome.run.id)
+            await run_blocking(self.store.mark_recovered, outcome.run.id)
         log.info(
             "schedule_fired",
             schedule=name,
@@ -136,13 +152,17 @@ class FireHandler:
         """Fires claimed by a daemon that died before recording their run: exactly one run each
         (marked recovered), if the catch-up rule still wants it."""
         resumed = 0
-        for record in self.store.fires_with_outcome("claimed"):
-            schedule = self._schedules().get(record.schedule)
+        for record in await run_blocking(self.store.fires_with_outcome, "claimed"):
+            schedule = self.definitions.schedules.get(record.schedule)
             if schedule is None or record.nominal_time is None:
                 continue
             if schedule.catchup == "none":
-                self.store.update_fire(
-                    record.schedule, record.nominal_time, outcome="missed", reason=CATCHUP_REASON
+                await run_blocking(
+                    self.store.update_fire,
+                    record.schedule,
+                    record.nominal_time,
+                    outcome="missed",
+                    reason=CATCHUP_REASON,
                 )
                 continue
             await self.fire(schedule, record.nominal_time, recovered=True, claimed=True)
@@ -161,13 +181,17 @@ class FireHandler:
             return
         decision = decide(fires.times, schedule.catchup, schedule.catchup_limit)
         unrecorded = fires.count - len(fires.times)
-        self._record_missed(schedule, decision.missed, len(decision.missed) + unrecorded)
+        await self._record_missed(schedule, decision.missed, len(decision.missed) + unrecorded)
         await self._fire_in_order(schedule, decision.run, catching_up=True)
 
-    def _record_missed(self, schedule: ScheduleDef, times: list[datetime], total: int) -> None:
+    async def _record_missed(
+        self, schedule: ScheduleDef, times: list[datetime], total: int
+    ) -> None:
         if not times and not total:
             return
-        self.store.record_fires(schedule.name, times, outcome="missed", reason=CATCHUP_REASON)
+        await run_blocking(
+            self.store.record_fires, schedule.name, times, outcome="missed", reason=CATCHUP_REASON
+        )
         log.warning(
             "fires_missed",
             schedule=schedule.name,

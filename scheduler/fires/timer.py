@@ -12,13 +12,21 @@ sleeps are scaled by the clock's rate. Nothing of this is active with the system
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import apscheduler.schedulers.base as aps_base
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
+# APScheduler 3 ships no type information.
+import apscheduler.schedulers.base as aps_base  # type: ignore[import-untyped, unused-ignore]
+from apscheduler.events import (  # type: ignore[import-untyped, unused-ignore]
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_SUBMITTED,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import (  # type: ignore[import-untyped, unused-ignore]
+    AsyncIOScheduler,
+)
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 
@@ -29,7 +37,7 @@ async def _no_op() -> None:
     """The job body: the work happens in the submission listener, which knows the nominal times."""
 
 
-class _ClockedScheduler(AsyncIOScheduler):
+class _ClockedScheduler(AsyncIOScheduler):  # type: ignore[misc, unused-ignore]
     rate: float = 1.0
 
     def _start_timer(self, wait_seconds: float | None) -> None:
@@ -78,7 +86,7 @@ class Firing:
         job = self.scheduler.get_job(name)
         return job.next_run_time if job is not None else None
 
-    def names(self) -> set[str]:
+    def names(self) -> builtins.set[str]:
         return {job.id for job in self.scheduler.get_jobs()}
 
     def wakeup(self) -> None:
@@ -99,4 +107,4 @@ def _follow_clock(clock: Clock) -> None:
             moment = clock.now()
             return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
 
-    aps_base.datetime = ClockDatetime  # type: ignore[misc]
+    aps_base.datetime = ClockDatetime
