@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 from scheduler.core.errors import PipeschedError
 
@@ -40,7 +41,7 @@ def ignored(owner: str, argument: str, reason: str, *, stacklevel: int | None = 
 def _user_stacklevel() -> int:
     """How many frames up the caller outside scheduler/sdk is (3.11 has no
     ``skip_file_prefixes``)."""
-    frame = sys._getframe(2)  # the caller of ignored()
+    frame: FrameType | None = sys._getframe(2)  # the caller of ignored()
     level = 2
     while frame is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
         frame = frame.f_back

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from scheduler.sdk._warn import ignore_given, ignored, refused
@@ -22,7 +23,7 @@ _SDK_DIR = os.path.dirname(os.path.abspath(__file__))
 def caller_position() -> tuple[str, int]:
     """(file, line) of the first frame outside scheduler/sdk: the user's line that made the
     object, so validation errors can point at it."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if os.path.dirname(os.path.abspath(filename)) != _SDK_DIR:

@@ -8,6 +8,7 @@ PipelineEndpoint runs its default.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -262,10 +263,10 @@ class PipelineEndpoint:
                 return PublishedPipeline(self._workspace, data)
         raise NotFound(f"endpoint '{self.name}' has no version {wanted!r}")
 
-    def list_pipelines(self, active_only: bool = True) -> list[PublishedPipeline]:
+    def list_pipelines(self, active_only: bool = True) -> builtins.list[PublishedPipeline]:
         return [PublishedPipeline(self._workspace, d) for d in self._versions()]
 
-    def list_versions(self) -> list[PipelineIdVersion]:
+    def list_versions(self) -> builtins.list[PipelineIdVersion]:
         return [PipelineIdVersion(d["id"], d["version"]) for d in self._versions()]
 
     def submit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from scheduler.core.errors import DefinitionError, SourcePosition
@@ -16,7 +17,7 @@ _SDK_DIR = str(Path(__file__).resolve().parent)
 
 def _caller() -> SourcePosition:
     """Where the user's code called into the SDK: the first frame outside scheduler/sdk."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename.startswith(_SDK_DIR):
         frame = frame.f_back
     if frame is None:

@@ -8,6 +8,7 @@ that made the call.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -186,13 +187,15 @@ class Schedule:
         return Schedule(workspace, workspace._backend.get_schedule(id))
 
     @staticmethod
-    def get_schedules_for_pipeline_id(workspace: Workspace, pipeline_id: str) -> list[Schedule]:
+    def get_schedules_for_pipeline_id(
+        workspace: Workspace, pipeline_id: str
+    ) -> builtins.list[Schedule]:
         return Schedule.list(workspace, active_only=False, pipeline_id=pipeline_id)
 
     @staticmethod
     def get_schedules_for_pipeline_endpoint_id(
         workspace: Workspace, pipeline_endpoint_id: str
-    ) -> list[Schedule]:
+    ) -> builtins.list[Schedule]:
         return Schedule.list(
             workspace, active_only=False, pipeline_endpoint_id=pipeline_endpoint_id
         )
@@ -244,7 +247,7 @@ class Schedule:
         return (self._definition.get("on_change") or {}).get("data_path_parameter")
 
     @property
-    def next_fire_times(self) -> list[datetime]:
+    def next_fire_times(self) -> builtins.list[datetime]:
         """The next fire times, in the schedule's own zone (pipesched's addition)."""
         return [datetime.fromisoformat(t) for t in self._data["next_fire_times"]]
 
@@ -318,7 +321,7 @@ class Schedule:
 
     # -- its runs -----------------------------------------------------------------------------
 
-    def get_pipeline_runs(self) -> list[PipelineRun]:
+    def get_pipeline_runs(self) -> builtins.list[PipelineRun]:
         """Runs this schedule started, newest first."""
         name = self.pipeline_id.partition("@")[0]
         runs = self._workspace._backend.list_runs(pipeline=name, limit=0)

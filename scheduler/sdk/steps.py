@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from scheduler.sdk._warn import ignore_given, refused
 from scheduler.sdk.data import (
@@ -67,7 +67,7 @@ class PipelineStep:
     """What every step shares: display name, source directory, compute target, inputs and
     outputs, reuse, and where the user made it."""
 
-    _type: ClassVar[str] = ""
+    _type: str = ""  # the step type; a class default, which DatabricksStep sets per instance
 
     def __init__(
         self,
