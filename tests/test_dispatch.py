@@ -53,13 +53,14 @@ class World:
         )
         self.pipeline = self.project.load("gated")
         self.store = InMemoryStore()
-        self.finished: list[tuple[str, str]] = []
-        self.dispatcher = Dispatcher(
-            self.project.config(),
-            self.store,
-            kill_grace=1.0,
-            on_finished=lambda run, status: self.finished.append((run.id, status)),
-        )
+        self.dispatcher = Dispatcher(self.project.config(), self.store, kill_grace=1.0)
+
+    @property
+    def finished(self) -> list[tuple[str, str]]:
+        """(run id, status) of every run that has ended, in the order they ended."""
+        ended = [r.record for r in self.store.runs.values() if r.record.finished_at is not None]
+        ended.sort(key=lambda record: record.finished_at or NOMINAL)
+        return [(record.id, str(record.status)) for record in ended]
 
     def request(
         self, schedule: str = "s", policy: str = "allow", fire: int | None = None
@@ -234,7 +235,9 @@ def test_canceling_a_waiting_run_closes_it_and_its_steps(tmp_path: Path) -> None
         waiting = await world.dispatcher.submit(world.request("b"))
         assert waiting.run is not None
         assert world.dispatcher.cancel(waiting.run.id) is True
-        assert world.status(waiting) == ("canceled", "canceled by user")
+        # closed on the store's thread, in the order of the calls handed to it
+        closed = ("canceled", "canceled by user")
+        await until(lambda: world.status(waiting) == closed, "the waiting run closed")
         [step] = world.store.get_run_detail(waiting.run.id).attempts
         assert step.status == "canceled"
         assert world.dispatcher.cancel("0000000000000") is False

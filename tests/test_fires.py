@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.core.clock import Clock
+from scheduler.definitions.pipeline import Pipeline
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Dispatcher, Outcome, RunRequest
 from scheduler.fires.handler import CATCHUP_REASON, FireHandler
@@ -53,13 +54,15 @@ class Fires:
         self.schedule = ScheduleDef(
             name="s", pipeline="gated", interval=3600, **{"concurrency": "forbid", **schedule}
         )
-        self.handler = FireHandler(
-            world.store,
-            self.dispatcher,
-            StillClock(),
-            lambda: {self.schedule.name: self.schedule},
-            lambda schedule: world.pipeline,
-        )
+        self.handler = FireHandler(world.store, self.dispatcher, StillClock(), self)
+
+    @property
+    def schedules(self) -> dict[str, ScheduleDef]:
+        """The served definitions the handler reads: this one schedule and its pipeline."""
+        return {self.schedule.name: self.schedule}
+
+    def pipeline_for(self, schedule: ScheduleDef) -> Pipeline:
+        return self.world.pipeline
 
     def fires(self, outcome: str | None = None) -> list[FireRecord]:
         found = sorted(self.store.list_fires("s"), key=lambda f: f.nominal_time or NOW)

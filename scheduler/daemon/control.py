@@ -2,16 +2,16 @@
 schedule enable/disable/trigger, runs submitted over REST, schedules created and deleted through
 the API. Every coroutine runs in the daemon's event loop, which owns the state; what a user's
 operation means (which definition a request runs, how an orphaned run is closed, how an API
-schedule is checked and kept) is the services', called here in a worker thread. A mixin of
-``Daemon`` so that the lifecycle module stays the start-up and shutdown recipe."""
+schedule is checked and kept) is the services', called here in a worker thread. Composed by
+``Daemon`` over the ``ServingDaemon`` protocol, so that the lifecycle module stays the start-up and
+shutdown recipe and this module names exactly what it needs of it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -34,63 +34,76 @@ if TYPE_CHECKING:
     from scheduler.fires.files import FileDropService
     from scheduler.fires.handler import FireHandler
     from scheduler.store import Store
+    from scheduler.store.records import ScheduleState
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
 
-class DaemonControlMixin:
-    """Needs the attributes and helpers ``Daemon`` sets up (typed below)."""
+class ServingDaemon(Protocol):
+    """What the control paths need of the running daemon: its parts, the schedule set it serves,
+    and the three ways to change what it serves."""
 
-    store: Store
-    dispatcher: Dispatcher
-    fires: FireHandler
-    files: FileDropService
-    set: ScheduleSet | None
-    clock: Clock
-    started_at: datetime
-    _changing: asyncio.Lock
+    @property
+    def store(self) -> Store: ...
+    @property
+    def dispatcher(self) -> Dispatcher: ...
+    @property
+    def fires(self) -> FireHandler: ...
+    @property
+    def files(self) -> FileDropService: ...
+    @property
+    def set(self) -> ScheduleSet | None: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def changing(self) -> asyncio.Lock: ...  # one change of the schedule set at a time
 
-    if TYPE_CHECKING:  # provided by Daemon
+    def register(self, schedule: ScheduleDef, state: ScheduleState) -> None: ...
+    def file_schedules(
+        self, current: ScheduleSet, states: dict[str, ScheduleState]
+    ) -> dict[str, ScheduleDef]: ...
+    async def swap(self, new: ScheduleSet) -> None: ...
 
-        def _register(self, schedule: ScheduleDef, state: Any) -> None: ...
-        def _file_schedules(self, current: ScheduleSet) -> dict[str, ScheduleDef]: ...
-        async def _swap(self, new: ScheduleSet) -> None: ...
+
+class DaemonControls:
+    """The daemon's answers to its API (``scheduler.api.control.DaemonControl``)."""
+
+    def __init__(self, daemon: ServingDaemon) -> None:
+        self._daemon = daemon
 
     def health(self) -> dict:
         return {
             "status": "ok",
             "pid": os.getpid(),
-            "started_at": iso(self.started_at),
-            "schedules": len(self.set.schedules) if self.set else 0,
-            "runs_in_flight": self.dispatcher.runs_in_flight(),
+            "started_at": iso(self._daemon.started_at),
+            "schedules": len(self._daemon.set.schedules) if self._daemon.set else 0,
+            "runs_in_flight": self._daemon.dispatcher.runs_in_flight(),
         }
 
     async def cancel_run(self, run_id: str) -> dict:
-        run_id = await run_blocking(resolve_run, self.store, run_id)
-        entry = self.dispatcher.active.get(run_id)
-        if self.dispatcher.cancel(run_id):
-            if entry is not None and entry.task is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(entry.task), timeout=30)
-        else:
-            await run_blocking(cancel_without_daemon, self.store, run_id)
-        run = await run_blocking(self.store.get_run, run_id)
+        run_id = await run_blocking(resolve_run, self._daemon.store, run_id)
+        if not await self._daemon.dispatcher.cancel_and_wait(run_id):
+            await run_blocking(cancel_without_daemon, self._daemon.store, run_id)
+        run = await run_blocking(self._daemon.store.get_run, run_id)
         return run.to_json()
 
     async def set_schedule_enabled(self, name: str, enabled: bool) -> dict:
         schedule = self._schedule(name)
-        await run_blocking(self.store.set_override, name, enabled)
+        await run_blocking(self._daemon.store.set_override, name, enabled)
+        states = await run_blocking(self._daemon.store.schedule_states)
         if schedule.on_change is None:
-            states = await run_blocking(self.store.schedule_states)
-            self._register(schedule, states[name])
-        elif self.set is not None:
-            await self.files.update(self._file_schedules(self.set))
+            self._daemon.register(schedule, states[name])
+        elif self._daemon.set is not None:
+            watched = self._daemon.file_schedules(self._daemon.set, states)
+            await self._daemon.files.update(watched)
         log.info("schedule_" + ("enabled" if enabled else "disabled"), schedule=name)
         return {"name": name, "enabled": enabled, "override": enabled}
 
     async def trigger_schedule(self, name: str) -> dict:
         schedule = self._schedule(name)
-        outcome = await self.fires.fire(schedule, self.clock.now())
+        outcome = await self._daemon.fires.fire(schedule, self._daemon.clock.now())
         if outcome is None:
             return {"run_id": None, "outcome": "skipped", "reason": "already fired at this time"}
         return {
@@ -110,9 +123,13 @@ class DaemonControlMixin:
     ) -> RunRecord:
         """A run requested over the API (trigger ``api``), of a published version or the
         working copy; parameters are checked before anything is recorded."""
-        assert self.set is not None
+        assert self._daemon.set is not None
         definition, label = await run_blocking(
-            load_definition, self.set.config, self.store, pipeline=pipeline, version=version
+            load_definition,
+            self._daemon.set.config,
+            self._daemon.store,
+            pipeline=pipeline,
+            version=version,
         )
         return await self.submit_definition_run(
             definition,
@@ -134,7 +151,7 @@ class DaemonControlMixin:
     ) -> RunRecord:
         """A run over the API (trigger ``api``) of a loaded definition: a published version,
         the working copy, or a snapshot uploaded by the SDK."""
-        outcome = await self.dispatcher.submit(
+        outcome = await self._daemon.dispatcher.submit(
             RunRequest(
                 pipeline=with_step_failure_rule(definition, continue_on_step_failure),
                 parameters=parameters,
@@ -150,33 +167,45 @@ class DaemonControlMixin:
     async def create_schedule(self, definition: dict) -> dict:
         """Keep a schedule created through the API and serve it at once; its ``schedules
         --json`` object. InvalidSchedule (→ 422) or ScheduleExists (→ 409) change nothing."""
-        async with self._changing:
-            assert self.set is not None
-            config = self.set.config
-            schedule = await run_blocking(create_api_schedule, config, self.store, definition)
-            await self._swap(await run_blocking(with_api_schedules, self.set, self.store))
+        async with self._daemon.changing:
+            assert self._daemon.set is not None
+            config = self._daemon.set.config
+            schedule = await run_blocking(
+                create_api_schedule, config, self._daemon.store, definition
+            )
+            await self._daemon.swap(
+                await run_blocking(with_api_schedules, self._daemon.set, self._daemon.store)
+            )
         log.info("schedule_created", schedule=schedule.name, pipeline=schedule.pipeline)
-        summary = await run_blocking(summarize_created, self.store, schedule, self.clock.now())
+        summary = await run_blocking(
+            summarize_created, self._daemon.store, schedule, self._daemon.clock.now()
+        )
         return summary.to_json()
 
     async def get_schedule(self, name: str) -> dict:
-        assert self.set is not None
+        assert self._daemon.set is not None
         summary = await run_blocking(
-            get_schedule, self.set.config, self.store, name, self.clock.now()
+            get_schedule,
+            self._daemon.set.config,
+            self._daemon.store,
+            name,
+            self._daemon.clock.now(),
         )
         return summary.to_json()
 
     async def delete_schedule(self, name: str) -> None:
         """Stop and forget an API schedule (its fire records stay); one of schedules.yaml is
         refused (→ 409)."""
-        async with self._changing:
-            assert self.set is not None
-            await run_blocking(delete_schedule, self.set.config, self.store, name)
-            await self._swap(await run_blocking(with_api_schedules, self.set, self.store))
+        async with self._daemon.changing:
+            assert self._daemon.set is not None
+            await run_blocking(delete_schedule, self._daemon.set.config, self._daemon.store, name)
+            await self._daemon.swap(
+                await run_blocking(with_api_schedules, self._daemon.set, self._daemon.store)
+            )
         log.info("schedule_deleted", schedule=name)
 
     def _schedule(self, name: str) -> ScheduleDef:
-        schedule = self.set.schedules.get(name) if self.set else None
+        schedule = self._daemon.set.schedules.get(name) if self._daemon.set else None
         if schedule is None:
             raise NotFound(f"no schedule named '{name}'")
         return schedule

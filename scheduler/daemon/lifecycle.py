@@ -32,7 +32,7 @@ from scheduler.core.errors import DefinitionErrors
 from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
-from scheduler.daemon.control import DaemonControlMixin
+from scheduler.daemon.control import DaemonControls
 from scheduler.daemon.lock import acquire
 from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import recover
@@ -56,7 +56,7 @@ CLOCK_JUMP_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 30.0
 
 
-class Daemon(DaemonControlMixin):
+class Daemon:
     def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
         self.config_path = config_path
         self.clock = clock or clock_from_env()
@@ -66,7 +66,8 @@ class Daemon(DaemonControlMixin):
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
         self._reloading: asyncio.Task[bool] | None = None
-        self._changing = asyncio.Lock()  # one change of the schedule set at a time
+        self.changing = asyncio.Lock()  # one change of the schedule set at a time
+        self.controls = DaemonControls(self)
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class Daemon(DaemonControlMixin):
         self.firing.start()
         states = await run_blocking(self.store.schedule_states)
         self._register_all(current, states)
-        await self.files.start(self._file_schedules(current, states))
+        await self.files.start(self.file_schedules(current, states))
         servers = await self._start_api()
         self._install_signals()
         self.notifier.ready(self._status_line())
@@ -156,7 +157,7 @@ class Daemon(DaemonControlMixin):
 
         def app(require_token: bool) -> Any:
             return create_app(
-                self,
+                self.controls,
                 self.store,
                 config,
                 require_token=require_token,
@@ -186,13 +187,10 @@ class Daemon(DaemonControlMixin):
     def _enabled(schedule: ScheduleDef, override: bool | None) -> bool:
         return schedule.enabled if override is None else override
 
-    def _file_schedules(
-        self, current: ScheduleSet, states: dict[str, ScheduleState] | None = None
+    def file_schedules(
+        self, current: ScheduleSet, states: dict[str, ScheduleState]
     ) -> dict[str, ScheduleDef]:
-        """The enabled on_change schedules (an override beats the definition). Without
-        ``states`` it reads them from the store: only for callers off the loop."""
-        if states is None:
-            states = self.store.schedule_states()
+        """The enabled on_change schedules (an override in ``states`` beats the definition)."""
         return {
             name: s.model_copy(update={"enabled": True})  # the override is applied here
             for name, s in current.schedules.items()
@@ -202,9 +200,9 @@ class Daemon(DaemonControlMixin):
 
     def _register_all(self, current: ScheduleSet, states: dict[str, ScheduleState]) -> None:
         for name, schedule in current.time_schedules().items():
-            self._register(schedule, states[name])
+            self.register(schedule, states[name])
 
-    def _register(self, schedule: ScheduleDef, state: ScheduleState) -> None:
+    def register(self, schedule: ScheduleDef, state: ScheduleState) -> None:
         if not self._enabled(schedule, state.override):
             self.firing.remove(schedule.name)
             return
@@ -243,7 +241,7 @@ class Daemon(DaemonControlMixin):
         """Swap in the new definitions atomically; on any error the old set keeps serving."""
         self.notifier.reloading("reloading")
         log.info("reload_started")
-        async with self._changing:
+        async with self.changing:
             try:
                 new = await run_parallel(
                     load_schedule_set, self.config_path, strict=True, store=self.store
@@ -258,12 +256,12 @@ class Daemon(DaemonControlMixin):
                 self.notifier.ready(self._status_line())
                 return False
             self._log_api_errors(new)
-            await self._swap(new)
+            await self.swap(new)
         log.info("reload_done", schedules=len(new.schedules))
         self.notifier.ready(self._status_line())
         return True
 
-    async def _swap(self, new: ScheduleSet) -> None:
+    async def swap(self, new: ScheduleSet) -> None:
         """Serve ``new`` in place of the current set: unchanged time schedules keep their next
         fire time, others are (re)registered or removed, file-drop watchers follow."""
         old = self.set
@@ -274,12 +272,12 @@ class Daemon(DaemonControlMixin):
         for name, schedule in new.time_schedules().items():
             unchanged = name in old.schedules and old.fingerprint(name) == new.fingerprint(name)
             if not unchanged or name not in self.firing.names():
-                self._register(schedule, states[name])
+                self.register(schedule, states[name])
         self.set = new
         self.fires.definitions = new
         self.files.definitions = new
         overrides = await run_blocking(self.store.schedule_states)
-        await self.files.update(self._file_schedules(new, overrides))
+        await self.files.update(self.file_schedules(new, overrides))
 
     @staticmethod
     def _log_api_errors(current: ScheduleSet) -> None:

@@ -16,6 +16,7 @@ before; once taken, a request is recorded and queued even if its caller is cance
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -254,6 +255,17 @@ class Dispatcher:
                 closing.add_done_callback(self._closed)
                 return True
         return False
+
+    async def cancel_and_wait(self, run_id: str, timeout: float = 30) -> bool:
+        """``cancel``, then wait (at most ``timeout`` seconds) until a running run has ended and
+        recorded its end; True when this dispatcher owned the run."""
+        entry = self.active.get(run_id)
+        if not self.cancel(run_id):
+            return False
+        if entry is not None and entry.task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(entry.task), timeout=timeout)
+        return True
 
     def _closed(self, closing: asyncio.Future[None]) -> None:
         self._closing.discard(closing)
