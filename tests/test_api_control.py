@@ -22,7 +22,7 @@ import pytest
 from scheduler.api.control import DaemonControl, create_control_app
 from scheduler.api.server import SocketInUse, serve_unix
 from scheduler.core.errors import NotFound, PipeschedError
-from scheduler.services.client import DaemonClient, DaemonNotRunning
+from scheduler.services.daemon_http import DaemonClient, DaemonNotRunning
 from scheduler.store import Store
 
 T = TypeVar("T")

@@ -27,7 +27,7 @@ from scheduler.api.control import create_control_app
 from scheduler.api.server import serve_unix
 from scheduler.cli import main
 from scheduler.core.procinfo import is_alive, process_start_ticks
-from scheduler.services.client import DaemonClient, socket_path
+from scheduler.services.daemon_http import DaemonClient, socket_path
 from scheduler.store import Store
 from scheduler.store.records import Owner
 from tests.conftest import wait_until

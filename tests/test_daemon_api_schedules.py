@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.services.client import socket_path
+from scheduler.services.daemon_http import socket_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess, set_clock
 from tests.projects import Project, make_project

@@ -31,7 +31,7 @@ from scheduler.sdk import (
 )
 from scheduler.sdk._warn import reset_warnings
 from scheduler.sdk.datastore import Datastore
-from scheduler.services.client import DaemonClient, socket_path
+from scheduler.services.daemon_http import DaemonClient, socket_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import Project

@@ -13,7 +13,7 @@ import pytest
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
 from scheduler.sdk import Schedule, ScheduleRecurrence, Workspace
-from scheduler.services.client import DaemonClient, socket_path
+from scheduler.services.daemon_http import DaemonClient, socket_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
 from tests.projects import Project

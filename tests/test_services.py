@@ -20,7 +20,8 @@ import pytest
 from scheduler.core.errors import NotFound
 from scheduler.services import runs
 from scheduler.services.cancel import RunAlreadyFinished
-from scheduler.services.client import DaemonNotRunning, ServiceClient, local_daemon
+from scheduler.services.client import ServiceClient, local_daemon
+from scheduler.services.daemon_http import DaemonNotRunning
 from scheduler.services.logs import open_logs, read_step_log
 from scheduler.services.pipelines import check_pipeline_name, list_pipelines
 from scheduler.services.publish import publish

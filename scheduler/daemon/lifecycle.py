@@ -43,7 +43,7 @@ from scheduler.dispatch.dispatcher import Dispatcher
 from scheduler.fires.files import FileDropService
 from scheduler.fires.handler import FireHandler
 from scheduler.fires.timer import Firing
-from scheduler.services.client import socket_path
+from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.records import RunRecord, ScheduleState

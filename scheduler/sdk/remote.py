@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from scheduler.sdk._warn import SdkError
-from scheduler.services.client import DaemonUnreachable, RemoteClient, TokenRefused
+from scheduler.services.daemon_http import DaemonUnreachable, RemoteClient, TokenRefused
 
 TIMEOUT = 60.0
 PAGE = 1000  # the API's largest page of runs

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError
 from scheduler.sdk._warn import SdkError, ignore_given
 from scheduler.sdk.recurrence import ScheduleRecurrence, _caller, _invalid
-from scheduler.services.client import InvalidRequest
+from scheduler.services.daemon_http import InvalidRequest
 
 if TYPE_CHECKING:
     from scheduler.sdk.runs import PipelineRun
