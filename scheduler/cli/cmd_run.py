@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
-import signal
+import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -15,9 +16,16 @@ from scheduler.cli.options import config_option, json_option, load_config, open_
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
 from scheduler.core.logging import configure_logging
-from scheduler.services.submit import execute_foreground, record_foreground_run, working_copy
+from scheduler.services.submit import (
+    execute_foreground,
+    note_cancel_signals,
+    record_foreground_run,
+    working_copy,
+)
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
     from scheduler.executor import StepEvent
 
 
@@ -58,22 +66,23 @@ def run(
     """Run PIPELINE now and wait for it; exit 0 only when it completed.
 
     Progress goes to stderr; the summary (or with --json one JSON document, whatever the outcome)
-    to stdout. Ctrl-C cancels the run, stops its steps and records it as canceled.
+    to stdout. Ctrl-C cancels the run, stops its steps and records it as canceled; so does a
+    terminal that hangs up (SIGHUP). Output that nobody reads any more (`| head`) is dropped:
+    the run goes on to its end and the exit status is still its outcome.
 
     \b
     Example:
       pipesched run diabetes-training -p reg_rate=0.1
     """
+    keep_running_when_output_closes()  # before logging takes hold of stderr
     configure_logging(level="warning")
     given = _parse_assignments(params)
     config = load_config(config_path)
     definition = working_copy(config, pipeline)
     store = open_store(config)
-    # From the moment the run is recorded, Ctrl-C or SIGTERM must cancel it, not kill us: note
-    # the signal until the event loop's handlers take over.
-    early: list[str] = []
-    signal.signal(signal.SIGINT, lambda *_: early.append("canceled by user"))
-    signal.signal(signal.SIGTERM, lambda *_: early.append("terminated"))
+    # From the moment the run is recorded, Ctrl-C, SIGTERM or SIGHUP must cancel it, not kill
+    # us: note the signal until the event loop's handlers take over.
+    early = note_cancel_signals()
     record = record_foreground_run(config, store, definition, given, experiment=experiment)
     click.echo(f"run {record.id} of {definition.name} started", err=True)
     outcome = execute_foreground(
@@ -104,3 +113,57 @@ class _ProgressPrinter:
         attempt = f" (attempt {event.attempt})" if event.attempt > 1 else ""
         detail = f": {event.detail}" if event.detail else ""
         click.echo(f"  {event.step:<20} {event.status}{attempt}{took}{detail}", err=True)
+
+
+class _OutputFd(io.RawIOBase):
+    """Standard output or error whose reader may go away: once a write fails (EPIPE when the
+    pipe's reader exited, EIO when the terminal hung up), the descriptor is pointed at
+    /dev/null, so this write and every later one — ours, a library's, the interpreter's last
+    flush — succeeds unprinted instead of raising in the middle of the run."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self._fd)
+
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data)
+        try:
+            return os.write(self._fd, view)
+        except BlockingIOError:
+            raise
+        except OSError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._fd)
+            os.close(devnull)
+            return view.nbytes
+
+
+def keep_running_when_output_closes() -> None:
+    """Replace ``sys.stdout`` and ``sys.stderr`` by streams over ``_OutputFd``: a reader that
+    goes away stops the printing, never the run. Streams that are not file descriptors (a test
+    runner's capture) are left alone."""
+    sys.stdout = _guarded(sys.stdout)
+    sys.stderr = _guarded(sys.stderr)
+
+
+def _guarded(stream: TextIO) -> TextIO:
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return stream
+    stream.flush()
+    return io.TextIOWrapper(
+        io.BufferedWriter(_OutputFd(fd)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=bool(stream.line_buffering),
+    )

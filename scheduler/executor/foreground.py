@@ -1,7 +1,10 @@
 """Running one pipeline run in the foreground of a process (``pipesched run``, the SDK's child):
-SIGINT and SIGTERM cancel the run — its steps are stopped and the run recorded as canceled —
-instead of killing the process. The run's store calls leave the loop (see ``RunExecutor``), so a
-signal is handled at once even while a write waits on the database."""
+SIGINT, SIGTERM and SIGHUP cancel the run — its steps are stopped and the run recorded as
+canceled — instead of killing the process. SIGHUP is the terminal going away (its window closed,
+the SSH connection dropped): the steps run in sessions of their own and would never hear of it,
+so a run left to the default action (death) would stay ``running`` with nobody watching it. The
+run's store calls leave the loop (see ``RunExecutor``), so a signal is handled at once even
+while a write waits on the database."""
 
 from __future__ import annotations
 
@@ -11,6 +14,23 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scheduler.executor import RunExecutor
+
+#: The reason a run records for each signal that cancels it.
+CANCEL_SIGNALS: dict[signal.Signals, str] = {
+    signal.SIGINT: "canceled by user",
+    signal.SIGTERM: "terminated",
+    signal.SIGHUP: "terminal hung up",
+}
+
+
+def note_cancel_signals() -> list[str]:
+    """From now until ``execute_in_foreground`` takes over, a cancel signal is noted (its
+    reason appended to the list returned) instead of killing the process: call it before the
+    run is recorded, so no signal can leave a recorded run behind."""
+    early: list[str] = []
+    for signum, reason in CANCEL_SIGNALS.items():
+        signal.signal(signum, lambda *_, why=reason: early.append(why))
+    return early
 
 
 def execute_in_foreground(executor: RunExecutor, early: list[str]) -> str:
@@ -22,8 +42,8 @@ def execute_in_foreground(executor: RunExecutor, early: list[str]) -> str:
 async def _execute(executor: RunExecutor, early: list[str]) -> str:
     loop = asyncio.get_running_loop()
     # Signals only set state; the executor does the work in the loop.
-    loop.add_signal_handler(signal.SIGINT, executor.cancel, "canceled by user")
-    loop.add_signal_handler(signal.SIGTERM, executor.cancel, "terminated")
+    for signum, reason in CANCEL_SIGNALS.items():
+        loop.add_signal_handler(signum, executor.cancel, reason)
     if early:
         executor.cancel(early[0])
     return await executor.execute()

@@ -15,9 +15,19 @@ from scheduler.core.procinfo import current_owner
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
 from scheduler.dispatch.submit import submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
-from scheduler.executor.foreground import execute_in_foreground
+from scheduler.executor.foreground import execute_in_foreground, note_cancel_signals
 from scheduler.services.publish import load_published
 from scheduler.services.snapshots import load_snapshot_by_id
+
+__all__ = [
+    "ForegroundOutcome",
+    "execute_foreground",
+    "load_definition",
+    "note_cancel_signals",
+    "record_foreground_run",
+    "with_step_failure_rule",
+    "working_copy",
+]
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -100,8 +110,8 @@ def execute_foreground(
     regenerate_outputs: bool = False,
     on_event: Callable[[StepEvent], None] | None = None,
 ) -> ForegroundOutcome:
-    """Execute a recorded run here until it ends: SIGINT and SIGTERM cancel it (and record
-    it) instead of killing the process; ``early`` holds a cancel reason for a signal that came
+    """Execute a recorded run here until it ends: SIGINT, SIGTERM and SIGHUP cancel it (and
+    record it) instead of killing the process; ``early`` holds a cancel reason for a signal that came
     between recording and now."""
     executor = RunExecutor(
         config=config,
