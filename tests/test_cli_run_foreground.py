@@ -12,6 +12,7 @@ import os
 import pty
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import termios
@@ -21,9 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.core.procinfo import is_alive, process_start_ticks
+from scheduler.core.procinfo import Owner, current_owner, is_alive, process_start_ticks
+from scheduler.daemon.recovery import OWNER_EXITED, REASON, close_runs_of_exited_owners, recover
+from scheduler.store.records import RunRecord
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
+from tests.store_fake import InMemoryStore
+
+HOST = socket.gethostname()
+CLOSED_WITHIN = 10.0  # a running daemon closes a killed foreground run within this
 
 
 @pytest.fixture
@@ -258,3 +265,137 @@ def test_a_failed_run_behind_a_closed_pipe_still_exits_non_zero(project: Project
     assert proc.wait(timeout=60) == 1
     doc = stored(project, step.run_id)
     assert (doc["status"], doc["status_reason"]) == ("failed", "step failed: after")
+
+
+# ---- kill -9 ------------------------------------------------------------------------------------
+
+
+def test_kill_9_with_a_daemon_running_closes_the_run_and_kills_its_steps(
+    project: Project, processes, daemons
+):
+    daemon = daemons(project).start()
+    proc = start_quiet_run(project)
+    processes.append(proc)
+    step = wait_for_step(project)
+    proc.kill()
+    proc.wait(timeout=10)
+
+    wait_until(
+        lambda: stored(project, step.run_id)["status"] != "running",
+        timeout=CLOSED_WITHIN,
+        message="the daemon closed the run of the killed foreground process",
+    )
+    doc = stored(project, step.run_id)
+    assert (doc["status"], doc["status_reason"]) == ("failed", OWNER_EXITED)
+    assert steps_of(doc) == {
+        "wait": ("failed", OWNER_EXITED),
+        "after": ("skipped", OWNER_EXITED),
+    }
+    wait_until(lambda: not step.alive(), timeout=5, message="the daemon killed the step")
+    assert not (project.root / "after-ran").exists()
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    assert not daemon.events("owner_check_failed"), daemon.log()
+    assert daemon.stop() == 0
+
+
+def test_kill_9_without_a_daemon_is_marked_and_cancel_closes_it(project: Project, processes):
+    proc = start_quiet_run(project)
+    processes.append(proc)
+    step = wait_for_step(project)
+    proc.kill()
+    proc.wait(timeout=10)
+
+    table = project.cli("runs")
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if line.startswith(step.run_id))
+    assert "running (owner gone)" in row
+    (listed,) = json.loads(project.cli("runs", "--json").stdout)
+    assert listed["status"] == "running" and listed["owner_alive"] is False
+    page = project.cli("show", step.run_id)
+    assert "running (owner gone)" in page.stdout, page.stdout
+    shown = json.loads(project.cli("show", step.run_id, "--json").stdout)
+    assert shown["status"] == "running" and shown["owner_alive"] is False
+    assert step.alive()  # nobody watches it, nobody has stopped it yet
+
+    canceled = project.cli("cancel", step.run_id)
+    assert canceled.returncode == 0, canceled.stderr
+    doc = stored(project, step.run_id)
+    assert (doc["status"], doc["status_reason"]) == ("canceled", "canceled by user")
+    assert steps_of(doc)["wait"] == ("canceled", "canceled by user")
+    wait_until(lambda: not step.alive(), timeout=10, message="cancel killed the step")
+    assert "owner_alive" not in json.loads(project.cli("runs", "--json").stdout)[0]
+
+
+def test_a_daemon_started_after_kill_9_records_owner_exited(project: Project, processes, daemons):
+    proc = start_quiet_run(project)
+    processes.append(proc)
+    step = wait_for_step(project)
+    proc.kill()
+    proc.wait(timeout=10)
+
+    daemon = daemons(project).start()  # recovery runs before READY=1
+    doc = stored(project, step.run_id)
+    assert (doc["status"], doc["status_reason"]) == ("failed", OWNER_EXITED)
+    assert steps_of(doc)["wait"] == ("failed", OWNER_EXITED)
+    wait_until(lambda: not step.alive(), timeout=5, message="recovery killed the step")
+    assert daemon.stop() == 0
+
+
+# ---- the rules, on the store's records ----------------------------------------------------------
+
+STEPS = [("prep", "Prep", "python_script"), ("train", "Train", "python_script")]
+
+
+def dead_owner() -> Owner:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    ticks = process_start_ticks(process.pid) or 0
+    process.wait()
+    return Owner(HOST, process.pid, ticks)
+
+
+def record(store: InMemoryStore, owner: Owner | None, trigger: str, *, start: bool) -> RunRecord:
+    run = store.create_run(
+        pipeline="p",
+        content_hash="h",
+        experiment="p",
+        parameters={},
+        trigger=trigger,
+        steps=STEPS,
+        owner=owner,
+    )
+    if start:
+        store.start_run(run.id, owner)
+        store.begin_attempt(run.id, "prep", 1)
+    return run
+
+
+def test_recovery_names_the_cause_by_who_owned_the_run() -> None:
+    store = InMemoryStore()
+    dead = dead_owner()
+    foreground = record(store, dead, "manual", start=True)
+    scheduled = record(store, dead, "schedule:nightly", start=True)
+    recover(store)
+    assert store.get_run_detail(foreground.id).run.status_reason == OWNER_EXITED
+    assert store.get_run_detail(scheduled.id).run.status_reason == REASON
+
+
+def test_the_owner_check_closes_only_foreground_runs_of_dead_owners_here() -> None:
+    store = InMemoryStore()
+    dead = dead_owner()
+    killed = record(store, dead, "manual", start=True)
+    killed_before_start = record(store, dead, "manual", start=False)
+    alive = record(store, current_owner(), "manual", start=True)
+    elsewhere = record(store, Owner("elsewhere.example", 1, 1), "manual", start=True)
+    daemons_own = record(store, current_owner(), "schedule:nightly", start=True)
+    unowned = record(store, None, "api", start=False)
+
+    closed = close_runs_of_exited_owners(store)
+
+    assert sorted(closed) == sorted([killed.id, killed_before_start.id])
+    for run in (killed, killed_before_start):
+        got = store.get_run_detail(run.id).run
+        assert (got.status, got.status_reason) == ("failed", OWNER_EXITED)
+    for run in (alive, elsewhere, daemons_own, unowned):
+        got = store.get_run_detail(run.id).run
+        assert (got.status, got.status_reason) in (("running", None), ("queued", None))
+    assert close_runs_of_exited_owners(store) == []  # each is closed once

@@ -76,7 +76,7 @@ def queued(store: InMemoryStore, owner: Owner | None) -> RunRecord:
         content_hash="h",
         experiment="p",
         parameters={},
-        trigger="manual",
+        trigger="schedule:nightly",  # a daemon's run (a foreground one ends "owner exited")
         steps=STEPS,
         owner=owner,
     )

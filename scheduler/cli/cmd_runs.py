@@ -1,4 +1,6 @@
-"""``pipesched runs``: run history, newest first."""
+"""``pipesched runs``: run history, newest first. An open run whose owner died without closing
+it (a foreground ``pipesched run`` killed with ``kill -9``) shows ``running (owner gone)``, and
+``owner_alive: false`` in --json."""
 
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
-from scheduler.services.runs import list_runs
+from scheduler.services.runs import OWNER_GONE, list_runs, run_json, status_text
 from scheduler.store.records import RUN_STATUSES
 
 HEADERS = ("ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION", "REASON")
+# An open run nobody watches any more is as bad as a failed one.
+STYLES = {
+    **STATUS_STYLES,
+    **{f"{status} ({OWNER_GONE})": STATUS_STYLES["failed"] for status in ("queued", "running")},
+}
 
 
 @click.command()
@@ -57,14 +64,14 @@ def runs(
     with open_store(load_config(config_path)) as store:
         records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
     if as_json:
-        print_json([record.to_json() for record in records])
+        print_json([run_json(record) for record in records])
         return
     now = SYSTEM_CLOCK.now()
     rows = [
         (
             r.id,
             r.pipeline if r.version is None else f"{r.pipeline}@{r.version}",
-            r.status,
+            status_text(r),
             r.trigger,
             format_moment(r.created_at, now),
             format_duration(run_duration(r.started_at, r.finished_at, now)),
@@ -72,4 +79,4 @@ def runs(
         )
         for r in records
     ]
-    print_table(HEADERS, rows, no_headers=no_headers, styles={2: STATUS_STYLES})
+    print_table(HEADERS, rows, no_headers=no_headers, styles={2: STYLES})

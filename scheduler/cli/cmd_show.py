@@ -1,4 +1,6 @@
-"""``pipesched show RUN_ID``: one run — header, steps, outputs, files, and a text timeline."""
+"""``pipesched show RUN_ID``: one run — header, steps, outputs, files, and a text timeline. An
+open run whose owner died without closing it shows ``running (owner gone)``, and
+``owner_alive: false`` in --json."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
-from scheduler.services.runs import get_run
+from scheduler.services.runs import get_run, owner_field, status_text
 from scheduler.store.records import RunDetail, StepAttempt, metrics_by_name
 
 STEP_HEADERS = (
@@ -54,7 +56,7 @@ def show(run_id: str, as_json: bool, config_path: str | None) -> None:
     with open_store(load_config(config_path)) as store:
         detail = get_run(store, run_id)
     if as_json:
-        print_json(detail.to_json())
+        print_json(detail.to_json() | owner_field(detail.run))
         return
     render_detail(detail, SYSTEM_CLOCK.now())
 
@@ -81,7 +83,9 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
 
 def header_lines(detail: RunDetail, now: datetime, color: bool) -> list[str]:
     run = detail.run
-    status = styled(run.status, STATUS_STYLES.get(run.status), color)
+    shown = status_text(run)  # "running (owner gone)" is as bad as failed
+    style = STATUS_STYLES.get(run.status if shown == run.status else "failed")
+    status = styled(shown, style, color)
     if run.status_reason:
         status += f" ({run.status_reason})"
     pipeline = run.pipeline + (f" version {run.version}" if run.version else " (working copy)")

@@ -35,7 +35,7 @@ from scheduler.core.testclock import clock_from_env
 from scheduler.daemon.control import DaemonControls
 from scheduler.daemon.lock import acquire
 from scheduler.daemon.notify import Notifier, watchdog_loop
-from scheduler.daemon.recovery import recover
+from scheduler.daemon.recovery import close_runs_of_exited_owners, recover
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
 from scheduler.definitions import ScheduleDef
 from scheduler.definitions.pipeline import Pipeline
@@ -54,6 +54,7 @@ log = structlog.get_logger("scheduler.daemon.lifecycle")
 CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
 CLOCK_JUMP_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 30.0
+OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
 
 
 class Daemon:
@@ -128,6 +129,7 @@ class Daemon:
             asyncio.ensure_future(watchdog_loop(self.notifier, self.stop_event)),
             asyncio.ensure_future(self._watch_clock()),
             asyncio.ensure_future(self._report_status()),
+            asyncio.ensure_future(self._watch_owners()),
         ]
         await self.stop_event.wait()
         self.notifier.stopping("stopping")
@@ -307,6 +309,16 @@ class Daemon:
                 await asyncio.wait_for(ended.wait(), STATUS_EVERY_SECONDS)
             ended.clear()
             self.notifier.status(self._status_line())
+
+    async def _watch_owners(self) -> None:
+        """Close the foreground runs (``pipesched run``, the SDK's child) whose owner died
+        without closing them: no signal tells us, so look every few seconds."""
+        while True:
+            await asyncio.sleep(OWNER_CHECK_SECONDS)
+            try:
+                await run_blocking(close_runs_of_exited_owners, self.store)
+            except Exception as exc:  # the store may be away for a while: look again later
+                log.warning("owner_check_failed", error=str(exc))
 
     async def _watch_clock(self) -> None:
         """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at

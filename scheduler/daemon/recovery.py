@@ -1,16 +1,23 @@
-"""Start-up recovery: close what a dead owner left open.
+"""Closing what a dead owner left open: at start-up (``recover``), and while the daemon runs
+(``close_runs_of_exited_owners``, for foreground runs).
 
 Only runs whose owner is dead are touched (a foreground ``pipesched run`` still going is left
-alone). A ``running`` run ends ``failed: daemon restart``; its step process groups get SIGKILL
-(without waiting for their reaping). A ``queued`` run whose steps never started is handed back
-to be started again under the same id.
+alone). At start-up a ``running`` run ends ``failed: daemon restart`` — ``failed: owner exited``
+when its owner was a foreground process (trigger ``manual``: ``pipesched run`` or the SDK's
+child; the daemon records ``schedule:…``, ``file:…``/``files:…`` and ``api`` runs) — and its step
+process groups get SIGKILL (without waiting for their reaping). A ``queued`` run whose steps
+never started is handed back to be started again under the same id.
+
+While the daemon runs, a foreground owner may die without closing its run (``kill -9``): the
+daemon looks every few seconds and closes such a run ``failed: owner exited`` the same way,
+queued or running (it was never the daemon's to start).
 
 Step processes are found two ways: the process group recorded with each attempt, and — for a
 crash between starting a step and recording its pid — every process whose environment carries
 the run's ``PIPESCHED_RUN_ID``.
 
-``recover`` blocks (store calls, a walk of /proc): the daemon runs it on the store's thread,
-before anything else touches the store, so its writes come first.
+Both block (store calls, a walk of /proc): the daemon runs them on the store's thread —
+``recover`` before anything else touches the store, so its writes come first.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import structlog
 
 from scheduler.core.procinfo import is_alive
 from scheduler.store.protocols import RecoveryStore
-from scheduler.store.records import RunRecord
+from scheduler.store.records import FINISHED_RUN_STATUSES, RunDetail, RunRecord
 
 log = structlog.get_logger("scheduler.daemon.recovery")
 
 REASON = "daemon restart"
+OWNER_EXITED = "owner exited"
+FOREGROUND_TRIGGER = "manual"  # the trigger of every run a foreground process records and owns
 
 
 @dataclass
@@ -50,6 +59,12 @@ def owner_is_dead(run: RunRecord, host: str) -> bool | None:
     return not is_alive(owner.pid, owner.start_ticks or None)
 
 
+def closing_reason(run: RunRecord) -> str:
+    """Why a run of a dead owner ends failed: its foreground owner exited, or the daemon that
+    owned it did (and this one restarted)."""
+    return OWNER_EXITED if run.trigger == FOREGROUND_TRIGGER else REASON
+
+
 def recover(store: RecoveryStore) -> RecoveryReport:
     report = RecoveryReport()
     host = socket.gethostname()
@@ -60,21 +75,52 @@ def recover(store: RecoveryStore) -> RecoveryReport:
             if dead is None and run.owner is not None:
                 log.warning("run_owner_elsewhere", run_id=run.id, owner_host=run.owner.host)
             continue
+        # Read again: an owner may have closed its run between the list and its death.
         detail = store.get_run_detail(run.id)
+        if detail.run.status in FINISHED_RUN_STATUSES:
+            continue
         started_any = any(a.started_at is not None for a in detail.attempts)
         if run.status == "queued" and not started_any:
             report.requeue.append(run)
             continue
-        report.killed_groups += _kill_step_processes(store, run.id)
-        for step, attempt in detail.latest_attempts().items():
-            if attempt.status == "running":
-                store.end_attempt(run.id, step, attempt.attempt, status="failed", reason=REASON)
-            elif attempt.status == "pending":
-                store.mark_step(run.id, step, status="skipped", reason=REASON)
-        store.finish_run(run.id, "failed", REASON)
+        report.killed_groups += _close(store, detail, closing_reason(run))
         report.closed.append(run.id)
-        log.warning("run_closed", run_id=run.id, status="failed", reason=REASON)
     return report
+
+
+def close_runs_of_exited_owners(store: RecoveryStore) -> list[str]:
+    """Close the open foreground runs of this host whose owner died without closing them
+    (killed with ``kill -9``): their step processes are killed, the run and what it left open
+    end ``failed: owner exited``. Returns the ids closed. Runs of live owners, of other hosts
+    and the daemon's own are left alone."""
+    host = socket.gethostname()
+    closed = []
+    for run in store.open_runs():
+        if run.trigger != FOREGROUND_TRIGGER or run.owner is None:
+            continue  # the daemon's own runs (closed at its next start), or not yet owned
+        if owner_is_dead(run, host) is not True:
+            continue  # alive, or on another host
+        detail = store.get_run_detail(run.id)  # dead now: what it recorded last is final
+        if detail.run.status in FINISHED_RUN_STATUSES:
+            continue
+        _close(store, detail, OWNER_EXITED)
+        closed.append(run.id)
+    return closed
+
+
+def _close(store: RecoveryStore, detail: RunDetail, reason: str) -> int:
+    """End a run nobody runs any more ``failed``: SIGKILL its step processes, end the running
+    attempts ``failed`` and skip the pending steps; returns the number of groups killed."""
+    run_id = detail.run.id
+    killed = _kill_step_processes(store, run_id)
+    for step, attempt in detail.latest_attempts().items():
+        if attempt.status == "running":
+            store.end_attempt(run_id, step, attempt.attempt, status="failed", reason=reason)
+        elif attempt.status == "pending":
+            store.mark_step(run_id, step, status="skipped", reason=reason)
+    store.finish_run(run_id, "failed", reason)
+    log.warning("run_closed", run_id=run_id, status="failed", reason=reason)
+    return killed
 
 
 def _kill_step_processes(store: RecoveryStore, run_id: str) -> int:

@@ -1,9 +1,10 @@
 """Run history as a user asks for it: a run named by any unique prefix of its id or by
-``latest``, the list of runs newest first, one run with its steps, and the metric history of a
-pipeline (one row per run, newest first)."""
+``latest``, the list of runs newest first, one run with its steps, whether an open run's owner
+still lives, and the metric history of a pipeline (one row per run, newest first)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import iso
 from scheduler.core.errors import NotFound
-from scheduler.store.records import RunDetail, RunRecord, metrics_by_name
+from scheduler.core.procinfo import is_alive
+from scheduler.store.records import FINISHED_RUN_STATUSES, RunDetail, RunRecord, metrics_by_name
 
 if TYPE_CHECKING:
     from scheduler.store import Store
@@ -49,6 +51,43 @@ def list_runs(
 def get_run(store: Store, ref: str) -> RunDetail:
     """One run with every step attempt and metric (``ref`` as ``resolve_run`` takes it)."""
     return store.get_run_detail(resolve_run(store, ref))
+
+
+OWNER_GONE = "owner gone"
+
+
+def owner_alive(run: RunRecord) -> bool | None:
+    """Whether the process that owns an open run (queued or running) still lives: False when
+    it is gone, on this host, and left the run open (a foreground ``pipesched run`` killed with
+    ``kill -9``: a running daemon closes such a run, ``pipesched cancel`` does without one).
+    None when it cannot be told here: a finished run, a run without an owner, or an owner on
+    another host."""
+    owner = run.owner
+    if run.status in FINISHED_RUN_STATUSES or owner is None:
+        return None
+    if owner.host != socket.gethostname():
+        return None
+    return is_alive(owner.pid, owner.start_ticks or None)
+
+
+def owner_field(run: RunRecord) -> dict[str, bool]:
+    """``{"owner_alive": true|false}`` for an open run whose owner this host can check, else
+    nothing: added to the ``runs --json`` and ``show --json`` objects, never replacing a key."""
+    alive = owner_alive(run)
+    return {} if alive is None else {"owner_alive": alive}
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    """The ``runs --json`` object, with ``owner_field``."""
+    return run.to_json() | owner_field(run)
+
+
+def status_text(run: RunRecord) -> str:
+    """The run's status as tables show it: ``running (owner gone)`` for an open run whose owner
+    died without closing it, else the bare status."""
+    if owner_alive(run) is False:
+        return f"{run.status} ({OWNER_GONE})"
+    return str(run.status)
 
 
 @dataclass(frozen=True)
