@@ -21,6 +21,7 @@ from scheduler.api.control import (
     health_route,
     install_error_handlers,
 )
+from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_text
 from scheduler.api.rest import rest_router
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
@@ -52,6 +53,11 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=config.api.max_body_bytes,
+        max_upload_bytes=config.api.max_upload_bytes,
+    )
     health_route(app, control)
     guard = [Depends(token_dependency(store, require_token=require_token))]
     app.include_router(control_router(control, store), dependencies=guard)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
 from scheduler.services import schedules as schedule_service
 from scheduler.services.api_schedules import InvalidSchedule
@@ -154,6 +155,7 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
     ) -> dict:
         """Create a schedule (``source: api``): 409 when the name is taken, 422 naming the
         field that is not valid. The answer is its ``schedules --json`` object."""
+        check_lengths(definition)
         return await control.create_schedule(definition)
 
     @router.get("/schedules/{name}", tags=["schedules"])
@@ -167,6 +169,16 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
         schedules.yaml is refused with 409."""
         await control.delete_schedule(name)
         return Response(status_code=204)
+
+
+def check_lengths(definition: dict[str, Any]) -> None:
+    """A 422 naming the first name or text field of a schedule that is too long."""
+    for key, most in (("name", MAX_NAME), ("pipeline", MAX_NAME), ("description", MAX_TEXT)):
+        value = definition.get(key)
+        if isinstance(value, str) and len(value) > most:
+            msg = f"{key} has {len(value)} characters; at most {most}"
+            detail = [{"loc": ["body", key], "msg": msg, "type": "string_too_long"}]
+            raise HTTPException(422, detail=detail)
 
 
 _EXAMPLE = {
