@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import DefinitionErrors
@@ -231,3 +232,20 @@ def test_an_upload_may_be_larger_than_a_json_body(api: LiveApi, http):
         timeout=TIMEOUT,
     )
     assert response.status_code == 201, response.text
+
+
+# -- disk use in /metrics -------------------------------------------------------------------
+
+
+def test_metrics_show_the_state_directory_disk_use_and_free_space(api: LiveApi):
+    (api.config.state_dir / "ballast-for-test.bin").write_bytes(os.urandom(512 * 1024))
+    text = requests.get(f"{api.url}/metrics", timeout=TIMEOUT).text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    usage = os.statvfs(api.config.state_dir)
+    assert values["pipesched_state_dir_bytes"] >= 512 * 1024
+    assert 0 < values["pipesched_state_dir_free_bytes"] <= usage.f_blocks * usage.f_frsize
+    assert values["pipesched_state_dir_filesystem_bytes"] == usage.f_blocks * usage.f_frsize

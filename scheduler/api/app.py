@@ -62,7 +62,7 @@ def create_app(
     guard = [Depends(token_dependency(store, require_token=require_token))]
     app.include_router(control_router(control, store), dependencies=guard)
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
-    registry = make_registry(store, file_backlog)
+    registry = make_registry(store, file_backlog, config.state_dir)
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
     @app.get("/metrics", tags=["health"], response_class=Response)
