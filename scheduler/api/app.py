@@ -21,6 +21,11 @@ from scheduler.api.control import (
     health_route,
     install_error_handlers,
 )
+from scheduler.api.documented import (
+    document_statuses,
+    install_method_not_allowed,
+    single_query_values,
+)
 from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_text
 from scheduler.api.rest import rest_router
@@ -59,7 +64,10 @@ def create_app(
         max_upload_bytes=config.api.max_upload_bytes,
     )
     health_route(app, control)
-    guard = [Depends(token_dependency(store, require_token=require_token))]
+    guard = [
+        Depends(token_dependency(store, require_token=require_token)),
+        Depends(single_query_values),
+    ]
     app.include_router(control_router(control, store), dependencies=guard)
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
     registry = make_registry(store, file_backlog, config.state_dir)
@@ -69,4 +77,6 @@ def create_app(
     def metrics() -> Response:
         return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
 
+    install_method_not_allowed(app)
+    document_statuses(app)
     return app
