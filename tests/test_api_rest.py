@@ -386,3 +386,11 @@ def test_absolute_relative_path_is_422(api: LiveApi, http):
         timeout=TIMEOUT,
     )
     assert response.status_code == 422
+
+
+def test_50_mb_experiment_name_is_413_and_stores_nothing(api: LiveApi, http):
+    before = len(api.store.list_runs(limit=10_000))
+    body = {"ExperimentName": "x" * (50 * 1000 * 1000), "ParameterAssignments": {"reg": 0.1}}
+    response = http.post(f"{api.url}/api/v1/pipelines/train/runs", json=body, timeout=60)
+    assert response.status_code == 413, response.text[:200]
+    assert len(api.store.list_runs(limit=10_000)) == before

@@ -21,6 +21,12 @@ from scheduler.api.control import (
     health_route,
     install_error_handlers,
 )
+from scheduler.api.documented import (
+    document_statuses,
+    install_method_not_allowed,
+    single_query_values,
+)
+from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_text
 from scheduler.api.rest import rest_router
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
@@ -52,15 +58,25 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=config.api.max_body_bytes,
+        max_upload_bytes=config.api.max_upload_bytes,
+    )
     health_route(app, control)
-    guard = [Depends(token_dependency(store, require_token=require_token))]
+    guard = [
+        Depends(token_dependency(store, require_token=require_token)),
+        Depends(single_query_values),
+    ]
     app.include_router(control_router(control, store), dependencies=guard)
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
-    registry = make_registry(store, file_backlog)
+    registry = make_registry(store, file_backlog, config.state_dir)
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
     @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics() -> Response:
         return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
 
+    install_method_not_allowed(app)
+    document_statuses(app)
     return app

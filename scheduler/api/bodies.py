@@ -4,23 +4,27 @@ the client put it. Shared by the client paths (``rest``) and the SDK's (``sdk_ro
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import json
+from typing import Annotated, Any, NoReturn
 
 from fastapi import HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from scheduler.api.control import parameter_problem
+from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import ParameterError
 from scheduler.store.records import AZURE_STATUS_CODES, RunRecord
 
 STATUS_CODES = AZURE_STATUS_CODES
+MAX_PARAMETERS = 1000
+ParameterName = Annotated[str, StringConstraints(max_length=MAX_NAME)]
 
 
 class DataPath(BaseModel):
     """Azure ML's data path assignment: a file or folder in a datastore."""
 
-    DataStoreName: str = Field(min_length=1)
-    RelativePath: str
+    DataStoreName: str = Field(min_length=1, max_length=MAX_NAME)
+    RelativePath: str = Field(max_length=MAX_TEXT)
 
 
 class SubmitBody(BaseModel):
@@ -29,12 +33,28 @@ class SubmitBody(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    ExperimentName: str | None = Field(default=None, pattern=r"^\s*\S")
-    ParameterAssignments: dict[str, Any] = Field(default_factory=dict)
-    DataPathAssignments: dict[str, DataPath] = Field(default_factory=dict)
-    ContinueRunOnStepFailure: bool | None = None
+    ExperimentName: str | None = Field(default=None, pattern=r"^\s*\S", max_length=MAX_NAME)
+    ParameterAssignments: dict[ParameterName, Any] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS
+    )
+    DataPathAssignments: dict[ParameterName, DataPath] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS
+    )
+    # Strict: a JSON 0 or "false" is refused with 422, never coerced.
+    ContinueRunOnStepFailure: StrictBool | None = None
     # pipesched's own (the SDK's submit(regenerate_outputs=True)): run every step, reuse nothing.
-    RegenerateOutputs: bool = False
+    RegenerateOutputs: StrictBool = False
+
+    @field_validator("ParameterAssignments")
+    @classmethod
+    def _values_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, given in value.items():
+            text = given if isinstance(given, str) else json.dumps(given)
+            if len(text) > MAX_TEXT:
+                raise ValueError(
+                    f"parameter '{name}' has {len(text)} characters; at most {MAX_TEXT}"
+                )
+        return value
 
 
 class RunStatusCode(BaseModel):

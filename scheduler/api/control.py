@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
 from scheduler.services import schedules as schedule_service
 from scheduler.services.api_schedules import InvalidSchedule
@@ -145,7 +146,7 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
     """``POST /schedules``, ``GET`` and ``DELETE /schedules/{name}``: schedules kept in the
     store beside those of schedules.yaml; the daemon serves a new one at once."""
 
-    @router.post("/schedules", status_code=201, tags=["schedules"])
+    @router.post("/schedules", status_code=201, tags=["schedules"], openapi_extra=_SCHEDULE_BODY)
     async def create_schedule(
         definition: Annotated[
             dict[str, Any],
@@ -154,6 +155,7 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
     ) -> dict:
         """Create a schedule (``source: api``): 409 when the name is taken, 422 naming the
         field that is not valid. The answer is its ``schedules --json`` object."""
+        check_lengths(definition)
         return await control.create_schedule(definition)
 
     @router.get("/schedules/{name}", tags=["schedules"])
@@ -168,6 +170,42 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
         await control.delete_schedule(name)
         return Response(status_code=204)
 
+
+def check_lengths(definition: dict[str, Any]) -> None:
+    """A 422 naming the first name or text field of a schedule that is not a string, is empty
+    or is too long (the document's schema of the body says the same)."""
+    for key, most in (("name", MAX_NAME), ("pipeline", MAX_NAME), ("description", MAX_TEXT)):
+        if key not in definition:
+            continue  # the schedule's own validation names what is missing
+        value = definition[key]
+        if not isinstance(value, str):
+            msg = f"{key} must be a string, not {type(value).__name__}"
+        elif not value and key != "description":
+            msg = f"{key} must not be empty"
+        elif len(value) > most:
+            msg = f"{key} has {len(value)} characters; at most {most}"
+        else:
+            continue
+        raise HTTPException(422, detail=[{"loc": ["body", key], "msg": msg, "type": "value_error"}])
+
+
+# The document's schema of a schedule: what every schedule has (the rest as in schedules.yaml).
+_SCHEDULE_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "required": ["name", "pipeline"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                        "pipeline": {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                        "description": {"type": "string", "maxLength": MAX_TEXT},
+                    },
+                }
+            }
+        }
+    }
+}
 
 _EXAMPLE = {
     "name": "weekly-training",

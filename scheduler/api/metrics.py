@@ -11,13 +11,21 @@ Figures:
 - ``pipesched_schedule_delay_seconds{schedule}`` — from a schedule's last nominal fire time to
   its run being recorded;
 - ``pipesched_file_drop_backlog{schedule}`` — files seen but not yet run, from ``backlog()``
-  (0 until the file-drop trigger hands one in).
+  (0 until the file-drop trigger hands one in);
+- ``pipesched_state_dir_bytes`` — disk space used under the state directory (blocks allocated,
+  symlinks not followed; walked at most once per ``DISK_WALK_INTERVAL`` seconds);
+- ``pipesched_state_dir_free_bytes`` / ``pipesched_state_dir_filesystem_bytes`` — space free to
+  the daemon's user on the state directory's filesystem, and its size (at every scrape).
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
     from scheduler.store import Store
 
 DURATION_WINDOW = 1000
+DISK_WALK_INTERVAL = 30.0
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf"))
 
 
@@ -87,6 +96,64 @@ class StoreCollector(Collector):
         return family
 
 
+class StateDirCollector(Collector):
+    """The state directory's disk use and its filesystem's free space."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._used: tuple[float, int] | None = None  # (monotonic time, bytes)
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "pipesched_state_dir_bytes",
+            "Disk space used under the state directory",
+            value=self._used_bytes(),
+        )
+        try:
+            fs = os.statvfs(self.state_dir)
+        except OSError:  # not created yet
+            return
+        yield GaugeMetricFamily(
+            "pipesched_state_dir_free_bytes",
+            "Space free to the daemon on the state directory's filesystem",
+            value=fs.f_bavail * fs.f_frsize,
+        )
+        yield GaugeMetricFamily(
+            "pipesched_state_dir_filesystem_bytes",
+            "Size of the state directory's filesystem",
+            value=fs.f_blocks * fs.f_frsize,
+        )
+
+    def _used_bytes(self) -> int:
+        with self._lock:
+            now = time.monotonic()
+            if self._used is None or now - self._used[0] >= DISK_WALK_INTERVAL:
+                self._used = (now, disk_usage(self.state_dir))
+            return self._used[1]
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes allocated to the files and folders under ``folder`` (symlinks not followed; what
+    vanishes during the walk is skipped)."""
+    total = 0
+    pending = [str(folder)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += info.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+    return total
+
+
 def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
@@ -96,11 +163,15 @@ def metrics_text(registry: CollectorRegistry) -> bytes:
 
 
 def make_registry(
-    store: Store, backlog: Callable[[], Mapping[str, int]] | None = None
+    store: Store,
+    backlog: Callable[[], Mapping[str, int]] | None = None,
+    state_dir: Path | None = None,
 ) -> CollectorRegistry:
     """A registry of our own (not the process-wide default) per app: tests build many apps."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store, backlog))
+    if state_dir is not None:
+        registry.register(StateDirCollector(state_dir))
     return registry
 
 

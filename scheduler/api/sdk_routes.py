@@ -5,6 +5,7 @@ default version. Same token rule and error shapes as the rest of ``/api/v1``."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
@@ -19,6 +20,7 @@ from scheduler.api.bodies import (
     raise_parameter,
     submit_answer,
 )
+from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import DefinitionErrors, ParameterError
 from scheduler.services.publish import (
     BadLabel,
@@ -29,11 +31,12 @@ from scheduler.services.publish import (
 )
 from scheduler.services.publish import set_default_version as set_default
 from scheduler.services.snapshots import (
-    MAX_UPLOAD_BYTES,
     BadUpload,
     UploadTooLarge,
     load_snapshot_by_id,
     unpack_upload,
+    upload_file,
+    upload_limit,
 )
 
 if TYPE_CHECKING:
@@ -53,19 +56,23 @@ class SnapshotAnswer(BaseModel):
 
 
 class PublishSnapshotBody(BaseModel):
-    snapshot: str = Field(min_length=1, description="a snapshot id from POST /api/v1/snapshots")
-    version: str | None = None
-    description: str | None = None
+    snapshot: str = Field(
+        min_length=1, max_length=64, description="a snapshot id from POST /api/v1/snapshots"
+    )
+    version: str | None = Field(default=None, max_length=MAX_NAME)
+    description: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class PublishRunBody(BaseModel):
-    name: str | None = Field(default=None, description="default: the run's pipeline")
-    version: str | None = None
-    description: str | None = None
+    name: str | None = Field(
+        default=None, max_length=MAX_NAME, description="default: the run's pipeline"
+    )
+    version: str | None = Field(default=None, max_length=MAX_NAME)
+    description: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class DefaultVersionBody(BaseModel):
-    version: str = Field(min_length=1)
+    version: str = Field(min_length=1, max_length=MAX_NAME)
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -98,9 +105,10 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
     async def upload_snapshot(request: Request) -> SnapshotAnswer:
         """Store a tar.gz of a saved pipeline folder (``Pipeline.save``) as a snapshot to run
         or publish by its id; the same content always gets the same id."""
-        data = await read_body(request, MAX_UPLOAD_BYTES)
+        spool = await asyncio.to_thread(upload_file, config)
         try:
-            snapshot_id, pipeline = await asyncio.to_thread(unpack_upload, config, data)
+            await stream_body(request, spool, upload_limit(config))
+            snapshot_id, pipeline = await asyncio.to_thread(unpack_upload, config, spool)
         except DefinitionErrors as exc:
             detail = [problem(("body",), str(e), "definition_error") for e in exc.errors]
             raise HTTPException(422, detail=detail) from exc
@@ -108,6 +116,8 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
             raise HTTPException(422, detail=[problem(("body",), str(exc), "bad_upload")]) from exc
         except UploadTooLarge as exc:
             raise HTTPException(413, detail=str(exc)) from exc
+        finally:
+            spool.unlink(missing_ok=True)
         log.info("snapshot_stored", snapshot=snapshot_id, pipeline=pipeline.name)
         return SnapshotAnswer(id=snapshot_id, pipeline=pipeline.name, steps=list(pipeline.steps))
 
@@ -188,17 +198,17 @@ async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwa
         raise HTTPException(422, detail=[problem(loc, str(exc), "value_error")]) from exc
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+async def stream_body(request: Request, path: Path, limit: int) -> None:
+    """Write the request body to ``path`` as it arrives (never whole in memory), refused with
+    413 as soon as it is known to exceed ``limit``."""
     declared = request.headers.get("content-length", "")
     too_large = HTTPException(413, detail=f"the upload is larger than {limit} bytes")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    with open(path, "wb") as out:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            out.write(chunk)

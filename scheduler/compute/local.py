@@ -49,7 +49,7 @@ class LocalProcess:
         cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
     ) -> LocalProcess:
         """Start ``argv`` (never through a shell) with stdout and stderr appended to ``log_path``."""
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,

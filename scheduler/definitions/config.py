@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,6 +56,8 @@ class ApiConfig:
     port: int = 8790
     tls: TlsConfig | None = None
     allow_insecure_remote: bool = False
+    max_body_bytes: int = 1024 * 1024  # a JSON request body
+    max_upload_bytes: int = 200 * 1024 * 1024  # a streamed snapshot or datastore upload
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,23 @@ class _ComputeFile(_Model):
     address: str | None = None
 
 
+_API_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_API_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _api_bytes(value: Any) -> Any:
+    """``1MiB``, ``200 MB``, ``65536``: a byte count (a bad string stays a string for strict
+    validation to name)."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _API_UNITS:
+            return int(match.group(1)) * _API_UNITS[match.group(2).lower()]
+    return value
+
+
+_ApiBytes = Annotated[int, BeforeValidator(_api_bytes), Field(ge=1)]
+
+
 class _TlsFile(_Model):
     cert: str
     key: str
@@ -127,6 +147,8 @@ class _ApiFile(_Model):
     port: int = Field(default=8790, ge=0, le=65535)
     tls: _TlsFile | None = None
     allow_insecure_remote: bool = False
+    max_body_bytes: _ApiBytes = ApiConfig.max_body_bytes
+    max_upload_bytes: _ApiBytes = ApiConfig.max_upload_bytes
 
 
 class _LoggingFile(_Model):
@@ -299,6 +321,8 @@ def _build(
         port=raw.api.port,
         tls=tls,
         allow_insecure_remote=raw.api.allow_insecure_remote,
+        max_body_bytes=raw.api.max_body_bytes,
+        max_upload_bytes=raw.api.max_upload_bytes,
     )
     if tls is None and not api.allow_insecure_remote and not is_loopback(api.host):
         errors.append(

@@ -410,5 +410,5 @@ def _exit_reason(code: int) -> str:
 def _note(log_path: Path, text: str) -> None:
     """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as handle:
+    with open(log_path, "a", opener=wd.private_opener) as handle:
         handle.write(f"[pipesched] {text}\n")

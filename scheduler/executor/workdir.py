@@ -37,6 +37,14 @@ class AttemptPaths:
         )
 
 
+LOG_MODE = 0o600  # a step's log is its owner's alone, whatever the umask
+
+
+def private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=private_opener)``: a file created 0600 (a step log)."""
+    return os.open(path, flags, LOG_MODE)
+
+
 def prepare_workdir(paths: AttemptPaths, source_directory: Path) -> None:
     """Create the working directory: top-level entries of the source as symlinks, and ``outputs/``."""
     paths.workdir.mkdir(parents=True, exist_ok=True)

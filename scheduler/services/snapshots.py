@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 SNAPSHOTS = "snapshots"
 MANIFEST = "snapshot.json"
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # compressed body, and again all files unpacked
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # api.max_upload_bytes' default
 MAX_UPLOAD_MEMBERS = 20_000
 _ID = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -134,19 +134,22 @@ def _load(config: Config, folder: Path) -> Pipeline:
 # -- uploads ----------------------------------------------------------------------------------
 
 
-def unpack_upload(config: Config, data: bytes) -> tuple[str, Pipeline]:
+def unpack_upload(config: Config, data: bytes | Path) -> tuple[str, Pipeline]:
     """Store the pipeline folder in a tar.gz (``pipeline.yaml`` at its top, or inside its one
-    top-level folder) as a snapshot. Nothing of the archive may land outside the folder it is
-    unpacked into: absolute names, ``..``, links leading out and devices are refused, and so
-    are archives too large or with too many members. Definition errors name files relative to
-    the archive."""
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadTooLarge(f"the upload has {len(data)} bytes; at most {MAX_UPLOAD_BYTES}")
+    top-level folder) as a snapshot. ``data``: the archive's bytes, or a file holding it (an
+    upload streamed to disk: ``upload_file``). Nothing of the archive may land outside the
+    folder it is unpacked into: absolute names, ``..``, links leading out and devices are
+    refused, and so are archives larger than ``api.max_upload_bytes`` (compressed, or all files
+    unpacked) or with too many members. Definition errors name files relative to the archive."""
+    limit = upload_limit(config)
+    size = len(data) if isinstance(data, bytes) else data.stat().st_size
+    if size > limit:
+        raise UploadTooLarge(f"the upload has {size} bytes; at most {limit}")
     root = snapshots_dir(config)
     root.mkdir(parents=True, exist_ok=True)
     unpacked = Path(tempfile.mkdtemp(prefix=".upload-", dir=root))
     try:
-        _extract(data, unpacked)
+        _extract(data, unpacked, limit)
         folder = _pipeline_folder(unpacked)
         try:
             return store_snapshot(config, folder)
@@ -156,11 +159,27 @@ def unpack_upload(config: Config, data: bytes) -> tuple[str, Pipeline]:
         shutil.rmtree(unpacked, ignore_errors=True)
 
 
-def _extract(data: bytes, dest: Path) -> None:
+def upload_limit(config: Config) -> int:
+    """The most bytes an upload may have, compressed and unpacked (``api.max_upload_bytes``)."""
+    return config.api.max_upload_bytes
+
+
+def upload_file(config: Config) -> Path:
+    """A new, empty, private file in the snapshots folder to stream an upload into (the
+    caller removes it); on the state directory's filesystem, not in memory."""
+    root = snapshots_dir(config)
+    root.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".tar.gz", dir=root)
+    os.close(fd)
+    return Path(name)
+
+
+def _extract(data: bytes | Path, dest: Path, limit: int) -> None:
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        source = io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb")  # noqa: SIM115
+        with source, tarfile.open(fileobj=source, mode="r:gz") as tar:
             tar.errorlevel = 1  # a member the filter refuses stops the whole extraction
-            members = _checked_members(tar)
+            members = _checked_members(tar, limit)
             tar.extractall(dest, members=members, filter="data")
     except tarfile.FilterError as exc:
         raise BadUpload(f"the archive has an unsafe member: {exc}") from exc
@@ -168,7 +187,7 @@ def _extract(data: bytes, dest: Path) -> None:
         raise BadUpload(f"not a readable tar.gz archive: {exc}") from exc
 
 
-def _checked_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+def _checked_members(tar: tarfile.TarFile, limit: int) -> list[tarfile.TarInfo]:
     """Every member, refusing what may not be unpacked before anything is written (the ``data``
     filter checks again, links' targets included)."""
     members: list[tarfile.TarInfo] = []
@@ -178,8 +197,8 @@ def _checked_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
         if len(members) > MAX_UPLOAD_MEMBERS:
             raise UploadTooLarge(f"the archive has more than {MAX_UPLOAD_MEMBERS} members")
         total += max(member.size, 0)
-        if total > MAX_UPLOAD_BYTES:
-            raise UploadTooLarge(f"the archive unpacks to more than {MAX_UPLOAD_BYTES} bytes")
+        if total > limit:
+            raise UploadTooLarge(f"the archive unpacks to more than {limit} bytes")
         name = PurePosixPath(member.name)
         if name.is_absolute() or ".." in name.parts:
             raise BadUpload(f"the archive member {member.name!r} would land outside its folder")
