@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import (
     DefinitionError,
     DefinitionErrors,
@@ -36,6 +37,7 @@ from scheduler.services.publish import list_versions, load_published
 from scheduler.store import Store
 from scheduler.store.engine import sqlite_path
 from scheduler.store.errors import ScheduleExists
+from scheduler.triggers.time import fire_time_check
 
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline, ScheduleDef
@@ -173,7 +175,10 @@ def check_api_schedule(
         raise _invalid(errors, lines)
     working = discover_pipelines(config)
     names = set(working) | {v.pipeline for v in list_versions(store)}
-    schedule = build_schedule(definition, config, names, doc=doc, base=_BASE, errors=errors)
+    check = fire_time_check(SYSTEM_CLOCK.now())  # the daemon's own trigger code
+    schedule = build_schedule(
+        definition, config, names, doc=doc, base=_BASE, errors=errors, check=check
+    )
     if schedule is None:
         raise _invalid(errors, lines)
     cache = pipelines if pipelines is not None else {}
