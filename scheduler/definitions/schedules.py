@@ -350,7 +350,7 @@ def _cross_checks(
             errors.append(
                 doc.error(
                     (*base, "recurrence", "interval"),
-                    f"recurrence of {where} repeats every {rec.interval} "
+                    f"recurrence interval of {where} is {rec.interval} "
                     f"{rec.frequency.lower()}s: more than 100 years",
                     hint=f"at most {longest} for frequency {rec.frequency}",
                 )

@@ -161,7 +161,7 @@ def collect(
     api``), summarized at ``now`` and sorted by next fire (those that never fire again last, by
     name). A schedule of the file that no daemon would serve (it fails validation, or its fire
     times cannot be computed) is summarized with its ``error``, and each error goes to ``warn``;
-    an error no schedule's name can carry (the file's own) raises DefinitionErrors. An API schedule a daemon would leave out (its pipeline gone, its name now taken by
+    a file of which no schedule can be read raises DefinitionErrors. An API schedule a daemon would leave out (its pipeline gone, its name now taken by
     the file) is left out here too, with a ``warn``."""
     names = set(discover_pipelines(config)) | published_names(config)
     names |= {v.pipeline for v in list_versions(store)}
@@ -169,10 +169,9 @@ def collect(
     good, errors = load_valid_schedules(
         config.schedules_file, config, names, check=fire_time_check(now), rejected=rejected
     )
-    told = {id(e) for errs in rejected.values() for e in errs}
-    if any(id(e) not in told for e in errors):  # the file itself, or a nameless entry
+    if errors and not good and not rejected:  # nothing could be read: the file itself
         raise DefinitionErrors(errors)
-    for error in (e for errs in rejected.values() for e in errs):
+    for error in errors:
         warn(str(error))
     definitions = [(s, "file") for s in good]
     api, problems = load_api_schedules(config, store)
