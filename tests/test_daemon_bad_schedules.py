@@ -95,6 +95,11 @@ def test_a_bad_schedule_kept_in_the_store_does_not_stop_a_start(project, daemons
     wait_until(lambda: runs_of(project, "good"), timeout=15)
     left_out = [e["error"] for e in daemon.events("api_schedule_left_out")]
     assert any("ages" in text and "100 years" in text for text in left_out), left_out
+    status, served = call(project, "GET", "/schedules")
+    assert status == 200
+    entry = {s["name"]: s for s in served}["ages"]
+    assert (entry["source"], entry["status"]) == ("api", "error")
+    assert "100 years" in entry["error"]
     assert daemon.stop() == 0
 
 

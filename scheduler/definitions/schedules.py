@@ -73,7 +73,8 @@ def _moment(value: Any) -> Any:
 
 Moment = Annotated[datetime | None, BeforeValidator(_moment)]
 Zone = Annotated[str, BeforeValidator(_zone)]
-PositiveDuration = Annotated[Duration, Field(gt=0)]
+BoundedDuration = Annotated[Duration, Field(le=MAX_INTERVAL)]  # at most 100 years
+PositiveDuration = Annotated[Duration, Field(gt=0, le=MAX_INTERVAL)]
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -112,7 +113,7 @@ class OnChange(Model):
     patterns: Annotated[StrList, Field(min_length=1)] = Field(default_factory=lambda: ["*"])
     ignore_patterns: StrList = Field(default_factory=lambda: ["*.part", "*.tmp", ".*"])
     mode: Literal["per_file", "batch"] = "per_file"
-    settle: Duration = 1.0
+    settle: BoundedDuration = 1.0
     max_batch_files: int = Field(default=1000, ge=1)
     max_wait: PositiveDuration = 30.0
     rescan_interval: PositiveDuration = 300.0
@@ -147,7 +148,7 @@ class ScheduleDef(Model):
     pipeline: str
     description: str | None = None
     cron: str | None = None
-    interval: PositiveDuration | None = None
+    interval: Duration | None = None  # bounded by _interval
     recurrence: Recurrence | None = None
     on_change: OnChange | None = None
     timezone: Zone = "UTC"
@@ -156,7 +157,7 @@ class ScheduleDef(Model):
     catchup: Literal["none", "latest", "all"] = "latest"
     catchup_limit: int = Field(default=5, ge=1)
     concurrency: Literal["allow", "forbid", "replace", "queue"] = "forbid"
-    jitter: Duration = 0.0
+    jitter: BoundedDuration = 0.0
     start: Moment = None
     end: Moment = None
     enabled: bool = True

@@ -117,11 +117,17 @@ def api_schedule_defs(config: Config, store: Store) -> list[ScheduleDef]:
 
 
 def load_api_schedules(
-    config: Config, store: Store, *, pipelines: dict[str, Any] | None = None
+    config: Config,
+    store: Store,
+    *,
+    pipelines: dict[str, Any] | None = None,
+    rejected: dict[str, tuple[dict[str, Any], list[DefinitionError]]] | None = None,
 ) -> tuple[list[tuple[ScheduleDef, Pipeline]], list[DefinitionError]]:
     """Every API schedule that checks out, with the pipeline it runs, and one error for each
-    one left out: its pipeline went away, its parameters no longer fit, or schedules.yaml now
-    has its name. ``pipelines`` (reference → loaded pipeline) is reused and filled in."""
+    one left out: its pipeline went away, its parameters no longer fit, its fire times cannot
+    be computed, or schedules.yaml now has its name. ``pipelines`` (reference → loaded
+    pipeline) is reused and filled in. ``rejected``, when given, receives the definition and
+    errors of each one left out that schedules.yaml does not shadow."""
     in_file = file_schedule_names(config)
     cache = pipelines if pipelines is not None else {}
     good: list[tuple[ScheduleDef, Pipeline]] = []
@@ -139,8 +145,11 @@ def load_api_schedules(
         try:
             good.append(check_api_schedule(config, store, state.definition or {}, cache))
         except InvalidSchedule as exc:
-            for error in exc.errors:
-                errors.append(DefinitionError(f"API schedule '{state.name}': {error}"))
+            own = [DefinitionError(f"API schedule '{state.name}': {e}") for e in exc.errors]
+            errors.extend(own)
+            if rejected is not None:
+                definition = state.definition if isinstance(state.definition, dict) else {}
+                rejected[state.name] = (definition, own)
     return good, errors
 
 

@@ -174,7 +174,8 @@ def collect(
     for error in errors:
         warn(str(error))
     definitions = [(s, "file") for s in good]
-    api, problems = load_api_schedules(config, store)
+    api_rejected: dict[str, tuple[dict[str, Any], list[DefinitionError]]] = {}
+    api, problems = load_api_schedules(config, store, rejected=api_rejected)
     for problem in problems:
         warn(f"{problem.message} ({problem.hint})" if problem.hint else problem.message)
     definitions += [(schedule, "api") for schedule, _ in api]
@@ -186,7 +187,9 @@ def collect(
     ]
     states_raw = _raw_entries(config)
     for name, errs in rejected.items():
-        summaries.append(_broken(name, states_raw.get(name, {}), states.get(name), errs))
+        summaries.append(_broken(name, states_raw.get(name, {}), states.get(name), errs, "file"))
+    for name, (raw, errs) in api_rejected.items():
+        summaries.append(_broken(name, raw, states.get(name), errs, "api"))
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(
         summaries,
@@ -207,8 +210,9 @@ def _broken(
     raw: dict[str, Any],
     state: ScheduleState | None,
     errors: list[DefinitionError],
+    source: str,
 ) -> ScheduleSummary:
-    """A schedule of the file that no daemon serves, with the reason: its errors."""
+    """A schedule (of the file or the API) that no daemon serves, with the reason: its errors."""
     pipeline = raw.get("pipeline")
     timezone = raw.get("timezone")
     kind = next((k for k in KINDS if k in raw), "error")
@@ -216,7 +220,7 @@ def _broken(
         name=name,
         pipeline=pipeline if isinstance(pipeline, str) else "",
         kind=kind,
-        source="file",
+        source=source,
         enabled=False,
         override=state.override if state is not None else None,
         timezone=timezone if isinstance(timezone, str) and _known_zone(timezone) else "UTC",
