@@ -5,15 +5,27 @@ no NUL. Each repro of the issue goes through the real CLI, with a good schedule 
 
 from __future__ import annotations
 
+import copy
 import json
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
+from scheduler.daemon.schedule_set import load_schedule_set
 from scheduler.definitions import build_schedule
 from scheduler.definitions.schedules import MAX_INTERVAL
-from scheduler.triggers.time import fire_time_check, fire_time_problems
+from scheduler.services.schedule_summary import collect
+from scheduler.services.schedules import validate_definitions
+from scheduler.store import Store
+from scheduler.triggers.time import (
+    APSchedulerTrigger,
+    fire_time_check,
+    fire_time_problems,
+    time_trigger,
+)
 from tests.projects import Project, make_project
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -120,3 +132,138 @@ def test_rest_style_definitions_are_refused_by_field() -> None:
     bad = {"name": "m", "pipeline": "p", "recurrence": {"frequency": "Month", "interval": 10**9}}
     with pytest.raises(Exception, match="more than 100 years"):
         build_schedule(bad, None, None, check=fire_time_check(NOW))
+
+
+# -- fuzz: what validate accepts, the daemon computes -----------------------------------------
+
+NASTY: list[object] = [
+    1e-9,
+    0,
+    -1,
+    0.1,
+    0.05,
+    1,
+    59,
+    3155760000,
+    3155760001,
+    9223372036854775808,
+    10**30,
+    1e308,
+    float("inf"),
+    float("nan"),
+    "1e9d",
+    "100y",
+    "36525d",
+    "0.1s",
+    "2h",
+    "",
+    [],
+    {},
+    None,
+    True,
+    "x",
+    [1, 2],
+    {"a": 1},
+    "9999-12-31T23:59:59",
+    "0001-01-01T00:00:00",
+    "9999-01-01",
+    "2026-03-29T02:30:00",
+    "24:00",
+    "23:59",
+    "Mars/Olympus_Mons",
+    "Europe/Berlin",
+    "W. Europe Standard Time",
+    "Month",
+    "Day",
+    "Week",
+    "Minute",
+    "Hour",
+    "Year",
+    1000000000,
+    1200,
+    1201,
+    36525,
+    52596000,
+    ["Monday", "Sunday"],
+    ["Funday"],
+    [0, 23],
+    [24],
+    [0, 59],
+    "0 0 1 1 *",
+    "* * * * * *",
+    "61 * * * *",
+    "@yearly",
+    "*/0 * * * *",
+    "0 0 30 2 *",
+    ".pipesched/x",
+    "a\x00b",
+    "../out",
+    "inbox/",
+]
+COMMON = [("start",), ("end",), ("timezone",), ("jitter",), ("name",), ("catchup_limit",)]
+OWN = {
+    "interval": [("interval",)],
+    "cron": [("cron",)],
+    "recurrence": [
+        ("recurrence", "frequency"),
+        ("recurrence", "interval"),
+        ("recurrence", "week_days"),
+        ("recurrence", "hours"),
+        ("recurrence", "minutes"),
+        ("recurrence", "time_of_day"),
+        ("recurrence", "start_time"),
+    ],
+    "on_change": [("on_change", "path"), ("on_change", "settle"), ("on_change", "max_wait")],
+}
+BASES: list[dict] = [
+    {"name": "i", "pipeline": "tick", "interval": 5},
+    {"name": "c", "pipeline": "tick", "cron": "0 0 * * *"},
+    {"name": "r", "pipeline": "tick", "recurrence": {"frequency": "Day", "interval": 1}},
+    {"name": "m", "pipeline": "tick", "recurrence": {"frequency": "Month", "interval": 1}},
+    {"name": "w", "pipeline": "tick", "recurrence": {"frequency": "Week", "week_days": ["Monday"]}},
+    {"name": "f", "pipeline": "tick", "on_change": {"path": "inbox/"}},
+]
+
+
+def mutated(rng) -> list[dict]:
+    """The bases with one to three fields set to nasty values."""
+    schedules = copy.deepcopy(BASES)
+    for _ in range(rng.randint(1, 2)):
+        entry = rng.choice(schedules)
+        kind = next(k for k in OWN if k in entry)
+        path = rng.choice(OWN[kind] * 3 + COMMON)
+        target = entry
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = rng.choice(NASTY)
+    return schedules
+
+
+def test_fuzz_what_validate_accepts_the_daemon_can_serve(project) -> None:
+    """300 mutated files: validate never raises, and when it accepts a file the daemon's own
+    load serves every schedule of it, each with fire times computed by the trigger code and
+    the APScheduler face, and ``schedules`` summarizes every one without an error."""
+
+    rng = random.Random(14)
+    config = project.config()
+    accepted = refused = 0
+    with Store.open(config.database_url) as store:
+        for _ in range(300):
+            text = yaml.safe_dump({"schedules": mutated(rng)}, allow_unicode=False)
+            (project.root / "config" / "schedules.yaml").write_text(text)
+            errors = validate_definitions(config, (), NOW)
+            assert all(e.file is not None and e.position is not None for e in errors), text
+            summaries = collect(config, store, NOW)  # never raises: bad ones are listed
+            if errors:
+                refused += 1
+                assert any(s.error for s in summaries) or len(summaries) < len(BASES), text
+                continue
+            accepted += 1
+            served = load_schedule_set(project.config_path, strict=True)
+            assert len(served.schedules) == len(BASES), text
+            for schedule in served.time_schedules().values():
+                trigger = time_trigger(schedule, NOW)
+                trigger.next_times(NOW, 3)
+                APSchedulerTrigger(trigger).get_next_fire_time(None, NOW)
+            assert not any(s.error for s in summaries), text
+    assert accepted >= 20 and refused >= 100, (accepted, refused)
