@@ -262,7 +262,9 @@ def test_schedules_warns_about_an_api_schedule_left_out(project, store) -> None:
     result = project.cli("schedules", "--json")
     assert result.returncode == 0, result.stderr
     assert "API schedule 'weekly'" in result.stderr
-    assert [s["name"] for s in json.loads(result.stdout)] == []
+    (entry,) = json.loads(result.stdout)  # listed, as not served, with the reason
+    assert (entry["name"], entry["source"], entry["status"]) == ("weekly", "api", "error")
+    assert "API schedule 'weekly'" in entry["error"] and entry["next_fire_times"] == []
 
 
 def test_validate_reports_a_file_entry_that_shadows_an_api_schedule(project, store) -> None:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from scheduler.store import Store
 
 HEADERS = ("NEXT", "LEFT", "LAST", "PASSED", "RESULT", "SCHEDULE", "PIPELINE", "WHEN")
-LEFT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan"}
-RESULT_STYLES = {**STATUS_STYLES, "skipped": "yellow", "missed": "yellow"}
+LEFT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan", "error": "red"}
+RESULT_STYLES = {**STATUS_STYLES, "skipped": "yellow", "missed": "yellow", "error": "red"}
 
 
 @click.command()
@@ -64,6 +64,18 @@ def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary
 def row(summary: ScheduleSummary, now: datetime) -> tuple[str, ...]:
     zone = ZoneInfo(summary.timezone)
     upcoming = summary.next_fire_time
+    if summary.error is not None:  # not served: the reason stands where the timing would
+        last = summary.last_fire_time
+        return (
+            "-",
+            "error",
+            _absolute(last, zone),
+            format_relative(last, now) if last else "-",
+            "error",
+            summary.name,
+            summary.pipeline,
+            summary.error,
+        )
     if summary.kind == "on_change":
         left = "on file drop" if summary.enabled else "disabled"
     elif not summary.enabled:

@@ -10,8 +10,9 @@ import click
 from scheduler.cli.options import config_option, json_option, load_config
 from scheduler.cli.render import print_json
 from scheduler.core.errors import DefinitionError, DefinitionErrors
-from scheduler.definitions import discover_pipelines, load_schedules, validate_all
+from scheduler.definitions import discover_pipelines, load_schedules
 from scheduler.services.api_schedules import api_schedule_names
+from scheduler.services.schedules import validate_definitions
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -28,7 +29,7 @@ def validate(as_json: bool, config_path: str | None) -> None:
         config = load_config(config_path)
     except DefinitionErrors as exc:  # a broken config: nothing else can be checked
         sys.exit(report(list(exc.errors), as_json))
-    errors = list(validate_all(config, api_schedule_names(config)))
+    errors = validate_definitions(config, api_schedule_names(config))
     if errors:
         sys.exit(report(errors, as_json))
     names = set(discover_pipelines(config))

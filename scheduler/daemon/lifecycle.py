@@ -116,7 +116,10 @@ class Daemon:
         states = await run_blocking(self.store.register_schedules, current.sources())
         for name, schedule in current.time_schedules().items():
             if self._enabled(schedule, states[name].override):
-                await self.fires.catch_up(schedule, states[name])
+                try:
+                    await self.fires.catch_up(schedule, states[name])
+                except (ValueError, OverflowError, ArithmeticError) as exc:
+                    log.error("schedule_failed", schedule=name, error=str(exc))
         self.firing.start()
         states = await run_blocking(self.store.schedule_states)
         self._register_all(current, states)
@@ -205,13 +208,20 @@ class Daemon:
             self.register(schedule, states[name])
 
     def register(self, schedule: ScheduleDef, state: ScheduleState) -> None:
+        """Serve ``schedule`` on the timer. One whose fire times cannot be computed (validation
+        refuses those, so only a store state it did not foresee) is logged and not served: it
+        never stops the others. ``pipesched schedules`` shows it as ``error``."""
         if not self._enabled(schedule, state.override):
             self.firing.remove(schedule.name)
             return
-        trigger = time_trigger(schedule, state.registered_at)
-        self.firing.set(
-            schedule.name, APSchedulerTrigger(trigger), trigger.next_after(self.clock.now())
-        )
+        try:
+            trigger = time_trigger(schedule, state.registered_at)
+            first = trigger.next_after(self.clock.now())
+        except (ValueError, OverflowError, ArithmeticError) as exc:
+            log.error("schedule_failed", schedule=schedule.name, error=str(exc))
+            self.firing.remove(schedule.name)
+            return
+        self.firing.set(schedule.name, APSchedulerTrigger(trigger), first)
 
     async def _requeue(self, runs: list[RunRecord]) -> None:
         assert self.set is not None
@@ -238,6 +248,14 @@ class Daemon:
     def _reload_soon(self) -> None:
         if self._reloading is None or self._reloading.done():
             self._reloading = asyncio.ensure_future(self.reload())
+            self._reloading.add_done_callback(self._reload_ended)
+
+    def _reload_ended(self, task: asyncio.Task[bool]) -> None:
+        """A SIGHUP reload's end: an exception it did not expect is logged here, never left to
+        asyncio's "Task exception was never retrieved"."""
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("reload_failed", error=f"{type(exc).__name__}: {exc}")
+            self.notifier.ready(self._status_line())
 
     async def reload(self) -> bool:
         """Swap in the new definitions atomically; on any error the old set keeps serving."""

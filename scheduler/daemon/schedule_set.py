@@ -1,8 +1,10 @@
 """The set of definitions a daemon serves: config, the pipelines its schedules name, and the
 time schedules themselves. Built whole, then swapped in whole, so a reload is atomic.
 
-At start-up a bad pipeline or schedule is reported (file:line:col) and left out while the good
-ones serve; on SIGHUP any error keeps the old set serving (the daemon decides, with ``strict``).
+At start-up a bad pipeline or schedule (one whose fire times the daemon's trigger cannot compute
+included) is reported (file:line:col) and left out while the good ones serve; on SIGHUP whatever
+``pipesched validate`` would refuse, even a pipeline no schedule runs, keeps the old set serving
+(the daemon decides, with ``strict``).
 Schedules created through the API (kept in the store) join the file's once the store is open;
 a broken one (its pipeline deleted, say) is reported and left out, and never blocks a reload.
 
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions import (
     DefinitionError,
@@ -30,7 +33,9 @@ from scheduler.definitions.config import Config, load_config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.services.api_schedules import load_api_schedules
 from scheduler.services.publish import load_published_from_disk
+from scheduler.services.schedules import validate_definitions
 from scheduler.store import Store
+from scheduler.triggers.time import fire_time_check
 
 
 @dataclass
@@ -73,9 +78,15 @@ def load_schedule_set(
     """Load everything; with ``strict`` any error in the files raises DefinitionErrors (nothing
     changes). With ``store``, the API schedules join (see ``with_api_schedules``)."""
     config = load_config(config_path)
+    if strict:  # all or nothing: whatever ``pipesched validate`` refuses, a reload refuses
+        api_names = {state.name for state in store.api_schedules()} if store else set()
+        problems = validate_definitions(config, api_names)
+        if problems:
+            raise DefinitionErrors(problems)
     known = discover_pipelines(config)
     names = set(known) | published_names(config)  # NAME@VERSION outlives its working copy
-    schedules, errors = load_valid_schedules(config.schedules_file, config, names)
+    check = fire_time_check(SYSTEM_CLOCK.now())  # what the daemon cannot compute stays out
+    schedules, errors = load_valid_schedules(config.schedules_file, config, names, check=check)
     result = ScheduleSet(config=config, errors=list(errors))
     for schedule in schedules:
         ref = schedule.pipeline

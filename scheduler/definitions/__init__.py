@@ -17,6 +17,7 @@ from scheduler.definitions.pipeline_loader import build_pipeline, load_pipeline
 from scheduler.definitions.schedules import (
     OnChange,
     Recurrence,
+    ScheduleCheck,
     ScheduleDef,
     build_schedule,
     load_schedules,
@@ -50,6 +51,7 @@ __all__ = [
     "Pipeline",
     "PythonScriptStep",
     "Recurrence",
+    "ScheduleCheck",
     "ScheduleDef",
     "SqlStep",
     "Step",
@@ -77,11 +79,17 @@ def published_names(config: Config) -> set[str]:
         return set()
 
 
-def validate_all(config: Config, api_schedule_names: Collection[str] = ()) -> list[DefinitionError]:
+def validate_all(
+    config: Config,
+    api_schedule_names: Collection[str] = (),
+    *,
+    check: ScheduleCheck | None = None,
+) -> list[DefinitionError]:
     """Every error in every pipeline under pipelines_dir and in the schedules file (whose
     parameters are also checked against the pipelines they run). ``api_schedule_names`` are the
     schedules created through the API, read from the store by the caller: one of the file that
-    shares a name with them is reported."""
+    shares a name with them is reported. ``check`` is the fire-time computation a caller above
+    this package hands in (``scheduler.services.schedules.validate_definitions`` does)."""
     errors: list[DefinitionError] = []
     if not config.pipelines_dir.is_dir():
         errors.append(
@@ -121,7 +129,7 @@ def validate_all(config: Config, api_schedule_names: Collection[str] = ()) -> li
         )
         return errors
     try:
-        schedules = load_schedules(config.schedules_file, config, known)
+        schedules = load_schedules(config.schedules_file, config, known, check=check)
     except DefinitionErrors as exc:
         errors.extend(exc.errors)
         return errors
@@ -138,10 +146,11 @@ def _check_schedule_parameters(
     """A schedule's parameters must fit the working copy of the pipeline it runs; and a
     schedule created through the API must not share a name with one of the file."""
     doc = read_yaml(config.schedules_file)
+    entries = doc.get(("schedules",)) or []
     index = {
-        raw.get("name"): i
-        for i, raw in enumerate(doc.get(("schedules",)) or [])
-        if isinstance(raw, dict)
+        raw["name"]: i
+        for i, raw in enumerate(entries if isinstance(entries, list) else [])
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str)
     }
     errors: list[DefinitionError] = []
     for schedule in schedules:

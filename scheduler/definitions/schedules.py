@@ -7,6 +7,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,16 @@ KINDS = ("cron", "interval", "recurrence", "on_change")
 WEEK_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FREQUENCIES = ("Minute", "Hour", "Day", "Week", "Month")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MIN_INTERVAL = 0.1
+"""The shortest interval a schedule may give, in seconds."""
+MAX_INTERVAL = 100 * 365.25 * 86400
+"""The longest interval (and recurrence period) a schedule may give, in seconds: 100 years."""
+_UNIT_SECONDS = {"Minute": 60, "Hour": 3600, "Day": 86400, "Week": 7 * 86400, "Month": 2629800}
+STATE_FOLDER = ".pipesched"
+
+ScheduleCheck = Callable[["ScheduleDef"], list[tuple[PathKey, str]]]
+"""A check a caller above this package hands in (the triggers' fire-time computation): the
+problems of a valid schedule, each as (field path inside the schedule, message)."""
 
 
 def _zone(value: Any) -> Any:
@@ -62,7 +73,8 @@ def _moment(value: Any) -> Any:
 
 Moment = Annotated[datetime | None, BeforeValidator(_moment)]
 Zone = Annotated[str, BeforeValidator(_zone)]
-PositiveDuration = Annotated[Duration, Field(gt=0)]
+BoundedDuration = Annotated[Duration, Field(le=MAX_INTERVAL)]  # at most 100 years
+PositiveDuration = Annotated[Duration, Field(gt=0, le=MAX_INTERVAL)]
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -101,7 +113,7 @@ class OnChange(Model):
     patterns: Annotated[StrList, Field(min_length=1)] = Field(default_factory=lambda: ["*"])
     ignore_patterns: StrList = Field(default_factory=lambda: ["*.part", "*.tmp", ".*"])
     mode: Literal["per_file", "batch"] = "per_file"
-    settle: Duration = 1.0
+    settle: BoundedDuration = 1.0
     max_batch_files: int = Field(default=1000, ge=1)
     max_wait: PositiveDuration = 30.0
     rescan_interval: PositiveDuration = 300.0
@@ -111,11 +123,20 @@ class OnChange(Model):
     @field_validator("path")
     @classmethod
     def _inside(cls, value: str) -> str:
+        if "\x00" in value:
+            raise user_error(
+                f"path must not contain a NUL character (got {value!r})", hint="e.g. path: inbox/"
+            )
         norm = posixpath.normpath(value) if value else ""
         if value.startswith("/") or norm == ".." or norm.startswith("../"):
             raise user_error(
                 f"path must be relative to the datastore root (got {value!r})",
                 hint="e.g. path: inbox/",
+            )
+        if STATE_FOLDER in norm.split("/"):
+            raise user_error(
+                f"path must not be inside {STATE_FOLDER}/, pipesched's own folder (got {value!r})",
+                hint="watch a folder of your own, e.g. path: inbox/",
             )
         return value
 
@@ -127,7 +148,7 @@ class ScheduleDef(Model):
     pipeline: str
     description: str | None = None
     cron: str | None = None
-    interval: PositiveDuration | None = None
+    interval: Duration | None = None  # bounded by _interval
     recurrence: Recurrence | None = None
     on_change: OnChange | None = None
     timezone: Zone = "UTC"
@@ -136,7 +157,7 @@ class ScheduleDef(Model):
     catchup: Literal["none", "latest", "all"] = "latest"
     catchup_limit: int = Field(default=5, ge=1)
     concurrency: Literal["allow", "forbid", "replace", "queue"] = "forbid"
-    jitter: Duration = 0.0
+    jitter: BoundedDuration = 0.0
     start: Moment = None
     end: Moment = None
     enabled: bool = True
@@ -147,6 +168,16 @@ class ScheduleDef(Model):
         if not _NAME.fullmatch(value):
             raise user_error(
                 f"bad schedule name {value!r}", hint="use letters, digits, '_', '-' and '.'"
+            )
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | None) -> float | None:
+        if value is not None and not MIN_INTERVAL <= value <= MAX_INTERVAL:
+            raise user_error(
+                f"interval must be between {MIN_INTERVAL} s and 100 years (got {value:g} s)",
+                hint='e.g. interval: 30s, interval: "1h", interval: 86400',
             )
         return value
 
@@ -185,28 +216,41 @@ class _SchedulesFile(Model):
 
 
 def load_schedules(
-    path: Path, config: Config | None, pipeline_names: set[str]
+    path: Path,
+    config: Config | None,
+    pipeline_names: set[str],
+    *,
+    check: ScheduleCheck | None = None,
 ) -> list[ScheduleDef]:
     """Load and validate schedules.yaml; raise DefinitionErrors with every mistake in it."""
-    result, errors = load_valid_schedules(path, config, pipeline_names)
+    result, errors = load_valid_schedules(path, config, pipeline_names, check=check)
     if errors:
         raise DefinitionErrors(errors)
     return result
 
 
 def load_valid_schedules(
-    path: Path, config: Config | None, pipeline_names: set[str]
+    path: Path,
+    config: Config | None,
+    pipeline_names: set[str],
+    *,
+    check: ScheduleCheck | None = None,
+    rejected: dict[str, list[DefinitionError]] | None = None,
 ) -> tuple[list[ScheduleDef], list[DefinitionError]]:
     """The valid schedules of schedules.yaml and every mistake in the others: the daemon serves
-    the good ones and reports the rest."""
+    the good ones and reports the rest. ``check`` is run on each schedule that is otherwise
+    valid; ``rejected``, when given, receives the errors of each left-out schedule that has a
+    name."""
     doc = read_yaml(Path(path))
     errors: list[DefinitionError] = list(doc.errors)
     top = validate(_SchedulesFile, doc.data, doc, (), _describe(doc), errors)
     result: list[ScheduleDef] = []
-    seen: dict[Any, int] = {}
+    seen: dict[str, int] = {}
     for i, raw in enumerate((top.schedules or []) if top else []):
         name = raw.get("name") if isinstance(raw, dict) else None
-        if isinstance(name, str) and name in seen:
+        if not isinstance(name, str):
+            name = None  # a list or a mapping: the model reports it
+        if name is not None and name in seen:
             first = doc.position(("schedules", seen[name], "name"))
             where = f" (first at line {first.line})" if first else ""
             errors.append(
@@ -217,12 +261,17 @@ def load_valid_schedules(
                 )
             )
             continue
-        seen.setdefault(name, i)
+        if name is not None:
+            seen[name] = i
+        own: list[DefinitionError] = []
         schedule = build_schedule(
-            raw, config, pipeline_names, doc=doc, base=("schedules", i), errors=errors
+            raw, config, pipeline_names, doc=doc, base=("schedules", i), errors=own, check=check
         )
+        errors.extend(own)
         if schedule is not None:
             result.append(schedule)
+        elif rejected is not None and name is not None:
+            rejected[name] = own
     return result, errors
 
 
@@ -234,14 +283,18 @@ def build_schedule(
     doc: YamlDocument | None = None,
     base: PathKey = (),
     errors: list[DefinitionError] | None = None,
+    check: ScheduleCheck | None = None,
 ) -> ScheduleDef | None:
     """Validate one schedule mapping. With ``errors`` given, add to it and return None on
-    failure; without, raise DefinitionErrors (for schedules created through the API)."""
+    failure; without, raise DefinitionErrors (for schedules created through the API).
+    ``check`` (when the rest is valid) adds its problems, each at its field."""
     own: list[DefinitionError] = []
     doc = doc or YamlDocument.from_data({}, Path("schedule"))
     schedule = validate(ScheduleDef, raw, doc, base, _describe(doc), own)
     if schedule is not None:
         schedule = _cross_checks(schedule, raw, config, pipeline_names, doc, base, own)
+    if schedule is not None and not own and check is not None:
+        own.extend(doc.error((*base, *field), message) for field, message in check(schedule))
     if errors is None and own:
         raise DefinitionErrors(own)
     if errors is not None:
@@ -292,6 +345,17 @@ def _cross_checks(
             )
         timezone = rec.time_zone or timezone
         errors.extend(_recurrence_rules(rec, doc, (*base, "recurrence"), where))
+        period = rec.interval * _UNIT_SECONDS[rec.frequency]
+        if period > MAX_INTERVAL:
+            longest = int(MAX_INTERVAL // _UNIT_SECONDS[rec.frequency])
+            errors.append(
+                doc.error(
+                    (*base, "recurrence", "interval"),
+                    f"recurrence interval of {where} is {rec.interval} "
+                    f"{rec.frequency.lower()}s: more than 100 years",
+                    hint=f"at most {longest} for frequency {rec.frequency}",
+                )
+            )
     watch = schedule.on_change
     if watch is not None and config is not None and watch.datastore not in config.datastores:
         errors.append(

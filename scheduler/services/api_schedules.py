@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import (
     DefinitionError,
     DefinitionErrors,
@@ -36,6 +37,7 @@ from scheduler.services.publish import list_versions, load_published
 from scheduler.store import Store
 from scheduler.store.engine import sqlite_path
 from scheduler.store.errors import ScheduleExists
+from scheduler.triggers.time import fire_time_check
 
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline, ScheduleDef
@@ -115,11 +117,17 @@ def api_schedule_defs(config: Config, store: Store) -> list[ScheduleDef]:
 
 
 def load_api_schedules(
-    config: Config, store: Store, *, pipelines: dict[str, Any] | None = None
+    config: Config,
+    store: Store,
+    *,
+    pipelines: dict[str, Any] | None = None,
+    rejected: dict[str, tuple[dict[str, Any], list[DefinitionError]]] | None = None,
 ) -> tuple[list[tuple[ScheduleDef, Pipeline]], list[DefinitionError]]:
     """Every API schedule that checks out, with the pipeline it runs, and one error for each
-    one left out: its pipeline went away, its parameters no longer fit, or schedules.yaml now
-    has its name. ``pipelines`` (reference → loaded pipeline) is reused and filled in."""
+    one left out: its pipeline went away, its parameters no longer fit, its fire times cannot
+    be computed, or schedules.yaml now has its name. ``pipelines`` (reference → loaded
+    pipeline) is reused and filled in. ``rejected``, when given, receives the definition and
+    errors of each one left out that schedules.yaml does not shadow."""
     in_file = file_schedule_names(config)
     cache = pipelines if pipelines is not None else {}
     good: list[tuple[ScheduleDef, Pipeline]] = []
@@ -137,8 +145,11 @@ def load_api_schedules(
         try:
             good.append(check_api_schedule(config, store, state.definition or {}, cache))
         except InvalidSchedule as exc:
-            for error in exc.errors:
-                errors.append(DefinitionError(f"API schedule '{state.name}': {error}"))
+            own = [DefinitionError(f"API schedule '{state.name}': {e}") for e in exc.errors]
+            errors.extend(own)
+            if rejected is not None:
+                definition = state.definition if isinstance(state.definition, dict) else {}
+                rejected[state.name] = (definition, own)
     return good, errors
 
 
@@ -173,7 +184,10 @@ def check_api_schedule(
         raise _invalid(errors, lines)
     working = discover_pipelines(config)
     names = set(working) | {v.pipeline for v in list_versions(store)}
-    schedule = build_schedule(definition, config, names, doc=doc, base=_BASE, errors=errors)
+    check = fire_time_check(SYSTEM_CLOCK.now())  # the daemon's own trigger code
+    schedule = build_schedule(
+        definition, config, names, doc=doc, base=_BASE, errors=errors, check=check
+    )
     if schedule is None:
         raise _invalid(errors, lines)
     cache = pipelines if pipelines is not None else {}

@@ -8,14 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler.core.clock import iso
-from scheduler.core.errors import NotFound
-from scheduler.definitions import discover_pipelines, load_schedules, published_names
+from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
+from scheduler.definitions import discover_pipelines, load_valid_schedules, published_names
+from scheduler.definitions.schedules import KINDS
+from scheduler.definitions.yamlsource import read_yaml
 from scheduler.services.api_schedules import load_api_schedules
 from scheduler.services.publish import list_versions
 from scheduler.triggers.describe import describe, expression
-from scheduler.triggers.time import time_trigger
+from scheduler.triggers.time import fire_time_check, time_trigger
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -49,6 +52,9 @@ class ScheduleSummary:
     # The schedule as its schedules.yaml entry would read (defaults left out): what the SDK's
     # Schedule shows as its recurrence, parameters and watched folder.
     definition: dict[str, Any] = field(default_factory=dict)
+    # Why the schedule is not served (it fails validation, or its fire times cannot be
+    # computed): None for a schedule that is.
+    error: str | None = None
 
     @property
     def next_fire_time(self) -> datetime | None:
@@ -69,6 +75,9 @@ class ScheduleSummary:
             "next_fire_times": [t.isoformat(timespec="microseconds") for t in self.next_fire_times],
             "last_run": None,
         }
+        if self.error is not None:  # not served, and why
+            data["status"] = "error"
+            data["error"] = self.error
         if self.last_run_id is not None:
             data["last_run"] = {
                 "id": self.last_run_id,
@@ -101,11 +110,15 @@ def summarize(
     registered = state.registered_at if state is not None and state.registered_at else now
     next_times: list[datetime] = []
     ended = False
+    error = None
     if schedule.on_change is None:
-        trigger = time_trigger(schedule, registered)
-        if enabled:
-            next_times = trigger.next_times(now, count)
-        ended = trigger.next_after(now) is None
+        try:
+            trigger = time_trigger(schedule, registered)
+            if enabled:
+                next_times = trigger.next_times(now, count)
+            ended = trigger.next_after(now) is None
+        except (ValueError, OverflowError, ArithmeticError) as exc:
+            error = f"fire times cannot be computed: {exc}"
     summary = ScheduleSummary(
         name=schedule.name,
         pipeline=schedule.pipeline,
@@ -119,6 +132,7 @@ def summarize(
         next_fire_times=next_times,
         ended=ended,
         definition=schedule.model_dump(mode="json", exclude_defaults=True),
+        error=error,
     )
     if state is not None:
         summary.last_fire_time = state.last_fire_time
@@ -145,12 +159,23 @@ def collect(
 ) -> list[ScheduleSummary]:
     """The schedules of ``schedules.yaml`` and those created through the API (``source:
     api``), summarized at ``now`` and sorted by next fire (those that never fire again last, by
-    name). An API schedule a daemon would leave out (its pipeline gone, its name now taken by
+    name). A schedule of the file that no daemon would serve (it fails validation, or its fire
+    times cannot be computed) is summarized with its ``error``, and each error goes to ``warn``;
+    a file of which no schedule can be read raises DefinitionErrors. An API schedule a daemon would leave out (its pipeline gone, its name now taken by
     the file) is left out here too, with a ``warn``."""
     names = set(discover_pipelines(config)) | published_names(config)
     names |= {v.pipeline for v in list_versions(store)}
-    definitions = [(s, "file") for s in load_schedules(config.schedules_file, config, names)]
-    api, problems = load_api_schedules(config, store)
+    rejected: dict[str, list[DefinitionError]] = {}
+    good, errors = load_valid_schedules(
+        config.schedules_file, config, names, check=fire_time_check(now), rejected=rejected
+    )
+    if errors and not good and not rejected:  # nothing could be read: the file itself
+        raise DefinitionErrors(errors)
+    for error in errors:
+        warn(str(error))
+    definitions = [(s, "file") for s in good]
+    api_rejected: dict[str, tuple[dict[str, Any], list[DefinitionError]]] = {}
+    api, problems = load_api_schedules(config, store, rejected=api_rejected)
     for problem in problems:
         warn(f"{problem.message} ({problem.hint})" if problem.hint else problem.message)
     definitions += [(schedule, "api") for schedule, _ in api]
@@ -160,11 +185,58 @@ def collect(
         _summary(store, schedule, states.get(schedule.name), queued, now, source)
         for schedule, source in definitions
     ]
+    states_raw = _raw_entries(config)
+    for name, errs in rejected.items():
+        summaries.append(_broken(name, states_raw.get(name, {}), states.get(name), errs, "file"))
+    for name, (raw, errs) in api_rejected.items():
+        summaries.append(_broken(name, raw, states.get(name), errs, "api"))
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(
         summaries,
         key=lambda s: (s.next_fire_time.astimezone(UTC) if s.next_fire_time else far, s.name),
     )
+
+
+def _raw_entries(config: Config) -> dict[str, dict[str, Any]]:
+    """The schedules file's entries by name, as written (read leniently)."""
+    entries = read_yaml(config.schedules_file).get(("schedules",)) or []
+    if not isinstance(entries, list):
+        return {}
+    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+
+def _broken(
+    name: str,
+    raw: dict[str, Any],
+    state: ScheduleState | None,
+    errors: list[DefinitionError],
+    source: str,
+) -> ScheduleSummary:
+    """A schedule (of the file or the API) that no daemon serves, with the reason: its errors."""
+    pipeline = raw.get("pipeline")
+    timezone = raw.get("timezone")
+    kind = next((k for k in KINDS if k in raw), "error")
+    return ScheduleSummary(
+        name=name,
+        pipeline=pipeline if isinstance(pipeline, str) else "",
+        kind=kind,
+        source=source,
+        enabled=False,
+        override=state.override if state is not None else None,
+        timezone=timezone if isinstance(timezone, str) and _known_zone(timezone) else "UTC",
+        description="not served: see error",
+        expression="-",
+        next_fire_times=[],
+        error="; ".join(str(e) for e in errors),
+    )
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def collect_one(config: Config, store: Store, name: str, now: datetime) -> ScheduleSummary:

@@ -9,19 +9,20 @@ control paths call these functions for the store's part.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.core.errors import DefinitionErrors, NotFound
-from scheduler.definitions import discover_pipelines, load_schedules
+from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
+from scheduler.definitions import discover_pipelines, load_schedules, validate_all
 from scheduler.services.api_schedules import (
     create_api_schedule,
     delete_api_schedule,
     file_schedule_names,
 )
 from scheduler.services.schedule_summary import ScheduleSummary, collect, collect_one, summarize
+from scheduler.triggers.time import fire_time_check
 
 if TYPE_CHECKING:
     from scheduler.definitions import ScheduleDef
@@ -39,6 +40,7 @@ __all__ = [
     "schedule_names",
     "set_override",
     "summarize_created",
+    "validate_definitions",
 ]
 
 
@@ -50,6 +52,16 @@ class UnknownSchedule(NotFound):
         super().__init__(f"no schedule {name!r}", hint=hint)
         self.name = name
         self.known = known
+
+
+def validate_definitions(
+    config: Config, api_schedule_names: Collection[str] = (), now: datetime | None = None
+) -> list[DefinitionError]:
+    """Every error ``pipesched validate`` reports, and a reload refuses: the definitions
+    (``validate_all``) with each time schedule's fire times computed by the daemon's own
+    trigger code, so a schedule that validates is one the daemon can serve."""
+    check = fire_time_check(now or SYSTEM_CLOCK.now())
+    return validate_all(config, api_schedule_names, check=check)
 
 
 def list_schedules(

@@ -7,7 +7,14 @@ from scheduler.triggers.base import COUNT_CAP, Fires, TimeTrigger
 from scheduler.triggers.describe import describe, describe_cron, expression
 from scheduler.triggers.interval import IntervalTrigger
 from scheduler.triggers.recurrence import RecurrenceTrigger, resolve_wall_time
-from scheduler.triggers.time import APSchedulerTrigger, CronTrigger, cron_trigger, time_trigger
+from scheduler.triggers.time import (
+    APSchedulerTrigger,
+    CronTrigger,
+    cron_trigger,
+    fire_time_check,
+    fire_time_problems,
+    time_trigger,
+)
 
 __all__ = [
     "COUNT_CAP",
@@ -21,6 +28,8 @@ __all__ = [
     "describe",
     "describe_cron",
     "expression",
+    "fire_time_check",
+    "fire_time_problems",
     "resolve_wall_time",
     "time_trigger",
 ]

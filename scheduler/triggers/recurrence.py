@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from scheduler.definitions.schedules import Recurrence
@@ -171,6 +171,8 @@ class RecurrenceTrigger(TimeTrigger):
         month = first + -(-(month - first) // self.interval) * self.interval
         while True:
             year, index = divmod(month, 12)
+            if year > MAXYEAR:
+                raise OverflowError(f"year {year} is past {MAXYEAR}")
             length = calendar.monthrange(year, index + 1)[1]
             candidate = date(year, index + 1, min(self.anchor_date.day, length))
             if candidate >= day:

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from cronsim import CronSim
 
-from scheduler.definitions.schedules import ScheduleDef
+from scheduler.definitions.schedules import ScheduleCheck, ScheduleDef
 from scheduler.definitions.timing import check_cron, parse_seconds_field, split_cron
 from scheduler.triggers.base import (
     COUNT_CAP,
@@ -145,6 +145,37 @@ def time_trigger(schedule: ScheduleDef, registered_at: datetime | None = None) -
     return recurrence_trigger(
         schedule.recurrence, zone, anchor, from_start=explicit is not None, **bounds
     )
+
+
+def fire_time_problems(
+    schedule: ScheduleDef, now: datetime
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """What keeps the daemon from computing a time schedule's fire times, each as (field,
+    message); empty when it can (and for an on_change schedule). The same ``time_trigger`` the
+    daemon registers, counted from ``now`` as a registration now would be, asked for its next
+    two fire times: a schedule whose next fire would fall past year 9999 is refused, one whose
+    ``end`` has passed is not."""
+    if schedule.on_change is not None:
+        return []
+    field: tuple[str | int, ...] = (schedule.kind,)
+    try:
+        trigger = time_trigger(schedule, now)
+        after = now - MICROSECOND
+        if trigger.start is not None and trigger.start > after:
+            after = trigger.start - MICROSECOND
+        upcoming = trigger.next_times(after, 2)
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        where = f"{schedule.kind} of schedule '{schedule.name}'"
+        return [(field, f"the fire times of {where} cannot be computed: {exc}")]
+    if not upcoming and (trigger.end is None or trigger.end > after):
+        where = f"{schedule.kind} of schedule '{schedule.name}'"
+        return [(field, f"{where} would next fire after year 9999")]
+    return []
+
+
+def fire_time_check(now: datetime) -> ScheduleCheck:
+    """``fire_time_problems`` at ``now``, as the check the definitions loaders take."""
+    return lambda schedule: fire_time_problems(schedule, now)
 
 
 def whole_seconds(moment: datetime) -> datetime:
