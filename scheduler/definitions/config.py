@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
-from scheduler.definitions.validation import convert
+from scheduler.definitions.validation import convert, user_error
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
 
 ENV_CONFIG = "PIPESCHED_CONFIG"
@@ -78,6 +79,7 @@ class Config:
     shutdown_grace: float = 10.0
     api: ApiConfig = field(default_factory=ApiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
 
     @property
     def runs_dir(self) -> Path:
@@ -101,6 +103,23 @@ def _duration(value: Any) -> Any:
 
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _byte_count(value: Any) -> Any:
+    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _BYTE_UNITS:
+            return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
+        raise user_error(
+            f"must be a size in bytes (got {value!r})",
+            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, KiB, MiB, GiB",
+        )
+    return value
 
 
 class _Model(BaseModel):
@@ -155,6 +174,10 @@ class _ConfigFile(_Model):
     shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
     api: _ApiFile = Field(default_factory=_ApiFile)
     logging: _LoggingFile = Field(default_factory=_LoggingFile)
+    # At least 4 KiB: the head, the marker line and the tail must fit.
+    max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
+        Config.max_log_bytes
+    )
 
     @field_validator("database")
     @classmethod
@@ -321,6 +344,7 @@ def _build(
         shutdown_grace=raw.shutdown_grace,
         api=api,
         logging=LoggingConfig(format=raw.logging.format, level=raw.logging.level),
+        max_log_bytes=raw.max_log_bytes,
     )
 
 
