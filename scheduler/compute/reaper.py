@@ -21,6 +21,10 @@ when
   this attempt only and never inherited by anything else of ours), or
 - its parent belongs to the step (the leader too, while it lives).
 
+In a subreaper only the processes below it are looked at (all a step leaves stays there), so a
+snapshot reads the environment and descriptors of pipesched's own processes only, however busy
+the host; elsewhere (a process that could not become a subreaper) every process is a candidate.
+
 Why not track the descendants' pids while the step runs: a poll misses a process that forks,
 calls ``setsid()`` and loses its parent between two polls, which takes microseconds; the
 environment and the pipe survive all of that. What none of these catches is a process that left
@@ -59,7 +63,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -137,9 +141,13 @@ class StepProcesses:
     def find(self, *, leader_alive: bool) -> set[int]:
         """Pids of the step's live processes (not zombies), from one snapshot of /proc."""
         table = process_table()
+        candidates: Iterable[ProcStat] = table.values()
+        if _subreaper:  # every process a step leaves stays below us: look nowhere else
+            below = _with_descendants({p.pid for p in table.values() if p.ppid == self.me}, table)
+            candidates = (table[pid] for pid in below)
         seeds = {
             p.pid
-            for p in table.values()
+            for p in candidates
             if p.pid != self.me
             and (p.pgrp == self.leader or p.session == self.leader or self._marked(p))
         }
