@@ -236,7 +236,10 @@ async def end_leftovers(step: StepProcesses, grace: float) -> int:
 
 def reap() -> int:
     """Wait for the zombies among our children that are re-parented step processes (see the
-    module docstring); returns how many. Runs on the caller's thread: it reads /proc only."""
+    module docstring); returns how many. Call it on the event loop's thread, where steps are
+    spawned: a spawn cannot then slip in between the ``spawning`` check and the waits. It
+    reads /proc stat lines only (a few milliseconds).
+    """
     if _spawning:
         return 0
     me = os.getpid()
