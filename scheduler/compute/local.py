@@ -1,5 +1,7 @@
-"""Step processes on this machine: argv only, each in its own process group, output straight to a
-log file (the daemon never buffers a step's output, so a step that prints gigabytes cannot hurt it).
+"""Step processes on this machine: argv only, each in its own session and process group, its output
+into a log file capped at ``max_log_bytes`` (``logcap.py``: the daemon never buffers a step's
+output, so a step that prints gigabytes cannot hurt it), and every process it leaves behind
+killed and reaped when it ends or is stopped (``reaper.py``).
 """
 
 from __future__ import annotations
@@ -7,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.compute import reaper
+from scheduler.compute.logcap import CappedLog
 from scheduler.core.procinfo import process_start_ticks
 
 #: Variables a step must never inherit: they belong to the daemon's own systemd unit.
@@ -35,38 +38,54 @@ class Exit:
 
 
 class LocalProcess:
-    """A running step process and its group."""
+    """A running step process, its group, and whatever it starts."""
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    LOG_DRAIN = 5.0  # after the step's processes are gone: how long its log may take to end
+
+    def __init__(
+        self, proc: asyncio.subprocess.Process, log: CappedLog, env: Mapping[str, str]
+    ) -> None:
         self._proc = proc
+        self._log = log
         self.pid = proc.pid
         self.pgid = proc.pid  # start_new_session makes the child its group's (and session's) leader
         self.start_ticks = process_start_ticks(proc.pid)
+        self.processes = reaper.StepProcesses.of(proc.pid, dict(env), log.pipe_id)
         self._stopping = False
+        reaper.add_leader(proc.pid)
 
     @classmethod
     async def start(
-        cls, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path
+        cls,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+        max_log_bytes: int | None = None,
     ) -> LocalProcess:
-        """Start ``argv`` (never through a shell) with stdout and stderr appended to ``log_path``."""
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        """Start ``argv`` (never through a shell) with stdout and stderr going, in the order
+        written, to ``log_path``, capped at ``max_log_bytes`` (head and tail kept)."""
+        log = CappedLog(log_path, max_log_bytes)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=dict(env),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                start_new_session=True,
-            )
+            with reaper.spawning():
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    cwd=cwd,
+                    env=dict(env),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log.write_fd,
+                    stderr=log.write_fd,
+                    start_new_session=True,
+                )
+                return cls(proc, log, env)
         finally:
-            os.close(fd)
-        return cls(proc)
+            log.started()  # closes our write end: the pipe ends with the step's last process
 
     async def wait(self, timeout: float | None, kill_grace: float) -> Exit:
-        """Wait for the process; past ``timeout`` stop its group. Always reaps leftovers of the
-        group (grandchildren a step forgot) once the leader is gone."""
+        """Wait for the process; past ``timeout`` stop it. Once it has ended, whatever it left
+        behind (in its group or not) gets SIGTERM and, ``kill_grace`` seconds later, SIGKILL;
+        returns when they are gone and the log holds all they wrote."""
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout)
@@ -74,18 +93,27 @@ class LocalProcess:
             timed_out = True
             await self.stop(kill_grace)
         code = await self._proc.wait()
-        self._signal_group(signal.SIGKILL)
+        reaper.leader_reaped(self.pid)
+        # After a stop the leftovers have had their SIGTERM and grace: SIGKILL at once.
+        await reaper.end_leftovers(self.processes, 0.0 if self._stopping else kill_grace)
+        await self._finish_log()
         return Exit(exit_code=code, timed_out=timed_out, stopped=self._stopping and not timed_out)
 
     async def stop(self, kill_grace: float) -> None:
-        """SIGTERM to the group, SIGKILL to the group ``kill_grace`` seconds later."""
+        """SIGTERM to the group and every process of the step, SIGKILL to them all
+        ``kill_grace`` seconds later (or as soon as the leader has exited)."""
         self._stopping = True
-        self._signal_group(signal.SIGTERM)
+        await reaper.terminate(self.processes, leader_alive=self._proc.returncode is None)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._proc.wait()), kill_grace)
-        # killpg, not kill: steps may fork, and a child that ignored SIGTERM must go too.
-        self._signal_group(signal.SIGKILL)
+        # Every process, not only the leader: a child that ignored SIGTERM must go too.
+        await reaper.kill(self.processes, leader_alive=self._proc.returncode is None)
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pgid, sig)
+    async def _finish_log(self) -> None:
+        finished = asyncio.wrap_future(self._log.finished)
+        try:
+            await asyncio.wait_for(asyncio.shield(finished), self.LOG_DRAIN)
+        except TimeoutError:
+            # Something we could not kill (another user's process?) holds the step's output.
+            self._log.stop()
+            await finished

@@ -1,14 +1,19 @@
-"""Who owns a run, and whether that owner still lives.
+"""Who owns a run, and whether that owner still lives; and the process table as /proc shows it.
 
 A PID alone is not an identity (PIDs are reused), so an owner is (host, pid, start time in clock
 ticks since boot, field 22 of /proc/PID/stat). A process counts as alive when that file exists, its
 start time matches and its state is not Z (an orphan may stay a zombie for seconds).
+
+``process_table`` reads every /proc/PID/stat once: parent, process group, session and state of
+each process, enough to walk a process tree. A zombie keeps these fields (only its environment
+and command line are gone), so it still shows whose child it is.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -53,3 +58,95 @@ def is_alive(pid: int, start_ticks: int | None) -> bool:
     if fields[0] == "Z":
         return False
     return start_ticks is None or int(fields[19]) == start_ticks
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """One process as /proc/PID/stat shows it."""
+
+    pid: int
+    ppid: int
+    pgrp: int
+    session: int
+    state: str  # R, S, D, Z, ... (Z: a zombie, dead and waiting to be reaped by its parent)
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in ("Z", "X")
+
+
+def process_stat(pid: int) -> ProcStat | None:
+    """The process's stat line, or None when it is gone."""
+    fields = _stat_fields(pid)
+    if not fields or len(fields) < 4:
+        return None
+    try:
+        return ProcStat(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0])
+    except ValueError:
+        return None
+
+
+def _pids() -> Iterator[int]:
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                yield int(entry.name)
+
+
+def process_table() -> dict[int, ProcStat]:
+    """Every process this host shows, by pid (one that ends while we read is left out)."""
+    table = {}
+    for pid in _pids():
+        stat = process_stat(pid)
+        if stat is not None:
+            table[pid] = stat
+    return table
+
+
+def process_environ(pid: int) -> bytes:
+    """The environment the process was started with (NUL-separated ``NAME=value``); empty for
+    a zombie, a kernel thread, or a process we may not read."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def holds_file(pid: int, target: str) -> bool:
+    """Whether one of the process's open descriptors is ``target`` as /proc/PID/fd shows it
+    (``pipe:[INODE]`` for a pipe)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The process's children, from /proc/PID/task/*/children (each thread lists those it
+    forked); falls back to a scan of the whole table when the kernel lacks that file."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(p) for p in handle.read().split())
+        except FileNotFoundError:
+            return [p.pid for p in process_table().values() if p.ppid == pid]
+        except OSError:
+            continue
+    return found

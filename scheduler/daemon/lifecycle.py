@@ -26,6 +26,7 @@ import structlog
 from scheduler.api.app import create_app
 from scheduler.api.server import serve_unix
 from scheduler.api.tcp import serve_tcp
+from scheduler.compute.reaper import become_subreaper
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.durations import format_duration
 from scheduler.core.errors import DefinitionErrors
@@ -75,6 +76,7 @@ class Daemon:
     async def run(self) -> int:
         # A watchdog kill (SIGABRT) then leaves the stuck loop's traceback in the journal.
         faulthandler.enable()
+        become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
         current = await run_parallel(load_schedule_set, self.config_path, strict=False)
         config = current.config
         configure_logging(config.logging.level, config.logging.format)

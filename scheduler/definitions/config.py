@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
-from scheduler.definitions.validation import convert
+from scheduler.definitions.validation import convert, user_error
 from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
 
 ENV_CONFIG = "PIPESCHED_CONFIG"
@@ -81,6 +81,7 @@ class Config:
     shutdown_grace: float = 10.0
     api: ApiConfig = field(default_factory=ApiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
 
     @property
     def runs_dir(self) -> Path:
@@ -106,6 +107,23 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def _byte_count(value: Any) -> Any:
+    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _BYTE_UNITS:
+            return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
+        raise user_error(
+            f"must be a size in bytes (got {value!r})",
+            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, KiB, MiB, GiB",
+        )
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -120,21 +138,7 @@ class _ComputeFile(_Model):
     address: str | None = None
 
 
-_API_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-_API_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
-
-
-def _api_bytes(value: Any) -> Any:
-    """``1MiB``, ``200 MB``, ``65536``: a byte count (a bad string stays a string for strict
-    validation to name)."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
-        if match and match.group(2).lower() in _API_UNITS:
-            return int(match.group(1)) * _API_UNITS[match.group(2).lower()]
-    return value
-
-
-_ApiBytes = Annotated[int, BeforeValidator(_api_bytes), Field(ge=1)]
+_ApiBytes = Annotated[int, BeforeValidator(_byte_count), Field(ge=1)]
 
 
 class _TlsFile(_Model):
@@ -177,6 +181,10 @@ class _ConfigFile(_Model):
     shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
     api: _ApiFile = Field(default_factory=_ApiFile)
     logging: _LoggingFile = Field(default_factory=_LoggingFile)
+    # At least 4 KiB: the head, the marker line and the tail must fit.
+    max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
+        Config.max_log_bytes
+    )
 
     @field_validator("database")
     @classmethod
@@ -345,6 +353,7 @@ def _build(
         shutdown_grace=raw.shutdown_grace,
         api=api,
         logging=LoggingConfig(format=raw.logging.format, level=raw.logging.level),
+        max_log_bytes=raw.max_log_bytes,
     )
 
 

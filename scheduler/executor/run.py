@@ -304,7 +304,13 @@ class RunExecutor:
         argv = command_builder(step.type)(invocation)
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
         paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
-        proc = await LocalProcess.start(argv, cwd=paths.workdir, env=env, log_path=paths.log)
+        proc = await LocalProcess.start(
+            argv,
+            cwd=paths.workdir,
+            env=env,
+            log_path=paths.log,
+            max_log_bytes=self.config.max_log_bytes,
+        )
         crashpoint("step_spawned")
         await run_blocking(
             self.store.set_attempt_process,

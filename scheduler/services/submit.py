@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from scheduler.compute.reaper import become_subreaper
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
 from scheduler.dispatch.submit import submit_run
@@ -121,5 +122,6 @@ def execute_foreground(
         options=ExecutionOptions(regenerate_outputs=regenerate_outputs),
         on_event=on_event,
     )
+    become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
     status = execute_in_foreground(executor, early)
     return ForegroundOutcome(status, executor.canceled)
