@@ -25,6 +25,7 @@ from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import PipeschedError
 from scheduler.core.ids import new_run_id
 from scheduler.core.loopguard import run_blocking, run_parallel
+from scheduler.core.pathnames import unescape_name
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.served import PipelineSource
@@ -90,7 +91,7 @@ class RunMaker:
         alive: list[FileKey] = []
         gone: list[FileKey] = []
         for key in claimed:
-            unchanged = _snap(self.root / key.path) == (key.size, key.mtime_ns)
+            unchanged = _snap(self.root / unescape_name(key.path)) == (key.size, key.mtime_ns)
             alive.append(key) if unchanged else gone.append(key)
         return alive, gone
 
@@ -148,7 +149,7 @@ class RunMaker:
         """The batch's folder: a link to each file, under its path below the watched folder."""
         folder = self.root / BATCHES_DIR / run_id
         base = PurePosixPath(self.spec.path) if self.spec.path else None
-        for rel in (key.path for key in keys):
+        for rel in (unescape_name(key.path) for key in keys):
             inside = PurePosixPath(rel).relative_to(base) if base else PurePosixPath(rel)
             link = folder / inside
             link.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ import structlog
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import run_blocking, run_parallel
+from scheduler.core.pathnames import escape_name, unescape_name
 from scheduler.definitions.config import Config
 from scheduler.definitions.schedules import OnChange, ScheduleDef
 from scheduler.fires.file_events import (
@@ -258,7 +259,7 @@ class FileWatcher:
                 self.pending[rel] = PendingFile(now, None, now)
             elif kind in (CLOSED, CHANGED):
                 settled_at = now + self.spec.settle
-                self.pending[rel] = PendingFile(settled_at, _snap(self.root / rel), now)
+                self.pending[rel] = PendingFile(settled_at, _snap(self._file(rel)), now)
         return new_dirs
 
     async def _count_due(self) -> None:
@@ -267,7 +268,7 @@ class FileWatcher:
         for rel, entry in list(self.pending.items()):
             if entry.due is None or entry.due > now:
                 continue
-            current = _snap(self.root / rel)
+            current = _snap(self._file(rel))
             if current is None:
                 del self.pending[rel]
             elif entry.snap is not None and current != entry.snap:
@@ -329,23 +330,28 @@ class FileWatcher:
             if here == self.root:
                 dirnames[:] = [d for d in dirnames if d != INTERNAL_DIR]
             for name in filenames:
-                rel = (here / name).relative_to(self.root).as_posix()
-                if not self._matches(rel):
+                raw = (here / name).relative_to(self.root).as_posix()
+                if not self._matches(raw):
                     continue
                 snap = _snap(here / name)
                 if snap is not None:
-                    found.append(FileKey(rel, snap[0], snap[1]))
+                    found.append(FileKey(escape_name(raw), snap[0], snap[1]))
         return found
 
     # ---- paths -------------------------------------------------------------------------------
 
     def _relative(self, path: str) -> str | None:
-        """The path from the datastore root of a watched file that matches, else None."""
+        """The path from the datastore root of a watched file that matches, else None; as
+        escaped text (``scheduler.core.pathnames``), the form the ledger and runs carry."""
         try:
             rel = Path(path).relative_to(self.root).as_posix()
         except ValueError:
             return None
-        return rel if self._matches(rel) else None
+        return escape_name(rel) if self._matches(rel) else None
+
+    def _file(self, rel: str) -> Path:
+        """The file of an escaped path from the datastore root."""
+        return self.root / unescape_name(rel)
 
     def _matches(self, rel: str) -> bool:
         parts = PurePosixPath(rel).parts
@@ -365,7 +371,7 @@ class FileWatcher:
 
     def _confined(self, rel: str) -> bool:
         """Refuse (and log once) a file whose real path leads outside the datastore."""
-        real = Path(os.path.realpath(self.root / rel))
+        real = Path(os.path.realpath(self._file(rel)))
         if real == self.root or real.is_relative_to(self.root):
             self.refused.discard(rel)
             return True
@@ -375,7 +381,7 @@ class FileWatcher:
                 "file_refused",
                 schedule=self.schedule.name,
                 path=rel,
-                target=str(real),
+                target=escape_name(str(real)),
                 reason=f"leads outside datastore '{self.datastore}' ({self.root})",
             )
         return False

@@ -1,0 +1,137 @@
+"""Every file name is handled: a name that is not UTF-8 (or holds a newline, or begins with
+``-``) dropped into a watched folder is handled exactly once, its step receives the file's real
+bytes, and ``fires``/``schedules --json`` show the name escaped. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scheduler.core.pathnames import escape_name, unescape_name
+from tests.conftest import wait_until
+from tests.file_drops_harness import Service, file_drop_project, on_change
+
+# The step records the bytes of the path its argv received and the file's content.
+RECORD = (
+    "import os, sys; p = os.fsencode(sys.argv[1]); out = sys.argv[2]; "
+    "open(os.path.join(out, p.hex()), 'wb').write(open(p, 'rb').read())"
+)
+
+ARGS = ["${{parameters.input_path}}", "${{parameters.out}}"]
+
+MOVED_IN = b"\xff\xfe.csv"
+WRITTEN = b"w\xe9\xff-in-place.csv"  # Latin-1 bytes: not UTF-8
+NEWLINE = b"new\nline.csv"
+DASHED = b"-rf.csv"
+NAMES = [MOVED_IN, WRITTEN, NEWLINE, DASHED]
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str):
+    project = file_drop_project(tmp_path / "p", database_url=database_url)
+    project.pipeline(
+        "drops",
+        {
+            "parameters": {"input_path": {"type": "path"}, "out": {"type": "str"}},
+            "steps": {
+                "s": {
+                    "type": "command",
+                    "command": [sys.executable, "-c", RECORD, *ARGS],
+                    "allow_reuse": False,
+                }
+            },
+        },
+    )
+    (project.datastore / "inbox").mkdir()
+    (project.datastore / "staging").mkdir()
+    return project
+
+
+def schedule(out: Path) -> dict:
+    spec = on_change(settle="0.2s")
+    spec["parameters"] = {"out": str(out)}
+    return spec
+
+
+def drop_all(project) -> dict[bytes, bytes]:
+    """Move two names in, write two in place; the content of each, by name."""
+    inbox = os.fsencode(project.datastore / "inbox")
+    staging = os.fsencode(project.datastore / "staging")
+    contents = {name: b"content of " + name for name in NAMES}
+    for name in (MOVED_IN, DASHED):
+        with open(os.path.join(staging, name), "wb") as handle:
+            handle.write(contents[name])
+        os.rename(os.path.join(staging, name), os.path.join(inbox, name))
+    for name in (WRITTEN, NEWLINE):
+        with open(os.path.join(inbox, name), "wb") as handle:
+            handle.write(contents[name])
+    return contents
+
+
+def test_names_that_are_not_utf8_are_stored_escaped_and_read_back_exactly():
+    for name in [*NAMES, b"a\\b.csv", b"a\\xff.csv", "é日本.csv".encode(), b"\xc2\x85.csv"]:
+        text = escape_name(os.fsdecode(name))
+        text.encode("utf-8")  # valid UTF-8: every store, JSON and terminal takes it
+        assert "\n" not in text and "\x00" not in text
+        assert os.fsencode(unescape_name(text)) == name
+    assert escape_name(os.fsdecode(MOVED_IN)) == "\\xff\\xfe.csv"
+    assert escape_name("é.csv") == "é.csv"
+
+
+def test_every_name_is_handled_once_shown_escaped_and_not_again_after_a_restart(
+    project, tmp_path: Path
+):
+    out = tmp_path / "received"
+    out.mkdir()
+    service = Service(project, schedule(out)).start()
+    try:
+        # Dropped once the watch is live, so the observer's move and close events count them.
+        wait_until(lambda: not service.watcher()._rescan, timeout=10)
+        contents = drop_all(project)
+        wait_until(lambda: len(service.runs()) >= len(NAMES), timeout=30, interval=0.1)
+        wait_until(service.finished, timeout=30, interval=0.1)
+        assert {r.status for r in service.runs()} == {"completed"}
+        ledger = service.ledger()
+        assert sorted(f.path for f in ledger) == sorted(
+            "inbox/" + escape_name(os.fsdecode(n)) for n in NAMES
+        )
+        assert {f.outcome for f in ledger} == {"started"}
+    finally:
+        service.close()
+
+    # Each step received the file's real path, bytes for bytes, and read the file.
+    inbox = os.fsencode(os.path.realpath(project.datastore / "inbox"))
+    received = {bytes.fromhex(p.name): p.read_bytes() for p in out.iterdir()}
+    assert received == {os.path.join(inbox, n): contents[n] for n in NAMES}
+
+    # A restart rescans the folder: nothing is handled again.
+    again = Service(project, schedule(out)).start()
+    try:
+        wait_until(lambda: again.status()["pending"] == 0, timeout=10, interval=0.05)
+        again.call(again.watcher()._scan())  # one more full scan, awaited
+        assert again.status()["pending"] == 0
+        assert len(again.runs()) == len(NAMES)
+        assert len(again.ledger()) == len(NAMES)
+    finally:
+        again.close()
+
+    shown = "inbox/\\xff\\xfe.csv"
+    done = project.cli("fires", "drops", "--json")
+    assert done.returncode == 0, done.stderr
+    fires = json.loads(done.stdout.encode("utf-8"))  # valid UTF-8 JSON
+    paths = [f.get("path") for f in fires]
+    assert shown in paths and "inbox/new\\x0aline.csv" in paths and "inbox/-rf.csv" in paths
+    table = project.cli("fires", "drops")
+    assert table.returncode == 0, table.stderr
+    assert shown in table.stdout and "new\\x0aline" in table.stdout
+
+    project.schedules(yaml.safe_dump({"schedules": [schedule(out)]}))
+    done = project.cli("schedules", "--json")
+    assert done.returncode == 0, done.stderr
+    (summary,) = json.loads(done.stdout.encode("utf-8"))
+    assert summary["watch"]["last_file"] in {"inbox/" + escape_name(os.fsdecode(n)) for n in NAMES}
