@@ -135,3 +135,75 @@ def test_every_name_is_handled_once_shown_escaped_and_not_again_after_a_restart(
     assert done.returncode == 0, done.stderr
     (summary,) = json.loads(done.stdout.encode("utf-8"))
     assert summary["watch"]["last_file"] in {"inbox/" + escape_name(os.fsdecode(n)) for n in NAMES}
+
+
+class RefusingStore:
+    """The real store, except that it refuses to claim a file whose path holds ``marker`` while
+    ``refusing`` (a row the database will not take)."""
+
+    def __init__(self, store, marker: str) -> None:
+        self.store, self.marker, self.refusing = store, marker, True
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def claim_files(self, schedule, files):
+        files = list(files)
+        if self.refusing and any(self.marker in key.path for key in files):
+            raise RuntimeError("the database refused the row")
+        return self.store.claim_files(schedule, files)
+
+
+def test_a_file_that_cannot_be_handled_is_logged_counted_and_shown(project, tmp_path, capfd):
+    out = tmp_path / "received"
+    out.mkdir()
+    inbox = project.datastore / "inbox"
+    service = Service(project, schedule(out))
+    refusing = service.store = RefusingStore(service.store, "\\xfe")
+    service.start()
+    try:
+        wait_until(lambda: not service.watcher()._rescan, timeout=10)
+        secret = tmp_path / "secret.csv"
+        secret.write_text("outside\n")
+        os.symlink(secret, os.path.join(os.fsencode(inbox), b"out\xff-side.csv"))
+        for name in (MOVED_IN, b"fine.csv"):
+            staged = os.path.join(os.fsencode(project.datastore / "staging"), name)
+            with open(staged, "wb") as handle:
+                handle.write(b"x\n")
+            os.rename(staged, os.path.join(os.fsencode(inbox), name))
+
+        # The refused claim holds back neither the other file nor itself unseen.
+        wait_until(lambda: service.triggers() == ["file:inbox/fine.csv"], timeout=15)
+        wait_until(lambda: service.status()["unhandled"] == 1, timeout=10)
+        assert service.status()["pending"] >= 1
+        logged = capfd.readouterr().out
+        assert "file_not_handled" in logged and "inbox/\\xff\\xfe.csv" in logged
+
+        # The symlink leading outside: never run, recorded skipped with the reason.
+        refused = "inbox/out\\xff-side.csv"
+
+        def settled():
+            return [f for f in service.ledger() if f.path == refused and f.outcome == "skipped"]
+
+        (row,) = wait_until(settled, timeout=10)
+        assert "leads outside datastore" in (row.reason or "")
+
+        # The store takes the row again: the file is handled, once.
+        refusing.refusing = False
+        wait_until(lambda: len(service.runs()) == 2, timeout=15)
+        wait_until(lambda: service.status()["unhandled"] == 0, timeout=10)
+        wait_until(service.finished, timeout=30)
+        assert service.triggers() == ["file:inbox/\\xff\\xfe.csv", "file:inbox/fine.csv"]
+    finally:
+        service.close()
+
+    project.schedules(yaml.safe_dump({"schedules": [schedule(out)]}))
+    done = project.cli("schedules", "--json")
+    assert done.returncode == 0, done.stderr
+    (summary,) = json.loads(done.stdout)
+    assert summary["watch"]["unhandled"] == 1  # the symlink leading outside
+    table = project.cli("schedules")
+    assert table.returncode == 0, table.stderr
+    assert "(1 not handled)" in " ".join(table.stdout.split()), table.stdout
+    fires = json.loads(project.cli("fires", "drops", "--json").stdout)
+    assert [f["outcome"] for f in fires if f.get("path") == refused] == ["skipped"]

@@ -103,6 +103,15 @@ class RunMaker:
         new = await run_blocking(self.store.claim_files, self.schedule.name, ready)
         await self._requested(new)
 
+    async def skip(self, keys: list[FileKey], reason: str) -> None:
+        """Files that can never start a run as they are: claimed and settled ``skipped`` with
+        the reason, so ``fires`` shows why and ``schedules`` counts them."""
+        new = await run_blocking(self.store.claim_files, self.schedule.name, keys)
+        if new:
+            await run_blocking(
+                self.store.mark_files, self.schedule.name, new, outcome="skipped", reason=reason
+            )
+
     async def _requested(self, keys: list[FileKey]) -> None:
         if not keys or self.stopped:
             return

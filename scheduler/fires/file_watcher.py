@@ -54,6 +54,7 @@ log = structlog.get_logger("scheduler.fires.files")
 INTERNAL_DIR = ".pipesched"
 _MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
 _STOP_WAIT = 30.0  # how long stop() lets a step under way finish before canceling it
+_RETRY = 5.0  # a file the store refused is counted again after this long
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class FileWatcher:
         self.folder = self.root / self.spec.path
         self.pending: dict[str, PendingFile] = {}  # by path from the datastore root
         self.refused: set[str] = set()
+        self.unhandled: dict[str, str] = {}  # files whose claim failed: why (retried)
         self.overflows = 0
         self.observer_kind = "inotify"
         self.runs = RunMaker(
@@ -265,6 +267,7 @@ class FileWatcher:
     async def _count_due(self) -> None:
         now = self.clock.monotonic()
         ready: list[FileKey] = []
+        outside: list[FileKey] = []
         for rel, entry in list(self.pending.items()):
             if entry.due is None or entry.due > now:
                 continue
@@ -281,8 +284,45 @@ class FileWatcher:
                 ready.append(FileKey(rel, current[0], current[1]))
             else:
                 del self.pending[rel]
+                outside.append(FileKey(rel, current[0], current[1]))
+        if outside:
+            reason = f"leads outside datastore '{self.datastore}'"
+            try:
+                await self.runs.skip(outside, reason)
+            except Exception as error:
+                for key in outside:
+                    self._not_handled(key, error)
         if ready:
+            await self._take(ready)
+
+    async def _take(self, ready: list[FileKey]) -> None:
+        """Claim and request runs; a file the store refuses neither holds back the others nor
+        waits unseen: it is logged, counted (``status``) and tried again after ``_RETRY``."""
+        try:
             await self.runs.take(ready)
+        except Exception as error:
+            if len(ready) > 1 and not self._stopping:
+                for key in ready:  # claims are idempotent: retrying a claimed file is safe
+                    await self._take([key])
+                return
+            self._not_handled(ready[0], error)
+            return
+        for key in ready:
+            self.unhandled.pop(key.path, None)
+
+    def _not_handled(self, key: FileKey, error: Exception) -> None:
+        first = key.path not in self.unhandled
+        self.unhandled[key.path] = f"{type(error).__name__}: {error}"[:500]
+        now = self.clock.monotonic()
+        self.pending[key.path] = PendingFile(now + _RETRY, (key.size, key.mtime_ns), now)
+        if first:
+            log.error(
+                "file_not_handled",
+                schedule=self.schedule.name,
+                path=key.path,
+                error=self.unhandled[key.path],
+                retry_in=_RETRY,
+            )
 
     # ---- scanning ----------------------------------------------------------------------------
 
@@ -395,6 +435,8 @@ class FileWatcher:
             "last_file": self.store.last_file(self.schedule.name),
             "observer": self.observer_kind,
             "overflows": self.overflows,
+            "unhandled": len(self.unhandled),  # the ledger's ``skipped`` rows: ``schedules``
+            "refused": len(self.refused),
         }
 
 
