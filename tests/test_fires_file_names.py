@@ -207,3 +207,46 @@ def test_a_file_that_cannot_be_handled_is_logged_counted_and_shown(project, tmp_
     assert "(1 not handled)" in " ".join(table.stdout.split()), table.stdout
     fires = json.loads(project.cli("fires", "drops", "--json").stdout)
     assert [f["outcome"] for f in fires if f.get("path") == refused] == ["skipped"]
+
+
+LIST = (
+    "import os, sys; p = os.fsencode(sys.argv[1]); out = sys.argv[2]; "
+    "names = sorted(os.listdir(p)); "
+    "open(os.path.join(out, 'listed'), 'wb').write(b'\\0'.join(names)); "
+    "open(os.path.join(out, 'read'), 'wb').write(b''.join(open(os.path.join(p, n), 'rb').read() "
+    "for n in names))"
+)
+
+
+def test_a_batch_run_gets_a_folder_holding_the_real_names(project, tmp_path):
+    project.pipeline(
+        "drops",
+        {
+            "parameters": {"input_path": {"type": "path"}, "out": {"type": "str"}},
+            "steps": {
+                "s": {
+                    "type": "command",
+                    "command": [sys.executable, "-c", LIST, *ARGS],
+                    "allow_reuse": False,
+                }
+            },
+        },
+    )
+    out = tmp_path / "received"
+    out.mkdir()
+    spec = on_change(mode="batch", settle="1s")  # one burst: one run
+    spec["parameters"] = {"out": str(out)}
+    service = Service(project, spec).start()
+    try:
+        wait_until(lambda: not service.watcher()._rescan, timeout=10)
+        inbox = os.fsencode(project.datastore / "inbox")
+        for name in (MOVED_IN, WRITTEN):
+            with open(os.path.join(inbox, name), "wb") as handle:
+                handle.write(name)
+        wait_until(lambda: service.runs() and service.finished(), timeout=30, interval=0.1)
+        (run,) = service.runs()
+        assert run.status == "completed" and run.trigger == "files:2"
+    finally:
+        service.close()
+    assert (out / "listed").read_bytes().split(b"\0") == sorted([MOVED_IN, WRITTEN])
+    assert (out / "read").read_bytes() == b"".join(sorted([MOVED_IN, WRITTEN]))
