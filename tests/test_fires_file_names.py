@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alembic import command
+from sqlalchemy import text
 
 from scheduler.core.pathnames import escape_name, unescape_name
+from scheduler.store import Store
+from scheduler.store.engine import make_engine
+from scheduler.store.migrate import alembic_config
+from scheduler.store.records import FileKey
 from tests.conftest import wait_until
 from tests.file_drops_harness import Service, file_drop_project, on_change
 
@@ -250,3 +256,31 @@ def test_a_batch_run_gets_a_folder_holding_the_real_names(project, tmp_path):
         service.close()
     assert (out / "listed").read_bytes().split(b"\0") == sorted([MOVED_IN, WRITTEN])
     assert (out / "read").read_bytes() == b"".join(sorted([MOVED_IN, WRITTEN]))
+
+
+def test_names_stored_raw_before_the_upgrade_are_escaped_by_it(database_url: str):
+    """A ledger written before names were escaped held ``a\\b.csv`` and newlines raw; after the
+    upgrade the watcher's escaped key finds them, so those files are not handled again."""
+    raw = ["inbox/a\\b.csv", "inbox/a\\\\b.csv", "inbox/new\nline.csv", "inbox/plain.csv"]
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0004")
+        with engine.begin() as conn:
+            for path in raw:
+                conn.execute(
+                    text(
+                        "INSERT INTO fires (schedule, path, size, mtime_ns, outcome,"
+                        " created_at, updated_at) VALUES ('drops', :path, 1, 2, 'started',"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"path": path},
+                )
+    finally:
+        engine.dispose()
+    with Store.open(database_url) as store:
+        keys = [FileKey(escape_name(path), 1, 2) for path in raw]
+        assert store.known_files("drops", keys) == set(keys)
+        assert sorted(f.path for f in store.list_file_fires("drops")) == sorted(
+            k.path for k in keys
+        )
