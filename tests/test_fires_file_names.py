@@ -21,6 +21,7 @@ from scheduler.store.migrate import alembic_config
 from scheduler.store.records import FileKey
 from tests.conftest import wait_until
 from tests.file_drops_harness import Service, file_drop_project, on_change
+from tests.projects import make_project
 
 # The step records the bytes of the path its argv received and the file's content.
 RECORD = (
@@ -284,3 +285,51 @@ def test_names_stored_raw_before_the_upgrade_are_escaped_by_it(database_url: str
         assert sorted(f.path for f in store.list_file_fires("drops")) == sorted(
             k.path for k in keys
         )
+
+
+def test_a_real_daemon_handles_a_non_utf8_name_once_across_a_restart(tmp_path, daemons):
+    """``mv $'\\xff\\xfe'.csv inbox/`` next to a running daemon, as the finding was found."""
+    project = make_project(tmp_path / "d", shutdown_grace="1s")
+    out = tmp_path / "received"
+    out.mkdir()
+    project.pipeline(
+        "drops",
+        {
+            "parameters": {"input_path": {"type": "path"}, "out": {"type": "str"}},
+            "steps": {
+                "s": {
+                    "type": "command",
+                    "command": [sys.executable, "-c", RECORD, *ARGS],
+                    "allow_reuse": False,
+                }
+            },
+        },
+    )
+    project.schedules(yaml.safe_dump({"schedules": [schedule(out)]}))
+    inbox = project.datastore / "inbox"
+    inbox.mkdir(parents=True)
+    staging = os.path.join(os.fsencode(project.datastore), MOVED_IN)
+    with open(staging, "wb") as handle:
+        handle.write(b"dropped\n")
+
+    daemon = daemons(project).start()
+    wait_until(lambda: daemon.events("file_watch_started"), timeout=15)
+    os.rename(staging, os.path.join(os.fsencode(inbox), MOVED_IN))
+    path = os.path.join(os.fsencode(os.path.realpath(inbox)), MOVED_IN)
+    received = out / path.hex()  # the step's argv held the name's real bytes
+    wait_until(lambda: received.exists() and received.read_bytes() == b"dropped\n", timeout=20)
+    daemon.stop()
+
+    # After a restart: a later file is handled (so the start-up rescan, which comes first, is
+    # done) and the first one is not handled again.
+    again = daemons(project).start()
+    wait_until(lambda: again.events("file_watch_started"), timeout=15)
+    (inbox / "after.csv").write_bytes(b"later\n")
+    wait_until(lambda: len(list(out.iterdir())) == 2, timeout=20)
+    listed = project.cli("runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    triggers = sorted(r["trigger"] for r in json.loads(listed.stdout))
+    assert triggers == ["file:inbox/\\xff\\xfe.csv", "file:inbox/after.csv"]
+    again.stop()
+    with project.store() as store:
+        assert len(store.list_runs(limit=0)) == 2
