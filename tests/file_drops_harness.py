@@ -119,8 +119,12 @@ class Service:
         return self.store.list_file_fires(self.name)
 
 
-def file_drop_project(tmp_path: Path, *, max_concurrent_runs: int = 8) -> Project:
-    project = make_project(tmp_path, max_concurrent_runs=max_concurrent_runs)
+def file_drop_project(
+    tmp_path: Path, *, max_concurrent_runs: int = 8, database_url: str | None = None
+) -> Project:
+    project = make_project(
+        tmp_path, max_concurrent_runs=max_concurrent_runs, database_url=database_url
+    )
     project.pipeline("drops", PIPELINE)
     project.datastore.mkdir(parents=True, exist_ok=True)
     return project

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import atexit
+import io
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = ("config", "pipelines")  # the folders a user edits in a working copy
+_pristine: list[Path] = []
+
+
+def shipped(*parts: str) -> Path:
+    """A path in a pristine copy of the shipped ``config/`` and ``pipelines/``: extracted from
+    git's HEAD once per session (the working folders are the user's, and may hold their edits),
+    or copied from the checkout when it is not a git repository (an unpacked release)."""
+    if not _pristine:
+        root = Path(tempfile.mkdtemp(prefix="pipesched-shipped-"))
+        atexit.register(shutil.rmtree, root, True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD", *SHIPPED],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if archive.returncode == 0:
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(root, filter="data")
+        else:
+            for folder in SHIPPED:
+                shutil.copytree(REPO / folder, root / folder, symlinks=True)
+        _pristine.append(root)
+    return _pristine[0].joinpath(*parts)
 
 
 @dataclass

@@ -185,6 +185,7 @@ def test_on_change_schedule_shows_its_watch(project: Project) -> None:
         "datastore": "default",
         "path": "inbox/",
         "pending": 0,
+        "unhandled": 0,
         "last_file": None,
     }
 

@@ -106,6 +106,7 @@ def test_a_file_dropped_into_the_watched_folder_starts_a_run(project: Project, d
         "datastore": "default",
         "path": "inbox/",
         "pending": 0,
+        "unhandled": 0,
         "last_file": "inbox/batch-1.csv",
     }
     process.stop()

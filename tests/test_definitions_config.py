@@ -10,8 +10,7 @@ import pytest
 
 from scheduler.core.errors import ConfigNotFound, DefinitionErrors
 from scheduler.definitions.config import find_config, load_config
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.projects import shipped
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +33,12 @@ def errors(file: Path) -> list[str]:
 
 
 def test_shipped_config_loads() -> None:
-    config = load_config(REPO / "config" / "pipesched.yaml")
-    assert config.state_dir == REPO / "var"
-    assert config.pipelines_dir == REPO / "pipelines"
-    assert config.schedules_file == REPO / "config" / "schedules.yaml"
-    assert config.database_url == f"sqlite:///{REPO / 'var' / 'pipesched.db'}"
+    root = shipped()  # a pristine copy: the working config/ is the user's
+    config = load_config(root / "config" / "pipesched.yaml")
+    assert config.state_dir == root / "var"
+    assert config.pipelines_dir == root / "pipelines"
+    assert config.schedules_file == root / "config" / "schedules.yaml"
+    assert config.database_url == f"sqlite:///{root / 'var' / 'pipesched.db'}"
     assert config.compute["local"].max_workers == 4
     assert config.api.host == "127.0.0.1" and config.api.port == 8790
     assert config.shutdown_grace == 10.0

@@ -11,13 +11,13 @@ import pytest
 from scheduler.core.errors import DefinitionErrors
 from scheduler.definitions import load_schedules
 from scheduler.definitions.timing import parse_seconds_field, split_cron
+from tests.projects import shipped
 
 try:
     from fixtures_definitions import make_config
 except ImportError:  # tests/ became a package
     from tests.fixtures_definitions import make_config
 
-REPO = Path(__file__).resolve().parent.parent
 PIPELINES = {"diabetes-training", "batch-scoring"}
 
 
@@ -208,7 +208,7 @@ def test_seconds_field_and_aliases() -> None:
 
 
 def test_shipped_schedules_file_loads() -> None:
-    schedules = load_schedules(REPO / "config" / "schedules.yaml", None, {"diabetes-training"})
+    schedules = load_schedules(shipped("config", "schedules.yaml"), None, {"diabetes-training"})
     assert {s.name: s.kind for s in schedules} == {
         "weekly-diabetes-training": "cron",
         "nightly-by-recurrence": "recurrence",
@@ -216,7 +216,7 @@ def test_shipped_schedules_file_loads() -> None:
 
 
 def test_shipped_commented_examples_validate_when_uncommented(tmp_path: Path) -> None:
-    text = (REPO / "config" / "schedules.yaml").read_text()
+    text = shipped("config", "schedules.yaml").read_text()
     lines = text.splitlines()
     start = lines.index("# More kinds:") + 1
     body = "schedules:\n" + "\n".join(line[1:] for line in lines[start:] if line.startswith("#"))

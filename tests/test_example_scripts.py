@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.projects import shipped
+
 pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
 
-PIPELINE_DIR = Path(__file__).resolve().parents[1] / "pipelines" / "diabetes-training"
+PIPELINE_DIR = shipped("pipelines", "diabetes-training")
 STEP_ORDER = ["prep", "train", "profile", "evaluate"]
 PLACEHOLDER = re.compile(r"\$\{\{(parameters|data)\.(\w+)\}\}")
 

@@ -8,9 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.projects import make_project
+from tests.projects import make_project, shipped
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "pipelines" / "transfer-and-query"
+EXAMPLE = shipped("pipelines", "transfer-and-query")
 
 
 def test_example_stages_rolls_up_and_reports(tmp_path: Path):

@@ -10,10 +10,8 @@ import pytest
 from scheduler.core.procinfo import is_alive
 from scheduler.executor.parallel.worker import to_rows
 from tests.conftest import wait_until
-from tests.projects import Project, make_project
+from tests.projects import Project, make_project, shipped
 from tests.test_executor import execute, steps_of
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -341,7 +339,7 @@ def test_batch_scoring_example_scores_generated_files(tmp_path: Path):
     pytest.importorskip("sklearn")
     project = make_project(tmp_path)
     (tmp_path / "pipelines").rmdir()
-    (tmp_path / "pipelines").symlink_to(REPO / "pipelines")
+    (tmp_path / "pipelines").symlink_to(shipped("pipelines"))
     detail = execute(project, "batch-scoring", {"sample_files": 4})  # one mini-batch
     steps = steps_of(detail)
     assert detail.run.status == "completed", {s: v["status_reason"] for s, v in steps.items()}

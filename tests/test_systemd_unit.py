@@ -23,7 +23,7 @@ import pytest
 from scheduler.cli import COMMANDS
 from scheduler.definitions.config import load_config
 from tests.conftest import wait_until
-from tests.projects import make_project
+from tests.projects import make_project, shipped
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMD = REPO / "systemd"
@@ -122,7 +122,7 @@ def test_exec_start_runs_the_daemon_on_the_installed_config() -> None:
 
 def test_stop_timeout_is_shutdown_grace_plus_15s() -> None:
     """DESIGN: TimeoutStopSec = shutdown_grace + 15 s, against the shipped config's grace."""
-    grace = load_config(REPO / "config" / "pipesched.yaml").shutdown_grace
+    grace = load_config(shipped("config", "pipesched.yaml")).shutdown_grace
     assert one("TimeoutStopSec") == f"{grace + 15:g}s"
     assert one("KillMode") == "mixed"
 
@@ -196,9 +196,9 @@ def test_readme_config_edit_yields_a_valid_install_config(tmp_path: Path) -> Non
     assert match, "README step 3 has no sed line"
     etc = tmp_path / "etc" / "pipesched"
     etc.mkdir(parents=True)
-    shutil.copy(REPO / "config" / "pipesched.yaml", etc)
-    shutil.copy(REPO / "config" / "schedules.yaml", etc)
-    shutil.copytree(REPO / "pipelines", etc / "pipelines")
+    shutil.copy(shipped("config", "pipesched.yaml"), etc)
+    shutil.copy(shipped("config", "schedules.yaml"), etc)
+    shutil.copytree(shipped("pipelines"), etc / "pipelines")
     command = match.group(1).replace("/etc/pipesched/", f"{etc}/")
     subprocess.run(["bash", "-c", command], check=True, timeout=30)
     config = load_config(etc / "pipesched.yaml")

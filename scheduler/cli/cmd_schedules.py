@@ -84,6 +84,9 @@ def row(summary: ScheduleSummary, now: datetime) -> tuple[str, ...]:
         left = "ended"
     else:
         left = format_relative(upcoming, now).removeprefix("in ")
+    unhandled = (summary.watch or {}).get("unhandled")
+    if unhandled:  # files that could not be handled: ``fires`` says why
+        left += f" ({unhandled} not handled)"
     last = summary.last_fire_time
     if summary.kind == "on_change":
         when = f"on_change: {summary.description}"

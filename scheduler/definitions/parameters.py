@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from scheduler.core.errors import ParameterError, PathOutsideDatastore
+from scheduler.core.pathnames import escape_name, unescape_name
 from scheduler.definitions.pipeline import ParameterDef, Pipeline
 
 SCHEME = "datastore://"
@@ -198,7 +199,7 @@ def _datastore(
 
 def _confine(store: DatastoreLike, rel: str, value: str, param: str) -> tuple[str, Path]:
     root = _real_root(store)
-    real = Path(os.path.realpath(os.path.join(root, rel)))
+    real = Path(os.path.realpath(os.path.join(root, unescape_name(rel))))  # escaped text
     if not _inside(real, root):
         raise PathOutsideDatastore(
             f"parameter '{param}': {value} leads outside datastore '{store.name}' ({root})",
@@ -211,7 +212,7 @@ def _confine(store: DatastoreLike, rel: str, value: str, param: str) -> tuple[st
 def _canonical(store: DatastoreLike, real: Path) -> str:
     rel = real.relative_to(_real_root(store))
     text = PurePosixPath(*rel.parts).as_posix() if rel.parts else ""
-    return f"{SCHEME}{store.name}/{text}"
+    return f"{SCHEME}{store.name}/{escape_name(text)}"
 
 
 def _real_root(store: DatastoreLike) -> Path:

@@ -25,6 +25,7 @@ from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import PipeschedError
 from scheduler.core.ids import new_run_id
 from scheduler.core.loopguard import run_blocking, run_parallel
+from scheduler.core.pathnames import unescape_name
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.served import PipelineSource
@@ -90,7 +91,7 @@ class RunMaker:
         alive: list[FileKey] = []
         gone: list[FileKey] = []
         for key in claimed:
-            unchanged = _snap(self.root / key.path) == (key.size, key.mtime_ns)
+            unchanged = _snap(self.root / unescape_name(key.path)) == (key.size, key.mtime_ns)
             alive.append(key) if unchanged else gone.append(key)
         return alive, gone
 
@@ -101,6 +102,15 @@ class RunMaker:
             return
         new = await run_blocking(self.store.claim_files, self.schedule.name, ready)
         await self._requested(new)
+
+    async def skip(self, keys: list[FileKey], reason: str) -> None:
+        """Files that can never start a run as they are: claimed and settled ``skipped`` with
+        the reason, so ``fires`` shows why and ``schedules`` counts them."""
+        new = await run_blocking(self.store.claim_files, self.schedule.name, keys)
+        if new:
+            await run_blocking(
+                self.store.mark_files, self.schedule.name, new, outcome="skipped", reason=reason
+            )
 
     async def _requested(self, keys: list[FileKey]) -> None:
         if not keys or self.stopped:
@@ -148,7 +158,7 @@ class RunMaker:
         """The batch's folder: a link to each file, under its path below the watched folder."""
         folder = self.root / BATCHES_DIR / run_id
         base = PurePosixPath(self.spec.path) if self.spec.path else None
-        for rel in (key.path for key in keys):
+        for rel in (unescape_name(key.path) for key in keys):
             inside = PurePosixPath(rel).relative_to(base) if base else PurePosixPath(rel)
             link = folder / inside
             link.parent.mkdir(parents=True, exist_ok=True)

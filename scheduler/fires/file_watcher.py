@@ -27,6 +27,7 @@ import structlog
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import run_blocking, run_parallel
+from scheduler.core.pathnames import escape_name, unescape_name
 from scheduler.definitions.config import Config
 from scheduler.definitions.schedules import OnChange, ScheduleDef
 from scheduler.fires.file_events import (
@@ -53,6 +54,7 @@ log = structlog.get_logger("scheduler.fires.files")
 INTERNAL_DIR = ".pipesched"
 _MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
 _STOP_WAIT = 30.0  # how long stop() lets a step under way finish before canceling it
+_RETRY = 5.0  # a file the store refused is counted again after this long
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class FileWatcher:
         self.folder = self.root / self.spec.path
         self.pending: dict[str, PendingFile] = {}  # by path from the datastore root
         self.refused: set[str] = set()
+        self.unhandled: dict[str, str] = {}  # files whose claim failed: why (retried)
         self.overflows = 0
         self.observer_kind = "inotify"
         self.runs = RunMaker(
@@ -258,16 +261,17 @@ class FileWatcher:
                 self.pending[rel] = PendingFile(now, None, now)
             elif kind in (CLOSED, CHANGED):
                 settled_at = now + self.spec.settle
-                self.pending[rel] = PendingFile(settled_at, _snap(self.root / rel), now)
+                self.pending[rel] = PendingFile(settled_at, _snap(self._file(rel)), now)
         return new_dirs
 
     async def _count_due(self) -> None:
         now = self.clock.monotonic()
         ready: list[FileKey] = []
+        outside: list[FileKey] = []
         for rel, entry in list(self.pending.items()):
             if entry.due is None or entry.due > now:
                 continue
-            current = _snap(self.root / rel)
+            current = _snap(self._file(rel))
             if current is None:
                 del self.pending[rel]
             elif entry.snap is not None and current != entry.snap:
@@ -280,8 +284,45 @@ class FileWatcher:
                 ready.append(FileKey(rel, current[0], current[1]))
             else:
                 del self.pending[rel]
+                outside.append(FileKey(rel, current[0], current[1]))
+        if outside:
+            reason = f"leads outside datastore '{self.datastore}'"
+            try:
+                await self.runs.skip(outside, reason)
+            except Exception as error:
+                for key in outside:
+                    self._not_handled(key, error)
         if ready:
+            await self._take(ready)
+
+    async def _take(self, ready: list[FileKey]) -> None:
+        """Claim and request runs; a file the store refuses neither holds back the others nor
+        waits unseen: it is logged, counted (``status``) and tried again after ``_RETRY``."""
+        try:
             await self.runs.take(ready)
+        except Exception as error:
+            if len(ready) > 1 and not self._stopping:
+                for key in ready:  # claims are idempotent: retrying a claimed file is safe
+                    await self._take([key])
+                return
+            self._not_handled(ready[0], error)
+            return
+        for key in ready:
+            self.unhandled.pop(key.path, None)
+
+    def _not_handled(self, key: FileKey, error: Exception) -> None:
+        first = key.path not in self.unhandled
+        self.unhandled[key.path] = f"{type(error).__name__}: {error}"[:500]
+        now = self.clock.monotonic()
+        self.pending[key.path] = PendingFile(now + _RETRY, (key.size, key.mtime_ns), now)
+        if first:
+            log.error(
+                "file_not_handled",
+                schedule=self.schedule.name,
+                path=key.path,
+                error=self.unhandled[key.path],
+                retry_in=_RETRY,
+            )
 
     # ---- scanning ----------------------------------------------------------------------------
 
@@ -329,23 +370,28 @@ class FileWatcher:
             if here == self.root:
                 dirnames[:] = [d for d in dirnames if d != INTERNAL_DIR]
             for name in filenames:
-                rel = (here / name).relative_to(self.root).as_posix()
-                if not self._matches(rel):
+                raw = (here / name).relative_to(self.root).as_posix()
+                if not self._matches(raw):
                     continue
                 snap = _snap(here / name)
                 if snap is not None:
-                    found.append(FileKey(rel, snap[0], snap[1]))
+                    found.append(FileKey(escape_name(raw), snap[0], snap[1]))
         return found
 
     # ---- paths -------------------------------------------------------------------------------
 
     def _relative(self, path: str) -> str | None:
-        """The path from the datastore root of a watched file that matches, else None."""
+        """The path from the datastore root of a watched file that matches, else None; as
+        escaped text (``scheduler.core.pathnames``), the form the ledger and runs carry."""
         try:
             rel = Path(path).relative_to(self.root).as_posix()
         except ValueError:
             return None
-        return rel if self._matches(rel) else None
+        return escape_name(rel) if self._matches(rel) else None
+
+    def _file(self, rel: str) -> Path:
+        """The file of an escaped path from the datastore root."""
+        return self.root / unescape_name(rel)
 
     def _matches(self, rel: str) -> bool:
         parts = PurePosixPath(rel).parts
@@ -365,7 +411,7 @@ class FileWatcher:
 
     def _confined(self, rel: str) -> bool:
         """Refuse (and log once) a file whose real path leads outside the datastore."""
-        real = Path(os.path.realpath(self.root / rel))
+        real = Path(os.path.realpath(self._file(rel)))
         if real == self.root or real.is_relative_to(self.root):
             self.refused.discard(rel)
             return True
@@ -375,7 +421,7 @@ class FileWatcher:
                 "file_refused",
                 schedule=self.schedule.name,
                 path=rel,
-                target=str(real),
+                target=escape_name(str(real)),
                 reason=f"leads outside datastore '{self.datastore}' ({self.root})",
             )
         return False
@@ -389,6 +435,8 @@ class FileWatcher:
             "last_file": self.store.last_file(self.schedule.name),
             "observer": self.observer_kind,
             "overflows": self.overflows,
+            "unhandled": len(self.unhandled),  # the ledger's ``skipped`` rows: ``schedules``
+            "refused": len(self.refused),
         }
 
 

@@ -149,6 +149,7 @@ def summarize(
             "datastore": watch.datastore,
             "path": watch.path,
             "pending": 0,
+            "unhandled": 0,
             "last_file": None,
         }
     return summary
@@ -266,4 +267,5 @@ def _summary(
         waiting = sum(1 for r in queued if r.schedule == schedule.name)
         summary.watch["pending"] = len(store.claimed_files(schedule.name)) + waiting
         summary.watch["last_file"] = store.last_file(schedule.name)
+        summary.watch["unhandled"] = store.count_file_fires(schedule.name, outcome="skipped")
     return summary

@@ -4,7 +4,9 @@ A dropped file is claimed (insert-or-ignore on that unique key) before its run i
 and ``create_run`` settles the claim (``started``, run id) in the run's own transaction, so a
 crash leaves either a ``claimed`` row (the run is requested again at start-up) or a run and a
 settled row — never a file handled twice or lost. A changed file (new size or mtime) is a new
-key, so it counts again. Paths are relative to the datastore root.
+key, so it counts again. Paths are relative to the datastore root, as
+escaped text (``scheduler.core.pathnames``): valid UTF-8 with no control character, so every
+backend's text column takes any file name, and the name's bytes come back exactly.
 """
 
 from __future__ import annotations
@@ -152,16 +154,18 @@ class LedgerRepository:
                 for row in session.scalars(statement)
             ]
 
-    def count_file_fires(self, schedule: str) -> int:
+    def count_file_fires(self, schedule: str, *, outcome: str | None = None) -> int:
+        """The schedule's ledger rows; only those with ``outcome`` when given (``skipped``:
+        the files that could not be handled, each with its reason)."""
+        statement = (
+            select(func.count())
+            .select_from(FireRow)
+            .where(FireRow.schedule == schedule, FireRow.path.is_not(None))
+        )
+        if outcome is not None:
+            statement = statement.where(FireRow.outcome == checked_outcome(outcome))
         with self._sessions.read() as session:
-            return int(
-                session.scalar(
-                    select(func.count())
-                    .select_from(FireRow)
-                    .where(FireRow.schedule == schedule, FireRow.path.is_not(None))
-                )
-                or 0
-            )
+            return int(session.scalar(statement) or 0)
 
 
 def settle_file_fires(
