@@ -82,6 +82,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
+    min_free_space: int = 1024**3  # below it on the state directory's filesystem, no run starts
 
     @property
     def runs_dir(self) -> Path:
@@ -107,8 +108,8 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-_BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
 def _byte_count(value: Any) -> Any:
@@ -119,7 +120,7 @@ def _byte_count(value: Any) -> Any:
             return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
         raise user_error(
             f"must be a size in bytes (got {value!r})",
-            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, KiB, MiB, GiB",
+            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
         )
     return value
 
@@ -184,6 +185,10 @@ class _ConfigFile(_Model):
     # At least 4 KiB: the head, the marker line and the tail must fit.
     max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
         Config.max_log_bytes
+    )
+    # 0 turns the check off.
+    min_free_space: Annotated[int, BeforeValidator(_byte_count), Field(ge=0)] = (
+        Config.min_free_space
     )
 
     @field_validator("database")
@@ -354,6 +359,7 @@ def _build(
         api=api,
         logging=LoggingConfig(format=raw.logging.format, level=raw.logging.level),
         max_log_bytes=raw.max_log_bytes,
+        min_free_space=raw.min_free_space,
     )
 
 

@@ -31,6 +31,7 @@ from scheduler.core.loopguard import run_blocking, run_parallel, submit_blocking
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
+from scheduler.dispatch.freespace import free_space_problem
 from scheduler.dispatch.submit import prepare_run, record_run
 from scheduler.executor import ExecutionOptions, RunExecutor
 from scheduler.store.protocols import DispatchStore
@@ -76,6 +77,7 @@ class _Entry:
     executor: RunExecutor | None = None
     task: asyncio.Task[str] | None = None
     regenerate_outputs: bool = False
+    fire: tuple[str, datetime] | None = None  # the fire record its run settled
 
 
 class Dispatcher:
@@ -158,6 +160,7 @@ class Dispatcher:
                 name,
                 exclusive=request.concurrency != "allow",
                 regenerate_outputs=request.regenerate_outputs,
+                fire=request.fire,
             )
             self.waiting.append(entry)
             self._pump()
@@ -226,6 +229,10 @@ class Dispatcher:
     async def _execute(self, entry: _Entry, executor: RunExecutor) -> str:
         status = "failed"
         try:
+            problem = await run_parallel(free_space_problem, self.config)
+            if problem is not None:
+                await self._refuse(entry, problem)
+                return status
             status = await executor.execute()
         except Exception:
             log.exception("run_crashed", run_id=entry.run.id)
@@ -237,6 +244,20 @@ class Dispatcher:
             self.run_ended.set()
             self._pump()
         return status
+
+    async def _refuse(self, entry: _Entry, reason: str) -> None:
+        """The run never starts (too little free space): it ends ``failed`` with ``reason``, its
+        steps ``skipped``, and its fire record says so."""
+        log.warning("run_not_started", run_id=entry.run.id, schedule=entry.schedule, reason=reason)
+        await run_blocking(close_unstarted, self.store, entry.run.id, reason, status="failed")
+        if entry.fire is not None:
+            await run_blocking(
+                self.store.update_fire,
+                *entry.fire,
+                outcome="skipped",
+                reason=reason,
+                run_id=entry.run.id,
+            )
 
     # ---- cancel and shutdown -------------------------------------------------------------
 
@@ -296,8 +317,12 @@ class Dispatcher:
         return len(self.active)
 
 
-def close_unstarted(store: DispatchStore, run_id: str, reason: str) -> None:
-    """End a run that never started ``canceled`` with ``reason``, its steps first."""
+def close_unstarted(
+    store: DispatchStore, run_id: str, reason: str, *, status: str = "canceled"
+) -> None:
+    """End a run that never started ``status`` (``canceled``, or ``failed``: refused) with
+    ``reason``, its steps first (``canceled``, or ``skipped`` for a refused run)."""
+    step_status = "canceled" if status == "canceled" else "skipped"
     for step in store.get_run_detail(run_id).latest_attempts():
-        store.mark_step(run_id, step, status="canceled", reason=reason)
-    store.finish_run(run_id, "canceled", reason)
+        store.mark_step(run_id, step, status=step_status, reason=reason)
+    store.finish_run(run_id, status, reason)

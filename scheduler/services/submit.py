@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler.compute.reaper import become_subreaper
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
+from scheduler.dispatch.freespace import check_free_space
 from scheduler.dispatch.submit import submit_run
 from scheduler.executor import ExecutionOptions, RunExecutor
 from scheduler.executor.foreground import execute_in_foreground, note_cancel_signals
@@ -81,7 +82,9 @@ def record_foreground_run(
     version: str | None = None,
 ) -> RunRecord:
     """Check the parameters and record a ``queued`` run owned by this process (trigger
-    ``manual``); nothing is recorded when the request is refused."""
+    ``manual``); nothing is recorded when the request is refused (``LowFreeSpace`` too, when
+    the state directory's filesystem has less free space than ``min_free_space``)."""
+    check_free_space(config)
     return submit_run(
         config,
         store,
