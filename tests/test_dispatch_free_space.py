@@ -3,6 +3,7 @@ reason is recorded. No full disk needed: the threshold is set above the free spa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,35 @@ def test_a_fire_below_min_free_space_records_why_its_run_never_started(tmp_path,
     assert fire.outcome == "skipped"
     assert fire.reason == reason
     assert not list(marks.iterdir())  # no step ran
+
+
+def test_a_dropped_file_below_min_free_space_is_settled_with_the_reason(tmp_path, daemons):
+    project, marks = make(tmp_path, min_free_space=HUGE)
+    project.schedules("""
+        schedules:
+          - name: on-drop
+            pipeline: p
+            on_change: {datastore: default, path: inbox/, patterns: ["*.csv"]}
+    """)
+    inbox = project.datastore / "inbox"
+    inbox.mkdir(parents=True)
+    daemons(project).start()
+    part = inbox / "batch.csv.part"
+    part.write_text("a,b\n")
+    os.replace(part, inbox / "batch.csv")
+
+    def settled():
+        with project.store() as store:
+            rows = store.list_file_fires("on-drop")
+            return rows if rows and rows[0].outcome == "skipped" else None
+
+    (row,) = wait_until(settled, timeout=20)
+    assert row.path == "inbox/batch.csv"
+    assert (row.reason or "").startswith("not started: ")
+    with project.store() as store:
+        run = store.get_run_detail(row.run_id).run if row.run_id else None
+    assert run is not None and run.status == "failed" and run.status_reason == row.reason
+    assert not list(marks.iterdir())
 
 
 def test_pipesched_run_below_min_free_space_refuses_and_records_nothing(tmp_path):

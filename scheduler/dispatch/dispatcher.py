@@ -35,7 +35,7 @@ from scheduler.dispatch.freespace import free_space_problem
 from scheduler.dispatch.submit import prepare_run, record_run
 from scheduler.executor import ExecutionOptions, RunExecutor
 from scheduler.store.protocols import DispatchStore
-from scheduler.store.records import RunRecord
+from scheduler.store.records import FileKey, RunRecord
 
 log = structlog.get_logger("scheduler.dispatch.dispatcher")
 
@@ -78,6 +78,7 @@ class _Entry:
     task: asyncio.Task[str] | None = None
     regenerate_outputs: bool = False
     fire: tuple[str, datetime] | None = None  # the fire record its run settled
+    file_fires: list[tuple[str, str, int, int]] | None = None  # the ledger rows it settled
 
 
 class Dispatcher:
@@ -161,6 +162,7 @@ class Dispatcher:
                 exclusive=request.concurrency != "allow",
                 regenerate_outputs=request.regenerate_outputs,
                 fire=request.fire,
+                file_fires=request.file_fires,
             )
             self.waiting.append(entry)
             self._pump()
@@ -247,7 +249,8 @@ class Dispatcher:
 
     async def _refuse(self, entry: _Entry, reason: str) -> None:
         """The run never starts (too little free space): it ends ``failed`` with ``reason``, its
-        steps ``skipped``, and its fire record says so."""
+        steps ``skipped``, and its fire record (or its files' ledger rows) ``skipped`` with
+        ``reason``."""
         log.warning("run_not_started", run_id=entry.run.id, schedule=entry.schedule, reason=reason)
         await run_blocking(close_unstarted, self.store, entry.run.id, reason, status="failed")
         if entry.fire is not None:
@@ -257,6 +260,13 @@ class Dispatcher:
                 outcome="skipped",
                 reason=reason,
                 run_id=entry.run.id,
+            )
+        by_schedule: dict[str, list[FileKey]] = {}
+        for schedule, path, size, mtime_ns in entry.file_fires or ():
+            by_schedule.setdefault(schedule, []).append(FileKey(path, size, mtime_ns))
+        for schedule, keys in by_schedule.items():
+            await run_blocking(
+                self.store.mark_files, schedule, keys, outcome="skipped", reason=reason
             )
 
     # ---- cancel and shutdown -------------------------------------------------------------
