@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from scheduler.services.daemon_http import socket_path
+from scheduler.services.daemon_http import DaemonClient, socket_path
 from scheduler.store.engine import sqlite_path
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess
@@ -72,6 +72,10 @@ def test_a_locked_store_turns_healthz_503_and_status_says_so_until_the_lock_goes
         assert body["status"] == "store_unwritable"
         assert body["reason"] == "database is locked"
         daemon.wait_message("STATUS=store unwritable: database is locked", timeout=10)
+        # The CLI still finds its daemon, and reads why it is unhealthy.
+        client = DaemonClient(socket_path(project.config().state_dir))
+        assert client.available()
+        assert client.health()["reason"] == "database is locked"
 
         holder.execute("ROLLBACK")
         holder.close()
