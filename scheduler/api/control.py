@@ -35,7 +35,7 @@ class DaemonControl(Protocol):
         self,
     ) -> (
         dict
-    ): ...  # {"status": "ok", "pid":..., "schedules": n, "runs_in_flight": n, "started_at": iso}
+    ): ...  # {"status": "ok" | "store_unwritable", "reason"?, "pid":..., "schedules": n, ...}
     async def cancel_run(
         self, run_id: str
     ) -> dict: ...  # the run's `runs --json` object after cancel; raises NotFound
@@ -101,11 +101,16 @@ def definition_problems(exc: InvalidSchedule) -> list[dict[str, Any]]:
 
 
 def health_route(app: FastAPI, control: DaemonControl) -> None:
-    """``GET /healthz``: never behind a token."""
+    """``GET /healthz``: never behind a token. 200 with ``"status": "ok"``; 503 with the
+    status and its ``reason`` while the daemon cannot do its work (its store cannot be
+    written)."""
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict:
-        return control.health()
+    @app.get("/healthz", tags=["health"], response_model=None)
+    async def healthz() -> dict | JSONResponse:
+        answer = control.health()
+        if answer.get("status") != "ok":
+            return JSONResponse(answer, status_code=503)
+        return answer
 
 
 def control_router(control: DaemonControl, store: Store) -> APIRouter:

@@ -74,8 +74,18 @@ class DaemonControls:
         self._daemon = daemon
 
     def health(self) -> dict:
+        """The daemon's health; reads no store (the store's state is what its probe found)."""
+        unwritable = self._daemon.store.health.unwritable
+        status = (
+            {"status": "ok"}
+            if unwritable is None
+            else {
+                "status": "store_unwritable",
+                "reason": unwritable,
+            }
+        )
         return {
-            "status": "ok",
+            **status,
             "pid": os.getpid(),
             "started_at": iso(self._daemon.started_at),
             "schedules": len(self._daemon.set.schedules) if self._daemon.set else 0,

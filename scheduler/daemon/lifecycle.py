@@ -55,6 +55,9 @@ log = structlog.get_logger("scheduler.daemon.lifecycle")
 CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
 CLOCK_JUMP_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 30.0
+STORE_PROBE_SECONDS = 3.0  # how soon /healthz and STATUS= see that the store cannot be written
+CHECKPOINT_SECONDS = 60.0  # SQLite's WAL is truncated at least this often...
+CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024  # ...and at the next probe once it grew past this
 OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
 
 
@@ -135,6 +138,7 @@ class Daemon:
             asyncio.ensure_future(self._watch_clock()),
             asyncio.ensure_future(self._report_status()),
             asyncio.ensure_future(self._watch_owners()),
+            asyncio.ensure_future(self._watch_store()),
         ]
         await self.stop_event.wait()
         self.notifier.stopping("stopping")
@@ -312,6 +316,8 @@ class Daemon:
         if self.set is None:
             return "starting"
         parts = [f"{len(self.set.schedules)} schedules"]
+        if (unwritable := self.store.health.unwritable) is not None:
+            parts.insert(0, f"store unwritable: {unwritable}")
         upcoming = [(t, n) for n in self.firing.names() if (t := self.firing.next_time(n))]
         if upcoming:
             when, name = min(upcoming)
@@ -339,6 +345,37 @@ class Daemon:
                 await run_blocking(close_runs_of_exited_owners, self.store)
             except Exception as exc:  # the store may be away for a while: look again later
                 log.warning("owner_check_failed", error=str(exc))
+
+    async def _watch_store(self) -> None:
+        """Probe every few seconds whether the store can be written (``Store.probe_write``);
+        log an outage once when it begins and once when it ends, and say so in STATUS=. Keep
+        SQLite's WAL bounded: truncate it every minute, and sooner once it grew past a few MB."""
+        was: str | None = None
+        last_checkpoint = self.clock.monotonic()
+        while True:
+            await asyncio.sleep(STORE_PROBE_SECONDS)
+            try:
+                now = await run_blocking(self.store.probe_write)
+            except Exception as exc:  # not the database's words: count it as the reason
+                self.store.health.failed(f"{type(exc).__name__}: {exc}")
+                now = self.store.health.unwritable
+            if now != was:
+                if now is not None and was is None:
+                    log.error("store_unwritable", reason=now)
+                elif now is None:
+                    log.info("store_writable_again", was=was)
+                was = now
+                self.notifier.status(self._status_line())
+            if now is not None:
+                continue
+            overdue = self.clock.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
+            try:
+                if overdue or await run_blocking(self.store.wal_bytes) > CHECKPOINT_WAL_BYTES:
+                    last_checkpoint = self.clock.monotonic()
+                    done = await run_blocking(self.store.checkpoint)
+                    log.debug("store_checkpointed", complete=done)
+            except Exception as exc:  # the next round tries again
+                log.warning("store_checkpoint_failed", error=str(exc))
 
     async def _watch_clock(self) -> None:
         """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at

@@ -169,6 +169,15 @@ class _Client:
         return error_for_status(status, message, detail)
 
 
+class _Unhealthy(PipeschedError):
+    """A 503 answer: the daemon is up but cannot do its work (the reason in ``answer``)."""
+
+    def __init__(self, answer: Any) -> None:
+        reason = answer.get("reason") if isinstance(answer, dict) else None
+        super().__init__(f"the daemon cannot do its work: {reason or answer}")
+        self.answer = answer
+
+
 class DaemonClient(_Client):
     """Requests to the daemon listening on ``socket_path``."""
 
@@ -181,14 +190,27 @@ class DaemonClient(_Client):
         try:
             if not stat.S_ISSOCK(self.socket_path.stat().st_mode):
                 return False
-            self.request("GET", "/healthz", timeout=PROBE_TIMEOUT)
+            self._healthz(PROBE_TIMEOUT)
         except (PipeschedError, OSError):
             return False
         return True
 
     def health(self) -> dict[str, Any]:
-        answer: dict[str, Any] = self.get("/healthz")
-        return answer
+        """The daemon's ``/healthz`` answer, also while it is unhealthy (503: its store cannot
+        be written): the daemon is there all the same."""
+        return self._healthz(None)
+
+    def _healthz(self, timeout: float | None) -> dict[str, Any]:
+        try:
+            answer = self.request("GET", "/healthz", timeout=timeout)
+        except _Unhealthy as exc:
+            answer = exc.answer
+        return answer if isinstance(answer, dict) else {}
+
+    def _failure(self, status: int, raw: bytes) -> PipeschedError:
+        if status == 503:
+            return _Unhealthy(_decode(raw))
+        return super()._failure(status, raw)
 
     def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
         return _UnixConnection(self.socket_path, timeout)

@@ -2,8 +2,11 @@
 
 ``Store.open(url)`` migrates the database to the current schema and composes one repository
 per area — ``runs`` (runs, step attempts, metrics), ``fires`` (time fire records), ``ledger``
-(dropped files), ``schedules``, ``published``, ``tokens`` and ``figures`` — over one engine and
-one clock. Every public method but ``open`` and ``close`` is one short transaction of one
+(dropped files), ``schedules``, ``published``, ``tokens``, ``figures`` and ``upkeep`` (can the
+store be written now, the SQLite WAL kept small) — over one engine and one clock. A call that
+fails on the database itself (locked past busy_timeout, disk full, I/O error) marks
+``store.health`` unwritable with the driver's reason; the next ``probe_write`` that succeeds
+clears it. Every public method but ``open`` and ``close`` is one short transaction of one
 repository, and first asserts that it is not running on an event loop's thread
 (``core.loopguard``): the daemon hands store calls to a worker thread. Callers get plain records, never ORM objects.
 Consumers that need only part of the store depend on a Protocol of ``store.protocols``.
@@ -17,12 +20,14 @@ from collections.abc import Callable
 from typing import Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import assert_off_loop
 from scheduler.store.engine import make_engine
 from scheduler.store.figures import FiguresRepository
 from scheduler.store.fire_records import FireRepository
+from scheduler.store.health import StoreHealth, UpkeepRepository, failure_reason
 from scheduler.store.ledger import LedgerRepository
 from scheduler.store.migrate import ensure_schema
 from scheduler.store.protocols import (
@@ -65,10 +70,16 @@ class _Delegate(Generic[R, P, T]):
         repository: R = getattr(store, self._area)
         method, what = self._method, self._what
 
+        health = store.health
+
         @functools.wraps(method)
         def call(*args: P.args, **kwargs: P.kwargs) -> T:
             assert_off_loop(what)
-            return method(repository, *args, **kwargs)
+            try:
+                return method(repository, *args, **kwargs)
+            except OperationalError as exc:  # locked, disk full, I/O error: not a caller's bug
+                health.failed(failure_reason(exc))
+                raise
 
         call.__signature__ = self._signature  # type: ignore[attr-defined]
         store.__dict__[method.__name__] = call
@@ -90,6 +101,10 @@ class Store:
         self.published = PublishedRepository(sessions, clock)
         self.tokens = TokenRepository(sessions, clock)
         self.figures = FiguresRepository(sessions)
+        # Whether the store can be written now: set by probe_write and by any call that fails
+        # on the database itself; read from any thread (the API's /healthz reads it on the loop).
+        self.health = StoreHealth()
+        self.upkeep = UpkeepRepository(engine, self.health)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Store:
@@ -173,6 +188,11 @@ class Store:
     find_token = _Delegate("tokens", TokenRepository.find_token)
     revoke_token = _Delegate("tokens", TokenRepository.revoke_token)
     touch_token = _Delegate("tokens", TokenRepository.touch_token)
+
+    # -- upkeep: can the store be written, the WAL kept small (the daemon's timer) -------------
+    probe_write = _Delegate("upkeep", UpkeepRepository.probe_write)
+    wal_bytes = _Delegate("upkeep", UpkeepRepository.wal_bytes)
+    checkpoint = _Delegate("upkeep", UpkeepRepository.checkpoint)
 
     # -- figures for /metrics -----------------------------------------------------------------
     run_counts = _Delegate("figures", FiguresRepository.run_counts)
