@@ -3,6 +3,7 @@ on READY=1 as systemd would), controlled with real signals, optionally on a test
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
+from scheduler.services.daemon_http import socket_path
 from tests.conftest import wait_until
 from tests.projects import Project
 
@@ -132,3 +135,28 @@ def set_clock(path: Path, offset_seconds: float, rate: float = 1.0) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{offset_seconds} {rate}")
     tmp.replace(path)
+
+
+class _UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(str(self._path))
+
+
+def daemon_request(project: Project, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """One request to the daemon of ``project`` over its unix socket, whatever the status:
+    (status, decoded JSON body or None). ``path`` is absolute, e.g. ``/api/v1/schedules``."""
+    conn = _UnixHTTP(socket_path(project.config().state_dir))
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+    finally:
+        conn.close()

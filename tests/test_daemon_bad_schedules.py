@@ -4,17 +4,15 @@ or nothing as ``validate`` is, and a SIGHUP never ends in an unretrieved task ex
 
 from __future__ import annotations
 
-import http.client
 import json
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from scheduler.services.daemon_http import socket_path
 from tests.conftest import wait_until
+from tests.daemon_harness import daemon_request
 from tests.projects import Project, make_project
 
 TICK = "steps:\n  s: {type: command, command: ['true'], allow_reuse: false}\n"
@@ -28,28 +26,9 @@ BAD = [
 UNRETRIEVED = "Task exception was never retrieved"
 
 
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(str(self._path))
-
-
 def call(project: Project, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    conn = _Unix(socket_path(project.state_dir))
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        conn.request(
-            method, "/api/v1" + path, body=data, headers={"Content-Type": "application/json"}
-        )
-        response = conn.getresponse()
-        raw = response.read()
-        return response.status, json.loads(raw) if raw else None
-    finally:
-        conn.close()
+    """One request to ``/api/v1`` + ``path`` on the daemon of ``project``."""
+    return daemon_request(project, method, "/api/v1" + path, body)
 
 
 def runs_of(project: Project, name: str) -> list:

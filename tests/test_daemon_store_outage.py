@@ -5,9 +5,6 @@ after a burst of writes."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -18,29 +15,13 @@ from sqlalchemy.exc import OperationalError
 from scheduler.services.daemon_http import DaemonClient, socket_path
 from scheduler.store.engine import sqlite_path
 from tests.conftest import wait_until
-from tests.daemon_harness import DaemonProcess
+from tests.daemon_harness import DaemonProcess, daemon_request
 from tests.projects import Project, make_project
 
 
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=10)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(str(self._path))
-
-
 def healthz(project: Project) -> tuple[int, dict]:
-    connection = _UnixHTTP(socket_path(project.config().state_dir))
-    try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
+    status, body = daemon_request(project, "GET", "/healthz")
+    return status, body
 
 
 def database_file(project: Project) -> Path:
