@@ -14,7 +14,8 @@ from typing import Any
 
 from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
 from scheduler.definitions.pipeline import Pipeline
-from scheduler.definitions.schedules import ScheduleDef, build_schedule
+from scheduler.definitions.schedule_loader import build_schedule
+from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Dispatcher
 from scheduler.fires.files import FileDropService
 from tests.projects import Project, make_project

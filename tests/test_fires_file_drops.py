@@ -12,7 +12,7 @@ import pytest
 
 from scheduler.core.clock import Clock
 from scheduler.core.loopguard import ENV_VAR as ASSERT_OFF_LOOP
-from scheduler.definitions.schedules import build_schedule
+from scheduler.definitions.schedule_loader import build_schedule
 from scheduler.dispatch.dispatcher import Outcome, RunRequest
 from scheduler.fires.file_events import make_observer
 from scheduler.fires.file_watcher import FileWatcher

@@ -14,15 +14,13 @@ from scheduler.definitions.discovery import discover_pipelines, find_pipeline, p
 from scheduler.definitions.parameters import convert_parameter
 from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
 from scheduler.definitions.pipeline_loader import build_pipeline, load_pipeline
-from scheduler.definitions.schedules import (
-    OnChange,
-    Recurrence,
+from scheduler.definitions.schedule_loader import (
     ScheduleCheck,
-    ScheduleDef,
     build_schedule,
     load_schedules,
     load_valid_schedules,
 )
+from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
 from scheduler.definitions.steps import (
     STEP_TYPES,
     CommandStep,

@@ -35,7 +35,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from cronsim import CronSim
 
-from scheduler.definitions.schedules import ScheduleCheck, ScheduleDef
+from scheduler.definitions.schedule_loader import ScheduleCheck
+from scheduler.definitions.schedules import ScheduleDef
 from scheduler.definitions.timing import check_cron, parse_seconds_field, split_cron
 from scheduler.triggers.base import (
     COUNT_CAP,
