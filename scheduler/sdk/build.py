@@ -21,14 +21,8 @@ from typing import TYPE_CHECKING, Any
 from scheduler.core.errors import DefinitionError, DefinitionErrors, SourcePosition
 from scheduler.definitions import Pipeline as Definition
 from scheduler.definitions import YamlDocument, build_pipeline, display_path
-from scheduler.sdk.data import (
-    DataInput,
-    DataPath,
-    DataReference,
-    PipelineParameter,
-    _Output,
-    path_default,
-)
+from scheduler.sdk.data import DataInput, PipelineParameter, _Output
+from scheduler.sdk.datapath import DataPath, DataReference, path_default
 from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
 from scheduler.sdk.steps import PipelineStep
 

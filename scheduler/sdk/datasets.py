@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.sdk._warn import ignore_given, ignored, refused
-from scheduler.sdk.data import (
+from scheduler.sdk.data import PipelineParameter
+from scheduler.sdk.datapath import (
     DataPath,
     DataReference,
     DatastoreFolder,
-    PipelineParameter,
     caller_position,
     datastore_name,
     path_default,

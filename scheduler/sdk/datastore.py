@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scheduler.sdk._warn import SdkError, refused
-from scheduler.sdk.data import DataPath, DataReference
+from scheduler.sdk.datapath import DataPath, DataReference
 
 if TYPE_CHECKING:
     from scheduler.sdk.workspace import Workspace

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from scheduler.sdk._warn import ignore_given, refused
-from scheduler.sdk.data import (
-    PipelineParameter,
-    resolve_path,
-)
+from scheduler.sdk.data import PipelineParameter
+from scheduler.sdk.datapath import resolve_path
 from scheduler.sdk.steps import (
     PipelineStep,
     _is_data,

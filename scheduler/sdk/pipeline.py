@@ -23,7 +23,7 @@ from scheduler.definitions import load_pipeline
 from scheduler.definitions.fingerprint import IGNORE_FILES, source_files
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
 from scheduler.sdk.build import Built, build_data, validate_built
-from scheduler.sdk.data import caller_position, datastore_name, path_default, resolve_path
+from scheduler.sdk.datapath import caller_position, datastore_name, path_default, resolve_path
 from scheduler.sdk.published import PublishedPipeline
 from scheduler.sdk.sequence import flatten_steps
 from scheduler.sdk.steps import PipelineStep

@@ -12,16 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.sdk._warn import ignore_given, refused
-from scheduler.sdk.data import (
-    DataInput,
-    DataPath,
-    DataReference,
-    OutputFileDatasetConfig,
-    PipelineParameter,
-    _Output,
-    caller_position,
-    resolve_path,
-)
+from scheduler.sdk.data import DataInput, OutputFileDatasetConfig, PipelineParameter, _Output
+from scheduler.sdk.datapath import DataPath, DataReference, caller_position, resolve_path
 from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
 
 _RUNCONFIG = "steps run with the interpreter and variables of their `environment`"
