@@ -1,8 +1,9 @@
 """One on_change schedule's watcher: an asyncio task that drains the observer's inbox, decides
 when each file counts (moved in: at once; written: closed and quiet for ``settle``), rescans
 (start-up, ``rescan_interval``, after an inotify queue overflow, in a folder new to the watch)
-and hands counted files to ``RunMaker``. The module docstring of ``scheduler.fires.files``
-says what "once" means and what a bare touch does.
+and hands counted files to ``RunMaker``. Which files match, their paths and the folder walk
+are ``scheduler.fires.file_scan``'s. The module docstring of ``scheduler.fires.files`` says
+what "once" means and what a bare touch does.
 
 Every settle, max_wait and rescan decision reads the injected clock's monotonic time, so a test
 clock drives them; only a file's age since its mtime is measured on the system's wall clock,
@@ -18,18 +19,16 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import run_blocking, run_parallel
-from scheduler.core.pathnames import escape_name, unescape_name
+from scheduler.core.pathnames import escape_name
 from scheduler.definitions.config import Config
-from scheduler.definitions.schedules import OnChange, ScheduleDef
+from scheduler.definitions.schedules import ScheduleDef
 from scheduler.fires.file_events import (
     CHANGED,
     CLOSED,
@@ -46,24 +45,15 @@ from scheduler.fires.file_events import (
     Inbox,
 )
 from scheduler.fires.file_runs import RunMaker, RunSubmitter
+from scheduler.fires.file_scan import PendingFile, WatchedFolder, found_pending, snapshot
 from scheduler.fires.served import PipelineSource
 from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
 
 log = structlog.get_logger("scheduler.fires.files")
-INTERNAL_DIR = ".pipesched"
 _MIN_QUIET = 0.05  # a batch burst is over after max(settle, this) with no new file
 _STOP_WAIT = 30.0  # how long stop() lets a step under way finish before canceling it
 _RETRY = 5.0  # a file the store refused is counted again after this long
-
-
-@dataclass(frozen=True)
-class PendingFile:
-    """A file seen but not counted yet (times on the clock's monotonic scale)."""
-
-    due: float | None  # when it may count; None: open for writing, waits for its close
-    snap: tuple[int, int] | None  # (size, mtime_ns) when last seen changing; None: not yet
-    seen_at: float  # when it was (last) seen
 
 
 class FileWatcher:
@@ -88,6 +78,7 @@ class FileWatcher:
         self.datastore = datastore.name
         self.root = Path(os.path.realpath(datastore.path))
         self.folder = self.root / self.spec.path
+        self.files = WatchedFolder(self.root, self.spec)
         self.pending: dict[str, PendingFile] = {}  # by path from the datastore root
         self.refused: set[str] = set()
         self.unhandled: dict[str, str] = {}  # files whose claim failed: why (retried)
@@ -244,7 +235,7 @@ class FileWatcher:
                 if Path(path).is_relative_to(self.folder) and not self._rescan:
                     new_dirs.append(Path(path))
                 continue
-            rel = self._relative(path)
+            rel = self.files.relative(path)
             if rel is None:
                 continue
             if kind == DELETED:
@@ -261,7 +252,7 @@ class FileWatcher:
                 self.pending[rel] = PendingFile(now, None, now)
             elif kind in (CLOSED, CHANGED):
                 settled_at = now + self.spec.settle
-                self.pending[rel] = PendingFile(settled_at, _snap(self._file(rel)), now)
+                self.pending[rel] = PendingFile(settled_at, snapshot(self.files.file(rel)), now)
         return new_dirs
 
     async def _count_due(self) -> None:
@@ -271,7 +262,7 @@ class FileWatcher:
         for rel, entry in list(self.pending.items()):
             if entry.due is None or entry.due > now:
                 continue
-            current = _snap(self._file(rel))
+            current = snapshot(self.files.file(rel))
             if current is None:
                 del self.pending[rel]
             elif entry.snap is not None and current != entry.snap:
@@ -335,7 +326,7 @@ class FileWatcher:
         follow): those count once quiet for ``settle``, like a polled file. A file seen
         opened but no close for ``stale_after`` seconds (0 after an overflow, whose lost
         events may include its close) is treated the same way."""
-        found = await run_parallel(self._walk, top or self.folder)
+        found = await run_parallel(self.files.walk, top or self.folder)
         oldest = self.clock.monotonic() - (stale_after if stale_after is not None else float("inf"))
 
         def takes(rel: str) -> bool:
@@ -356,62 +347,16 @@ class FileWatcher:
         for key in found:
             if key in known:
                 continue
-            rel, size, mtime_ns = key.path, key.size, key.mtime_ns
-            young = (wall - mtime_ns) / 1e9 < quiet
-            self.pending[rel] = PendingFile(now + (quiet if young else 0.0), (size, mtime_ns), now)
+            self.pending[key.path] = found_pending(key, wall, now, quiet)
             added += 1
         if added:
             log.info("file_scan_found", schedule=self.schedule.name, files=added)
 
-    def _walk(self, top: Path) -> list[FileKey]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(top):
-            here = Path(dirpath)
-            if here == self.root:
-                dirnames[:] = [d for d in dirnames if d != INTERNAL_DIR]
-            for name in filenames:
-                raw = (here / name).relative_to(self.root).as_posix()
-                if not self._matches(raw):
-                    continue
-                snap = _snap(here / name)
-                if snap is not None:
-                    found.append(FileKey(escape_name(raw), snap[0], snap[1]))
-        return found
-
     # ---- paths -------------------------------------------------------------------------------
-
-    def _relative(self, path: str) -> str | None:
-        """The path from the datastore root of a watched file that matches, else None; as
-        escaped text (``scheduler.core.pathnames``), the form the ledger and runs carry."""
-        try:
-            rel = Path(path).relative_to(self.root).as_posix()
-        except ValueError:
-            return None
-        return escape_name(rel) if self._matches(rel) else None
-
-    def _file(self, rel: str) -> Path:
-        """The file of an escaped path from the datastore root."""
-        return self.root / unescape_name(rel)
-
-    def _matches(self, rel: str) -> bool:
-        parts = PurePosixPath(rel).parts
-        if not parts or parts[0] == INTERNAL_DIR:
-            return False
-        try:
-            local = PurePosixPath(rel).relative_to(self.spec.path or ".").as_posix()
-        except ValueError:
-            return False
-        spec: OnChange = self.spec
-        if any(fnmatchcase(part, pat) for part in local.split("/") for pat in spec.ignore_patterns):
-            return False
-        if any(fnmatchcase(local, pat) for pat in spec.ignore_patterns):
-            return False
-        name = parts[-1]
-        return any(fnmatchcase(name, p) or fnmatchcase(local, p) for p in spec.patterns)
 
     def _confined(self, rel: str) -> bool:
         """Refuse (and log once) a file whose real path leads outside the datastore."""
-        real = Path(os.path.realpath(self._file(rel)))
+        real = Path(os.path.realpath(self.files.file(rel)))
         if real == self.root or real.is_relative_to(self.root):
             self.refused.discard(rel)
             return True
@@ -444,11 +389,3 @@ def _wake_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
     """From an observer thread: wake the watcher's task (ignored once the loop has closed)."""
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(event.set)
-
-
-def _snap(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
