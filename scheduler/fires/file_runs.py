@@ -28,6 +28,7 @@ from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.pathnames import unescape_name
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
+from scheduler.fires.file_scan import snapshot
 from scheduler.fires.served import PipelineSource
 from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
@@ -91,7 +92,7 @@ class RunMaker:
         alive: list[FileKey] = []
         gone: list[FileKey] = []
         for key in claimed:
-            unchanged = _snap(self.root / unescape_name(key.path)) == (key.size, key.mtime_ns)
+            unchanged = snapshot(self.root / unescape_name(key.path)) == (key.size, key.mtime_ns)
             alive.append(key) if unchanged else gone.append(key)
         return alive, gone
 
@@ -212,11 +213,3 @@ class RunMaker:
         await run_blocking(
             self.store.mark_files, name, keys, outcome="skipped", reason=str(error)[:500]
         )
-
-
-def _snap(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns)
