@@ -1,5 +1,6 @@
 """Walks one run's DAG: starts every ready step at once (up to its compute target's
-``max_workers``), records each attempt, skips what a failure cuts off, and closes the run.
+``max_workers``), has ``attempt.py`` run each attempt, skips what a failure cuts off, and closes
+the run.
 
 It knows nothing of schedules or triggers: it is handed a recorded run and a pipeline. It runs
 on an event loop (the daemon's, or ``pipesched run``'s) and never blocks it: every store call goes
@@ -11,32 +12,24 @@ folders) are computed in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from scheduler.compute.local import LocalProcess, step_environment
+from scheduler.compute.local import LocalProcess
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
-from scheduler.core.crashpoints import crashpoint
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.definitions.graph import build_graph
 from scheduler.definitions.pipeline import Pipeline
-from scheduler.executor import workdir as wd
-from scheduler.executor.steps import command_builder
-from scheduler.executor.steps.base import StepInvocation
+from scheduler.executor.attempt import AttemptRunner
 from scheduler.executor.values import StepValues
-from scheduler.runtime import read_metrics_file
 from scheduler.store.protocols import ExecutorStore
-from scheduler.store.records import Metric, RunRecord
+from scheduler.store.records import RunRecord
 
 log = structlog.get_logger("scheduler.executor")
 
@@ -91,6 +84,19 @@ class RunExecutor:
             for name, target in config.compute.items()
         }
         self.log = log.bind(run_id=run.id, pipeline=run.pipeline)
+        self._attempt_runner = AttemptRunner(
+            config=config,
+            store=store,
+            pipeline=pipeline,
+            run=run,
+            values=self.values,
+            clock=clock,
+            kill_grace=self.options.kill_grace,
+            log=self.log,
+            on_started=self._attempt_started,
+            on_ended=self._attempt_ended,
+            cancel_reason=lambda: self._cancel_reason,
+        )
 
     # ---- the walk -------------------------------------------------------------------------
 
@@ -248,7 +254,9 @@ class RunExecutor:
                 )
                 self._emit(StepEvent(step.id, "skipped", detail=self._stop_reason))
                 return "skipped"
-            status, reason, _code, duration = await self._attempt(step, attempt, fingerprint)
+            status, reason, _code, duration = await self._attempt_runner.execute(
+                step, attempt, fingerprint
+            )
             if status == "failed" and attempt < max_attempts and self._cancel_reason is None:
                 self._emit(StepEvent(step.id, "retrying", attempt, reason, duration))
                 continue
@@ -256,165 +264,19 @@ class RunExecutor:
             return status
         raise AssertionError("unreachable")
 
-    async def _attempt(
-        self, step: Any, attempt: int, fingerprint: str
-    ) -> tuple[str, str | None, int | None, float]:
-        run_id = self.run.id
-        paths = wd.AttemptPaths.for_attempt(
-            self.config.runs_dir,
-            run_id,
-            step.id,
-            attempt,
-            shared=self.config.default_datastore.path
-            if getattr(self.config.compute.get(step.compute), "type", None) == "dask"
-            else None,
-        )
-        wd.prepare_workdir(paths, step.source_directory)
-        outputs = self.values.prepare_outputs(step)
-        await run_blocking(
-            self.store.begin_attempt,
-            run_id,
-            step.id,
-            attempt,
-            fingerprint=fingerprint,
-            log_path=str(paths.log),
-            workdir=str(paths.workdir),
-        )
-        started = self.clock.monotonic()
-        interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
-        if interpreter is None:
-            missing = f"interpreter not found: {step.environment.python}"
-            _note(paths.log, missing)
-            await run_blocking(
-                self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
-            )
-            return "failed", missing, None, 0.0
-        invocation = StepInvocation(
-            step,
-            interpreter,
-            paths.workdir,
-            self.values.namespaces(),
-            run_id=run_id,
-            attempt=attempt,
-            paths=paths,
-            config=self.config,
-            target=self.config.compute.get(step.compute),
-            outputs=outputs,
-        )
-        argv = command_builder(step.type)(invocation)
-        env = step_environment(self._step_env(step, attempt, paths, interpreter))
-        paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
-        proc = await LocalProcess.start(
-            argv,
-            cwd=paths.workdir,
-            env=env,
-            log_path=paths.log,
-            max_log_bytes=self.config.max_log_bytes,
-        )
-        crashpoint("step_spawned")
-        await run_blocking(
-            self.store.set_attempt_process,
-            run_id,
-            step.id,
-            attempt,
-            pid=proc.pid,
-            pgid=proc.pgid,
-            proc_start_ticks=proc.start_ticks,
-        )
+    def _attempt_started(self, step: Any, attempt: int, proc: LocalProcess) -> None:
         self._emit(StepEvent(step.id, "started", attempt))
         self.log.info("step_started", step=step.id, attempt=attempt, pid=proc.pid)
         # Known to cancel() only now: one canceled while we were starting it is stopped here.
         self._procs[step.id] = proc
         if self._cancel_reason is not None:
             self._stop_process(proc)
-        try:
-            result = await proc.wait(step.timeout, self.options.kill_grace)
-        finally:
-            self._procs.pop(step.id, None)
-        await self._ingest_metrics(step.id, attempt, paths.metrics)
-        duration = self.clock.monotonic() - started
-        reason: str | None
-        if result.timed_out:
-            status, reason = "failed", "timeout"
-            _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
-        elif result.stopped or (self._cancel_reason is not None and result.exit_code != 0):
-            status, reason = "canceled", self._cancel_reason or "canceled"
-        elif result.exit_code == 0:
-            status, reason = "completed", None
-        else:
-            status, reason = "failed", _exit_reason(result.exit_code)
-        await run_blocking(
-            self.store.end_attempt,
-            run_id,
-            step.id,
-            attempt,
-            status=status,
-            exit_code=result.exit_code,
-            reason=reason,
-            outputs=outputs if status == "completed" else None,
-        )
-        if status == "completed":
-            self.values.set_outputs(step.id, outputs)
-        self.log.info("step_" + status, step=step.id, attempt=attempt, exit_code=result.exit_code)
-        return status, reason, result.exit_code, duration
 
-    def _step_env(
-        self, step: Any, attempt: int, paths: wd.AttemptPaths, interpreter: str
-    ) -> dict[str, str]:
-        env = {
-            "PIPESCHED_RUN_ID": self.run.id,
-            "PIPESCHED_STEP": step.id,
-            "PIPESCHED_ATTEMPT": str(attempt),
-            "PIPESCHED_EXPERIMENT": self.run.experiment,
-            "PIPESCHED_METRICS_FILE": str(paths.metrics),
-            "PIPESCHED_IMAGES_DIR": str(paths.images),
-            "PIPESCHED_INPUT_DATASETS": json.dumps(self.values.input_datasets(step)),
-            "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
-        }
-        if not wd.is_own_interpreter(interpreter):
-            shim = str(wd.runtime_shim(self.config.state_dir))
-            current = os.environ.get("PYTHONPATH")
-            env["PYTHONPATH"] = f"{shim}{os.pathsep}{current}" if current else shim
-        env.update(step.environment.variables)
-        return env
-
-    async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
-        """Metrics reach the store even when the script crashed right after logging them: the
-        runtime appended each to this file with one write."""
-        if not path.exists():
-            return
-        metrics = [
-            Metric(
-                step=step,
-                attempt=attempt,
-                name=m["name"],
-                kind=m["kind"],
-                value=m["value"],
-                logged_at=datetime.fromtimestamp(m.get("time", 0), UTC),
-            )
-            for m in read_metrics_file(str(path))
-        ]
-        if metrics:
-            await run_blocking(self.store.add_metrics, self.run.id, metrics)
+    def _attempt_ended(self, step_id: str) -> None:
+        self._procs.pop(step_id, None)
 
     def _emit(self, event: StepEvent) -> None:
         try:
             self._on_event(event)
         except Exception:  # a broken progress printer must not break the run
             self.log.exception("event_handler_failed")
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
-def _note(log_path: Path, text: str) -> None:
-    """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", opener=wd.private_opener) as handle:
-        handle.write(f"[pipesched] {text}\n")

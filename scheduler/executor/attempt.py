@@ -1,0 +1,219 @@
+"""Runs one attempt of one step: prepares its working folder, records the attempt, spawns the
+step's process, waits for it, reads its metrics and records how it ended.
+
+It promises the order of a run's writes for one attempt: ``begin_attempt`` is committed before
+the process is spawned, ``set_attempt_process`` right after, and the metrics before
+``end_attempt``; each store call is awaited before the next step is taken. It walks no DAG and
+decides no retries: ``RunExecutor`` calls it once per attempt and is told when the process has
+started (so ``cancel()`` can stop it) and when it has ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scheduler.compute.local import LocalProcess, step_environment
+from scheduler.core.clock import Clock
+from scheduler.core.crashpoints import crashpoint
+from scheduler.core.loopguard import run_blocking
+from scheduler.definitions.config import Config
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.executor import workdir as wd
+from scheduler.executor.steps import command_builder
+from scheduler.executor.steps.base import StepInvocation
+from scheduler.executor.values import StepValues
+from scheduler.runtime import read_metrics_file
+from scheduler.store.protocols import ExecutorStore
+from scheduler.store.records import Metric, RunRecord
+
+
+class AttemptRunner:
+    """Runs the attempts of one run's steps, one call to ``execute`` per attempt.
+
+    ``on_started(step, attempt, proc)`` is called once the process is spawned and recorded, before
+    it is awaited; ``on_ended(step_id)`` once it has been awaited, however that ended;
+    ``cancel_reason()`` says whether the run is being canceled, and why.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: ExecutorStore,
+        pipeline: Pipeline,
+        run: RunRecord,
+        values: StepValues,
+        clock: Clock,
+        kill_grace: float,
+        log: Any,
+        on_started: Callable[[Any, int, LocalProcess], None],
+        on_ended: Callable[[str], None],
+        cancel_reason: Callable[[], str | None],
+    ) -> None:
+        self.config, self.store, self.pipeline, self.run = config, store, pipeline, run
+        self.values = values
+        self.clock = clock
+        self.kill_grace = kill_grace
+        self.log = log
+        self._on_started = on_started
+        self._on_ended = on_ended
+        self._cancel_reason = cancel_reason
+
+    async def execute(
+        self, step: Any, attempt: int, fingerprint: str
+    ) -> tuple[str, str | None, int | None, float]:
+        run_id = self.run.id
+        paths = wd.AttemptPaths.for_attempt(
+            self.config.runs_dir,
+            run_id,
+            step.id,
+            attempt,
+            shared=self.config.default_datastore.path
+            if getattr(self.config.compute.get(step.compute), "type", None) == "dask"
+            else None,
+        )
+        wd.prepare_workdir(paths, step.source_directory)
+        outputs = self.values.prepare_outputs(step)
+        await run_blocking(
+            self.store.begin_attempt,
+            run_id,
+            step.id,
+            attempt,
+            fingerprint=fingerprint,
+            log_path=str(paths.log),
+            workdir=str(paths.workdir),
+        )
+        started = self.clock.monotonic()
+        interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
+        if interpreter is None:
+            missing = f"interpreter not found: {step.environment.python}"
+            _note(paths.log, missing)
+            await run_blocking(
+                self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
+            )
+            return "failed", missing, None, 0.0
+        invocation = StepInvocation(
+            step,
+            interpreter,
+            paths.workdir,
+            self.values.namespaces(),
+            run_id=run_id,
+            attempt=attempt,
+            paths=paths,
+            config=self.config,
+            target=self.config.compute.get(step.compute),
+            outputs=outputs,
+        )
+        argv = command_builder(step.type)(invocation)
+        env = step_environment(self._step_env(step, attempt, paths, interpreter))
+        paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
+        proc = await LocalProcess.start(
+            argv,
+            cwd=paths.workdir,
+            env=env,
+            log_path=paths.log,
+            max_log_bytes=self.config.max_log_bytes,
+        )
+        crashpoint("step_spawned")
+        await run_blocking(
+            self.store.set_attempt_process,
+            run_id,
+            step.id,
+            attempt,
+            pid=proc.pid,
+            pgid=proc.pgid,
+            proc_start_ticks=proc.start_ticks,
+        )
+        self._on_started(step, attempt, proc)
+        try:
+            result = await proc.wait(step.timeout, self.kill_grace)
+        finally:
+            self._on_ended(step.id)
+        await self._ingest_metrics(step.id, attempt, paths.metrics)
+        duration = self.clock.monotonic() - started
+        reason: str | None
+        cancel_reason = self._cancel_reason()
+        if result.timed_out:
+            status, reason = "failed", "timeout"
+            _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
+        elif result.stopped or (cancel_reason is not None and result.exit_code != 0):
+            status, reason = "canceled", cancel_reason or "canceled"
+        elif result.exit_code == 0:
+            status, reason = "completed", None
+        else:
+            status, reason = "failed", _exit_reason(result.exit_code)
+        await run_blocking(
+            self.store.end_attempt,
+            run_id,
+            step.id,
+            attempt,
+            status=status,
+            exit_code=result.exit_code,
+            reason=reason,
+            outputs=outputs if status == "completed" else None,
+        )
+        if status == "completed":
+            self.values.set_outputs(step.id, outputs)
+        self.log.info("step_" + status, step=step.id, attempt=attempt, exit_code=result.exit_code)
+        return status, reason, result.exit_code, duration
+
+    def _step_env(
+        self, step: Any, attempt: int, paths: wd.AttemptPaths, interpreter: str
+    ) -> dict[str, str]:
+        env = {
+            "PIPESCHED_RUN_ID": self.run.id,
+            "PIPESCHED_STEP": step.id,
+            "PIPESCHED_ATTEMPT": str(attempt),
+            "PIPESCHED_EXPERIMENT": self.run.experiment,
+            "PIPESCHED_METRICS_FILE": str(paths.metrics),
+            "PIPESCHED_IMAGES_DIR": str(paths.images),
+            "PIPESCHED_INPUT_DATASETS": json.dumps(self.values.input_datasets(step)),
+            "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
+        }
+        if not wd.is_own_interpreter(interpreter):
+            shim = str(wd.runtime_shim(self.config.state_dir))
+            current = os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = f"{shim}{os.pathsep}{current}" if current else shim
+        env.update(step.environment.variables)
+        return env
+
+    async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
+        """Metrics reach the store even when the script crashed right after logging them: the
+        runtime appended each to this file with one write."""
+        if not path.exists():
+            return
+        metrics = [
+            Metric(
+                step=step,
+                attempt=attempt,
+                name=m["name"],
+                kind=m["kind"],
+                value=m["value"],
+                logged_at=datetime.fromtimestamp(m.get("time", 0), UTC),
+            )
+            for m in read_metrics_file(str(path))
+        ]
+        if metrics:
+            await run_blocking(self.store.add_metrics, self.run.id, metrics)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _note(log_path: Path, text: str) -> None:
+    """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", opener=wd.private_opener) as handle:
+        handle.write(f"[pipesched] {text}\n")
