@@ -12,6 +12,7 @@ and command line are gone), so it still shows whose child it is.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,3 +151,13 @@ def children_of(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def exit_description(code: int) -> str:
+    """A process's exit status in words: ``exit code 3``, ``killed by SIGKILL``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
 from scheduler.core.loopguard import run_blocking
+from scheduler.core.procinfo import exit_description
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.executor import workdir as wd
@@ -147,7 +147,7 @@ class AttemptRunner:
         elif result.exit_code == 0:
             status, reason = "completed", None
         else:
-            status, reason = "failed", _exit_reason(result.exit_code)
+            status, reason = "failed", exit_description(result.exit_code)
         await run_blocking(
             self.store.end_attempt,
             run_id,
@@ -201,15 +201,6 @@ class AttemptRunner:
         ]
         if metrics:
             await run_blocking(self.store.add_metrics, self.run.id, metrics)
-
-
-def _exit_reason(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 def _note(log_path: Path, text: str) -> None:

@@ -17,6 +17,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
 from scheduler.executor.parallel.pools import InitFailed, Outcome, Say
 from scheduler.executor.parallel.spec import ParallelSpec
@@ -79,7 +80,9 @@ class LocalPool:
         if not line:
             code = await worker.proc.wait()
             self._workers[slot] = None
-            return Outcome("lost", worker.name, error=f"{worker.name} died ({_exit_text(code)})")
+            return Outcome(
+                "lost", worker.name, error=f"{worker.name} died ({exit_description(code)})"
+            )
         reply = json.loads(line)
         if reply.get("ok"):
             return Outcome("ok", worker.name, count=reply["count"], rows=reply.get("rows") or [])
@@ -118,7 +121,7 @@ class LocalPool:
         if not line:
             code = await proc.wait()
             raise InitFailed(
-                f"{worker.name} exited ({_exit_text(code)}) before init() finished; see {log}"
+                f"{worker.name} exited ({exit_description(code)}) before init() finished; see {log}"
             )
         reply = json.loads(line)
         if "init_error" in reply:
@@ -146,12 +149,3 @@ class LocalPool:
 def _note(log: Path, text: str) -> None:
     with open(log, "a") as handle:
         handle.write(f"[pipesched] {text}\n")
-
-
-def _exit_text(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
