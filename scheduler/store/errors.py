@@ -11,3 +11,8 @@ class AlreadyExists(PipeschedError):
 
 class ScheduleExists(AlreadyExists):
     """A schedule of that name already exists."""
+
+
+class StoreUnavailable(PipeschedError):
+    """The store cannot be written now (its lock is lost, or it is fenced off): the caller holds
+    what it owes and tries again once the store is back."""
