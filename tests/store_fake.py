@@ -18,6 +18,7 @@ from typing import Any
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import NotFound
 from scheduler.core.ids import new_run_id
+from scheduler.store.health import StoreHealth
 from scheduler.store.protocols import DispatchStore, FileLedgerStore, FireStore, RecoveryStore
 from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
@@ -75,6 +76,7 @@ class InMemoryStore:
         self.fires: list[_Fire] = []
         self.versions: dict[tuple[str, str, str | None], int] = {}
         self._ids = itertools.count(1)
+        self.health = StoreHealth()  # never unwritable: dicts cannot be locked or full
 
     def _now(self) -> datetime:
         return self.clock.now().astimezone(UTC)

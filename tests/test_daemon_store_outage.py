@@ -5,7 +5,10 @@ after a burst of writes."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,95 @@ def test_a_write_that_fails_on_the_database_marks_the_store_until_a_probe_succee
     finally:
         holder.close()
         store.close()
+
+
+def test_a_store_locked_for_15_s_loses_no_fire_time_and_no_step_outcome(tmp_path):
+    """Another connection holds the write lock for 15 s while a 1 s interval fires and a step
+    exits 0: every nominal time gets its fire record once the lock goes (the catch-up rule
+    decides which run), the step's run ends ``completed``, /healthz answers 503 meanwhile, and
+    nothing is left to asyncio's "never retrieved"."""
+    project = make_project(tmp_path)
+    project.pipeline(
+        "tick", "steps:\n  s: {type: python_script, script: s.py}\n", {"s.py": "pass\n"}
+    )
+    go = tmp_path / "go"
+    project.pipeline(
+        "waiter",
+        "steps:\n  w: {type: python_script, script: w.py}\n",
+        {
+            "w.py": (
+                "import os, time\n"
+                f"while not os.path.exists({str(go)!r}):\n"
+                "    time.sleep(0.05)\n"
+                "print('done waiting')\n"
+            )
+        },
+    )
+    project.schedules(
+        "schedules:\n"
+        "  - {name: tick, pipeline: tick, interval: 1s}\n"
+        "  - {name: waiter, pipeline: waiter, interval: 100d}\n"
+    )
+    daemon = DaemonProcess(project)
+    holder = None
+    store = None
+    try:
+        daemon.start()
+        assert project.cli("schedule", "trigger", "waiter").returncode == 0
+        store = project.store()
+        waiting_run = wait_until(
+            lambda: next((r for r in store.list_runs(limit=50) if r.pipeline == "waiter"), None),
+            timeout=20,
+        )
+        wait_until(lambda: store.get_run(waiting_run.id).status == "running", timeout=20)
+        wait_until(lambda: store.count_fires("tick") >= 2, timeout=20)
+
+        holder = sqlite3.connect(database_file(project), isolation_level=None, timeout=5)
+        holder.execute("BEGIN IMMEDIATE")
+        locked_at = time.monotonic()
+        go.touch()  # the step exits 0 while the store cannot be written
+        _, body = wait_until(lambda: (answer := healthz(project))[0] == 503 and answer, timeout=20)
+        assert body["reason"] == "database is locked"
+        wait_until(lambda: time.monotonic() - locked_at >= 15, timeout=20, interval=0.5)
+        holder.execute("ROLLBACK")
+        holder.close()
+        holder = None
+        unlocked_at = datetime.now(UTC)
+
+        def ended() -> str | None:
+            status = store.get_run(waiting_run.id).status.value
+            return status if status not in ("queued", "running") else None
+
+        assert wait_until(ended, timeout=30) == "completed"
+        detail = store.get_run_detail(waiting_run.id)
+        assert [a.status for a in detail.latest_attempts().values()] == ["completed"]
+
+        def covered_past_unlock() -> list:
+            fires = [f for f in store.list_fires("tick", limit=0) if f.nominal_time]
+            latest = max(f.nominal_time for f in fires)
+            return fires if latest > unlocked_at + timedelta(seconds=2) else []
+
+        fires = sorted(wait_until(covered_past_unlock, timeout=30), key=lambda f: f.nominal_time)
+        times = [f.nominal_time for f in fires]
+        assert len(set(times)) == len(times)  # no nominal time twice
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert set(gaps) == {timedelta(seconds=1)}, (
+            "a nominal time has no fire record: "
+            + str([(f.nominal_time.time().isoformat(), f.outcome.value) for f in fires])
+            + daemon.log()[-6000:]
+        )
+        outcomes = {f.outcome.value for f in fires}
+        assert "missed" in outcomes  # the outage's times met the catch-up rule (latest)
+        assert {f.reason for f in fires if f.outcome.value == "missed"} == {"catch-up rule"}
+        assert healthz(project)[0] == 200
+        assert daemon.stop() == 0
+        log = daemon.log()
+        assert "never retrieved" not in log
+        assert "Traceback" not in log
+        assert daemon.events("store_outage_catch_up")
+    finally:
+        if holder is not None:
+            holder.close()
+        if store is not None:
+            store.close()
+        daemon.close()

@@ -33,6 +33,7 @@ from scheduler.core.errors import DefinitionErrors
 from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
+from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls
 from scheduler.daemon.lock import acquire
 from scheduler.daemon.notify import Notifier, watchdog_loop
@@ -47,6 +48,7 @@ from scheduler.fires.timer import Firing
 from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
+from scheduler.store.patience import patiently
 from scheduler.store.records import RunRecord, ScheduleState
 from scheduler.triggers.time import APSchedulerTrigger, time_trigger
 
@@ -59,6 +61,9 @@ STORE_PROBE_SECONDS = 3.0  # how soon /healthz and STATUS= see that the store ca
 CHECKPOINT_SECONDS = 60.0  # SQLite's WAL is truncated at least this often...
 CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024  # ...and at the next probe once it grew past this
 OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
+# After the shutdown grace and the kill grace, how long shutdown waits for an unwritable store
+# to take the outcomes it holds; what is still unwritten then is closed at the next start.
+SHUTDOWN_STORE_GRACE = 15.0
 
 
 class Daemon:
@@ -73,6 +78,7 @@ class Daemon:
         self._reloading: asyncio.Task[bool] | None = None
         self.changing = asyncio.Lock()  # one change of the schedule set at a time
         self.controls = DaemonControls(self)
+        self.ballast: Ballast | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -129,6 +135,8 @@ class Daemon:
         states = await run_blocking(self.store.schedule_states)
         self._register_all(current, states)
         await self.files.start(self.file_schedules(current, states))
+        self.ballast = Ballast(config.state_dir)
+        await run_parallel(self.ballast.ensure)
         servers = await self._start_api()
         self._install_signals()
         self.notifier.ready(self._status_line())
@@ -145,14 +153,27 @@ class Daemon:
         log.info("daemon_stopping")
         self.firing.shutdown()
         await self.files.stop()
-        await self.dispatcher.shutdown(config.shutdown_grace)
-        await self.fires.wait_idle()
+        try:
+            await asyncio.wait_for(
+                self._drain(config.shutdown_grace),
+                config.shutdown_grace + self.dispatcher.kill_grace + SHUTDOWN_STORE_GRACE,
+            )
+        except TimeoutError:
+            log.error(
+                "shutdown_left_unrecorded",
+                reason=self.store.health.unwritable,
+                action="runs left open are closed at the next start",
+            )
         for task in background:
             task.cancel()
         for server in servers:
             await server.stop()
         log.info("daemon_stopped")
         return 0
+
+    async def _drain(self, grace: float) -> None:
+        await self.dispatcher.shutdown(grace)
+        await self.fires.wait_idle()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -348,9 +369,13 @@ class Daemon:
 
     async def _watch_store(self) -> None:
         """Probe every few seconds whether the store can be written (``Store.probe_write``);
-        log an outage once when it begins and once when it ends, and say so in STATUS=. Keep
-        SQLite's WAL bounded: truncate it every minute, and sooner once it grew past a few MB."""
+        log an outage once when it begins and once when it ends, and say so in STATUS=. When
+        the disk is full, give back the ballast so the writes held in memory can go through.
+        Once an outage has ended, however short it was, catch up on what it deferred
+        (``_after_outage``). Keep SQLite's WAL bounded: truncate it every minute, and sooner
+        once it grew past a few MB."""
         was: str | None = None
+        caught_up = self.store.health.outages
         last_checkpoint = self.clock.monotonic()
         while True:
             await asyncio.sleep(STORE_PROBE_SECONDS)
@@ -366,8 +391,12 @@ class Daemon:
                     log.info("store_writable_again", was=was)
                 was = now
                 self.notifier.status(self._status_line())
+            await self._keep_ballast(now)
             if now is not None:
                 continue
+            if self.store.health.outages != caught_up:
+                caught_up = self.store.health.outages
+                await self._after_outage()
             overdue = self.clock.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
             try:
                 if overdue or await run_blocking(self.store.wal_bytes) > CHECKPOINT_WAL_BYTES:
@@ -376,6 +405,42 @@ class Daemon:
                     log.debug("store_checkpointed", complete=done)
             except Exception as exc:  # the next round tries again
                 log.warning("store_checkpoint_failed", error=str(exc))
+
+    async def _keep_ballast(self, unwritable: str | None) -> None:
+        """Give the ballast back while the disk is full; take it again once there is room."""
+        if self.ballast is None:
+            return
+        try:
+            if unwritable is not None and "full" in unwritable:
+                await run_parallel(self.ballast.release)
+            elif unwritable is None:
+                await run_parallel(self.ballast.ensure)
+        except OSError as exc:
+            log.warning("ballast_failed", error=str(exc))
+
+    async def _after_outage(self) -> None:
+        """What a store outage deferred: fire times that were due while it lasted (the
+        catch-up from each schedule's last recorded nominal time, under its catch-up rule, as
+        at a start), and fires claimed but not dispatched. Deferred writes of runs and file
+        claims went through on their own (``store.patience``); file watchers retry the files
+        they could not claim."""
+        if self.set is None:
+            return
+        log.info("store_outage_catch_up")
+        try:
+            async with self.changing:
+                await self.fires.resume_claimed()
+                states = await patiently(self.store.schedule_states)
+                for name, schedule in self.set.time_schedules().items():
+                    state = states.get(name)
+                    if state is None or not self._enabled(schedule, state.override):
+                        continue
+                    try:
+                        await self.fires.catch_up(schedule, state)
+                    except (ValueError, OverflowError, ArithmeticError) as exc:
+                        log.error("schedule_failed", schedule=name, error=str(exc))
+        except Exception as exc:  # the next outage's end tries again; never kill the probe
+            log.error("store_outage_catch_up_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _watch_clock(self) -> None:
         """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at

@@ -27,13 +27,14 @@ import structlog
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import PipeschedError
-from scheduler.core.loopguard import run_blocking, run_parallel, submit_blocking
+from scheduler.core.loopguard import run_parallel, submit_blocking
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.freespace import free_space_problem
 from scheduler.dispatch.submit import prepare_run, record_run
 from scheduler.executor import ExecutionOptions, RunExecutor
+from scheduler.store.patience import patiently
 from scheduler.store.protocols import DispatchStore
 from scheduler.store.records import FileKey, RunRecord
 
@@ -128,7 +129,7 @@ class Dispatcher:
             busy = self._entries_of(name) if name else []
             if busy and request.concurrency == "forbid":
                 if request.fire:
-                    await run_blocking(
+                    await patiently(
                         self.store.update_fire, *request.fire, outcome="skipped", reason="overlap"
                     )
                 log.info("fire_skipped", schedule=name, reason="overlap")
@@ -142,7 +143,7 @@ class Dispatcher:
                 request.parameters,
                 request.experiment,
             )
-            run = await run_blocking(
+            run = await patiently(
                 record_run,
                 self.store,
                 prepared,
@@ -170,7 +171,7 @@ class Dispatcher:
 
     async def resume(self, run: RunRecord, pipeline: Pipeline, concurrency: str = "queue") -> None:
         """Take over a run another (dead) daemon had recorded as queued: same id."""
-        await run_blocking(self.store.mark_recovered, run.id)
+        await patiently(self.store.mark_recovered, run.id)
         self.waiting.append(_Entry(run, pipeline, run.schedule, exclusive=concurrency != "allow"))
         self._pump()
 
@@ -178,7 +179,7 @@ class Dispatcher:
         for entry in busy:
             if entry.task is None:
                 self.waiting.remove(entry)
-                await run_blocking(close_unstarted, self.store, entry.run.id, "replaced")
+                await patiently(close_unstarted, self.store, entry.run.id, "replaced")
             elif entry.executor is not None:
                 entry.executor.cancel("replaced")
         await asyncio.gather(*(e.task for e in busy if e.task), return_exceptions=True)
@@ -238,7 +239,7 @@ class Dispatcher:
             status = await executor.execute()
         except Exception:
             log.exception("run_crashed", run_id=entry.run.id)
-            await run_blocking(self.store.finish_run, entry.run.id, "failed", "internal error")
+            await patiently(self.store.finish_run, entry.run.id, "failed", "internal error")
         finally:
             self.active.pop(entry.run.id, None)
             run = entry.run
@@ -252,9 +253,9 @@ class Dispatcher:
         steps ``skipped``, and its fire record (or its files' ledger rows) ``skipped`` with
         ``reason``."""
         log.warning("run_not_started", run_id=entry.run.id, schedule=entry.schedule, reason=reason)
-        await run_blocking(close_unstarted, self.store, entry.run.id, reason, status="failed")
+        await patiently(close_unstarted, self.store, entry.run.id, reason, status="failed")
         if entry.fire is not None:
-            await run_blocking(
+            await patiently(
                 self.store.update_fire,
                 *entry.fire,
                 outcome="skipped",
@@ -265,9 +266,7 @@ class Dispatcher:
         for schedule, path, size, mtime_ns in entry.file_fires or ():
             by_schedule.setdefault(schedule, []).append(FileKey(path, size, mtime_ns))
         for schedule, keys in by_schedule.items():
-            await run_blocking(
-                self.store.mark_files, schedule, keys, outcome="skipped", reason=reason
-            )
+            await patiently(self.store.mark_files, schedule, keys, outcome="skipped", reason=reason)
 
     # ---- cancel and shutdown -------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from typing import Any
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
-from scheduler.core.loopguard import run_blocking
 from scheduler.core.procinfo import exit_description
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
@@ -29,6 +28,7 @@ from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
 from scheduler.runtime import read_metrics_file
+from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import Metric, RunRecord
 
@@ -80,7 +80,7 @@ class AttemptRunner:
         )
         wd.prepare_workdir(paths, step.source_directory)
         outputs = self.values.prepare_outputs(step)
-        await run_blocking(
+        await patiently(
             self.store.begin_attempt,
             run_id,
             step.id,
@@ -94,7 +94,7 @@ class AttemptRunner:
         if interpreter is None:
             missing = f"interpreter not found: {step.environment.python}"
             _note(paths.log, missing)
-            await run_blocking(
+            await patiently(
                 self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
             )
             return "failed", missing, None, 0.0
@@ -121,7 +121,7 @@ class AttemptRunner:
             max_log_bytes=self.config.max_log_bytes,
         )
         crashpoint("step_spawned")
-        await run_blocking(
+        await patiently(
             self.store.set_attempt_process,
             run_id,
             step.id,
@@ -148,7 +148,7 @@ class AttemptRunner:
             status, reason = "completed", None
         else:
             status, reason = "failed", exit_description(result.exit_code)
-        await run_blocking(
+        await patiently(
             self.store.end_attempt,
             run_id,
             step.id,
@@ -200,7 +200,7 @@ class AttemptRunner:
             for m in read_metrics_file(str(path))
         ]
         if metrics:
-            await run_blocking(self.store.add_metrics, self.run.id, metrics)
+            await patiently(self.store.add_metrics, self.run.id, metrics)
 
 
 def _note(log_path: Path, text: str) -> None:

@@ -21,13 +21,14 @@ import structlog
 
 from scheduler.compute.local import LocalProcess
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
-from scheduler.core.loopguard import run_blocking, run_parallel
+from scheduler.core.loopguard import run_parallel
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
 from scheduler.definitions.graph import build_graph
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.executor.attempt import AttemptRunner
 from scheduler.executor.values import StepValues
+from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import RunRecord
 
@@ -102,7 +103,7 @@ class RunExecutor:
 
     async def execute(self) -> str:
         """Run every step that can run; return the run's final status."""
-        await run_blocking(self.store.start_run, self.run.id, current_owner())
+        await patiently(self.store.start_run, self.run.id, current_owner())
         self.log.info("run_started")
         running: dict[asyncio.Task[str], str] = {}
         # New steps start only when one finishes, so waiting on the running ones is enough:
@@ -139,7 +140,7 @@ class RunExecutor:
 
     async def _finish_pending(self, step: str, status: str, reason: str) -> None:
         self.status[step] = status
-        await run_blocking(self.store.mark_step, self.run.id, step, status=status, reason=reason)
+        await patiently(self.store.mark_step, self.run.id, step, status=status, reason=reason)
         self._emit(StepEvent(step, status, detail=reason))
 
     async def _close(self) -> str:
@@ -163,7 +164,7 @@ class RunExecutor:
             )
         else:
             final, reason = "completed", None
-        await run_blocking(self.store.finish_run, self.run.id, final, reason)
+        await patiently(self.store.finish_run, self.run.id, final, reason)
         self.log.info("run_finished", status=final, reason=reason)
         return final
 
@@ -201,10 +202,10 @@ class RunExecutor:
             upstream = self.graph.upstream(step_id)
             fingerprint = await run_parallel(self.values.fingerprint, step_id, upstream)
             if step.allow_reuse and not self.options.regenerate_outputs:
-                earlier = await run_blocking(self.store.find_reusable, fingerprint)
+                earlier = await patiently(self.store.find_reusable, fingerprint)
                 if earlier is not None and all(Path(p).exists() for p in earlier.outputs.values()):
                     origin = earlier.reused_from or earlier.run_id
-                    await run_blocking(
+                    await patiently(
                         self.store.record_reuse,
                         self.run.id,
                         step_id,
@@ -219,7 +220,7 @@ class RunExecutor:
                 return await self._attempts(step, fingerprint)
         except Exception as exc:  # a bug of ours must still close the step, never leave it running
             self.log.exception("step_crashed", step=step_id)
-            await run_blocking(
+            await patiently(
                 self.store.mark_step,
                 self.run.id,
                 step_id,
@@ -233,7 +234,7 @@ class RunExecutor:
         max_attempts = step.retries + 1
         for attempt in range(1, max_attempts + 1):
             if self._cancel_reason is not None:
-                await run_blocking(
+                await patiently(
                     self.store.mark_step,
                     self.run.id,
                     step.id,
@@ -245,7 +246,7 @@ class RunExecutor:
             if (
                 attempt == 1 and self._stop_reason is not None
             ):  # waited for a slot while a step failed
-                await run_blocking(
+                await patiently(
                     self.store.mark_step,
                     self.run.id,
                     step.id,

@@ -30,6 +30,7 @@ from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.file_scan import snapshot
 from scheduler.fires.served import PipelineSource
+from scheduler.store.patience import patiently
 from scheduler.store.protocols import FileLedgerStore
 from scheduler.store.records import FileKey
 
@@ -77,7 +78,7 @@ class RunMaker:
             return
         alive, gone = await run_parallel(self._unchanged, claimed)
         if gone:
-            await run_blocking(
+            await patiently(
                 self.store.mark_files,
                 self.schedule.name,
                 gone,
@@ -109,7 +110,7 @@ class RunMaker:
         the reason, so ``fires`` shows why and ``schedules`` counts them."""
         new = await run_blocking(self.store.claim_files, self.schedule.name, keys)
         if new:
-            await run_blocking(
+            await patiently(
                 self.store.mark_files, self.schedule.name, new, outcome="skipped", reason=reason
             )
 
@@ -210,6 +211,6 @@ class RunMaker:
     async def _refused(self, trigger: str, keys: list[FileKey], error: PipeschedError) -> None:
         name = self.schedule.name
         log.error("file_run_refused", schedule=name, trigger=trigger, error=str(error))
-        await run_blocking(
+        await patiently(
             self.store.mark_files, name, keys, outcome="skipped", reason=str(error)[:500]
         )

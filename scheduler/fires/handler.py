@@ -13,6 +13,12 @@ otherwise write half a million rows before READY).
 The handler runs on the daemon's event loop and never blocks it: every store call is handed to
 the store's thread and awaited before the next step, so the claim is committed before any run
 is asked for.
+
+While the store cannot be written (locked, full, away), a due time is not claimed: it is left
+to the catch-up that the daemon runs once the store is back (``catch_up``, from the last
+recorded nominal time), so the catch-up rule decides what runs, never the length of the outage.
+What follows a claim (the run's record, a skip, a missed time) waits out the outage in memory
+(``store.patience``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -32,6 +38,7 @@ from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.catchup import decide
 from scheduler.fires.served import ServedDefinitions
+from scheduler.store.patience import is_unavailable, patiently
 from scheduler.store.protocols import FireStore
 from scheduler.store.records import ScheduleState
 from scheduler.triggers.time import time_trigger
@@ -63,6 +70,10 @@ class FireHandler:
         self.store, self.dispatcher, self.clock = store, dispatcher, clock
         self.definitions = definitions
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[tuple[str, datetime]] = set()  # claimed by us, being fired now
+        # The oldest due time of each schedule left unclaimed by a store outage: the catch-up
+        # after it starts there, below any time claimed meanwhile.
+        self._deferred: dict[str, datetime] = {}
 
     # ---- due times from the timer ---------------------------------------------------------
 
@@ -70,11 +81,21 @@ class FireHandler:
         """Called by APScheduler's listener in the event loop; the work goes to a task."""
         task = asyncio.ensure_future(self.handle_due(name, times))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task[Any]) -> None:
+        """Log what a due time's task did not expect, never leave it to asyncio's "Task
+        exception was never retrieved"."""
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("fire_task_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def handle_due(self, name: str, times: list[datetime]) -> None:
         schedule = self.definitions.schedules.get(name)
         if schedule is None:
+            return
+        if (reason := self.store.health.unwritable) is not None:
+            self._defer(name, times, reason)
             return
         now = self.clock.now()
         late = [t for t in times if (now - t).total_seconds() > LATE_AFTER]
@@ -109,9 +130,37 @@ class FireHandler:
     ) -> Outcome | None:
         """Claim (unless already claimed by us), then dispatch. None when it had been handled."""
         name = schedule.name
-        if not claimed and not await run_blocking(self.store.claim_fire, name, nominal):
-            log.info("fire_already_handled", schedule=name, nominal_time=nominal.isoformat())
+        if (name, nominal) in self._in_flight:
             return None
+        self._in_flight.add((name, nominal))
+        try:
+            return await self._claim_and_dispatch(
+                schedule, nominal, concurrency=concurrency, recovered=recovered, claimed=claimed
+            )
+        finally:
+            self._in_flight.discard((name, nominal))
+
+    async def _claim_and_dispatch(
+        self,
+        schedule: ScheduleDef,
+        nominal: datetime,
+        *,
+        concurrency: str | None,
+        recovered: bool,
+        claimed: bool,
+    ) -> Outcome | None:
+        name = schedule.name
+        if not claimed:
+            try:
+                fresh = await run_blocking(self.store.claim_fire, name, nominal)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                self._defer(name, [nominal], str(self.store.health.unwritable or exc))
+                return None
+            if not fresh:
+                log.info("fire_already_handled", schedule=name, nominal_time=nominal.isoformat())
+                return None
         crashpoint("fire_claimed")
         if schedule.jitter:
             await asyncio.sleep(random.uniform(0, schedule.jitter))
@@ -131,12 +180,12 @@ class FireHandler:
             return None  # stays claimed: resumed at the next start under the catch-up rule
         except Exception as exc:  # a run that cannot even be recorded must not kill the timer
             log.exception("fire_failed", schedule=name)
-            await run_blocking(
+            await patiently(
                 self.store.update_fire, name, nominal, outcome="skipped", reason=f"error: {exc}"
             )
             return None
         if recovered and outcome.run is not None:
-            await run_blocking(self.store.mark_recovered, outcome.run.id)
+            await patiently(self.store.mark_recovered, outcome.run.id)
         log.info(
             "schedule_fired",
             schedule=name,
@@ -146,18 +195,34 @@ class FireHandler:
         )
         return outcome
 
-    # ---- start-up ---------------------------------------------------------------------------
+    def _defer(self, name: str, times: list[datetime], reason: str) -> None:
+        oldest = min(times, default=None)
+        if oldest is not None and (name not in self._deferred or oldest < self._deferred[name]):
+            self._deferred[name] = oldest
+        for nominal in times:
+            log.warning(
+                "fire_deferred",
+                schedule=name,
+                nominal_time=nominal.isoformat(),
+                reason=reason,
+                until="the store can be written again",
+            )
+
+    # ---- start-up, and after a store outage --------------------------------------------------
 
     async def resume_claimed(self) -> int:
-        """Fires claimed by a daemon that died before recording their run: exactly one run each
-        (marked recovered), if the catch-up rule still wants it."""
+        """Fires claimed but never dispatched (by a daemon that died, or whose dispatch met a
+        store outage and was not retried): exactly one run each (marked recovered), if the
+        catch-up rule still wants it. Fires this handler is dispatching now are left alone."""
         resumed = 0
-        for record in await run_blocking(self.store.fires_with_outcome, "claimed"):
+        for record in await patiently(self.store.fires_with_outcome, "claimed"):
             schedule = self.definitions.schedules.get(record.schedule)
             if schedule is None or record.nominal_time is None:
                 continue
+            if (record.schedule, record.nominal_time) in self._in_flight:
+                continue
             if schedule.catchup == "none":
-                await run_blocking(
+                await patiently(
                     self.store.update_fire,
                     record.schedule,
                     record.nominal_time,
@@ -171,8 +236,13 @@ class FireHandler:
 
     async def catch_up(self, schedule: ScheduleDef, state: ScheduleState) -> None:
         """Fire times between the last recorded fire (or the first registration: a new schedule
-        never catches up on times before it) and now, by the catch-up rule."""
+        never catches up on times before it) and now, by the catch-up rule. After a store
+        outage it starts at the oldest time the outage left unclaimed, if that is older: times
+        recorded since are recorded once (insert-or-ignore) and never fired twice (the claim)."""
         since = state.last_fire_time or state.registered_at
+        deferred = self._deferred.pop(schedule.name, None)
+        if deferred is not None and (since is None or deferred <= since):
+            since = deferred - timedelta(microseconds=1)  # times_between excludes its start
         if since is None:
             return
         trigger = time_trigger(schedule, state.registered_at)
@@ -189,7 +259,7 @@ class FireHandler:
     ) -> None:
         if not times and not total:
             return
-        await run_blocking(
+        await patiently(
             self.store.record_fires, schedule.name, times, outcome="missed", reason=CATCHUP_REASON
         )
         log.warning(

@@ -5,8 +5,9 @@ the write lock (it waits ``busy_timeout`` for another writer, fails on a read-on
 file) and ``ROLLBACK`` lets it go, so nothing is written and no reader or writer is disturbed;
 on PostgreSQL ``txid_current()`` makes the transaction a writing one (refused on a read-only
 server or transaction) and it is rolled back likewise. Cost: one lock round trip, no page
-written. A full disk is not seen by the probe (nothing is written); it is seen by the first real
-write that fails, which every store call reports here (``StoreHealth.failed``).
+written. A full disk is not seen by a probe that writes nothing: on SQLite the probe also reads
+the free space of the database's filesystem, and the first real write that fails reports it too
+(every store call reports its failure here, ``StoreHealth.failed``).
 
 ``checkpoint`` runs ``PRAGMA wal_checkpoint(TRUNCATE)`` on SQLite: every page of the WAL is copied
 back into the database and the WAL file is cut to 0 bytes. SQLite's own automatic checkpoints
@@ -31,13 +32,22 @@ class StoreHealth:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reason: str | None = None
+        self._outages = 0
 
     @property
     def unwritable(self) -> str | None:
         return self._reason
 
+    @property
+    def outages(self) -> int:
+        """How many times the store went from writable to unwritable: a watcher that saw this
+        number change knows an outage began since it last looked, however short it was."""
+        return self._outages
+
     def failed(self, reason: str) -> None:
         with self._lock:
+            if self._reason is None:
+                self._outages += 1
             self._reason = reason or "unknown error"
 
     def succeeded(self) -> None:
@@ -56,10 +66,13 @@ class UpkeepRepository:
         or None. Marks the store's health either way."""
         try:
             probe_write(self._engine)
+            problem = disk_room_problem(self._engine)
         except DBAPIError as exc:
-            self._health.failed(failure_reason(exc))
-        else:
+            problem = failure_reason(exc)
+        if problem is None:
             self._health.succeeded()
+        else:
+            self._health.failed(problem)
         return self._health.unwritable
 
     def wal_bytes(self) -> int:
@@ -76,6 +89,28 @@ def failure_reason(exc: DBAPIError) -> str:
     """The driver's own words: ``database is locked``, ``database or disk is full``..."""
     words = str(exc.orig) if exc.orig is not None else str(exc)
     return " ".join(words.split()) or type(exc).__name__
+
+
+DISK_FLOOR_BYTES = 1024 * 1024  # room for a few transactions' WAL frames
+
+
+def disk_room_problem(engine: Engine) -> str | None:
+    """SQLite: ``database or disk is full`` (SQLite's own words) when the database's filesystem
+    has less than ``DISK_FLOOR_BYTES`` left for this process, since a probe that writes nothing
+    cannot see it. None on PostgreSQL (the server's disk is not ours to see)."""
+    database = sqlite_path(engine.url)
+    if database is None:
+        return None
+    try:
+        stat = os.statvfs(database.parent)
+    except OSError:
+        return None
+    # root may also use the blocks reserved for it, and SQLite's writes will.
+    blocks = stat.f_bfree if os.geteuid() == 0 else stat.f_bavail
+    free = blocks * stat.f_frsize
+    if free >= DISK_FLOOR_BYTES:
+        return None
+    return f"database or disk is full: {free} bytes free on {database.parent}"
 
 
 def probe_write(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scheduler.store.records import (
     FileKey,
@@ -20,6 +20,9 @@ from scheduler.store.records import (
     RunRecord,
     StepAttempt,
 )
+
+if TYPE_CHECKING:
+    from scheduler.store.health import StoreHealth
 
 __all__ = ["DispatchStore", "ExecutorStore", "FileLedgerStore", "FireStore", "RecoveryStore"]
 
@@ -141,6 +144,8 @@ class FireStore(Protocol):
     ) -> None: ...
     def fires_with_outcome(self, outcome: str) -> list[FireRecord]: ...
     def mark_recovered(self, run_id: str) -> None: ...
+    @property
+    def health(self) -> StoreHealth: ...
 
 
 class FileLedgerStore(Protocol):
