@@ -36,6 +36,7 @@ from scheduler.core.testclock import clock_from_env
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls
 from scheduler.daemon.lock import acquire
+from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import close_runs_of_exited_owners, recover
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
@@ -79,6 +80,7 @@ class Daemon:
         self.changing = asyncio.Lock()  # one change of the schedule set at a time
         self.controls = DaemonControls(self)
         self.ballast: Ballast | None = None
+        self.exit_status = 0  # 1 once another daemon took the store's lock
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class Daemon:
             asyncio.ensure_future(self._report_status()),
             asyncio.ensure_future(self._watch_owners()),
             asyncio.ensure_future(self._watch_store()),
+            asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
         await self.stop_event.wait()
         self.notifier.stopping("stopping")
@@ -169,7 +172,13 @@ class Daemon:
         for server in servers:
             await server.stop()
         log.info("daemon_stopped")
-        return 0
+        return self.exit_status
+
+    def _lock_lost(self, reason: str) -> None:
+        """Another daemon holds the store now (``reason`` names it; the store stays fenced):
+        stop firing and exit 1."""
+        self.exit_status = 1
+        self.stop_event.set()
 
     async def _drain(self, grace: float) -> None:
         await self.dispatcher.shutdown(grace)

@@ -2,8 +2,12 @@
 PostgreSQL a session advisory lock. Both die with their process, so a restart after ``kill -9``
 is never refused; a second daemon exits 1 naming the holder (host, pid, start time).
 
-Taking the lock blocks (a file lock, a database round trip): callers on an event loop hand it to
-a thread."""
+The advisory lock also dies with its connection, which the daemon does not control: ``check``
+asks whether the server still grants it, ``retake`` takes it again on a new connection
+(``daemon/lock_watch.py`` does both every second). The flock cannot be lost.
+
+Taking, checking and retaking the lock block (a file lock, a database round trip): callers on an
+event loop hand them to a thread."""
 
 from __future__ import annotations
 
@@ -12,36 +16,101 @@ import fcntl
 import json
 import os
 import socket
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
 from scheduler.core.clock import iso
 from scheduler.core.errors import PipeschedError
-from scheduler.store.daemon_lock import try_advisory_lock
+from scheduler.store.daemon_lock import lock_engine, lock_granted, session_name, try_advisory_lock
+from scheduler.store.health import failure_reason
 
 
 class DaemonAlreadyRunning(PipeschedError):
     """Another pipesched daemon is running on this store."""
 
 
-class DaemonLock:
-    """Held for the daemon's life; ``release()`` on the way out (the kernel does it on a crash)."""
+@dataclass(frozen=True)
+class Retake:
+    """What one try to take the lock again found: ``taken``; or ``holder``, the description of
+    another daemon that holds it now; or neither (held a moment ago by a session of ours the
+    server had not yet ended, or by nobody once we looked): try again soon."""
 
-    def __init__(self, file_handle: Any = None, connection: Any = None) -> None:
+    taken: bool
+    holder: str | None = None
+
+
+class DaemonLock:
+    """Held for the daemon's life; ``release()`` on the way out (the kernel does it on a crash).
+    On PostgreSQL also the engine and name the advisory lock is taken with, to take it again."""
+
+    def __init__(
+        self,
+        file_handle: Any = None,
+        connection: Connection | None = None,
+        engine: Engine | None = None,
+        name: str = "",
+    ) -> None:
         self._file = file_handle
         self._connection = connection
+        self._engine = engine
+        self.name = name  # the application_name of the lock's session
+
+    @property
+    def on_database(self) -> bool:
+        """Whether this lock is (also) a PostgreSQL advisory lock, which can be lost."""
+        return self._engine is not None
+
+    def check(self) -> str | None:
+        """None while the server grants the lock to our session; otherwise why not (the
+        driver's words), and the connection is dropped: ``retake`` opens a new one."""
+        connection = self._connection
+        if connection is None:
+            return "no connection to the database"
+        try:
+            if lock_granted(connection):
+                return None
+            reason = "the server no longer grants it to the daemon's session"
+        except DBAPIError as exc:
+            reason = failure_reason(exc)
+        except Exception as exc:  # what cannot prove the lock is held counts as its loss
+            reason = f"{type(exc).__name__}: {exc}"
+        self._close_connection()
+        return reason
+
+    def retake(self) -> Retake:
+        """One try to take the advisory lock again on a new connection; raises ``DBAPIError``
+        while the server cannot be reached."""
+        assert self._engine is not None
+        self._close_connection()
+        connection, holder = try_advisory_lock(self._engine, self.name)
+        if connection is not None:
+            self._connection = connection
+            return Retake(taken=True)
+        if holder is None or holder.application_name == session_name(self.name):
+            return Retake(taken=False)
+        return Retake(taken=False, holder=holder.describe())
 
     def release(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+        self._close_connection()
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
         if self._file is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
 
 
 def holder_description(started_at: datetime) -> dict[str, Any]:
@@ -68,17 +137,25 @@ def acquire(state_dir: Path, store: Any, started_at: datetime) -> DaemonLock:
     handle.truncate()
     handle.write(json.dumps(me) + "\n")
     handle.flush()
-    connection = None
-    if store.engine.dialect.name == "postgresql":
-        label = f"pipesched daemon {me['host']} pid {me['pid']} {me['started_at']}"
-        connection, db_holder = try_advisory_lock(store.engine, label)
-        if connection is None:
-            handle.close()
-            raise DaemonAlreadyRunning(
-                f"another pipesched daemon holds this PostgreSQL database: {db_holder}",
-                hint="one daemon per database; stop the other first",
-            )
-    return DaemonLock(handle, connection)
+    if store.engine.dialect.name != "postgresql":
+        return DaemonLock(handle)
+    label = f"pipesched daemon {me['host']} pid {me['pid']} {me['started_at']}"
+    engine = lock_engine(store.engine.url)
+    try:
+        connection, db_holder = try_advisory_lock(engine, label)
+    except BaseException:
+        engine.dispose()
+        handle.close()
+        raise
+    if connection is None:
+        engine.dispose()
+        handle.close()
+        raise DaemonAlreadyRunning(
+            "another pipesched daemon holds this PostgreSQL database: "
+            + (db_holder.describe() if db_holder else "another session"),
+            hint="one daemon per database; stop the other first",
+        )
+    return DaemonLock(handle, connection, engine, label)
 
 
 def _describe(text: str) -> str:

@@ -3,6 +3,10 @@
 A write commits before ``write()`` returns, and on SQLite it opens with ``BEGIN IMMEDIATE`` (see
 ``engine.WRITE_OPTION``), so a crash never loses a change the caller was told about. Sessions are
 fresh each time and hold no objects between calls: repositories hand out plain records only.
+
+Writes pass a gate: ``fence(reason)`` closes it, and every ``write()`` then raises
+``StoreUnavailable`` until ``unfence()``; reads go on. The daemon fences its store when it may no
+longer hold the store's lock, so nothing it writes can cross another daemon's work.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.core.crashpoints import crashpoint
 from scheduler.store.engine import WRITE_OPTION
+from scheduler.store.errors import StoreUnavailable
 
 # Bulk UPDATEs need not synchronise the session: it holds no objects to bring up to date.
 NO_SYNC: Final = {"synchronize_session": False}
@@ -27,6 +32,20 @@ class Sessions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # Read and set from any thread: one reference, swapped whole.
+        self._fenced: str | None = None
+
+    @property
+    def fenced(self) -> str | None:
+        """Why writes are refused now, or None while they are let through."""
+        return self._fenced
+
+    def fence(self, reason: str) -> None:
+        """Refuse every write from now on with ``StoreUnavailable(reason)``; reads go on."""
+        self._fenced = reason
+
+    def unfence(self) -> None:
+        self._fenced = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -35,6 +54,8 @@ class Sessions:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
+        if (reason := self._fenced) is not None:
+            raise StoreUnavailable(reason)
         with Session(self._write_engine) as session, session.begin():
             yield session
             session.flush()

@@ -6,9 +6,11 @@ per area — ``runs`` (runs, step attempts, metrics), ``fires`` (time fire recor
 store be written now, the SQLite WAL kept small) — over one engine and one clock. A call that
 fails on the database itself (locked past busy_timeout, disk full, I/O error) marks
 ``store.health`` unwritable with the driver's reason; the next ``probe_write`` that succeeds
-clears it. Every public method but ``open`` and ``close`` is one short transaction of one
-repository, and first asserts that it is not running on an event loop's thread
-(``core.loopguard``): the daemon hands store calls to a worker thread. Callers get plain records, never ORM objects.
+clears it. ``fence(reason)`` refuses every write with ``StoreUnavailable`` (reads go on, and
+health says ``reason``) until ``unfence()``. Every public method but ``open``, ``close``,
+``fence`` and ``unfence`` is one short transaction of one repository, and first asserts that it
+is not running on an event loop's thread (``core.loopguard``): the daemon hands store calls to a
+worker thread. Callers get plain records, never ORM objects.
 Consumers that need only part of the store depend on a Protocol of ``store.protocols``.
 """
 
@@ -25,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import assert_off_loop
 from scheduler.store.engine import make_engine
+from scheduler.store.errors import StoreUnavailable
 from scheduler.store.figures import FiguresRepository
 from scheduler.store.fire_records import FireRepository
 from scheduler.store.health import StoreHealth, UpkeepRepository, failure_reason
@@ -70,7 +73,7 @@ class _Delegate(Generic[R, P, T]):
         repository: R = getattr(store, self._area)
         method, what = self._method, self._what
 
-        health = store.health
+        health, sessions = store.health, store._sessions
 
         @functools.wraps(method)
         def call(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -78,12 +81,33 @@ class _Delegate(Generic[R, P, T]):
             try:
                 return method(repository, *args, **kwargs)
             except OperationalError as exc:  # locked, disk full, I/O error: not a caller's bug
-                health.failed(failure_reason(exc))
+                # While fenced, the fence is the reason to give: it outlasts the failure.
+                health.failed(sessions.fenced or failure_reason(exc))
+                raise
+            except StoreUnavailable as exc:  # fenced off
+                health.failed(exc.message)
                 raise
 
         call.__signature__ = self._signature  # type: ignore[attr-defined]
         store.__dict__[method.__name__] = call
         return call
+
+
+class _FencedUpkeep(UpkeepRepository):
+    """Upkeep whose write probe fails while the store's writes are fenced off: the database
+    itself may well take a write, but this store must not send one."""
+
+    def __init__(self, engine: Engine, health: StoreHealth, sessions: Sessions) -> None:
+        super().__init__(engine, health)
+        self._sessions = sessions
+
+    def probe_write(self) -> str | None:
+        """Open a write transaction and roll it back; the reason the store cannot be written
+        (the fence's reason while it is fenced off), or None. Marks the store's health."""
+        if (reason := self._sessions.fenced) is not None:
+            self._health.failed(reason)
+            return reason
+        return super().probe_write()
 
 
 class Store:
@@ -93,7 +117,7 @@ class Store:
         self.url = url
         # Public for the store's own tests and tools; everything else uses the methods.
         self.engine = engine
-        sessions = Sessions(engine)
+        self._sessions = sessions = Sessions(engine)
         self.runs = RunRepository(sessions, clock)
         self.fires = FireRepository(sessions, clock)
         self.ledger = LedgerRepository(sessions, clock)
@@ -104,7 +128,7 @@ class Store:
         # Whether the store can be written now: set by probe_write and by any call that fails
         # on the database itself; read from any thread (the API's /healthz reads it on the loop).
         self.health = StoreHealth()
-        self.upkeep = UpkeepRepository(engine, self.health)
+        self.upkeep = _FencedUpkeep(engine, self.health, sessions)
 
     @classmethod
     def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Store:
@@ -119,6 +143,18 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def fence(self, reason: str) -> None:
+        """Refuse every write with ``StoreUnavailable(reason)`` until ``unfence()``; reads go
+        on, and ``health`` says ``reason`` meanwhile. The daemon fences its store while it may
+        not hold the store's lock. Callable from any thread (no transaction)."""
+        self._sessions.fence(reason)
+        self.health.failed(reason)
+
+    def unfence(self) -> None:
+        """Let writes through again; ``health`` clears at the next ``probe_write`` that
+        succeeds."""
+        self._sessions.unfence()
 
     def __enter__(self) -> Store:
         return self
@@ -190,7 +226,7 @@ class Store:
     touch_token = _Delegate("tokens", TokenRepository.touch_token)
 
     # -- upkeep: can the store be written, the WAL kept small (the daemon's timer) -------------
-    probe_write = _Delegate("upkeep", UpkeepRepository.probe_write)
+    probe_write = _Delegate("upkeep", _FencedUpkeep.probe_write)
     wal_bytes = _Delegate("upkeep", UpkeepRepository.wal_bytes)
     checkpoint = _Delegate("upkeep", UpkeepRepository.checkpoint)
 
