@@ -95,6 +95,11 @@ def drop_all(project: Project) -> dict[bytes, bytes]:
     return contents
 
 
+def stored_statuses(project: Project) -> list[str]:
+    with project.store() as store:
+        return [run.status for run in store.list_runs(limit=0)]
+
+
 def runs_json(project: Project) -> list[dict]:
     listed = project.cli("runs", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -110,12 +115,13 @@ def test_every_name_is_handled_once_with_its_real_bytes_and_shown_escaped(tmp_pa
     wait_until(lambda: daemon.events("file_watch_started"), timeout=15)
     contents = drop_all(project)
 
-    def all_finished() -> list[dict] | None:
-        runs = runs_json(project)
-        done = len(runs) >= len(NAMES) and all(r["status"] == "completed" for r in runs)
-        return runs if done else None
+    def all_finished() -> bool:
+        statuses = stored_statuses(project)
+        return len(statuses) >= len(NAMES) and set(statuses) == {"completed"}
 
-    runs = wait_until(all_finished, timeout=30, interval=0.2)
+    wait_until(all_finished, timeout=30, interval=0.1)
+    runs = runs_json(project)
+    assert {r["status"] for r in runs} == {"completed"}
     assert sorted(r["trigger"] for r in runs) == sorted("file:" + shown(n) for n in NAMES)
 
     # Each step's argv held the file's real path, byte for byte, and the step read the file.
@@ -147,8 +153,8 @@ def test_every_name_is_handled_once_with_its_real_bytes_and_shown_escaped(tmp_pa
     again = daemons(project).start()
     wait_until(lambda: again.events("file_watch_started"), timeout=15)
     (project.datastore / "inbox" / "after.csv").write_bytes(b"later\n")
-    wait_until(lambda: len(runs_json(project)) > len(NAMES), timeout=20, interval=0.2)
     wait_until(lambda: (out / os.path.join(inbox, b"after.csv").hex()).exists(), timeout=20)
     assert again.stop() == 0
-    triggers = sorted(r["trigger"] for r in runs_json(project))
+    with project.store() as store:
+        triggers = sorted(run.trigger for run in store.list_runs(limit=0))
     assert triggers == sorted(["file:inbox/after.csv", *("file:" + shown(n) for n in NAMES)])
