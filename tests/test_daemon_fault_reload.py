@@ -170,11 +170,6 @@ def test_a_change_validate_refuses_is_not_swapped_in(world: Served, case: str):
         world.put_back(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate accepts 'pipeline: NAME@VERSION' of a version never published, which a"
-    " reload refuses with no line",
-)
 def test_a_version_never_published_is_refused_by_validate_and_reload_alike(world: Served):
     before = world.change(schedule_line("{name: x, pipeline: tick@v9, interval: 5s}"))
     try:

@@ -24,6 +24,7 @@ from scheduler.api.control import (
 from scheduler.api.documented import (
     document_statuses,
     install_method_not_allowed,
+    install_validation_answers,
     single_query_values,
 )
 from scheduler.api.limits import BodyLimit
@@ -78,5 +79,6 @@ def create_app(
         return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
 
     install_method_not_allowed(app)
+    install_validation_answers(app)
     document_statuses(app)
     return app

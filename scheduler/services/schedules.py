@@ -14,13 +14,21 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
-from scheduler.definitions import discover_pipelines, load_schedules, validate_all
+from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
+from scheduler.definitions import (
+    discover_pipelines,
+    load_schedules,
+    published_names,
+    schedule_parameter_errors,
+    validate_all,
+)
+from scheduler.definitions.yamlsource import read_yaml
 from scheduler.services.api_schedules import (
     create_api_schedule,
     delete_api_schedule,
     file_schedule_names,
 )
+from scheduler.services.publish import load_published_from_disk
 from scheduler.services.schedule_summary import ScheduleSummary, collect, collect_one, summarize
 from scheduler.triggers.time import fire_time_check
 
@@ -61,7 +69,41 @@ def validate_definitions(
     (``validate_all``) with each time schedule's fire times computed by the daemon's own
     trigger code, so a schedule that validates is one the daemon can serve."""
     check = fire_time_check(now or SYSTEM_CLOCK.now())
-    return validate_all(config, api_schedule_names, check=check)
+    errors = validate_all(config, api_schedule_names, check=check)
+    return errors + published_version_errors(config, check)
+
+
+def published_version_errors(config: Config, check: Any = None) -> list[DefinitionError]:
+    """A schedule naming ``NAME@VERSION`` needs that version published, and its parameters must
+    fit that version: the daemon loads it from its snapshot folder, so ``validate`` does too
+    (no store needed), and names the schedule's line."""
+    known = set(discover_pipelines(config)) | published_names(config)
+    try:
+        schedules = load_schedules(config.schedules_file, config, known, check=check)
+    except (DefinitionErrors, OSError):
+        return []  # validate_all reported them
+    doc = read_yaml(config.schedules_file)
+    entries = doc.get(("schedules",)) or []
+    index = {
+        raw["name"]: i
+        for i, raw in enumerate(entries if isinstance(entries, list) else [])
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str)
+    }
+    errors: list[DefinitionError] = []
+    for schedule in schedules:
+        version = schedule.pipeline_version
+        if version is None:
+            continue
+        base = ("schedules", index.get(schedule.name, 0))
+        try:
+            pipeline = load_published_from_disk(config, schedule.pipeline_name, version)
+        except PipeschedError as exc:
+            errors.append(
+                doc.error((*base, "pipeline"), f"schedule '{schedule.name}': {exc}", hint=exc.hint)
+            )
+            continue
+        errors.extend(schedule_parameter_errors(config, schedule, pipeline, doc, base))
+    return errors
 
 
 def list_schedules(
