@@ -33,6 +33,7 @@ _EXPORTS = {
     "StepSequence": "sequence",
     "PipelineRun": "runs",
     "StepRun": "runs",
+    "RunDetails": "widgets",
     "PublishedPipeline": "published",
     "PipelineEndpoint": "published",
     "Schedule": "schedule",
