@@ -1,6 +1,6 @@
 """The REST paths the SDK's remote workspace needs beyond the REST API for clients: upload a saved pipeline
-folder (a snapshot), run it, publish it or a finished run's definition, and move an endpoint's
-default version. Same token rule and error shapes as the rest of ``/api/v1``."""
+folder (a snapshot), run it, publish it or a finished run's definition, move an endpoint's
+default version, and list the compute targets. Same token rule and error shapes as the rest of ``/api/v1``."""
 
 from __future__ import annotations
 
@@ -177,6 +177,14 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
             description=body.description,
         )
         return published_json(published)
+
+    @router.get("/compute", tags=["compute"])
+    def list_compute() -> list[dict]:
+        """The config's compute targets, where steps can run: name, type, max_workers."""
+        return [
+            {"name": name, "type": target.type, "max_workers": target.max_workers}
+            for name, target in config.compute.items()
+        ]
 
     @router.put("/pipelines/{name}/default", tags=["pipelines"])
     def set_default_version(name: str, body: DefaultVersionBody) -> dict:

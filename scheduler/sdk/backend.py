@@ -18,6 +18,9 @@ class Backend(Protocol):
 
     def datastore_names(self) -> list[str]: ...
 
+    def compute_targets(self) -> list[dict[str, Any]]:
+        """The config's compute targets: ``{"name", "type", "max_workers"}`` each."""
+
     def datastore_path(self, name: str) -> Path | None:
         """The local folder of a datastore; None when the daemon is remote."""
 

@@ -1,7 +1,7 @@
 """Stand-ins for the Azure ML objects a pipeline notebook builds but pipesched has no use for —
-run configurations, environments, compute clusters — so that code moves over by changing its
+run configurations, environments, base images — so that code moves over by changing its
 imports. Each accepts Azure's arguments and attribute assignments; handing one to a step warns
-once that it is ignored (``_warn``), never silently.
+once that it is ignored (``_warn``), never silently. Compute targets are in ``compute``.
 
 Hand-written on purpose: no library models Azure ML's configuration objects, and these hold
 nothing but the names a notebook sets.
@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.sdk._warn import ignored
+from scheduler import __version__
+
+VERSION = __version__
+"""pipesched's version: notebooks print ``azureml.core.VERSION`` in their first cell."""
+
+# Azure's default base images (``run_config.environment.docker.base_image = DEFAULT_CPU_IMAGE``).
+# Accepted like every environment setting and never pulled: a step runs with the interpreter of
+# its ``environment``.
+DEFAULT_CPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"
+DEFAULT_GPU_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-cuda11.8-cudnn8-ubuntu22.04"
 
 
 class _Anything:
@@ -94,35 +103,3 @@ class CondaDependencies(_Anything):
 
     def add_conda_package(self, conda_package: str) -> None: ...
     def add_pip_package(self, pip_package: str) -> None: ...
-
-
-class ComputeTarget:
-    """Azure's ComputeTarget, by name: a compute target of pipesched.yaml (``local`` or a
-    ``dask`` one). A step given this object runs on the target of that name."""
-
-    def __init__(self, workspace: Any = None, name: str = "local") -> None:
-        self.workspace = workspace
-        self.name = name
-
-    @staticmethod
-    def create(workspace: Any, name: str, provisioning_configuration: Any) -> ComputeTarget:
-        ignored(
-            "ComputeTarget",
-            "provisioning_configuration",
-            "compute targets are declared in pipesched.yaml, not provisioned",
-        )
-        return ComputeTarget(workspace, name)
-
-    def wait_for_completion(self, show_output: bool = False, **kwargs: Any) -> None:
-        """Nothing to provision: returns at once."""
-
-    def __repr__(self) -> str:
-        return f"ComputeTarget(name={self.name!r})"
-
-
-class AmlCompute(ComputeTarget):
-    """Azure's AmlCompute cluster: a name of a compute target here."""
-
-    @staticmethod
-    def provisioning_configuration(**kwargs: Any) -> _Anything:
-        return _Anything(**kwargs)

@@ -66,6 +66,12 @@ class EmbeddedBackend:
     def datastore_names(self) -> list[str]:
         return list(self.config.datastores)
 
+    def compute_targets(self) -> list[dict[str, Any]]:
+        return [
+            {"name": name, "type": target.type, "max_workers": target.max_workers}
+            for name, target in self.config.compute.items()
+        ]
+
     def datastore_path(self, name: str) -> Path | None:
         store = self.config.datastores.get(name)
         if store is None:

@@ -60,6 +60,9 @@ class RemoteBackend:
     def datastore_names(self) -> list[str]:
         return ["default"]  # the API does not list datastores; every config has a default
 
+    def compute_targets(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/compute")
+
     def datastore_path(self, name: str) -> Path | None:
         return None
 

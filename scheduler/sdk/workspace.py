@@ -2,19 +2,27 @@
 
 A workspace is where runs go: a pipesched config on this machine (embedded: the store is read
 directly and a submitted run executes in a child process) or a daemon's REST API (a URL and a
-token). Azure's identity arguments (subscription, resource group, auth) have nothing to name
-here; they are accepted with a warning so that a notebook's first cell keeps working.
+token). Azure's identity arguments (subscription, resource group) have nothing to name here;
+they are accepted with a warning so that a notebook's first cell keeps working, and the
+identity attributes a notebook prints have fixed local values (``resource_group`` and
+``location`` are ``"local"``, ``subscription_id`` the all-zero GUID).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
+from scheduler import __version__
 from scheduler.core.errors import PipeschedError
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
+from scheduler.sdk.auth import ENV_TOKEN, AbstractAuthentication
+from scheduler.sdk.compute import AmlCompute, target_of
 from scheduler.sdk.datastore import Datastore
 from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline, submit_published
 from scheduler.sdk.remote import RemoteBackend
@@ -25,13 +33,22 @@ if TYPE_CHECKING:
     from scheduler.sdk.runs import PipelineRun
 
 ENV_URL = "PIPESCHED_URL"
-ENV_TOKEN = "PIPESCHED_TOKEN"
+ENV_CONFIG = "PIPESCHED_CONFIG"
 _IDENTITY = "a pipesched workspace is a config file or a daemon URL, not an Azure subscription"
+
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "local"
+LOCATION = "local"
+CONFIG_FOLDER = ".azureml"  # where Azure's write_config puts config.json, and so do we
+CONFIG_FILE = "config.json"
+WRITTEN_KEY = "pipesched"  # the section of a config.json that write_config wrote here
 
 
 class Workspace:
     """A pipesched installation seen from Python: ``config=`` a pipesched.yaml (embedded), or
-    ``url=`` + ``token=`` a daemon's API. Most notebooks call ``Workspace.from_config()``."""
+    ``url=`` + ``token=`` a daemon's API. Most notebooks call ``Workspace.from_config()``.
+    ``auth=`` takes the SDK's authentication objects (``scheduler.sdk.auth``): given to a daemon
+    workspace without ``token=``, the object's token ($PIPESCHED_TOKEN) is used."""
 
     def __init__(
         self,
@@ -50,12 +67,13 @@ class Workspace:
         url: str | None = None,
         token: str | None = None,
     ) -> None:
+        login = auth if isinstance(auth, AbstractAuthentication) else None
         ignore_given(
             "Workspace",
             {
                 "subscription_id": subscription_id,
                 "resource_group": resource_group,
-                "auth": auth,
+                "auth": None if login is not None else auth,
                 "_location": _location,
                 "_workspace_id": _workspace_id,
                 "tags": tags,
@@ -67,16 +85,21 @@ class Workspace:
         )
         self._config: Config | None = None
         self._backend: Backend
+        self._sku = sku
         if url is not None:
             if config is not None:
                 raise SdkError("give either config= (embedded) or url= + token= (a daemon)")
+            token = token or (login.get_token() if login is not None else None)
             if not token:
                 raise SdkError(
                     f"a daemon workspace needs token= as well as url={url!r}",
-                    hint="create one with: pipesched token create NAME",
+                    hint=f"create one with: pipesched token create NAME; pass it as token= or "
+                    f"set ${ENV_TOKEN}",
                 )
             self._backend = RemoteBackend(url, token)
-            self._name = workspace_name or url
+            if login is not None:
+                login._bind(token)
+            self._name = workspace_name or urlsplit(self._backend.origin).netloc
         else:
             # lazy: a daemon workspace (url=) needs neither the config loader nor the store
             from scheduler.definitions.config import find_config, load_config
@@ -96,16 +119,27 @@ class Workspace:
         _logger: Any = None,
         _file_name: str | None = None,
     ) -> Workspace:
-        """With no ``path``: ``$PIPESCHED_URL`` + ``$PIPESCHED_TOKEN`` (a daemon), else the CLI's
-        config search (``$PIPESCHED_CONFIG``, ./config/pipesched.yaml, /etc/pipesched/...).
-        ``path`` may be a pipesched.yaml or a folder holding config/pipesched.yaml."""
-        ignore_given("Workspace.from_config", {"auth": auth}, {"auth": _IDENTITY})
+        """With no ``path``: ``$PIPESCHED_URL`` + ``$PIPESCHED_TOKEN`` (a daemon), else
+        ``$PIPESCHED_CONFIG``, else a ``.azureml/config.json`` or ``config.json`` here that
+        ``write_config()`` wrote, else the CLI's config search (./config/pipesched.yaml,
+        /etc/pipesched/...). ``path`` may be a pipesched.yaml, a config.json that
+        ``write_config()`` wrote, or a folder holding one of them."""
+        login = auth if isinstance(auth, AbstractAuthentication) else None
+        ignore_given(
+            "Workspace.from_config", {"auth": None if login else auth}, {"auth": _IDENTITY}
+        )
         if path is None and _file_name is None:
             url = os.environ.get(ENV_URL)
             if url:
-                return Workspace(url=url, token=os.environ.get(ENV_TOKEN))
-            return Workspace(config=None)
-        return Workspace(config=_config_file(Path(path or "."), _file_name))
+                return Workspace(url=url, token=os.environ.get(ENV_TOKEN), auth=login)
+            written = None if os.environ.get(ENV_CONFIG) else _written_config_here()
+            if written is not None:
+                return _from_written(written, login)
+            return Workspace(config=None, auth=login)
+        file = _config_file(Path(path or "."), _file_name)
+        if file.suffix == ".json":
+            return _from_written(file, login)
+        return Workspace(config=file, auth=login)
 
     @staticmethod
     def get(
@@ -124,10 +158,11 @@ class Workspace:
             "name",
             "pipesched has no named workspaces; Workspace.from_config() finds the workspace",
         )
+        login = auth if isinstance(auth, AbstractAuthentication) else None
         ignore_given(
             "Workspace.get",
             {
-                "auth": auth,
+                "auth": None if login else auth,
                 "subscription_id": subscription_id,
                 "resource_group": resource_group,
                 "location": location,
@@ -137,13 +172,101 @@ class Workspace:
                 ("auth", "subscription_id", "resource_group", "location", "id"), _IDENTITY
             ),
         )
-        return Workspace.from_config()
+        return Workspace.from_config(auth=login)
 
     # -- what it holds ----------------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        """``workspace_name`` when given; else the folder that holds config/pipesched.yaml
+        (embedded), or the daemon's host:port (a daemon)."""
         return self._name
+
+    @property
+    def subscription_id(self) -> str:
+        """Always the all-zero GUID: there is no Azure subscription."""
+        return SUBSCRIPTION_ID
+
+    @property
+    def resource_group(self) -> str:
+        return RESOURCE_GROUP
+
+    @property
+    def location(self) -> str:
+        return LOCATION
+
+    @property
+    def sku(self) -> str:
+        return self._sku
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {}
+
+    def get_details(self) -> dict[str, Any]:
+        """Azure's workspace details, with the values of this workspace (no Azure resource is
+        behind it: registry, key vault, storage and insights are None), plus pipesched's
+        ``pipeschedVersion`` and where the workspace is (``configFile`` or ``url``)."""
+        return {
+            "id": self._resource_id(),
+            "name": self.name,
+            "location": self.location,
+            "type": "pipesched/workspaces",
+            "tags": self.tags,
+            "sku": self.sku,
+            "workspaceid": str(uuid.uuid5(uuid.NAMESPACE_URL, self._backend.describe())),
+            "description": "",
+            "friendlyName": self.name,
+            "creationTime": None,
+            "containerRegistry": None,
+            "keyVault": None,
+            "applicationInsights": None,
+            "storageAccount": None,
+            "hbiWorkspace": False,
+            "provisioningState": "Succeeded",
+            "pipeschedVersion": __version__,
+            "configFile": str(self._config_path()) if self._config_path() else None,
+            "url": self._backend.origin if isinstance(self._backend, RemoteBackend) else None,
+        }
+
+    def write_config(
+        self, path: str | os.PathLike[str] | None = None, file_name: str | None = None
+    ) -> None:
+        """Write ``<path>/.azureml/<file_name>`` (default ./.azureml/config.json), as Azure does,
+        for ``Workspace.from_config()`` to read back: Azure's three keys with this workspace's
+        values, plus a ``pipesched`` section naming the config file (relative to the written
+        file) or the daemon URL. A token is never written: a daemon workspace read back takes
+        ``$PIPESCHED_TOKEN``."""
+        folder = Path(path if path is not None else ".")
+        if folder.name != CONFIG_FOLDER:
+            folder = folder / CONFIG_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        name = file_name or CONFIG_FILE
+        if not name.endswith(".json"):
+            name += ".json"
+        config_path = self._config_path()
+        if config_path is not None:
+            where = {"config": os.path.relpath(config_path, folder.resolve())}
+        else:
+            assert isinstance(self._backend, RemoteBackend)
+            where = {"url": self._backend.origin}
+        data = {
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "workspace_name": self.name,
+            WRITTEN_KEY: where,
+        }
+        (folder / name).write_text(json.dumps(data, indent=4) + "\n")
+
+    def _config_path(self) -> Path | None:
+        path = getattr(self._backend, "config_path", None)
+        return Path(path).resolve() if path is not None else None
+
+    def _resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
+            f"/providers/pipesched/workspaces/{self.name}"
+        )
 
     @property
     def datastores(self) -> dict[str, Datastore]:
@@ -156,11 +279,20 @@ class Workspace:
         return self._backend.datastore_path(name)
 
     @property
-    def compute_targets(self) -> dict[str, str]:
-        """Compute target names (from the config; a remote daemon's are not listed: only
-        ``local`` is known to exist)."""
-        names = list(self._config.compute) if self._config is not None else ["local"]
-        return {name: name for name in names}
+    def compute_targets(self) -> dict[str, AmlCompute]:
+        """The compute targets of the config (through a daemon, of the daemon's config), by
+        name: each an ``AmlCompute`` with ``.name``, ``.type`` (``"AmlCompute"``) and
+        ``.pipesched_type`` (``local`` or ``dask``)."""
+        return {
+            name: target_of(self, name, record)
+            for name, record in self._compute_target_records().items()
+        }
+
+    def _compute_target_records(self) -> dict[str, dict[str, Any]]:
+        return {
+            target["name"]: {"type": target["type"], "max_workers": target.get("max_workers")}
+            for target in self._backend.compute_targets()
+        }
 
     @property
     def experiments(self) -> dict[str, Experiment]:
@@ -183,27 +315,75 @@ class Workspace:
 
 
 def _config_file(path: Path, file_name: str | None) -> Path:
-    """The pipesched.yaml a ``from_config(path=...)`` means; an Azure config.json is refused
-    with what to point at instead."""
+    """The file a ``from_config(path=..., _file_name=...)`` means: a pipesched.yaml, or a
+    config.json (``_from_written`` reads it, or refuses an Azure one)."""
     if file_name is not None:
-        path = path / file_name if path.is_dir() else path.parent / file_name
+        if not path.is_dir():
+            return path.parent / file_name
+        for candidate in (path / CONFIG_FOLDER / file_name, path / file_name):
+            if candidate.is_file():
+                return candidate
+        raise PipeschedError(
+            f"no {file_name} in {path} or {path / CONFIG_FOLDER}",
+            hint="write one with ws.write_config(path, file_name)",
+        )
     if path.is_dir():
         for candidate in (path / "config" / "pipesched.yaml", path / "pipesched.yaml"):
             if candidate.is_file():
                 return candidate
-        for candidate in (path / "config.json", path / ".azureml" / "config.json"):
+        for candidate in (path / CONFIG_FOLDER / CONFIG_FILE, path / CONFIG_FILE):
             if candidate.is_file():
-                _refuse_azure(candidate)
+                return candidate
         raise PipeschedError(
-            f"no pipesched config in {path} (looked for config/pipesched.yaml and pipesched.yaml)",
+            f"no pipesched config in {path} (looked for config/pipesched.yaml, pipesched.yaml "
+            "and a config.json that ws.write_config() wrote)",
             hint="pass the path of a pipesched.yaml",
         )
-    if path.suffix == ".json":
-        _refuse_azure(path)
     return path
 
 
-def _refuse_azure(path: Path) -> None:
+def _written_config_here() -> Path | None:
+    """A config.json that ``write_config()`` wrote into the working directory (an Azure one is
+    not ours: the search goes on to pipesched's own config)."""
+    for candidate in (Path(CONFIG_FOLDER) / CONFIG_FILE, Path(CONFIG_FILE)):
+        try:
+            if candidate.is_file() and WRITTEN_KEY in _read_json(candidate):
+                return candidate
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _from_written(path: Path, login: AbstractAuthentication | None) -> Workspace:
+    """The workspace a config.json written by ``write_config()`` names; an Azure one (no
+    ``pipesched`` section) is refused with what to point at instead."""
+    try:
+        data = _read_json(path)
+    except (OSError, ValueError) as exc:
+        raise SdkError(f"cannot read {path}: {exc}") from None
+    where = data.get(WRITTEN_KEY)
+    if not isinstance(where, dict):
+        _refuse_azure(path)
+    name = data.get("workspace_name")
+    if isinstance(where.get("config"), str):
+        config = path.parent / where["config"]
+        return Workspace(workspace_name=name, config=config, auth=login)
+    if isinstance(where.get("url"), str):
+        return Workspace(
+            workspace_name=name, url=where["url"], token=os.environ.get(ENV_TOKEN), auth=login
+        )
+    raise SdkError(
+        f"{path}: its {WRITTEN_KEY!r} section names neither a config nor a url",
+        hint="write it again with ws.write_config()",
+    )
+
+
+def _refuse_azure(path: Path) -> NoReturn:
     raise SdkError(
         f"{path} is an Azure ML workspace config (subscription, resource group); pipesched "
         "needs its own config",
