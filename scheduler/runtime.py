@@ -180,7 +180,7 @@ class Run:
         )
         data = (line + "\n").encode("utf-8")
         if self._fd is None:
-            self._fd = os.open(self._metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._fd = os.open(self._metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         # One write per line, straight to the kernel: no buffer to lose if the script crashes.
         written = os.write(self._fd, data)
         while written < len(data):  # only on a full disk or a signal; finish the line anyway
@@ -275,7 +275,7 @@ def _claim_name(folder: str, stem: str, suffix: str) -> str:
     for n in range(10_000):
         candidate = os.path.join(folder, f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
         try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:
             continue
         return candidate

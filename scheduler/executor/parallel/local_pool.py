@@ -99,7 +99,7 @@ class LocalPool:
         self._started += 1
         number = self._started
         log = Path(self.spec.workers_dir) / f"worker-{number}.log"
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             proc = await asyncio.create_subprocess_exec(
                 self.spec.interpreter,
