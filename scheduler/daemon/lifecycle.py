@@ -127,6 +127,9 @@ class Daemon:
         await self._requeue(report.requeue)
         await self.fires.resume_claimed()
         states = await run_blocking(self.store.register_schedules, current.sources())
+        # The timer starts where catch-up began: a time that falls due while catch-up runs is
+        # fired by the timer (a time both see is claimed once), never by neither.
+        caught_up_to = self.clock.now()
         for name, schedule in current.time_schedules().items():
             if self._enabled(schedule, states[name].override):
                 try:
@@ -135,7 +138,7 @@ class Daemon:
                     log.error("schedule_failed", schedule=name, error=str(exc))
         self.firing.start()
         states = await run_blocking(self.store.schedule_states)
-        self._register_all(current, states)
+        self._register_all(current, states, after=caught_up_to)
         await self.files.start(self.file_schedules(current, states))
         self.ballast = Ballast(config.state_dir)
         await run_parallel(self.ballast.ensure)
@@ -239,20 +242,25 @@ class Daemon:
             and self._enabled(s, states[name].override if name in states else None)
         }
 
-    def _register_all(self, current: ScheduleSet, states: dict[str, ScheduleState]) -> None:
+    def _register_all(
+        self, current: ScheduleSet, states: dict[str, ScheduleState], *, after: datetime
+    ) -> None:
         for name, schedule in current.time_schedules().items():
-            self.register(schedule, states[name])
+            self.register(schedule, states[name], after=after)
 
-    def register(self, schedule: ScheduleDef, state: ScheduleState) -> None:
-        """Serve ``schedule`` on the timer. One whose fire times cannot be computed (validation
-        refuses those, so only a store state it did not foresee) is logged and not served: it
-        never stops the others. ``pipesched schedules`` shows it as ``error``."""
+    def register(
+        self, schedule: ScheduleDef, state: ScheduleState, *, after: datetime | None = None
+    ) -> None:
+        """Serve ``schedule`` on the timer from its first fire time after ``after`` (default:
+        now; a time already past fires at once). One whose fire times cannot be computed
+        (validation refuses those, so only a store state it did not foresee) is logged and not
+        served: it never stops the others. ``pipesched schedules`` shows it as ``error``."""
         if not self._enabled(schedule, state.override):
             self.firing.remove(schedule.name)
             return
         try:
             trigger = time_trigger(schedule, state.registered_at)
-            first = trigger.next_after(self.clock.now())
+            first = trigger.next_after(after or self.clock.now())
         except (ValueError, OverflowError, ArithmeticError) as exc:
             log.error("schedule_failed", schedule=schedule.name, error=str(exc))
             self.firing.remove(schedule.name)
