@@ -64,17 +64,25 @@ def reset_output_dir(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+# The copy's ``scheduler/__init__.py``: a portion of the package, so that a process of pipesched's
+# own that inherits the step's PYTHONPATH (the parallel_run driver) still finds the rest of it.
+RUNTIME_SHIM_INIT = b"""\"\"\"pipesched's step runtime, for an interpreter without pipesched.\"\"\"
+
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+"""
+
+
 def runtime_shim(state_dir: Path) -> Path:
     """A folder holding only ``scheduler/runtime.py``, for steps on another interpreter that lacks
     pipesched (the runtime is stdlib-only). Rewritten when the installed runtime changes."""
     source = Path(scheduler.runtime.__file__).read_bytes()
-    tag = hashlib.sha256(source).hexdigest()[:12]
+    tag = hashlib.sha256(RUNTIME_SHIM_INIT + b"\0" + source).hexdigest()[:12]
     shim = state_dir / "lib" / f"runtime-{tag}"
     target = shim / "scheduler" / "runtime.py"
     if not target.exists():
         tmp = shim.with_name(f"{shim.name}.tmp{os.getpid()}")
         (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
-        (tmp / "scheduler" / "__init__.py").write_text("")
+        (tmp / "scheduler" / "__init__.py").write_bytes(RUNTIME_SHIM_INIT)
         (tmp / "scheduler" / "runtime.py").write_bytes(source)
         try:
             tmp.rename(shim)
