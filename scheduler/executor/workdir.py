@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import scheduler.runtime
+from scheduler.executor.azureml_compat import shim_files
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,28 @@ def runtime_shim(state_dir: Path) -> Path:
         except OSError:  # another process made it first
             shutil.rmtree(tmp, ignore_errors=True)
     return shim
+
+
+def azureml_shim(state_dir: Path) -> Path:
+    """The folder to put first on a step's ``PYTHONPATH`` so that ``import azureml`` finds
+    pipesched's stand-in when, and only when, the step's environment has no Azure ML SDK: it
+    holds only a ``sitecustomize`` that steps aside and appends a last-resort finder (see
+    ``scheduler.executor.azureml_compat``). Rewritten when the installed stand-in changes."""
+    files = shim_files()
+    digest = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    shim = state_dir / "lib" / f"azureml-{digest.hexdigest()[:12]}"
+    if not shim.exists():
+        tmp = shim.with_name(f"{shim.name}.tmp{os.getpid()}")
+        for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        try:
+            tmp.rename(shim)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return shim / "boot"
 
 
 def resolve_interpreter(python: str | None, base_dir: Path) -> str | None:
