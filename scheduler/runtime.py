@@ -96,7 +96,7 @@ class Run:
         The run is built once per process and environment, so calling this in a loop does not
         open a file each time."""
         env = os.environ
-        key = tuple(env.get(name) for name in _CONTEXT_VARIABLES)
+        key = (cls, *(env.get(name) for name in _CONTEXT_VARIABLES))
         cached = _CONTEXTS.get(key)
         if cached is not None:
             return cached
@@ -213,7 +213,7 @@ _CONTEXT_VARIABLES = (
     ENV_IMAGES_DIR,
     ENV_INPUT_DATASETS,
 )
-_CONTEXTS: dict[tuple[str | None, ...], Run] = {}
+_CONTEXTS: dict[tuple[object, ...], Run] = {}  # by class too: a subclass gets its own
 
 
 def _parse_datasets(text: str | None) -> dict[str, str]:

@@ -174,13 +174,28 @@ class AttemptRunner:
             "PIPESCHED_METRICS_FILE": str(paths.metrics),
             "PIPESCHED_IMAGES_DIR": str(paths.images),
             "PIPESCHED_INPUT_DATASETS": json.dumps(self.values.input_datasets(step)),
+            # What the azureml stand-in reads: datastores, this step's outputs, the models.
+            "PIPESCHED_DATASTORES": json.dumps(
+                {name: str(store.path) for name, store in self.config.datastores.items()}
+            ),
+            "PIPESCHED_OUTPUT_DATASETS": json.dumps(
+                {name: str(self.values.output_path(step.id, name)) for name in step.produces()}
+            ),
+            "PIPESCHED_MODELS_DIR": str(
+                self.config.default_datastore.path / ".pipesched" / "models"
+            ),
             "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
         }
-        if not wd.is_own_interpreter(interpreter):
-            shim = str(wd.runtime_shim(self.config.state_dir))
-            current = os.environ.get("PYTHONPATH")
-            env["PYTHONPATH"] = f"{shim}{os.pathsep}{current}" if current else shim
+        # First on the path: the runtime for an interpreter without pipesched, and the azureml
+        # stand-in's bootstrap (which takes itself off the path again); then the step's own
+        # PYTHONPATH, or else the one pipesched was started with.
+        ours = (
+            [] if wd.is_own_interpreter(interpreter) else [wd.runtime_shim(self.config.state_dir)]
+        )
+        ours.append(wd.azureml_shim(self.config.state_dir))
+        theirs = step.environment.variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
         env.update(step.environment.variables)
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, ours), *([theirs] if theirs else [])])
         return env
 
     async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import scheduler.runtime
+from scheduler.executor.azureml_compat import shim_files
 
 
 @dataclass(frozen=True)
@@ -64,23 +65,53 @@ def reset_output_dir(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+# The copy's ``scheduler/__init__.py``: a portion of the package, so that a process of pipesched's
+# own that inherits the step's PYTHONPATH (the parallel_run driver) still finds the rest of it.
+RUNTIME_SHIM_INIT = b"""\"\"\"pipesched's step runtime, for an interpreter without pipesched.\"\"\"
+
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+"""
+
+
 def runtime_shim(state_dir: Path) -> Path:
     """A folder holding only ``scheduler/runtime.py``, for steps on another interpreter that lacks
     pipesched (the runtime is stdlib-only). Rewritten when the installed runtime changes."""
     source = Path(scheduler.runtime.__file__).read_bytes()
-    tag = hashlib.sha256(source).hexdigest()[:12]
+    tag = hashlib.sha256(RUNTIME_SHIM_INIT + b"\0" + source).hexdigest()[:12]
     shim = state_dir / "lib" / f"runtime-{tag}"
     target = shim / "scheduler" / "runtime.py"
     if not target.exists():
         tmp = shim.with_name(f"{shim.name}.tmp{os.getpid()}")
         (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
-        (tmp / "scheduler" / "__init__.py").write_text("")
+        (tmp / "scheduler" / "__init__.py").write_bytes(RUNTIME_SHIM_INIT)
         (tmp / "scheduler" / "runtime.py").write_bytes(source)
         try:
             tmp.rename(shim)
         except OSError:  # another process made it first
             shutil.rmtree(tmp, ignore_errors=True)
     return shim
+
+
+def azureml_shim(state_dir: Path) -> Path:
+    """The folder to put first on a step's ``PYTHONPATH`` so that ``import azureml`` finds
+    pipesched's stand-in when, and only when, the step's environment has no Azure ML SDK: it
+    holds only a ``sitecustomize`` that steps aside and appends a last-resort finder (see
+    ``scheduler.executor.azureml_compat``). Rewritten when the installed stand-in changes."""
+    files = shim_files()
+    digest = hashlib.sha256()
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    shim = state_dir / "lib" / f"azureml-{digest.hexdigest()[:12]}"
+    if not shim.exists():
+        tmp = shim.with_name(f"{shim.name}.tmp{os.getpid()}")
+        for name, data in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        try:
+            tmp.rename(shim)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return shim / "boot"
 
 
 def resolve_interpreter(python: str | None, base_dir: Path) -> str | None:
