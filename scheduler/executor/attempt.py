@@ -28,6 +28,7 @@ from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
 from scheduler.runtime import read_metrics_file
+from scheduler.store.engine import create_private_dir
 from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import Metric, RunRecord
@@ -78,6 +79,9 @@ class AttemptRunner:
             if getattr(self.config.compute.get(step.compute), "type", None) == "dask"
             else None,
         )
+        # Step folders hold copies of sources, metrics and outputs: private to the service
+        # user even where the state directory's owner made it readable to all.
+        create_private_dir(self.config.runs_dir)
         wd.prepare_workdir(paths, step.source_directory)
         outputs = self.values.prepare_outputs(step)
         await patiently(
