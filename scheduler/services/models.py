@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.runtime import STAGING_DIR
 from scheduler.services.runs import resolve_run
-from scheduler.store.model_files import StagedModel, checked_name, models_root
+from scheduler.store.model_files import (
+    StagedModel,
+    checked_name,
+    discard_stale_staging,
+    models_root,
+)
 from scheduler.store.records import ModelRecord, StepAttempt
 
 if TYPE_CHECKING:
@@ -271,24 +276,17 @@ def spool_file(config: Config, prefix: str) -> Path:
     return Path(name)
 
 
-def register_upload(
-    config: Config,
-    store: Store,
-    model_name: str,
-    archive: Path,
-    *,
-    limit: int,
-    tags: Mapping[str, Any] | None = None,
-    properties: Mapping[str, Any] | None = None,
-    description: str | None = None,
-) -> ModelRecord:
-    """Register the one file or folder in a tar archive (gzip or not) as the next version of
-    ``model_name``. Only files and folders may be in it, under one top-level name; nothing
-    may land outside it (absolute names, ``..``, links and devices are refused), nor unpack
-    to more than ``limit`` bytes."""
-    root = models_dir(config)
-    checked_name(model_name)
-    staged = root / STAGING_DIR / uuid.uuid4().hex
+UPLOAD_PREFIX = "upload-"
+
+
+def stage_upload(config: Config, archive: Path, *, limit: int) -> str:
+    """Unpack the one file or folder in a tar archive (gzip or not) into the registry's
+    staging folder; its upload id, for ``register_upload``. Only files and folders may be in
+    it, under one top-level name; nothing may land outside it (absolute names, ``..``, links
+    and devices are refused), nor unpack to more than ``limit`` bytes."""
+    discard_stale_staging(models_dir(config))
+    upload = f"{UPLOAD_PREFIX}{uuid.uuid4().hex}"
+    staged = models_dir(config) / STAGING_DIR / upload
     staged.mkdir(mode=0o700, parents=True)
     try:
         _extract(archive, staged, limit)
@@ -296,7 +294,24 @@ def register_upload(
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    files = StagedModel(root, model_name, str(staged))
+    return upload
+
+
+def register_upload(
+    config: Config,
+    store: Store,
+    model_name: str,
+    upload: str,
+    *,
+    tags: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+    description: str | None = None,
+) -> ModelRecord:
+    """Register what ``stage_upload`` unpacked as the next version of ``model_name``."""
+    staged = models_dir(config) / STAGING_DIR / upload
+    if not upload.startswith(UPLOAD_PREFIX) or "/" in upload or not staged.is_dir():
+        raise NotFound(f"no model upload {upload!r}", hint="upload the files first: POST .../files")
+    files = StagedModel(models_dir(config), model_name, str(staged))
     return _record(store, files, tags, properties, description, None, None)
 
 
