@@ -12,19 +12,30 @@ The contract with the executor is a handful of environment variables:
   ``{"name", "kind", "value", "time"}`` with a single ``os.write`` on an ``O_APPEND`` descriptor,
   so a script that crashes right after ``run.log`` loses nothing;
 - ``PIPESCHED_IMAGES_DIR``: where ``log_image`` keeps its pictures;
-- ``PIPESCHED_INPUT_DATASETS``: a JSON object, input name → absolute path.
+- ``PIPESCHED_INPUT_DATASETS``: a JSON object, input name → absolute path;
+- ``PIPESCHED_MODELS_DIR``: the model registry's folder. Version N of model M lives in
+  ``<dir>/M/N/``, which holds one entry: the registered file or folder under its own name.
+  The latest version is the largest N. ``run.register_model`` copies the model into
+  ``<dir>/.staging/`` and claims the next version by renaming that copy to ``<dir>/M/N`` (a
+  rename onto a version that exists fails, so two writers never share one), then appends a line
+  of kind ``model`` to the metrics file, which the executor records in the store.
 
 Without ``PIPESCHED_RUN_ID`` the run is offline: metrics are printed, nothing is stored.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shutil
 import time
+import uuid
+import warnings
 from typing import Any, Protocol
 
-__all__ = ["Run", "read_metrics_file"]
+__all__ = ["Model", "Run", "read_metrics_file", "read_model_requests"]
 
 ENV_RUN_ID = "PIPESCHED_RUN_ID"
 ENV_STEP = "PIPESCHED_STEP"
@@ -33,8 +44,10 @@ ENV_EXPERIMENT = "PIPESCHED_EXPERIMENT"
 ENV_METRICS_FILE = "PIPESCHED_METRICS_FILE"
 ENV_IMAGES_DIR = "PIPESCHED_IMAGES_DIR"
 ENV_INPUT_DATASETS = "PIPESCHED_INPUT_DATASETS"
+ENV_MODELS_DIR = "PIPESCHED_MODELS_DIR"
 
 KINDS = ("scalar", "list", "row", "image")
+MODEL_KIND = "model"
 
 
 class Figure(Protocol):
@@ -53,6 +66,21 @@ class Experiment(str):
     def name(self) -> str:
         return str(self)
 
+    @property
+    def workspace(self) -> StepWorkspace:
+        """What Azure scripts pass to ``Model.register`` inside a step."""
+        return StepWorkspace()
+
+
+class StepWorkspace:
+    """The workspace as a step sees it (``run.experiment.workspace``): enough to register a
+    model with ``Model.register(ws, ...)``; everything else lives with the notebook's workspace."""
+
+    name = "step"
+
+    def __repr__(self) -> str:
+        return "StepWorkspace()"
+
 
 class Run:
     """One step run (or an offline run): what a step script logs its metrics to."""
@@ -68,6 +96,7 @@ class Run:
         input_datasets: dict[str, str] | None = None,
         metrics_file: str | None = None,
         images_dir: str | None = None,
+        models_dir: str | None = None,
     ) -> None:
         self.id = run_id
         self.experiment = Experiment(experiment)
@@ -77,6 +106,7 @@ class Run:
         self.input_datasets: dict[str, str] = dict(input_datasets or {})
         self._metrics_file = metrics_file
         self._images_dir = images_dir
+        self._models_dir = models_dir
         self._fd: int | None = None
 
     @property
@@ -119,6 +149,7 @@ class Run:
                 input_datasets=_parse_datasets(env.get(ENV_INPUT_DATASETS)),
                 metrics_file=env.get(ENV_METRICS_FILE) or None,
                 images_dir=env.get(ENV_IMAGES_DIR) or None,
+                models_dir=env.get(ENV_MODELS_DIR) or None,
             )
         _CONTEXTS[key] = run
         return run
@@ -166,6 +197,62 @@ class Run:
         """Does nothing: pipesched ends the step run when the script exits. Kept so Azure
         scripts that call it run unchanged."""
 
+    # -- models -----------------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | os.PathLike[str] | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+        **kwargs: Any,
+    ) -> Model:
+        """Register the file or folder at ``model_path`` (relative to the step's working
+        folder, e.g. ``outputs/model.pkl``; default: ``model_name``) as the next version of
+        ``model_name``, recorded with this run and step. The copy is made now: the step may
+        change or delete its file afterwards."""
+        _ignored_model_arguments(
+            "register_model",
+            model_framework=model_framework,
+            model_framework_version=model_framework_version,
+            datasets=datasets,
+            sample_input_dataset=sample_input_dataset,
+            sample_output_dataset=sample_output_dataset,
+            resource_configuration=resource_configuration,
+            **kwargs,
+        )
+        if self.offline or self._models_dir is None or self._metrics_file is None:
+            raise RuntimeError(
+                "register_model records a model from inside a pipeline step; elsewhere use "
+                "scheduler.sdk.Model.register(workspace, model_path, model_name)"
+            )
+        check_model_name(model_name)
+        tags, properties = _model_mapping("tags", tags), _model_mapping("properties", properties)
+        source = os.path.abspath(os.fspath(model_path if model_path is not None else model_name))
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"model path {source!r} cannot be found")
+        staged = stage_model(self._models_dir, source)
+        version, path = claim_version(self._models_dir, model_name, staged)
+        request = {"version": version, "tags": tags, "properties": properties}
+        request["description"] = description
+        self._write_line({"name": model_name, "kind": MODEL_KIND, "value": request})
+        return Model(
+            model_name,
+            version,
+            path,
+            tags=tags,
+            properties=properties,
+            description=description,
+            run_id=self.parent_id,
+        )
+
     # -- internals --------------------------------------------------------------------------------
 
     def _emit(self, name: str, kind: str, value: Any) -> None:
@@ -174,10 +261,11 @@ class Run:
         if self.offline or self._metrics_file is None:
             _print_metric(name, value)
             return
-        line = json.dumps(
-            {"name": name, "kind": kind, "value": value, "time": time.time()},
-            default=_json_default,
-        )
+        self._write_line({"name": name, "kind": kind, "value": value})
+
+    def _write_line(self, record: dict[str, Any]) -> None:
+        assert self._metrics_file is not None
+        line = json.dumps({**record, "time": time.time()}, default=_json_default)
         data = (line + "\n").encode("utf-8")
         if self._fd is None:
             self._fd = os.open(self._metrics_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -212,6 +300,7 @@ _CONTEXT_VARIABLES = (
     ENV_METRICS_FILE,
     ENV_IMAGES_DIR,
     ENV_INPUT_DATASETS,
+    ENV_MODELS_DIR,
 )
 _CONTEXTS: dict[tuple[object, ...], Run] = {}  # by class too: a subclass gets its own
 
@@ -309,3 +398,262 @@ def read_metrics_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         ):
             metrics.append(record)
     return metrics
+
+
+def read_model_requests(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The ``run.register_model`` lines of a metrics file, in order: ``{"name", "version",
+    "tags", "properties", "description"}``. Torn or malformed lines are skipped, as for metrics."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    requests: list[dict[str, Any]] = []
+    for raw in data.split(b"\n"):
+        try:
+            record = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except (UnicodeDecodeError, ValueError):
+            continue
+        if not isinstance(record, dict) or record.get("kind") != MODEL_KIND:
+            continue
+        value = record.get("value")
+        if (
+            isinstance(value, dict)
+            and isinstance(record.get("name"), str)
+            and type(value.get("version")) is int
+        ):
+            requests.append(
+                {
+                    "name": record["name"],
+                    "version": value["version"],
+                    "tags": value.get("tags") if isinstance(value.get("tags"), dict) else {},
+                    "properties": value.get("properties")
+                    if isinstance(value.get("properties"), dict)
+                    else {},
+                    "description": value.get("description")
+                    if isinstance(value.get("description"), str)
+                    else None,
+                }
+            )
+    return requests
+
+
+# -- the model registry's folder ------------------------------------------------------------------
+#
+# <models dir>/<name>/<version>/<entry>: the entry is the registered file or folder, under the
+# name it had. Only folders named by a version number count; ".staging" holds copies being made.
+
+STAGING_DIR = ".staging"
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600
+_CLAIM_TRIES = 10_000
+
+
+class ModelNotFound(LookupError):
+    """No registered model of that name (or version) in the registry's folder."""
+
+
+def check_model_name(name: object) -> str:
+    """``name`` when it can name a model: 1 to 255 letters, digits, ``-``, ``_`` or ``.``,
+    starting with a letter or digit (as Azure ML asks); ValueError otherwise."""
+    if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use 1 to 255 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def model_versions(models_dir: str | os.PathLike[str], name: str) -> list[int]:
+    """The versions of ``name`` in the registry's folder, oldest first."""
+    folder = os.path.join(models_dir, check_model_name(name))
+    try:
+        entries = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(e) for e in entries if e.isdigit() and e == str(int(e)) and int(e) > 0)
+
+
+def model_file(models_dir: str | os.PathLike[str], name: str, version: int | None = None) -> str:
+    """The registered file or folder of ``name`` at ``version`` (default: the latest)."""
+    versions = model_versions(models_dir, name)
+    if version is None:
+        if not versions:
+            raise ModelNotFound(f"no model named {name!r} is registered")
+        version = versions[-1]
+    elif version not in versions:
+        known = ", ".join(map(str, versions)) or "none"
+        raise ModelNotFound(f"model {name!r} has no version {version} (versions: {known})")
+    folder = os.path.join(models_dir, name, str(version))
+    entries = os.listdir(folder)
+    if len(entries) != 1:
+        raise ModelNotFound(f"{folder} should hold one file or folder, not {sorted(entries)}")
+    return os.path.join(folder, entries[0])
+
+
+def stage_model(models_dir: str | os.PathLike[str], source: str | os.PathLike[str]) -> str:
+    """A private copy of ``source`` (a file or a folder, links followed) in a new folder under
+    ``<models dir>/.staging/``; the new folder's path. Nothing is left behind on failure."""
+    source = os.path.abspath(os.fspath(source))
+    entry = os.path.basename(source.rstrip(os.sep))
+    if not entry or not os.path.exists(source):
+        raise FileNotFoundError(f"model path {source!r} cannot be found")
+    staging = os.path.join(models_dir, STAGING_DIR)
+    _private_dirs(staging)
+    staged = os.path.join(staging, uuid.uuid4().hex)
+    os.mkdir(staged, _PRIVATE_DIR)
+    try:
+        os.chmod(staged, _PRIVATE_DIR)
+        _copy_private(source, os.path.join(staged, entry), set())
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged
+
+
+def claim_version(
+    models_dir: str | os.PathLike[str], name: str, staged: str, first: int = 1
+) -> tuple[int, str]:
+    """Move the ``staged`` copy to the first free version of ``name`` from ``first`` on (or
+    after the latest in the folder); (that version, the registered file's path). The rename
+    is the claim: it fails when the version's folder exists, and the next one is tried."""
+    folder = os.path.join(models_dir, check_model_name(name))
+    _private_dirs(folder)
+    versions = model_versions(models_dir, name)
+    version = max(first, versions[-1] + 1 if versions else 1)
+    (entry,) = os.listdir(staged)
+    for _ in range(_CLAIM_TRIES):
+        target = os.path.join(folder, str(version))
+        try:
+            os.rename(staged, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+                raise
+            version += 1
+            continue
+        return version, os.path.join(target, entry)
+    raise RuntimeError(f"no free version of model {name!r} after {_CLAIM_TRIES} tries")
+
+
+def _private_dirs(path: str) -> None:
+    """``path`` and its missing parents, each new one 0700 whatever the umask."""
+    if not path or os.path.isdir(path):
+        return
+    _private_dirs(os.path.dirname(path))
+    try:
+        os.mkdir(path, _PRIVATE_DIR)
+    except FileExistsError:
+        return
+    os.chmod(path, _PRIVATE_DIR)
+
+
+def _copy_private(source: str, target: str, walking: set[str]) -> None:
+    """Copy a file (0600) or a folder (0700, recursively); a link to a folder that is being
+    copied already (a loop) is refused."""
+    if os.path.isdir(source):
+        real = os.path.realpath(source)
+        if real in walking:
+            raise ValueError(f"{source} links back into the model folder it is part of")
+        os.mkdir(target, _PRIVATE_DIR)
+        os.chmod(target, _PRIVATE_DIR)
+        with os.scandir(source) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            _copy_private(os.path.join(source, name), os.path.join(target, name), walking | {real})
+        return
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _PRIVATE_FILE)
+    with open(fd, "wb") as out, open(source, "rb") as src:
+        os.fchmod(out.fileno(), _PRIVATE_FILE)
+        shutil.copyfileobj(src, out, 1024 * 1024)
+
+
+def _model_mapping(what: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be a dict, not {type(value).__name__}")
+    return {str(key): _plain(v) for key, v in value.items()}
+
+
+def _ignored_model_arguments(where: str, **given: Any) -> None:
+    for name, value in given.items():
+        if value is not None:
+            warnings.warn(
+                f"{where}: {name} is accepted and ignored (pipesched keeps the files, tags, "
+                "properties and description of a model)",
+                stacklevel=3,
+            )
+
+
+class Model:
+    """A registered model as a step sees it (Azure ML's ``Model``): ``name``, ``version``,
+    ``id`` (``name:version``), ``tags``, ``properties``, ``description``, ``run_id`` and the
+    registered file's ``path``. In a step, ``Model.get_model_path(name)`` finds a model's file
+    and ``Model.register(ws, path, name)`` registers one, recorded with the step."""
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        path: str,
+        *,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.name, self.version, self.path = name, version, path
+        self.tags = dict(tags or {})
+        self.properties = dict(properties or {})
+        self.description = description
+        self.run_id = run_id
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    def __repr__(self) -> str:
+        return (
+            f"Model(name={self.name!r}, id={self.id!r}, version={self.version}, tags={self.tags})"
+        )
+
+    @staticmethod
+    def get_model_path(model_name: str, version: int | None = None, _workspace: Any = None) -> str:
+        """The path of a registered model's file or folder (the latest version by default):
+        inside a step, from the registry's folder; elsewhere from Azure's local cache,
+        ``./azureml-models/<name>/<version>/``, then ``./<name>``."""
+        if version is not None and (type(version) is not int or version < 1):
+            raise ValueError(f"version must be a positive int, not {version!r}")
+        models_dir = os.environ.get(ENV_MODELS_DIR)
+        if models_dir:
+            return model_file(models_dir, model_name, version)
+        try:
+            return model_file("azureml-models", model_name, version)
+        except ModelNotFound:
+            if version is None and os.path.exists(model_name):
+                return model_name
+            raise ModelNotFound(
+                f"model {model_name!r} not found: outside a pipeline step, pass "
+                "_workspace=ws to scheduler.sdk.Model.get_model_path"
+            ) from None
+
+    @staticmethod
+    def register(
+        workspace: Any,
+        model_path: str | os.PathLike[str],
+        model_name: str,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> Model:
+        """Inside a step: ``Run.get_context().register_model(...)`` (the workspace is the
+        step's own)."""
+        return Run.get_context().register_model(
+            model_name,
+            model_path,
+            tags=tags,
+            properties=properties,
+            description=description,
+            **kwargs,
+        )

@@ -39,6 +39,7 @@ AREA_OF = {
         "published": "ensure_pipeline_version add_published get_published list_published"
         " get_default_version set_default_version",
         "tokens": "add_token list_token_records find_token revoke_token touch_token",
+        "models": "register_model add_model get_model list_models",
         "figures": "run_counts recent_step_durations",
         "upkeep": "probe_write wal_bytes checkpoint",
     }.items()
@@ -60,7 +61,7 @@ def public_methods(store: Store) -> list[str]:
 
 def test_the_store_composes_repositories_and_inherits_nothing(store: Store) -> None:
     assert Store.__mro__ == (Store, object)
-    areas = {"runs", "fires", "ledger", "schedules", "published", "tokens", "figures"}
+    areas = {"runs", "fires", "ledger", "schedules", "published", "tokens", "models", "figures"}
     assert areas <= set(vars(store))
     assert public_methods(store) == sorted(
         AREA_OF
@@ -93,7 +94,7 @@ def test_every_public_method_refuses_the_event_loop_under_the_guard(
             refused.append(name)
         return refused
 
-    assert len(asyncio.run(on_the_loop())) == 53
+    assert len(asyncio.run(on_the_loop())) == 57
 
 
 def test_a_worker_thread_may_call_the_store_under_the_guard(

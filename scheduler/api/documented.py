@@ -110,7 +110,8 @@ def add_statuses(schema: dict[str, Any]) -> None:
                 responses.setdefault(status, answer)
 
 
-LIST_QUERY = {"status"}  # the only query parameters that may repeat (``?status=a&status=b``)
+# The only query parameters that may repeat (``?status=a&status=b``, ``?tag=a&tag=b=c``).
+LIST_QUERY = {"status", "tag", "property"}
 
 
 def single_query_values(request: Request) -> None:

@@ -8,6 +8,7 @@ The maximum lengths of names and text fields live with the request models (``bod
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -20,6 +21,7 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UPLOAD_PATHS = ("/api/v1/snapshots", "/api/v1/datastores/")
+MODEL_UPLOAD = re.compile(r"/api/v1/models/[^/]+/files")
 MAX_NAME = 256  # a name: experiment, pipeline, schedule, step, version label, datastore
 MAX_TEXT = 4096  # a description, a parameter value, a relative path
 
@@ -32,7 +34,11 @@ class _TooLarge(HTTPException):
 
 
 def is_upload(path: str) -> bool:
-    return path == UPLOAD_PATHS[0] or path.startswith(UPLOAD_PATHS[1])
+    return (
+        path == UPLOAD_PATHS[0]
+        or path.startswith(UPLOAD_PATHS[1])
+        or MODEL_UPLOAD.fullmatch(path) is not None
+    )
 
 
 class BodyLimit:

@@ -1,7 +1,7 @@
 """The REST API (``/api/v1``): submit runs the way Azure ML clients do, read run
 history, step logs, pipelines and schedules; and for the SDK's remote workspace, upload a saved
 pipeline folder as a snapshot, run or publish it, publish a finished run's definition and move
-an endpoint's default version (``sdk_routes``).
+an endpoint's default version (``sdk_routes``); the model registry (``model_routes``).
 
 Handlers parse and present: submitting goes through the daemon
 (``DaemonControl.submit_pipeline_run``: the dispatcher owns concurrency and the queue); reads are
@@ -28,6 +28,7 @@ from scheduler.api.bodies import (
     submit_answer,
 )
 from scheduler.api.control import API_PREFIX, DaemonControl
+from scheduler.api.model_routes import model_routes
 from scheduler.api.sdk_routes import sdk_routes
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import ParameterError
@@ -112,9 +113,10 @@ def rest_router(
 
     @router.get("/runs/{run_id}", name="get_run", tags=["runs"])
     def get_run(run_id: str) -> dict:
-        """One run with its steps, attempts, metrics and outputs (``show --json``); any unique
-        prefix of its id."""
-        return run_service.get_run(store, run_id).to_json()
+        """One run with its steps, attempts, metrics, outputs and the models it registered
+        (``show --json``); any unique prefix of its id."""
+        detail = run_service.get_run(store, run_id)
+        return detail.to_json() | run_service.models_field(store, detail.run.id)
 
     @router.get(
         "/runs/{run_id}/steps/{step}/logs",
@@ -152,6 +154,7 @@ def rest_router(
         ]
 
     sdk_routes(router, control, store, config)
+    model_routes(router, store, config)
     return router
 
 

@@ -50,6 +50,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Publish an immutable snapshot of a pipeline under a version.",
     ),
     "token": ("scheduler.cli.cmd_token", "token", "Create, list or revoke API tokens."),
+    "models": (
+        "scheduler.cli.cmd_models",
+        "models",
+        "Registered models: versions, tags, the run and step of each.",
+    ),
 }
 
 

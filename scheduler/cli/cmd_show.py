@@ -1,6 +1,6 @@
-"""``pipesched show RUN_ID``: one run — header, steps, outputs, files, and a text timeline. An
-open run whose owner died without closing it shows ``running (owner gone)``, and
-``owner_alive: false`` in --json."""
+"""``pipesched show RUN_ID``: one run — header, steps, outputs, files, the models it registered,
+and a text timeline. An open run whose owner died without closing it shows ``running (owner
+gone)``, and ``owner_alive: false`` in --json."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
-from scheduler.services.runs import get_run, owner_field, status_text
-from scheduler.store.records import RunDetail, StepAttempt, metrics_by_name
+from scheduler.services.runs import get_run, owner_field, run_models, status_text
+from scheduler.store.records import ModelRecord, RunDetail, StepAttempt, metrics_by_name
 
 STEP_HEADERS = (
     "STEP",
@@ -55,20 +55,24 @@ def show(run_id: str, as_json: bool, config_path: str | None) -> None:
     RUN_ID may be any unique prefix of a run id."""
     with open_store(load_config(config_path)) as store:
         detail = get_run(store, run_id)
+        models = run_models(store, detail.run.id)
     if as_json:
-        print_json(detail.to_json() | owner_field(detail.run))
+        models_json = {"models": [model.to_json() for model in models]}
+        print_json(detail.to_json() | owner_field(detail.run) | models_json)
         return
-    render_detail(detail, SYSTEM_CLOCK.now())
+    render_detail(detail, SYSTEM_CLOCK.now(), models)
 
 
-def render_detail(detail: RunDetail, now: datetime) -> None:
+def render_detail(
+    detail: RunDetail, now: datetime, models: list[ModelRecord] | None = None
+) -> None:
     """The text page of ``show``; colour only on a terminal."""
     color = color_enabled()
     latest = detail.latest_attempts()
     print_lines(header_lines(detail, now, color), color=color)
     click.echo()
     print_table(STEP_HEADERS, step_rows(detail, latest, now), styles={2: STATUS_STYLES})
-    sections = output_lines(latest) + file_lines(latest)
+    sections = output_lines(latest) + file_lines(latest) + model_lines(models or [])
     if sections:
         click.echo()
         print_lines(sections, color=False)
@@ -157,6 +161,17 @@ def file_lines(latest: dict[str, StepAttempt]) -> list[str]:
         if len(files) > MAX_FILES_PER_STEP:
             lines.append(f"  {step}  ... and {len(files) - MAX_FILES_PER_STEP} more in {folder}")
     return ["Files", *lines] if lines else []
+
+
+def model_lines(models: list[ModelRecord]) -> list[str]:
+    """The model versions the run's steps registered: ``name:version`` from which step."""
+    if not models:
+        return []
+    width = max(len(model.id) for model in models) + 2
+    return [
+        "Models",
+        *(f"  {m.id.ljust(width)}{m.step or '-'}  {m.path}" for m in models),
+    ]
 
 
 def timeline_bars(latest: dict[str, StepAttempt]) -> list[Bar]:

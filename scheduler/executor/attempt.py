@@ -20,6 +20,7 @@ from typing import Any
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
+from scheduler.core.errors import PipeschedError
 from scheduler.core.procinfo import exit_description
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
@@ -27,8 +28,9 @@ from scheduler.executor import workdir as wd
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
-from scheduler.runtime import read_metrics_file
+from scheduler.runtime import read_metrics_file, read_model_requests
 from scheduler.store.engine import create_private_dir
+from scheduler.store.model_files import models_root, record_step_model
 from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import Metric, RunRecord
@@ -140,6 +142,7 @@ class AttemptRunner:
         finally:
             self._on_ended(step.id)
         await self._ingest_metrics(step.id, attempt, paths.metrics)
+        await self._record_models(step.id, paths)
         duration = self.clock.monotonic() - started
         reason: str | None
         cancel_reason = self._cancel_reason()
@@ -185,9 +188,7 @@ class AttemptRunner:
             "PIPESCHED_OUTPUT_DATASETS": json.dumps(
                 {name: str(self.values.output_path(step.id, name)) for name in step.produces()}
             ),
-            "PIPESCHED_MODELS_DIR": str(
-                self.config.default_datastore.path / ".pipesched" / "models"
-            ),
+            "PIPESCHED_MODELS_DIR": str(models_root(self.config.default_datastore.path)),
             "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
         }
         # First on the path: the runtime for an interpreter without pipesched, and the azureml
@@ -220,6 +221,20 @@ class AttemptRunner:
         ]
         if metrics:
             await patiently(self.store.add_metrics, self.run.id, metrics)
+
+    async def _record_models(self, step: str, paths: wd.AttemptPaths) -> None:
+        """Record the model versions the step registered (``run.register_model``): it copied
+        the files and claimed each version in the registry's folder itself."""
+        root = models_root(self.config.default_datastore.path)
+        for request in read_model_requests(paths.metrics):
+            try:
+                model = await patiently(
+                    record_step_model, self.store, root, request, run_id=self.run.id, step=step
+                )
+            except PipeschedError as exc:
+                _note(paths.log, f"model {request['name']} not recorded: {exc}")
+                continue
+            _note(paths.log, f"registered model {model.id}")
 
 
 def _note(log_path: Path, text: str) -> None:

@@ -31,6 +31,7 @@ _EXPORTS = {
     "DatabricksStep": "databricks_step",
     "Pipeline": "pipeline",
     "StepSequence": "sequence",
+    "Model": "models",
     "PipelineRun": "runs",
     "StepRun": "runs",
     "RunDetails": "widgets",

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import NotFound
-from scheduler.sdk._warn import SdkError, ignored
+from scheduler.sdk._warn import SdkError, ignore_given, ignored
+from scheduler.sdk.models import Model, register_run_model
 from scheduler.sdk.published import PublishedPipeline
 from scheduler.sdk.watch import FINAL, STATUS_CODES, STEP_STATUS_CODES, Watcher, poll, show_step
 
@@ -34,6 +35,10 @@ class _RunBase:
     def _backend(self) -> Any:
         return self.experiment.workspace._backend
 
+    @property
+    def id(self) -> str:
+        raise NotImplementedError
+
     def get_tags(self) -> dict[str, str]:
         return {}
 
@@ -45,6 +50,47 @@ class _RunBase:
 
     def get_properties(self) -> dict[str, str]:
         return {}
+
+    def register_model(
+        self,
+        model_name: str,
+        model_path: str | None = None,
+        tags: dict[str, Any] | None = None,
+        properties: dict[str, Any] | None = None,
+        model_framework: str | None = None,
+        model_framework_version: str | None = None,
+        description: str | None = None,
+        datasets: Any = None,
+        sample_input_dataset: Any = None,
+        sample_output_dataset: Any = None,
+        resource_configuration: Any = None,
+        **kwargs: Any,
+    ) -> Model:
+        """Register a file or folder the run made as the next version of ``model_name``,
+        recorded with this run and its step. ``model_path`` (default: ``model_name``) is
+        relative to the step's working folder, e.g. ``outputs/model.pkl``; on a pipeline run,
+        the one step that has it."""
+        unused = "pipesched keeps a model's files, tags, properties and description"
+        given = {
+            "model_framework": model_framework,
+            "model_framework_version": model_framework_version,
+            "datasets": datasets,
+            "sample_input_dataset": sample_input_dataset,
+            "sample_output_dataset": sample_output_dataset,
+            "resource_configuration": resource_configuration,
+        }
+        ignore_given("register_model", given, dict.fromkeys(given, unused))
+        run_id, _, step = self.id.partition("/")
+        return register_run_model(
+            self.experiment.workspace,
+            run_id,
+            step or None,
+            model_name,
+            model_path,
+            tags,
+            properties,
+            description,
+        )
 
 
 class PipelineRun(_RunBase):

@@ -1,6 +1,7 @@
 """Run history as a user asks for it: a run named by any unique prefix of its id or by
-``latest``, the list of runs newest first, one run with its steps, whether an open run's owner
-still lives, and the metric history of a pipeline (one row per run, newest first)."""
+``latest``, the list of runs newest first, one run with its steps and the models it registered,
+whether an open run's owner still lives, and the metric history of a pipeline (one row per run,
+newest first)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 from scheduler.core.clock import iso
 from scheduler.core.errors import NotFound
 from scheduler.core.procinfo import is_alive
-from scheduler.store.records import FINISHED_RUN_STATUSES, RunDetail, RunRecord, metrics_by_name
+from scheduler.store.records import (
+    FINISHED_RUN_STATUSES,
+    ModelRecord,
+    RunDetail,
+    RunRecord,
+    metrics_by_name,
+)
 
 if TYPE_CHECKING:
     from scheduler.store import Store
@@ -51,6 +58,17 @@ def list_runs(
 def get_run(store: Store, ref: str) -> RunDetail:
     """One run with every step attempt and metric (``ref`` as ``resolve_run`` takes it)."""
     return store.get_run_detail(resolve_run(store, ref))
+
+
+def run_models(store: Store, run_id: str) -> list[ModelRecord]:
+    """The model versions a run's steps registered, in the order they were registered."""
+    return sorted(store.list_models(run_id=run_id), key=lambda m: (m.created_at, m.name))
+
+
+def models_field(store: Store, run_id: str) -> dict[str, list[dict[str, Any]]]:
+    """``{"models": [...]}``: the ``models --json`` objects of what the run registered, added
+    to the ``show --json`` object."""
+    return {"models": [model.to_json() for model in run_models(store, run_id)]}
 
 
 OWNER_GONE = "owner gone"

@@ -253,3 +253,25 @@ class TokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ModelRow(Base):
+    """One version of a registered model. Versions count 1, 2, 3 per name; the pair is unique,
+    and the files live in the registry's folder under ``<name>/<version>/`` (``path``)."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        Index(None, "run_id"),  # the models a run registered (pipesched show)
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    version: Mapped[int]
+    path: Mapped[str]
+    tags: Mapped[dict[str, Any]]
+    properties: Mapped[dict[str, Any]]
+    description: Mapped[str | None]
+    run_id: Mapped[str | None]
+    step: Mapped[str | None]
+    created_at: Mapped[datetime]

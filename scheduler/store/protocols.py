@@ -15,6 +15,7 @@ from scheduler.store.records import (
     FileKey,
     FireRecord,
     Metric,
+    ModelRecord,
     Owner,
     RunDetail,
     RunRecord,
@@ -23,12 +24,50 @@ from scheduler.store.records import (
 
 if TYPE_CHECKING:
     from scheduler.store.health import StoreHealth
+    from scheduler.store.model_registry import VersionClaim
 
-__all__ = ["DispatchStore", "ExecutorStore", "FileLedgerStore", "FireStore", "RecoveryStore"]
+__all__ = [
+    "DispatchStore",
+    "ExecutorStore",
+    "FileLedgerStore",
+    "FireStore",
+    "ModelStore",
+    "RecoveryStore",
+]
 
 
-class ExecutorStore(Protocol):
-    """``executor.run.RunExecutor``: a run's progress, step attempt by step attempt."""
+class ModelStore(Protocol):
+    """``store.model_files.record_step_model``: record the version of a model a step claimed,
+    or the next version when the store has that one already."""
+
+    def register_model(
+        self,
+        name: str,
+        files: VersionClaim,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        run_id: str | None = None,
+        step: str | None = None,
+    ) -> ModelRecord: ...
+    def add_model(
+        self,
+        name: str,
+        version: int,
+        path: str,
+        *,
+        tags: Mapping[str, Any] | None = None,
+        properties: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        run_id: str | None = None,
+        step: str | None = None,
+    ) -> ModelRecord: ...
+
+
+class ExecutorStore(ModelStore, Protocol):
+    """``executor.run.RunExecutor``: a run's progress, step attempt by step attempt, and the
+    models its steps registered."""
 
     def start_run(self, run_id: str, owner: Owner | None = None) -> None: ...
     def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None: ...

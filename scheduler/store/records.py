@@ -29,6 +29,7 @@ __all__ = [
     "FireOutcome",
     "FireRecord",
     "Metric",
+    "ModelRecord",
     "Owner",
     "PublishedRecord",
     "RunDetail",
@@ -335,3 +336,38 @@ class TokenRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One version of a registered model: where its file or folder lives, and the run and step
+    it came from (None when it was registered from a notebook or a command)."""
+
+    name: str
+    version: int
+    path: str
+    tags: dict[str, Any]
+    properties: dict[str, Any]
+    description: str | None
+    run_id: str | None
+    step: str | None
+    created_at: datetime
+
+    @property
+    def id(self) -> str:
+        """Azure ML's model id: ``name:version``."""
+        return f"{self.name}:{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``models --json`` object."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "path": self.path,
+            "run_id": self.run_id,
+            "step": self.step,
+            "tags": dict(self.tags),
+            "properties": dict(self.properties),
+            "description": self.description,
+            "created_at": iso(self.created_at),
+        }

@@ -1,16 +1,17 @@
 """The store: the one object through which pipesched reads and writes its database.
 
-``Store.open(url)`` migrates the database to the current schema and composes one repository
-per area — ``runs`` (runs, step attempts, metrics), ``fires`` (time fire records), ``ledger``
-(dropped files), ``schedules``, ``published``, ``tokens``, ``figures`` and ``upkeep`` (can the
-store be written now, the SQLite WAL kept small) — over one engine and one clock. A call that
-fails on the database itself (locked past busy_timeout, disk full, I/O error) marks
-``store.health`` unwritable with the driver's reason; the next ``probe_write`` that succeeds
-clears it. ``fence(reason)`` refuses every write with ``StoreUnavailable`` (reads go on, and
-health says ``reason``) until ``unfence()``. Every public method but ``open``, ``close``,
-``fence`` and ``unfence`` is one short transaction of one repository, and first asserts that it
-is not running on an event loop's thread (``core.loopguard``): the daemon hands store calls to a
-worker thread. Callers get plain records, never ORM objects.
+``Store.open(url)`` migrates the database to the current schema and composes one repository per
+area — ``runs`` (runs, step attempts, metrics), ``fires`` (time fire records), ``ledger``
+(dropped files), ``schedules``, ``published``, ``tokens``, ``models`` (the model registry),
+``figures`` and ``upkeep`` (can the store be written now, the SQLite WAL kept small) — over one
+engine and one clock. A call that fails on the database itself (locked past busy_timeout, disk
+full, I/O error) marks ``store.health`` unwritable with the driver's reason; the next
+``probe_write`` that succeeds clears it. ``fence(reason)`` refuses every write with
+``StoreUnavailable`` (reads go on, and health says ``reason``) until ``unfence()``. Every public
+method but ``open``, ``close``, ``fence`` and ``unfence`` is one short transaction of one
+repository, and first asserts that it is not running on an event loop's thread
+(``core.loopguard``): the daemon hands store calls to a worker thread. Callers get plain
+records, never ORM objects.
 Consumers that need only part of the store depend on a Protocol of ``store.protocols``.
 """
 
@@ -33,11 +34,13 @@ from scheduler.store.fire_records import FireRepository
 from scheduler.store.health import StoreHealth, UpkeepRepository, failure_reason
 from scheduler.store.ledger import LedgerRepository
 from scheduler.store.migrate import ensure_schema
+from scheduler.store.model_registry import ModelRepository
 from scheduler.store.protocols import (
     DispatchStore,
     ExecutorStore,
     FileLedgerStore,
     FireStore,
+    ModelStore,
     RecoveryStore,
 )
 from scheduler.store.published import PublishedRepository
@@ -124,6 +127,7 @@ class Store:
         self.schedules = ScheduleRepository(sessions, clock)
         self.published = PublishedRepository(sessions, clock)
         self.tokens = TokenRepository(sessions, clock)
+        self.models = ModelRepository(sessions, clock)
         self.figures = FiguresRepository(sessions)
         # Whether the store can be written now: set by probe_write and by any call that fails
         # on the database itself; read from any thread (the API's /healthz reads it on the loop).
@@ -225,6 +229,12 @@ class Store:
     revoke_token = _Delegate("tokens", TokenRepository.revoke_token)
     touch_token = _Delegate("tokens", TokenRepository.touch_token)
 
+    # -- the model registry -------------------------------------------------------------------
+    register_model = _Delegate("models", ModelRepository.register_model)
+    add_model = _Delegate("models", ModelRepository.add_model)
+    get_model = _Delegate("models", ModelRepository.get_model)
+    list_models = _Delegate("models", ModelRepository.list_models)
+
     # -- upkeep: can the store be written, the WAL kept small (the daemon's timer) -------------
     probe_write = _Delegate("upkeep", _FencedUpkeep.probe_write)
     wal_bytes = _Delegate("upkeep", UpkeepRepository.wal_bytes)
@@ -237,6 +247,6 @@ class Store:
 
 def _satisfies_every_protocol(
     store: Store,
-) -> tuple[DispatchStore, ExecutorStore, FireStore, FileLedgerStore, RecoveryStore]:
+) -> tuple[DispatchStore, ExecutorStore, FireStore, FileLedgerStore, RecoveryStore, ModelStore]:
     """Never called: the type checker proves here that the facade is each consumer's store."""
-    return store, store, store, store, store
+    return store, store, store, store, store, store

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
+from scheduler.runtime import StepWorkspace
+
 from .. import _pipesched
 from .datastore import Datastore
 
 
-class Workspace(metaclass=_pipesched.Explaining):
+class Workspace(StepWorkspace, metaclass=_pipesched.Explaining):
     """The step's workspace. Every way Azure ML offers to get one gives this one."""
 
     def __init__(
