@@ -12,6 +12,8 @@ import os
 import shutil
 from typing import Any, NoReturn
 
+from scheduler.runtime import Model as _RuntimeModel
+
 from .. import _pipesched
 from ..exceptions import ModelNotFoundException, WebserviceException
 
@@ -58,6 +60,27 @@ def _not_found(model_name: str, version: int | None) -> ModelNotFoundException:
 
 class Model(metaclass=_pipesched.Explaining):
     """A registered model, by name and version (the latest without one)."""
+
+    @staticmethod
+    def register(
+        workspace: Any,
+        model_path: str,
+        model_name: str,
+        tags: Any = None,
+        properties: Any = None,
+        description: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Registers with the step's own run (``scheduler.runtime``), recorded with the step."""
+        return _RuntimeModel.register(
+            workspace,
+            model_path,
+            model_name,
+            tags=tags,
+            properties=properties,
+            description=description,
+            **kwargs,
+        )
 
     def __init__(
         self,
