@@ -22,9 +22,15 @@ from tests.projects import Project
 
 class DaemonProcess:
     def __init__(
-        self, project: Project, *, env: dict[str, str] | None = None, clock_file: Path | None = None
+        self,
+        project: Project,
+        *,
+        env: dict[str, str] | None = None,
+        clock_file: Path | None = None,
+        cgroup: Path | None = None,
     ) -> None:
         self.project = project
+        self.cgroup = cgroup  # a cgroup v2 directory the daemon starts in, as systemd would
         self.extra_env = dict(env or {})
         self.clock_file = clock_file
         self.proc: subprocess.Popen | None = None
@@ -58,11 +64,21 @@ class DaemonProcess:
             cwd=self.project.root,
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "ab"),  # noqa: SIM115
+            preexec_fn=self._join_cgroup if self.cgroup is not None else None,
         )
         if wait_ready:
             self.wait_message("READY=1", timeout=timeout)
             self.ready_after = time.monotonic() - self.started
         return self
+
+    def _join_cgroup(self) -> None:
+        """In the child before exec: move into ``cgroup``, as systemd starts a unit's process."""
+        assert self.cgroup is not None
+        fd = os.open(self.cgroup / "cgroup.procs", os.O_WRONLY)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
 
     def poll_messages(self) -> list[str]:
         assert self._sock is not None

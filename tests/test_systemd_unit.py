@@ -28,8 +28,10 @@ from tests.projects import make_project, shipped
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMD = REPO / "systemd"
 UNIT = SYSTEMD / "pipesched.service"
-# The bound this unit is held to; `systemd-analyze security` prints 9.6 for a bare unit.
-MAX_EXPOSURE = 1.5
+# The bound this unit is held to; `systemd-analyze security` prints 9.6 for a bare unit. The
+# unit scores 1.6: 0.2 of it is ProtectControlGroups=no, the price of a cgroup per step
+# (Delegate=yes needs the cgroup tree writable).
+MAX_EXPOSURE = 1.6
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.compute import reaper
+from scheduler.compute.cgroups import StepCgroup, delegated_tree
 from scheduler.compute.logcap import CappedLog
 from scheduler.core.procinfo import process_start_ticks
 
@@ -43,7 +45,11 @@ class LocalProcess:
     LOG_DRAIN = 5.0  # after the step's processes are gone: how long its log may take to end
 
     def __init__(
-        self, proc: asyncio.subprocess.Process, log: CappedLog, env: Mapping[str, str]
+        self,
+        proc: asyncio.subprocess.Process,
+        log: CappedLog,
+        env: Mapping[str, str],
+        cgroup: StepCgroup | None = None,
     ) -> None:
         self._proc = proc
         self._log = log
@@ -53,6 +59,7 @@ class LocalProcess:
         self.processes = reaper.StepProcesses.of(proc.pid, dict(env), log.pipe_id)
         self._stopping = False
         reaper.add_leader(proc.pid)
+        self.cgroup = cgroup
 
     @classmethod
     async def start(
@@ -67,6 +74,8 @@ class LocalProcess:
         """Start ``argv`` (never through a shell) with stdout and stderr going, in the order
         written, to ``log_path``, capped at ``max_log_bytes`` (head and tail kept)."""
         log = CappedLog(log_path, max_log_bytes)
+        tree = delegated_tree()
+        cgroup = tree.new_step() if tree is not None else None
         try:
             with reaper.spawning():
                 proc = await asyncio.create_subprocess_exec(
@@ -77,8 +86,13 @@ class LocalProcess:
                     stdout=log.write_fd,
                     stderr=log.write_fd,
                     start_new_session=True,
+                    preexec_fn=cgroup.join if cgroup is not None else None,
                 )
-                return cls(proc, log, env)
+                return cls(proc, log, env, cgroup)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         finally:
             log.started()  # closes our write end: the pipe ends with the step's last process
 
@@ -96,6 +110,7 @@ class LocalProcess:
         reaper.leader_reaped(self.pid)
         # After a stop the leftovers have had their SIGTERM and grace: SIGKILL at once.
         await reaper.end_leftovers(self.processes, 0.0 if self._stopping else kill_grace)
+        await self._end_cgroup(0.0 if self._stopping else kill_grace)
         await self._finish_log()
         return Exit(exit_code=code, timed_out=timed_out, stopped=self._stopping and not timed_out)
 
@@ -103,11 +118,31 @@ class LocalProcess:
         """SIGTERM to the group and every process of the step, SIGKILL to them all
         ``kill_grace`` seconds later (or as soon as the leader has exited)."""
         self._stopping = True
+        if self.cgroup is not None:
+            reaper.signal_all(self.cgroup.pids(), signal.SIGTERM)
         await reaper.terminate(self.processes, leader_alive=self._proc.returncode is None)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._proc.wait()), kill_grace)
         # Every process, not only the leader: a child that ignored SIGTERM must go too.
+        if self.cgroup is not None:
+            self.cgroup.kill()
         await reaper.kill(self.processes, leader_alive=self._proc.returncode is None)
+
+    async def _end_cgroup(self, grace: float) -> None:
+        """What is still in the step's cgroup once the step ended: SIGTERM, then SIGKILL
+        ``grace`` seconds later (``cgroup.kill``); the empty cgroup is removed."""
+        cgroup = self.cgroup
+        if cgroup is None:
+            return
+        if cgroup.populated():
+            reaper.signal_all(cgroup.pids(), signal.SIGTERM)
+            deadline = asyncio.get_running_loop().time() + grace
+            while cgroup.populated() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(reaper.POLL)
+            cgroup.kill()
+        deadline = asyncio.get_running_loop().time() + reaper.KILL_DEADLINE
+        while not cgroup.remove() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(reaper.POLL)  # killed processes leave the cgroup as they die
 
     async def _finish_log(self) -> None:
         finished = asyncio.wrap_future(self._log.finished)

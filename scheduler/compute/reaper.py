@@ -48,9 +48,9 @@ registered) no zombie is reaped; the next reaping takes it.
 (``prctl``, ``python-prctl``) are C extensions built against libcap with no release in years,
 too much for one call with constant arguments. ``become_subreaper`` is a no-op off Linux.
 
-Per-step cgroups (``cgroup.kill`` under systemd with ``Delegate=yes``) would make the attribution
-exact, but they need cgroup v2 delegated to the unit; this module works without them, under
-systemd and outside it.
+Under systemd with ``Delegate=yes`` each step also runs in a cgroup of its own
+(``compute/cgroups.py``), where the kernel keeps the attribution exact; this module works
+without one, under systemd and outside it, and alongside one.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import structlog
 from scheduler.api.app import create_app
 from scheduler.api.server import serve_unix
 from scheduler.api.tcp import serve_tcp
+from scheduler.compute.cgroups import delegated_tree
 from scheduler.compute.reaper import become_subreaper
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.durations import format_duration
@@ -96,6 +97,7 @@ class Daemon:
         self.store = await run_blocking(Store.open, config.database_url, clock=self.clock)
         self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
         try:
+            await run_parallel(self._take_step_cgroups)  # ours only once the lock is
             return await self._serve(current)
         finally:
             await run_blocking(self.lock.release)
@@ -182,6 +184,16 @@ class Daemon:
         stop firing and exit 1."""
         self.exit_status = 1
         self.stop_event.set()
+
+    @staticmethod
+    def _take_step_cgroups() -> None:
+        """Under systemd with ``Delegate=yes``, each step gets a cgroup of its own
+        (``compute.cgroups``); what a killed daemon left in them is killed now."""
+        tree = delegated_tree()
+        if tree is None:
+            return
+        cleared = tree.clear_leftovers()
+        log.info("step_cgroups", root=str(tree.root), cleared=cleared)
 
     async def _drain(self, grace: float) -> None:
         await self.dispatcher.shutdown(grace)
