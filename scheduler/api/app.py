@@ -21,6 +21,7 @@ from scheduler.api.control import (
     health_route,
     install_error_handlers,
 )
+from scheduler.api.datastore_routes import datastore_router
 from scheduler.api.documented import (
     document_statuses,
     install_method_not_allowed,
@@ -71,6 +72,7 @@ def create_app(
     ]
     app.include_router(control_router(control, store), dependencies=guard)
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
+    app.include_router(datastore_router(config), dependencies=guard)
     registry = make_registry(store, file_backlog, config.state_dir)
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from scheduler.services.datastores import DatastoreEntry
 
 
 class Backend(Protocol):
@@ -26,6 +29,20 @@ class Backend(Protocol):
 
     def endpoint_url(self, pipeline: str, version: str | None) -> str:
         """The absolute run URL of a published pipeline (or its endpoint when None)."""
+
+    # -- datastore files ----------------------------------------------------------------------
+    # Paths are from the datastore's root, ``/``-separated ``os.fsdecode`` text.
+    def put_datastore_file(
+        self, datastore: str, path: str, source: Path, *, overwrite: bool
+    ) -> bool:
+        """Copy the local file ``source`` to ``path``; False (nothing written) when a file is
+        there and ``overwrite`` is False."""
+
+    def list_datastore_folder(self, datastore: str, path: str) -> list[DatastoreEntry]:
+        """The files and folders in the folder ``path`` ("" for the root), one level."""
+
+    def get_datastore_file(self, datastore: str, path: str, target: Path) -> None:
+        """Copy the datastore file ``path`` to the local file ``target``, replacing it."""
 
     # -- runs ---------------------------------------------------------------------------------
     def submit(

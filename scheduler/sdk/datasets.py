@@ -126,6 +126,47 @@ class _FileFactory:
             hint="Dataset.File.from_files(path=(ws.get_default_datastore(), 'folder'))",
         )
 
+    @staticmethod
+    def upload_directory(
+        src_dir: Any,
+        target: Any,
+        pattern: str | None = None,
+        overwrite: bool = False,
+        show_progress: bool = True,
+    ) -> FileDataset:
+        """Upload the files under ``src_dir`` to ``target`` (``(datastore, "folder")``, a
+        DataPath or a Datastore) and return the FileDataset of that folder. ``pattern``
+        (fnmatch, on each file's path joined to ``src_dir``) keeps only the files it matches;
+        their layout under ``src_dir`` is kept. Files there already are skipped unless
+        ``overwrite``."""
+        # lazy: building pipelines never needs the datastore's file transfers
+        from scheduler.sdk.datastore import Datastore
+
+        say = print if show_progress else (lambda *_: None)
+        say("Validating arguments.")
+        if pattern is not None and not isinstance(pattern, str):
+            raise refused("Dataset.File.upload_directory", "pattern", "expected a str pattern")
+        if isinstance(target, tuple) and len(target) == 2:
+            store, folder = target
+        elif isinstance(target, DataPath | DataReference):
+            store, folder = target.datastore, target.path_on_datastore
+        else:
+            store, folder = target, None
+        if not isinstance(store, Datastore):
+            raise refused(
+                "Dataset.File.upload_directory",
+                "target",
+                f"expected a Datastore of a workspace, got {type(store).__name__}",
+                hint="target=(ws.get_default_datastore(), 'folder')",
+            )
+        say("Arguments validated.")
+        say(f"Uploading file to {folder}")
+        if pattern is not None:
+            say(f"Filtering files with pattern matching {pattern}")
+        store._upload_tree(src_dir, folder, pattern, overwrite, show_progress)
+        say("Creating new dataset")
+        return _FileFactory.from_files(DataPath(store, folder))
+
 
 class _TabularFactory:
     """``Dataset.Tabular``: refused. A tabular dataset reaches Azure scripts as an object

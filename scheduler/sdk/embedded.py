@@ -20,10 +20,12 @@ from typing import Any
 from scheduler.core import errors
 from scheduler.definitions.config import Config, load_config
 from scheduler.sdk._warn import SdkError
+from scheduler.services import datastores as datastore_service
 from scheduler.services import publish as publish_service
 from scheduler.services import runs as run_service
 from scheduler.services import schedules as schedule_service
 from scheduler.services.client import ServiceClient
+from scheduler.services.datastores import DatastoreEntry
 from scheduler.services.logs import read_step_log
 from scheduler.services.publish import PublishedVersion
 from scheduler.services.snapshots import store_snapshot
@@ -82,6 +84,23 @@ class EmbeddedBackend:
 
     def endpoint_url(self, pipeline: str, version: str | None) -> str:
         return publish_service.endpoint_url(self.config, pipeline, version)
+
+    # -- datastore files: copies within this machine, confined to the datastore ----------------
+
+    def put_datastore_file(
+        self, datastore: str, path: str, source: Path, *, overwrite: bool
+    ) -> bool:
+        return datastore_service.copy_into(
+            self.config, datastore, path, Path(source), overwrite=overwrite
+        )
+
+    def list_datastore_folder(self, datastore: str, path: str) -> list[DatastoreEntry]:
+        return datastore_service.list_folder(self.config, datastore, path)
+
+    def get_datastore_file(self, datastore: str, path: str, target: Path) -> None:
+        with datastore_service.open_file(self.config, datastore, path) as handle:
+            chunks = iter(lambda: handle.read(datastore_service.CHUNK), b"")
+            datastore_service.write_local(Path(target), chunks)
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ SDK's own wording of an unreachable daemon or a refused token is added here.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import os
 import tarfile
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from scheduler.core.errors import PipeschedError
+from scheduler.core.pathnames import escape_name
 from scheduler.sdk._warn import SdkError
 from scheduler.services.daemon_http import DaemonUnreachable, RemoteClient, TokenRefused
+from scheduler.services.datastores import CHUNK, DatastoreEntry, write_local
 
 TIMEOUT = 60.0
 PAGE = 1000  # the API's largest page of runs
@@ -71,6 +75,67 @@ class RemoteBackend:
         if version is not None:
             path += f"/versions/{quote(version, safe='')}"
         return f"{self.origin}{path}/runs"
+
+    # -- datastore files ----------------------------------------------------------------------
+
+    def put_datastore_file(
+        self, datastore: str, path: str, source: Path, *, overwrite: bool
+    ) -> bool:
+        """One PUT per file, streamed from disk. A 409 without ``overwrite`` is a file that is
+        there (False) when the folder's listing shows one; else the daemon's words."""
+        url = _datastore_url(datastore, path) + ("?overwrite=true" if overwrite else "")
+        status, raw = self._send_file(url, Path(source))
+        if status < 400:
+            return True
+        if status == 409 and not overwrite:
+            folder, _, name = path.rpartition("/")
+            listed = self.list_datastore_folder(datastore, f"{folder}/" if folder else "")
+            if any(entry.name == name and entry.kind == "file" for entry in listed):
+                return False
+        with _sdk_errors():
+            raise self.client._failure(status, raw)
+
+    def list_datastore_folder(self, datastore: str, path: str) -> list[DatastoreEntry]:
+        answer = self._json("GET", _datastore_url(datastore, path))
+        return [DatastoreEntry.from_json(entry) for entry in answer["entries"]]
+
+    def get_datastore_file(self, datastore: str, path: str, target: Path) -> None:
+        with _sdk_errors():
+            chunks = self.client.stream(_datastore_url(datastore, path), timeout=TIMEOUT)
+            write_local(Path(target), chunks)
+
+    def _send_file(self, path: str, source: Path) -> tuple[int, bytes]:
+        """PUT the bytes of ``source`` (never whole in memory); the answer's status and body.
+        The daemon may answer before it has read them all (a 409, a 413) and close the
+        connection: its answer is read all the same."""
+        size = os.stat(source).st_size
+        headers = {
+            **self.client._headers(),
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
+        }
+        connection = self.client._connection(TIMEOUT)
+        try:
+            with _sdk_errors():
+                try:
+                    connection.putrequest("PUT", path, skip_accept_encoding=True)
+                    for key, value in headers.items():
+                        connection.putheader(key, value)
+                    connection.endheaders()
+                    _send_exactly(connection, source, size)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # answered early: the answer says why
+                except TimeoutError as exc:
+                    raise self.client._timed_out("PUT", path, TIMEOUT) from exc
+                except OSError as exc:
+                    raise self.client._unreachable("PUT", path, exc) from exc
+                try:
+                    response = connection.getresponse()
+                    return response.status, response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    raise PipeschedError(f"lost the connection to the daemon: {exc}") from exc
+        finally:
+            connection.close()
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -220,6 +285,26 @@ def _submit_body(
     if continue_on_step_failure is not None:
         body["ContinueRunOnStepFailure"] = continue_on_step_failure
     return body
+
+
+def _datastore_url(datastore: str, path: str) -> str:
+    """The REST path of a datastore file or folder (a folder's ends in ``/``); names go as
+    escaped text, so every byte a file name can hold gets there."""
+    return (
+        f"/api/v1/datastores/{quote(datastore, safe='')}/files/{quote(escape_name(path), safe='/')}"
+    )
+
+
+def _send_exactly(connection: http.client.HTTPConnection, source: Path, size: int) -> None:
+    """The first ``size`` bytes of ``source``, as announced in Content-Length."""
+    sent = 0
+    with open(source, "rb") as handle:
+        while sent < size:
+            chunk = handle.read(min(CHUNK, size - sent))
+            if not chunk:
+                raise SdkError(f"{source} shrank while it was uploaded", hint="upload it again")
+            connection.send(chunk)
+            sent += len(chunk)
 
 
 def _query(values: dict[str, Any]) -> str:
