@@ -18,7 +18,7 @@ import pytest
 
 from scheduler.compute.cgroups import cgroup2_mount, own_cgroup_dir
 from tests.conftest import wait_until
-from tests.projects import make_project
+from tests.projects import Project, make_project
 
 # A step that leaves a grandchild nothing ties to it: a new session, SIGTERM ignored, an empty
 # environment, every descriptor closed, its parent gone.
@@ -85,6 +85,28 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def escaping_project(tmp_path: Path, arguments: list[str], **step: object) -> Project:
+    """A project whose schedule ``escape`` runs ``ESCAPER`` with ``arguments``."""
+    project = make_project(tmp_path)
+    project.pipeline(
+        "escape",
+        {
+            "steps": {
+                "s": {
+                    "type": "python_script",
+                    "script": "escape.py",
+                    "arguments": arguments,
+                    "allow_reuse": False,
+                    **step,
+                }
+            }
+        },
+        {"escape.py": ESCAPER},
+    )
+    project.schedules("schedules:\n  - {name: escape, pipeline: escape, interval: 100d}\n")
+    return project
+
+
 def step_cgroups(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if p.is_dir())
 
@@ -95,23 +117,7 @@ def test_a_step_cgroup_takes_every_process_of_the_step_with_it(
 ):
     pid_file = tmp_path / "grandchild.pid"
     hold = ["600"] if ending == "times out" else []
-    project = make_project(tmp_path)
-    project.pipeline(
-        "escape",
-        {
-            "steps": {
-                "s": {
-                    "type": "python_script",
-                    "script": "escape.py",
-                    "arguments": [str(pid_file), *hold],
-                    "timeout": "3s",
-                    "allow_reuse": False,
-                }
-            }
-        },
-        {"escape.py": ESCAPER},
-    )
-    project.schedules("schedules:\n  - {name: escape, pipeline: escape, interval: 100d}\n")
+    project = escaping_project(tmp_path, [str(pid_file), *hold], timeout="3s")
     daemon = daemons(project, cgroup=delegated_cgroup).start()
     assert daemon.events("step_cgroups")  # it found the delegation
     assert project.cli("schedule", "trigger", "escape").returncode == 0
@@ -146,21 +152,7 @@ def test_a_killed_daemons_step_cgroups_are_cleared_at_the_next_start(
     tmp_path, daemons, delegated_cgroup
 ):
     pid_file = tmp_path / "grandchild.pid"
-    project = make_project(tmp_path)
-    project.pipeline(
-        "escape",
-        {
-            "steps": {
-                "s": {
-                    "type": "python_script",
-                    "script": "escape.py",
-                    "arguments": [str(pid_file), "600"],
-                }
-            }
-        },
-        {"escape.py": ESCAPER},
-    )
-    project.schedules("schedules:\n  - {name: escape, pipeline: escape, interval: 100d}\n")
+    project = escaping_project(tmp_path, [str(pid_file), "600"])
     first = daemons(project, cgroup=delegated_cgroup).start()
     assert project.cli("schedule", "trigger", "escape").returncode == 0
     grandchild = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=30))

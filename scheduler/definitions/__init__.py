@@ -144,12 +144,7 @@ def _check_schedule_parameters(
     """A schedule's parameters must fit the working copy of the pipeline it runs; and a
     schedule created through the API must not share a name with one of the file."""
     doc = read_yaml(config.schedules_file)
-    entries = doc.get(("schedules",)) or []
-    index = {
-        raw["name"]: i
-        for i, raw in enumerate(entries if isinstance(entries, list) else [])
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str)
-    }
+    index = schedule_positions(doc)
     errors: list[DefinitionError] = []
     for schedule in schedules:
         pipeline = pipelines.get(schedule.pipeline)  # NAME@VERSION: checked when published
@@ -166,6 +161,17 @@ def _check_schedule_parameters(
             )
         )
     return errors
+
+
+def schedule_positions(doc: YamlDocument) -> dict[str, int]:
+    """Each named schedule's index in the ``schedules:`` list of ``doc``, to point an error at
+    its lines."""
+    entries = doc.get(("schedules",)) or []
+    return {
+        raw["name"]: i
+        for i, raw in enumerate(entries if isinstance(entries, list) else [])
+        if isinstance(raw, dict) and isinstance(raw.get("name"), str)
+    }
 
 
 def schedule_parameter_errors(

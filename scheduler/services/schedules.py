@@ -20,6 +20,7 @@ from scheduler.definitions import (
     load_schedules,
     published_names,
     schedule_parameter_errors,
+    schedule_positions,
     validate_all,
 )
 from scheduler.definitions.yamlsource import read_yaml
@@ -83,12 +84,7 @@ def published_version_errors(config: Config, check: Any = None) -> list[Definiti
     except (DefinitionErrors, OSError):
         return []  # validate_all reported them
     doc = read_yaml(config.schedules_file)
-    entries = doc.get(("schedules",)) or []
-    index = {
-        raw["name"]: i
-        for i, raw in enumerate(entries if isinstance(entries, list) else [])
-        if isinstance(raw, dict) and isinstance(raw.get("name"), str)
-    }
+    index = schedule_positions(doc)
     errors: list[DefinitionError] = []
     for schedule in schedules:
         version = schedule.pipeline_version
