@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from scheduler.core.clock import iso
 from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.definitions.parameters import resolve_run_parameters
+from scheduler.services.pipeline_files import load_snapshot
 from scheduler.services.publish import PublishedVersion, publish_definition
 from scheduler.services.runs import resolve_run
 from scheduler.services.snapshots import (
@@ -179,8 +180,6 @@ def draft_of_run(config: Config, store: Store, run_ref: str) -> Draft:
 
 def draft_of_published(config: Config, store: Store, pipeline: str, version: str) -> Draft:
     """A draft of a published version (``NAME@VERSION``)."""
-    from scheduler.services.pipeline_files import load_snapshot  # lazy: as in publish
-
     published = store.get_published(pipeline, version)
     definition = load_snapshot(config, Path(published.snapshot_dir))
     snapshot, _ = store_snapshot(config, definition.file)
