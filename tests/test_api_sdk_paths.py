@@ -242,11 +242,14 @@ def test_publishing_a_completed_run_publishes_its_definition(api: LiveApi, http,
     assert body["endpoint"].endswith(f"/api/v1/pipelines/{name}-pub/versions/7/runs")
 
 
-def test_publishing_a_run_that_has_not_finished_is_409(api: LiveApi, http, tmp_path, name):
+def test_a_run_that_has_not_finished_publishes_its_definition(api: LiveApi, http, tmp_path, name):
     run_id = run_snapshot(api, http, uploaded(api, http, tmp_path, name)).json()["Id"]
-    response = http.post(f"{api.url}/api/v1/runs/{run_id}/publish", json={}, timeout=TIMEOUT)
-    assert response.status_code == 409
-    assert "only a completed run can be published" in response.json()["detail"]
+    assert api.store.get_run(run_id).status == "queued"
+    body = {"version": "early"}
+    response = http.post(f"{api.url}/api/v1/runs/{run_id}/publish", json=body, timeout=TIMEOUT)
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == f"{name}@early"
+    assert response.json()["content_hash"] == api.store.get_run(run_id).content_hash
 
 
 def test_setting_the_default_version_moves_the_endpoint(api: LiveApi, http, tmp_path, name):

@@ -364,11 +364,12 @@ def test_publish_run_publishes_what_a_completed_snapshot_run_ran(project, tmp_pa
     assert said(project, execute(project, loaded, version="v1").id) == "old"
 
 
-def test_publish_run_refuses_a_run_that_has_not_completed(project, tmp_path):
+def test_publish_run_publishes_a_run_that_has_not_started_yet(project, tmp_path):
     config = project.config()
     _, pipeline = store_snapshot(config, saved_folder(tmp_path))
     with project.store() as store:
         run = submit_run(config, store, pipeline, {})
-        with pytest.raises(PipeschedError, match="is queued; only a completed run"):
-            publish_run(config, store, run.id, name="nightly")
-        assert not store.list_published("nightly")
+        assert store.get_run(run.id).status == "queued"
+        published = publish_run(config, store, run.id, name="nightly")
+        loaded, _ = load_published(config, store, "nightly", published.version)
+    assert said(project, execute(project, loaded, version=published.version).id) == "old"

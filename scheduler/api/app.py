@@ -30,6 +30,7 @@ from scheduler.api.documented import (
 )
 from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_text
+from scheduler.api.notebook_routes import notebook_router
 from scheduler.api.rest import rest_router
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 
@@ -73,6 +74,7 @@ def create_app(
     app.include_router(control_router(control, store), dependencies=guard)
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
     app.include_router(datastore_router(config), dependencies=guard)
+    app.include_router(notebook_router(control, store, config), dependencies=guard)
     registry = make_registry(store, file_backlog, config.state_dir)
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.

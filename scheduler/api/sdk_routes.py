@@ -164,7 +164,8 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
     async def publish_a_run(
         run_id: str, body: Annotated[PublishRunBody | None, Body()] = None
     ) -> dict:
-        """Publish the definition a completed run ran (Azure's ``publish_pipeline``)."""
+        """Publish the definition a run ran, finished or not (Azure's
+        ``publish_pipeline``)."""
         body = body or PublishRunBody()
         published = await _publishing(
             ("body", "name"),

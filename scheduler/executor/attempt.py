@@ -24,6 +24,7 @@ from scheduler.core.errors import PipeschedError
 from scheduler.core.procinfo import exit_description
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.templating import substitute
 from scheduler.executor import workdir as wd
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
@@ -198,8 +199,11 @@ class AttemptRunner:
             [] if wd.is_own_interpreter(interpreter) else [wd.runtime_shim(self.config.state_dir)]
         )
         ours.append(wd.azureml_shim(self.config.state_dir))
-        theirs = step.environment.variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
-        env.update(step.environment.variables)
+        # Templated like arguments (``AML_PARAMETER_x: ${{parameters.x}}``, as the SDK writes).
+        values = self.values.namespaces()
+        variables = {k: substitute(v, values) for k, v in step.environment.variables.items()}
+        theirs = variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
+        env.update(variables)
         env["PYTHONPATH"] = os.pathsep.join([*map(str, ours), *([theirs] if theirs else [])])
         return env
 

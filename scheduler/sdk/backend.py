@@ -113,3 +113,38 @@ class Backend(Protocol):
     def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
 
     def delete_schedule(self, name: str) -> None: ...
+
+    # -- step outputs, pipeline drafts, modules -----------------------------------------------
+    def step_outputs(self, run_id: str, step: str) -> list[dict[str, Any]]:
+        """A step's outputs: ``name``, ``path``, ``datastore_name``, ``path_on_datastore``
+        (the machine that ran the step knows its datastores)."""
+
+    def create_draft(
+        self,
+        source: dict[str, Any],
+        fields: dict[str, Any],
+        properties: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A new pipeline draft of ``source``: ``{"folder": Path}`` (a saved pipeline),
+        ``{"run": ID}``, ``{"pipeline": NAME, "version": LABEL}`` or ``{"draft": ID}``; the
+        draft's JSON (``scheduler.services.drafts.Draft``)."""
+
+    def list_drafts(self) -> list[dict[str, Any]]: ...
+
+    def get_draft(self, draft_id: str) -> dict[str, Any]: ...
+
+    def update_draft(
+        self, draft_id: str, fields: dict[str, Any], folder: Path | None = None
+    ) -> dict[str, Any]:
+        """Change the fields given; ``folder`` (a saved pipeline) becomes the draft's pipeline."""
+
+    def delete_draft(self, draft_id: str) -> None: ...
+
+    def submit_draft(self, draft_id: str) -> str:
+        """Run the draft's pipeline with its settings; the run id."""
+
+    def publish_draft(self, draft_id: str) -> dict[str, Any]:
+        """The PublishedVersion JSON (plus ``endpoint``) of the draft's pipeline."""
+
+    def modules_dir(self) -> Path:
+        """Where this workspace's modules (``scheduler.sdk.modules``) are kept."""

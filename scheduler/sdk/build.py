@@ -117,7 +117,8 @@ class Resolver:
         if isinstance(value, int | float):
             return str(value)
         if isinstance(value, _Output | DataInput):
-            return f"${{{{data.{self.data(value)}}}}}"
+            data = value.data if isinstance(value, DataInput) else value
+            return f"${{{{data.{self.data(value)}}}}}{data._path_suffix()}"
         return f"${{{{parameters.{self.parameter(value)}}}}}"
 
     def location(self, value: Any) -> str:

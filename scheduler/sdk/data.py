@@ -35,6 +35,13 @@ class _Output:
     def _input(self, input_name: str | None = None) -> DataInput:
         return DataInput(self, input_name)
 
+    _file_name: str | None = None  # PipelineData(is_directory=False) sets it
+
+    def _path_suffix(self) -> str:
+        """What follows the data's folder in a step's argument: ``/NAME`` for a one-file
+        output (a step writes, and the next one reads, that file), else nothing."""
+        return f"/{self._file_name}" if self._file_name else ""
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -58,6 +65,9 @@ class PipelineData(_Output):
     ) -> None:
         # output_name is the name Azure lists the output under: here, the data's name.
         super().__init__(output_name or name, datastore)
+        # is_directory=False: one file, as on Azure. Its path is a file named after the data
+        # inside the data's folder, in every step that writes or reads it.
+        self._file_name = (output_name or name) if is_directory is False else None
         folder = "a step writes its output folder in place on the datastore"
         ignore_given(
             "PipelineData",
@@ -66,7 +76,6 @@ class PipelineData(_Output):
                 "output_path_on_compute": output_path_on_compute,
                 "output_overwrite": output_overwrite,
                 "data_type": data_type,
-                "is_directory": is_directory,
                 "pipeline_output_name": pipeline_output_name,
                 "training_output": training_output,
             },
@@ -74,8 +83,7 @@ class PipelineData(_Output):
                 "output_mode": folder,
                 "output_path_on_compute": folder,
                 "output_overwrite": "each run writes a fresh folder",
-                "data_type": "data is a folder of files",
-                "is_directory": "data is always a folder",
+                "data_type": "data is a folder of files, or one file with is_directory=False",
                 "pipeline_output_name": "every step's outputs are listed by `pipesched show`",
                 "training_output": "models are files a step writes into its outputs",
             },

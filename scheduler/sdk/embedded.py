@@ -21,12 +21,14 @@ from scheduler.core import errors
 from scheduler.definitions.config import Config, load_config
 from scheduler.sdk._warn import SdkError
 from scheduler.services import datastores as datastore_service
+from scheduler.services import drafts as draft_service
 from scheduler.services import publish as publish_service
 from scheduler.services import runs as run_service
 from scheduler.services import schedules as schedule_service
 from scheduler.services.client import ServiceClient
 from scheduler.services.datastores import DatastoreEntry
 from scheduler.services.logs import read_step_log
+from scheduler.services.outputs import step_outputs
 from scheduler.services.publish import PublishedVersion
 from scheduler.services.snapshots import store_snapshot
 from scheduler.store import Store
@@ -257,6 +259,60 @@ class EmbeddedBackend:
 
     def delete_schedule(self, name: str) -> None:
         self.client.delete_schedule(name)
+
+    # -- step outputs, pipeline drafts, modules -----------------------------------------------
+
+    def step_outputs(self, run_id: str, step: str) -> list[dict[str, Any]]:
+        return [o.to_json() for o in step_outputs(self.config, self.store, run_id, step)]
+
+    def create_draft(
+        self,
+        source: dict[str, Any],
+        fields: dict[str, Any],
+        properties: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        if "folder" in source:
+            snapshot, _ = store_snapshot(self.config, Path(source["folder"]))
+            source = {"snapshot": snapshot}
+        draft = draft_service.new_draft(self.config, self.store, source, fields, properties)
+        return draft.to_json()
+
+    def list_drafts(self) -> list[dict[str, Any]]:
+        return [d.to_json() for d in draft_service.list_drafts(self.config)]
+
+    def get_draft(self, draft_id: str) -> dict[str, Any]:
+        return draft_service.get_draft(self.config, draft_id).to_json()
+
+    def update_draft(
+        self, draft_id: str, fields: dict[str, Any], folder: Path | None = None
+    ) -> dict[str, Any]:
+        if folder is not None:
+            fields = {**fields, "snapshot": store_snapshot(self.config, Path(folder))[0]}
+        return draft_service.update_draft(self.config, draft_id, fields).to_json()
+
+    def delete_draft(self, draft_id: str) -> None:
+        draft_service.delete_draft(self.config, draft_id)
+
+    def submit_draft(self, draft_id: str) -> str:
+        draft = draft_service.get_draft(self.config, draft_id)
+        run_id = self._start_child(
+            {
+                "snapshot": draft.snapshot,
+                "experiment": draft.experiment_name,
+                "parameters": draft.pipeline_parameters,
+                "regenerate_outputs": False,
+                "continue_on_step_failure": draft.continue_on_step_failure,
+            }
+        )
+        draft_service.record_submitted(self.config, draft.id, run_id)
+        return run_id
+
+    def publish_draft(self, draft_id: str) -> dict[str, Any]:
+        return self._published_json(draft_service.publish_draft(self.config, self.store, draft_id))
+
+    def modules_dir(self) -> Path:
+        """Beside the runs and published pipelines of this config."""
+        return self.config.state_dir / "modules"
 
 
 def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, str]:

@@ -265,6 +265,57 @@ class RemoteBackend:
     def delete_schedule(self, name: str) -> None:
         self._json("DELETE", f"/api/v1/schedules/{quote(name, safe='')}")
 
+    # -- step outputs, pipeline drafts, modules -----------------------------------------------
+
+    def step_outputs(self, run_id: str, step: str) -> list[dict[str, Any]]:
+        path = f"/api/v1/runs/{quote(run_id, safe='')}/steps/{quote(step, safe='')}/outputs"
+        return self._json("GET", path)
+
+    def create_draft(
+        self,
+        source: dict[str, Any],
+        fields: dict[str, Any],
+        properties: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        if "folder" in source:
+            source = {"snapshot": self._upload(Path(source["folder"]))}
+        body = {**fields, "source": source}
+        if properties:
+            body["properties"] = properties
+        return self._json("POST", "/api/v1/drafts", body)
+
+    def list_drafts(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/drafts")
+
+    def get_draft(self, draft_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/v1/drafts/{quote(draft_id, safe='')}")
+
+    def update_draft(
+        self, draft_id: str, fields: dict[str, Any], folder: Path | None = None
+    ) -> dict[str, Any]:
+        if folder is not None:
+            fields = {**fields, "snapshot": self._upload(Path(folder))}
+        return self._json("PATCH", f"/api/v1/drafts/{quote(draft_id, safe='')}", fields)
+
+    def delete_draft(self, draft_id: str) -> None:
+        self._json("DELETE", f"/api/v1/drafts/{quote(draft_id, safe='')}")
+
+    def submit_draft(self, draft_id: str) -> str:
+        answer = self._json("POST", f"/api/v1/drafts/{quote(draft_id, safe='')}/runs")
+        return answer["Id"]
+
+    def publish_draft(self, draft_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/drafts/{quote(draft_id, safe='')}/publish")
+
+    def modules_dir(self) -> Path:
+        """On this machine, per daemon: a module's files go with every pipeline that uses it
+        (uploaded like any step's source), so the daemon never needs them on its own."""
+        data = os.environ.get("XDG_DATA_HOME") or os.path.join(
+            os.path.expanduser("~"), ".local", "share"
+        )
+        place = urlsplit(self.origin).netloc.replace(":", "_").replace("[", "").replace("]", "")
+        return Path(data) / "pipesched" / "modules" / place
+
 
 @contextlib.contextmanager
 def _sdk_errors() -> Iterator[None]:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import NotFound
 from scheduler.sdk._warn import SdkError, ignore_given, ignored
+from scheduler.sdk.datapath import DataReference
+from scheduler.sdk.datastore import Datastore
 from scheduler.sdk.models import Model, register_run_model
 from scheduler.sdk.published import PublishedPipeline
 from scheduler.sdk.watch import FINAL, STATUS_CODES, STEP_STATUS_CODES, Watcher, poll, show_step
@@ -207,7 +209,8 @@ class PipelineRun(_RunBase):
         version: str,
         continue_on_step_failure: bool | None = None,
     ) -> PublishedPipeline:
-        """Publish what this (completed) run ran as ``name`` at ``version``."""
+        """Publish what this run ran as ``name`` at ``version``. The run need not have
+        finished (as on Azure): its definition was fixed when it was submitted."""
         if continue_on_step_failure is not None:
             ignored(
                 "PipelineRun.publish_pipeline",
@@ -298,17 +301,30 @@ class StepRun(_RunBase):
     def get_metrics(self, name: str | None = None, **_: Any) -> dict[str, Any]:
         return _only(self._detail()["metrics"], name)
 
-    def get_outputs(self) -> dict[str, OutputData]:
-        return {name: self.get_output_data(name) for name in self._detail()["outputs"]}
+    def _outputs(self) -> dict[str, PortDataReference]:
+        """Asked of the backend: only the machine that ran the step knows which datastore
+        holds each output."""
+        workspace = self.experiment.workspace
+        return {
+            o["name"]: PortDataReference(workspace, o, self)
+            for o in self._backend.step_outputs(self._run_id, self._step)
+        }
 
-    def get_output_data(self, name: str) -> OutputData:
-        outputs = self._detail()["outputs"]
+    def get_outputs(self) -> dict[str, StepRunOutput]:
+        """Every output of the step, by name, as Azure's StepRunOutput."""
+        return {name: StepRunOutput(self, port) for name, port in self._outputs().items()}
+
+    def get_output(self, name: str) -> StepRunOutput:
+        return StepRunOutput(self, self.get_output_data(name))
+
+    def get_output_data(self, name: str) -> PortDataReference:
+        """The output's data (Azure's PortDataReference): download it, or read it in a step
+        of another pipeline."""
+        outputs = self._outputs()
         if name not in outputs:
             known = ", ".join(outputs) or "none"
             raise NotFound(f"step {self._step!r} has no output {name!r}", hint=f"outputs: {known}")
-        return OutputData(self.experiment.workspace, name, outputs[name])
-
-    get_output = get_output_data
+        return outputs[name]
 
     def get_job_log(self) -> str:
         """The step's output (stdout and stderr together, as it ran), latest attempt."""
@@ -336,18 +352,34 @@ class StepRun(_RunBase):
         return f"StepRun(Experiment: {self.experiment.name}, Id: {self.id})"
 
 
-class OutputData:
-    """A step's output folder (Azure's PortDataReference): ``path_on_datastore`` and a copy
-    with ``download``."""
+class PortDataReference(DataReference):
+    """A step's output folder (Azure's PortDataReference): ``datastore_name``,
+    ``path_on_datastore``, a copy with ``download``; and, as the DataReference it is, an input
+    of a step in another pipeline (a ``path`` parameter of that folder)."""
 
-    def __init__(self, workspace: Workspace, name: str, path: str) -> None:
-        self.name = name
-        self.path = Path(path)
-        marker = "/.pipesched/"
-        text = path.replace("\\", "/")
-        self.path_on_datastore = text[text.index(marker) + 1 :] if marker in text else text
-        self.datastore_name = _datastore_of(workspace, self.path)
+    def __init__(
+        self, workspace: Workspace, output: dict[str, Any], step_run: StepRun | None = None
+    ) -> None:
+        super().__init__(
+            Datastore(workspace, output["datastore_name"] or "default"),
+            data_reference_name=output["name"],
+            path_on_datastore=output["path_on_datastore"],
+        )
+        self.datastore_name: str | None = output["datastore_name"]
+        # Where the folder is on the machine that ran the step (``path()`` is DataReference's).
+        self.folder = Path(output["path"])
+        self.step_run = step_run
         self._workspace = workspace
+
+    @property
+    def data_reference(self) -> DataReference:
+        return self
+
+    def as_input(self, input_name: str | None = None) -> DataReference:
+        return self if input_name in (None, self.name) else self.path(None, input_name)
+
+    def create_input_binding(self, input_name: str | None = None, **kwargs: Any) -> DataReference:
+        return self.as_input(input_name)
 
     def download(self, local_path: str, overwrite: bool = False, show_progress: bool = True) -> str:
         """Copy the output to ``local_path/<path_on_datastore>``; return that path."""
@@ -355,30 +387,58 @@ class OutputData:
             raise SdkError(
                 "outputs of a daemon's runs live on the daemon's machine; download works on an "
                 "embedded workspace",
-                hint=f"copy {self.path} from that machine",
+                hint=f"copy {self.folder} from that machine",
             )
-        target = Path(local_path) / self.path_on_datastore
+        target = Path(local_path) / (self.path_on_datastore or "")
         if target.exists() and not overwrite:
             raise SdkError(f"{target} exists", hint="pass overwrite=True")
-        if self.path.is_dir():
-            shutil.copytree(self.path, target, dirs_exist_ok=True)
+        if self.folder.is_dir():
+            shutil.copytree(self.folder, target, dirs_exist_ok=True)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self.path, target)
+            shutil.copy2(self.folder, target)
         return str(target)
 
     def __repr__(self) -> str:
-        return f"OutputData(name={self.name!r}, path_on_datastore={self.path_on_datastore!r})"
+        return (
+            f"PortDataReference(name={self.name!r}, datastore_name={self.datastore_name!r}, "
+            f"path_on_datastore={self.path_on_datastore!r})"
+        )
 
 
-def _datastore_of(workspace: Workspace, path: Path) -> str | None:
-    config = workspace._config
-    if config is None:
-        return None
-    for name, store in config.datastores.items():
-        if path.is_relative_to(store.path):
-            return name
-    return None
+OutputData = PortDataReference  # the name pipesched used first
+
+
+class StepRunOutput:
+    """One output of a step run (Azure's StepRunOutput); ``get_port_data_reference()`` gives
+    its data. The data's attributes are here too, for code that reads them directly."""
+
+    def __init__(self, step_run: StepRun, port: PortDataReference) -> None:
+        self.step_run = step_run
+        self.pipeline_run_id = step_run.parent_id
+        self.name = port.name
+        self._port = port
+
+    def get_port_data_reference(self) -> PortDataReference:
+        return self._port
+
+    @property
+    def datastore_name(self) -> str | None:
+        return self._port.datastore_name
+
+    @property
+    def path_on_datastore(self) -> str | None:
+        return self._port.path_on_datastore
+
+    @property
+    def folder(self) -> Path:
+        return self._port.folder
+
+    def download(self, local_path: str, overwrite: bool = False, show_progress: bool = True) -> str:
+        return self._port.download(local_path, overwrite, show_progress)
+
+    def __repr__(self) -> str:
+        return f"StepRunOutput(name={self.name!r}, step_run={self.step_run.id!r})"
 
 
 def _only(metrics: dict[str, Any], name: str | None) -> dict[str, Any]:

@@ -13,7 +13,7 @@ version; a crash in between leaves a complete folder the store does not know, wh
 publish of that label replaces.
 
 What is published is a loaded definition (``publish_definition``): the working copy
-(``publish``, the CLI's), an SDK snapshot (``scheduler.services.snapshots``) or what a completed run ran
+(``publish``, the CLI's), an SDK snapshot (``scheduler.services.snapshots``) or what a run ran
 (``publish_run``, Azure's ``PipelineRun.publish_pipeline``).
 """
 
@@ -189,17 +189,13 @@ def publish_run(
     version: str | None = None,
     description: str | None = None,
 ) -> PublishedVersion:
-    """Publish the definition a completed run ran (Azure's ``PipelineRun.publish_pipeline``),
-    as ``name`` (default: the run's pipeline). Refused when that definition can no longer be
+    """Publish the definition a run ran (Azure's ``PipelineRun.publish_pipeline``), as ``name``
+    (default: the run's pipeline). Any recorded run will do, finished or not, as on Azure: its
+    definition is fixed when the run is recorded. Refused when that definition can no longer be
     had unchanged: a working copy edited since the run."""
     from scheduler.dispatch.submit import content_hash  # lazy: see publish_definition
 
     run = store.get_run(store.resolve_run_id(run_id))
-    if run.status != "completed":
-        raise PipeschedError(
-            f"run {run.id} is {run.status}; only a completed run can be published",
-            hint="wait for it to finish, or publish the pipeline itself",
-        )
     definition = definition_for_run(config, store, run)
     if content_hash(definition) != run.content_hash:
         raise PipeschedError(
