@@ -406,18 +406,18 @@ class TabularDataset(AbstractDataset):
             },
         )
         start, end = self._bounds()
-        files = self._files(owner)
+        pieces = self._files(owner)
         if end is not None:  # read no further than the last record wanted
             frames, rows = [], 0
-            for file in files:
+            for piece in pieces:
                 if rows >= end:
                     break
-                frames.append(self._read(owner, [file]))
+                frames.append(self._read(owner, [piece]))
                 rows += len(frames[-1])
             pandas = self._pandas(owner)
             frame = pandas.concat(frames, ignore_index=True) if frames else self._read(owner, [])
         else:
-            frame = self._read(owner, files)
+            frame = self._read(owner, pieces)
         if start or end is not None:
             frame = frame.iloc[start:end].reset_index(drop=True)
         return frame
@@ -513,14 +513,20 @@ class TabularDataset(AbstractDataset):
                 end = start + count if end is None else min(start + count, end)
         return start, end
 
-    def _files(self, owner: str) -> list[str]:
-        found: list[str] = []
+    def _files(self, owner: str) -> list[tables.Piece]:
+        """Every file of every path, as whole pieces (with partition values)."""
+        fmt = tables.PartitionFormat(self._partition_format) if self._partition_format else None
+        found: list[tables.Piece] = []
         for store, relative in self._paths:
             pattern = os.path.join(_local_root(owner, store), relative.lstrip("/"))
             try:
-                found.extend(list_input(pattern))
+                files = list_input(pattern)
             except PipeschedError:
                 continue  # nothing there
+            try:
+                found.extend(tables.whole_files(files, fmt, tables.input_base(pattern)))
+            except tables.TableError as exc:
+                raise SdkError(f"{owner}: {exc}") from None
         return found
 
     def _pandas(self, owner: str) -> Any:
@@ -529,10 +535,10 @@ class TabularDataset(AbstractDataset):
         except tables.TableError as exc:
             raise SdkError(f"{owner}: {exc}") from None
 
-    def _read(self, owner: str, files: list[str]) -> Any:
+    def _read(self, owner: str, pieces: list[tables.Piece]) -> Any:
         self._pandas(owner)
         try:
-            return tables.read_files(files, self._options, self._partition_format)
+            return tables.read_pieces(pieces, self._options, self._partition_format)
         except tables.TableError as exc:
             raise SdkError(f"{owner}: {exc}") from None
 

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         pattern = resolve_input(spec.input, spec.datastores)
-        batches = plan(spec, list_input(pattern))
+        batches = plan(spec, pattern, list_input(pattern))
     except PipeschedError as exc:
         say(f"error: {exc}")
         return 1
@@ -260,35 +260,35 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(driver.execute())
 
 
-def plan(spec: ParallelSpec, files: list[str]) -> list[MiniBatch]:
+def plan(spec: ParallelSpec, pattern: str, files: list[str]) -> list[MiniBatch]:
     """The input's mini-batches: one per partition with partition_keys, else groups of files, or
     of file pieces of about mini_batch_size bytes for a tabular input."""
     tabular = spec.tabular is not None
-    if spec.partition_keys:
-        if not spec.partition_format:
-            raise PlanError(
-                "partition_keys need the input's partition_format: the keys' values come from "
-                "the files' paths"
-            )
-        try:
-            fmt = tables.PartitionFormat(spec.partition_format)
-            groups = tables.plan_partitions(files, fmt, spec.partition_keys)
-        except (ValueError, tables.TableError) as exc:
-            raise PlanError(str(exc)) from None
-        return [
-            MiniBatch(
-                [{"path": f, "start": 0, "end": None} for f in paths] if tabular else paths,
-                partition=values,
-                tabular=tabular,
-            )
-            for values, paths in groups
-        ]
-    if tabular:
-        options = spec.tabular or {}
-        return [
-            MiniBatch(pieces, tabular=True)
-            for pieces in tables.plan_pieces(files, options, spec.mini_batch_size)
-        ]
+    base = tables.input_base(pattern)
+    try:
+        fmt = tables.PartitionFormat(spec.partition_format) if spec.partition_format else None
+        if spec.partition_keys:
+            if fmt is None:
+                raise PlanError(
+                    "partition_keys need the input's partition_format: the keys' values come "
+                    "from the files' paths"
+                )
+            return [
+                MiniBatch(
+                    pieces if tabular else [p["path"] for p in pieces],
+                    partition=values,
+                    tabular=tabular,
+                )
+                for values, pieces in tables.plan_partitions(files, fmt, spec.partition_keys, base)
+            ]
+        if tabular:
+            options = spec.tabular or {}
+            return [
+                MiniBatch(pieces, tabular=True)
+                for pieces in tables.plan_pieces(files, options, spec.mini_batch_size, fmt, base)
+            ]
+    except (ValueError, tables.TableError) as exc:
+        raise PlanError(str(exc)) from None
     return [MiniBatch(files) for files in mini_batches(files, spec.mini_batch_size)]
 
 

@@ -47,6 +47,7 @@ _UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _DATE_PARTS = {"yyyy": (r"\d{4}", "%Y"), "MM": (r"\d{2}", "%m"), "dd": (r"\d{2}", "%d")}
 _DATE_PARTS |= {"HH": (r"\d{2}", "%H"), "mm": (r"\d{2}", "%M"), "ss": (r"\d{2}", "%S")}
 _DATE_TOKEN = re.compile("|".join(_DATE_PARTS))
+GLOB = frozenset("*?[")
 
 
 class TableError(Exception):
@@ -69,8 +70,9 @@ def parse_size(text: str | int) -> int:
 class PartitionFormat:
     """Azure's ``partition_format``: ``{name}`` takes one path segment (or part of one) as a
     string column, ``{name:yyyy/MM/dd}`` a datetime. It is matched against the end of a file's
-    path, from the first segment that holds a key, so a dataset moved to another folder (or a
-    path parameter given another value) still matches."""
+    path below the folder the input starts from (``input_base``), from the first segment that
+    holds a key: a dataset moved to another folder (or a path parameter given another value)
+    still matches, and a file outside the layout does not."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -115,20 +117,52 @@ def _date_pattern(fmt: str) -> tuple[str, str]:
     return regex + re.escape(fmt[pos:]), strp + fmt[pos:].replace("%", "%%")
 
 
-def partition_values(fmt: PartitionFormat, path: str) -> dict[str, str]:
-    values = fmt.values(path)
+def partition_values(fmt: PartitionFormat, path: str, base: str) -> dict[str, str]:
+    """The keys' values of a file below ``base``; a TableError when it is outside the format."""
+    values = fmt.values(os.path.relpath(path, base))
     if values is None:
-        raise TableError(f"{path} does not match partition_format {fmt.text!r}")
+        raise TableError(f"{path} does not match partition_format {fmt.text!r} (below {base})")
     return values
+
+
+def input_base(pattern: str) -> str:
+    """The folder an input starts from: a folder itself, a file's folder, or a glob's folders
+    up to the first one with a wildcard."""
+    if GLOB & set(pattern):
+        parts = pattern.split("/")
+        first = next(i for i, part in enumerate(parts) if GLOB & set(part))
+        return "/".join(parts[:first]) or "/"
+    return pattern if os.path.isdir(pattern) else os.path.dirname(pattern)
+
+
+def whole_files(
+    files: Iterable[str], fmt: PartitionFormat | None = None, base: str = ""
+) -> list[Piece]:
+    """Pieces that are whole files, with their partition values when there is a format."""
+    return [_piece(path, 0, None, fmt, base) for path in files]
+
+
+def _piece(path: str, start: int, end: int | None, fmt: PartitionFormat | None, base: str) -> Piece:
+    piece: Piece = {"path": path, "start": start, "end": end}
+    if fmt is not None:
+        piece["values"] = partition_values(fmt, path, base)
+    return piece
 
 
 # ---- planning (the driver) ------------------------------------------------------------------
 
 
-def plan_pieces(files: Iterable[str], options: Mapping[str, Any], size: int) -> list[list[Piece]]:
+def plan_pieces(
+    files: Iterable[str],
+    options: Mapping[str, Any],
+    size: int,
+    fmt: PartitionFormat | None = None,
+    base: str = "",
+) -> list[list[Piece]]:
     """Mini-batches of about ``size`` bytes each. Delimited files are cut between lines (never
     with ``support_multi_line``, where a quoted value may hold a line break, nor in encodings
-    where a newline byte can be part of a character); parquet files go whole."""
+    where a newline byte can be part of a character); parquet files go whole. With a
+    partition_format, each piece carries its file's key values (``values``)."""
     cut = (
         options.get("format", "delimited") == "delimited"
         and not options.get("support_multi_line")
@@ -142,11 +176,11 @@ def plan_pieces(files: Iterable[str], options: Mapping[str, Any], size: int) -> 
         offset = 0
         while offset < total:
             if cut and total - offset > room:
-                current.append({"path": path, "start": offset, "end": offset + room})
+                current.append(_piece(path, offset, offset + room, fmt, base))
                 offset += room
                 room = 0
             else:
-                current.append({"path": path, "start": offset, "end": None})
+                current.append(_piece(path, offset, None, fmt, base))
                 room -= total - offset
                 offset = total
             if room <= 0:
@@ -158,14 +192,15 @@ def plan_pieces(files: Iterable[str], options: Mapping[str, Any], size: int) -> 
 
 
 def plan_partitions(
-    files: Iterable[str], fmt: PartitionFormat, keys: Sequence[str]
-) -> list[tuple[dict[str, str], list[str]]]:
-    """One group per combination of ``keys``' values, in the order files list them."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for path in files:
-        values = partition_values(fmt, path)
-        groups.setdefault(tuple(values[k] for k in keys), []).append(path)
-    return [(dict(zip(keys, key, strict=True)), paths) for key, paths in groups.items()]
+    files: Iterable[str], fmt: PartitionFormat, keys: Sequence[str], base: str
+) -> list[tuple[dict[str, str], list[Piece]]]:
+    """One group per combination of ``keys``' values, in the order files list them; each file
+    a whole piece with its values."""
+    groups: dict[tuple[str, ...], list[Piece]] = {}
+    for piece in whole_files(files, fmt, base):
+        values = piece["values"]
+        groups.setdefault(tuple(values[k] for k in keys), []).append(piece)
+    return [(dict(zip(keys, key, strict=True)), pieces) for key, pieces in groups.items()]
 
 
 def count_rows(pieces: Iterable[Piece], options: Mapping[str, Any]) -> int:
@@ -217,7 +252,8 @@ def read_pieces(
     partition_format: str | None = None,
 ) -> Any:
     """One DataFrame of the pieces' rows, in order: ``Path`` first with ``include_path``, the
-    partition_format's keys last, then ``set_column_types`` applied."""
+    partition_format's keys last (from each piece's ``values``), then ``set_column_types``
+    applied."""
     pandas = pandas_module(options)
     fmt = PartitionFormat(partition_format) if partition_format else None
     frames = []
@@ -226,7 +262,7 @@ def read_pieces(
         if options.get("include_path"):
             frame.insert(0, "Path", piece["path"])
         if fmt is not None:
-            values = partition_values(fmt, piece["path"])
+            values = piece["values"]
             for key in fmt.keys:
                 frame[key] = _partition_value(values[key], key, fmt)
         frames.append(frame)
@@ -239,14 +275,6 @@ def read_pieces(
             if frame[column].dtype == object:
                 frame[column] = frame[column].fillna("")
     return frame
-
-
-def read_files(
-    files: Sequence[str], options: Mapping[str, Any], partition_format: str | None = None
-) -> Any:
-    return read_pieces(
-        [{"path": f, "start": 0, "end": None} for f in files], options, partition_format
-    )
 
 
 def typed_partition(
