@@ -255,3 +255,18 @@ def test_validation_explains_what_a_tabular_step_cannot_be(
     with pytest.raises(DefinitionErrors) as caught:
         project.load("tab")
     assert message in str(caught.value)
+
+
+def test_a_new_file_matching_the_input_glob_is_not_hidden_by_reuse(project: Project):
+    write_rows(project, files=2, rows=3)
+    tabular_pipeline(project, COUNT_ROWS, tabular={"separator": ";"}, allow_reuse=True)
+    definition = project.root / "pipelines" / "tab" / "pipeline.yaml"
+    # The parameter's value is the glob, as for Dataset.Tabular over (datastore, "rows/*.csv").
+    definition.write_text(definition.read_text().replace("default: rows", "default: rows/*.csv"))
+    assert execute(project, "tab").run.status == "completed"
+    again = execute(project, "tab")
+    assert steps_of(again)["score"]["status"] == "reused"
+    (project.datastore / "rows" / "f9.csv").write_text("file;row;label\n9;0;ok\n")
+    third = execute(project, "tab")
+    assert steps_of(third)["score"]["status"] == "completed"
+    assert output_rows(third)[-1].startswith("9 0 ")
