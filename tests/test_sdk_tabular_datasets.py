@@ -331,6 +331,32 @@ def test_partition_by_then_partition_keys_gives_one_mini_batch_per_partition(
     assert step_metrics(run, "summarize-revenue")["mini_batches_total"] == 4
 
 
+def test_partition_by_keeps_awkward_key_values_and_dates(ws: Workspace, project: Project):
+    odd = project.datastore / "odd"
+    odd.mkdir()
+    (odd / "a.csv").write_text(
+        "team,day,n\nred/blue,2024-01-02,1\n50%,2024-01-02,2\n,2024-01-03,3\n..,2024-01-03,4\n"
+    )
+    store = ws.get_default_datastore()
+    dataset = Dataset.Tabular.from_delimited_files(
+        path=(store, "odd"), set_column_types={"day": DataType.to_datetime("%Y-%m-%d")}
+    )
+    partitioned = dataset.partition_by(
+        partition_keys=["team", "day"], target=(store, "odd_parts"), show_progress=False
+    )
+    back = partitioned.to_pandas_dataframe()
+    records = {
+        (r.team if isinstance(r.team, str) else None, str(r.day.date()), r.n)
+        for r in back.itertuples()
+    }
+    assert records == {
+        ("red/blue", "2024-01-02", 1),
+        ("50%", "2024-01-02", 2),
+        (None, "2024-01-03", 3),
+        ("..", "2024-01-03", 4),
+    }
+
+
 def test_partition_keys_of_an_unpartitioned_dataset_are_refused(ws: Workspace):
     dataset = Dataset.Tabular.from_delimited_files(path=(ws.get_default_datastore(), "sales"))
     config = ParallelRunConfig(None, "total.py", 5, "append_row", "local", 1, partition_keys=["x"])

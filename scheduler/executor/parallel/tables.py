@@ -299,7 +299,7 @@ def _partition_value(text: str, key: str, fmt: PartitionFormat | None) -> Any:
     """A key's value as partition_by wrote it into a folder name."""
     if text == NULL_PARTITION:
         return None
-    text = text.replace("%2F", "/").replace("%25", "%")
+    text = text.replace("%2F", "/").replace("%2E", ".").replace("%25", "%")
     if fmt is not None and key in fmt.dates:
         return dt.datetime.strptime(text, fmt.dates[key])
     return text
