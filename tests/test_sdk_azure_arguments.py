@@ -17,9 +17,11 @@ from scheduler.core.errors import DefinitionErrors
 from scheduler.sdk import (
     DatabricksStep,
     DataPath,
+    Dataset,
     Experiment,
     IgnoredArgumentWarning,
     ParallelRunConfig,
+    ParallelRunStep,
     Pipeline,
     PipelineData,
     PipelineRun,
@@ -120,11 +122,15 @@ def test_register_methods_name_themselves(method: str):
         getattr(Datastore, method)(workspace=None, datastore_name="x")
 
 
-def test_partition_keys_refusal_has_its_own_hint():
+def test_partition_keys_refusal_has_its_own_hint(ws: Workspace):
+    files = Dataset.File.from_files(path=(ws.get_default_datastore(), "batches"))
+    config = ParallelRunConfig(
+        None, "score.py", 5, "append_row", "local", 1, partition_keys=["day"]
+    )
     with pytest.raises(SdkError, match="partition_keys") as caught:
-        ParallelRunConfig(None, "score.py", 5, "append_row", "local", 1, partition_keys=["day"])
+        ParallelRunStep(name="score", parallel_run_config=config, inputs=[files])
     assert "error_threshold" not in str(caught.value)
-    assert "mini_batch_size" in (caught.value.hint or "")
+    assert "partition_by" in (caught.value.hint or "")
 
 
 # -- Schedule.create never fails after it stored the schedule --------------------------------

@@ -239,9 +239,13 @@ def test_parallel_run_step_maps_to_a_parallel_run_step(ws, scripts: Path):
     }
 
 
-def test_parallel_run_refuses_a_tabular_mini_batch_size(scripts: Path):
-    with pytest.raises(SdkError, match="size for tabular datasets"):
-        ParallelRunConfig(None, "score.py", -1, "summary_only", "local", 1, mini_batch_size="1MB")
+def test_parallel_run_refuses_a_size_for_a_file_dataset(ws, scripts: Path):
+    files = Dataset.File.from_files(path=(ws.get_default_datastore(), "batches"))
+    config = ParallelRunConfig(
+        None, "score.py", -1, "summary_only", "local", 1, mini_batch_size="1MB"
+    )
+    with pytest.raises(SdkError, match="is a size, for tabular datasets"):
+        ParallelRunStep(name="score", parallel_run_config=config, inputs=[files])
 
 
 def test_data_transfer_step_maps_source_and_destination(ws):
@@ -407,9 +411,10 @@ def test_the_warning_points_at_the_users_line(scripts: Path):
     assert (Path(caught[0].filename).name, caught[0].lineno) == (HERE, line + 1)
 
 
-def test_tabular_dataset_is_refused_with_the_reason():
-    with pytest.raises(SdkError, match="reaches the script as an object"):
-        Dataset.Tabular.from_delimited_files(path=("default", "x.csv"))
+def test_tabular_dataset_from_a_query_is_refused_with_the_reason():
+    with pytest.raises(SdkError, match="not databases") as caught:
+        Dataset.Tabular.from_sql_query("SELECT 1")
+    assert "sql step" in (caught.value.hint or "")
 
 
 def test_registered_dataset_lookup_is_refused():

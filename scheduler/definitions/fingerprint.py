@@ -12,6 +12,7 @@ Listing, hashing and manifests read whole trees: they assert that they run off t
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from scheduler.core.loopguard import assert_off_loop
 from scheduler.definitions.templating import partially_substitute
 
 IGNORE_FILES = (".gitignore", ".amlignore")
+_GLOB = frozenset("*?[")
 
 
 def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
@@ -78,12 +80,14 @@ def _rel(rel_dir: str, name: str) -> str:
 
 
 def path_manifest(path: Path) -> list[tuple[str, int, int]] | str:
-    """(relative path, size, mtime_ns) of every file under ``path`` (or of the file itself);
-    ``"missing"`` when nothing is there."""
+    """(relative path, size, mtime_ns) of every file under ``path`` (or of the file itself, or
+    of each file a glob such as ``folder/*.csv`` matches); ``"missing"`` when nothing is there."""
     assert_off_loop("listing an input path")
     try:
         stat = path.stat()
     except OSError:
+        if _GLOB & set(str(path)):
+            return _glob_manifest(path)
         return "missing"
     if not path.is_dir():
         return [(".", stat.st_size, stat.st_mtime_ns)]
@@ -98,6 +102,18 @@ def path_manifest(path: Path) -> list[tuple[str, int, int]] | str:
                 continue
             entries.append((os.path.relpath(full, path), file_stat.st_size, file_stat.st_mtime_ns))
     return entries
+
+
+def _glob_manifest(pattern: Path) -> list[tuple[str, int, int]] | str:
+    entries: list[tuple[str, int, int]] = []
+    for match in sorted(glob.glob(str(pattern), recursive=True)):
+        try:
+            stat = os.stat(match)
+        except OSError:
+            continue
+        if not os.path.isdir(match):
+            entries.append((match, stat.st_size, stat.st_mtime_ns))
+    return entries or "missing"
 
 
 def _resolve_params(value: Any, parameters: Mapping[str, str]) -> Any:

@@ -7,11 +7,13 @@ validation context (``{"directory": Path}``), so a validated step only holds abs
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -22,7 +24,12 @@ from pydantic import (
 )
 
 from scheduler.core.durations import parse_duration
-from scheduler.definitions.templating import find_references, partially_substitute, substitute
+from scheduler.definitions.templating import (
+    find_references,
+    partially_substitute,
+    scan,
+    substitute,
+)
 
 
 def _duration(value: Any) -> Any:
@@ -242,10 +249,101 @@ class DataTransferStep(StepBase):
         return is_data_name(value)
 
 
-class ParallelRunStep(StepBase):
-    """ParallelRunStep: an entry script's ``init()`` and ``run(mini_batch)`` over files."""
+def _parameter_reference(text: str) -> bool:
+    """True when ``text`` is one ``${{parameters.NAME}}`` and nothing else."""
+    refs = scan(text.strip())
+    return (
+        len(refs) == 1
+        and refs[0].namespace == "parameters"
+        and (refs[0].start, refs[0].end) == (0, len(text.strip()))
+    )
 
-    TEMPLATED: ClassVar[tuple[str, ...]] = ("input", "arguments")
+
+def _number_or_parameter(minimum: int) -> AfterValidator:
+    """A parallel_run setting: a number of at least ``minimum``, or a ``${{parameters.NAME}}``
+    whose value the run gives (checked when the step starts)."""
+
+    def check(value: float | str) -> float | str:
+        if isinstance(value, str):
+            if not _parameter_reference(value):
+                raise ValueError(f"expected a number or a ${{{{parameters.NAME}}}}, got {value!r}")
+        elif value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _duration_or_parameter(value: Any) -> Any:
+    if isinstance(value, str) and "${{" in value:
+        return value
+    return _duration(value)
+
+
+_SIZE = re.compile(r"\d+\s*([kKmMgG][bB])?")
+
+
+def _mini_batch_size(value: int | str | None) -> int | str | None:
+    if isinstance(value, str) and not (
+        _SIZE.fullmatch(value.strip()) or _parameter_reference(value)
+    ):
+        raise ValueError(
+            f"expected a number, a size such as 1MB, or a ${{{{parameters.NAME}}}}; got {value!r}"
+        )
+    if isinstance(value, int) and value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+CountSetting = Annotated[int | str, _number_or_parameter(1)]
+#: Keys of a partition_format: ``{name}`` or ``{name:yyyy/MM/dd}``.
+PARTITION_KEY = re.compile(r"\{([A-Za-z_][A-Za-z0-9_ -]*)(?::[^}]*)?\}")
+COLUMN_TYPES = ("string", "int", "float", "bool", "datetime")
+
+
+class TabularInput(Model):
+    """How a parallel_run input is read as rows (Azure's TabularDataset): ``run(mini_batch)``
+    then gets a pandas DataFrame, and ``mini_batch_size`` is a size in bytes (``1MB``)."""
+
+    format: Literal["delimited", "parquet"] = "delimited"
+    separator: str = Field(default=",", min_length=1)
+    header: bool = True
+    encoding: Literal[
+        "utf8", "utf8bom", "iso88591", "latin1", "ascii", "utf16", "utf32", "windows1252"
+    ] = "utf8"
+    infer_column_types: bool = True
+    # column -> string | int | float | bool | datetime | datetime:<strftime format>
+    set_column_types: dict[str, str] = Field(default_factory=dict)
+    include_path: bool = False
+    support_multi_line: bool = False
+    empty_as_string: bool = False
+
+    @field_validator("set_column_types")
+    @classmethod
+    def _known_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, kind in value.items():
+            if kind.partition(":")[0] not in COLUMN_TYPES:
+                raise ValueError(
+                    f"column {column!r}: unknown type {kind!r} (known: {', '.join(COLUMN_TYPES)}, "
+                    "datetime:<format>)"
+                )
+        return value
+
+
+class ParallelRunStep(StepBase):
+    """ParallelRunStep: an entry script's ``init()`` and ``run(mini_batch)`` over files, or over
+    rows when ``tabular`` is given."""
+
+    TEMPLATED: ClassVar[tuple[str, ...]] = (
+        "input",
+        "arguments",
+        "mini_batch_size",
+        "error_threshold",
+        "process_count_per_node",
+        "node_count",
+        "run_invocation_timeout",
+        "run_max_try",
+    )
     PRODUCING: ClassVar[tuple[str, ...]] = ("output",)
     FILES: ClassVar[tuple[str, ...]] = ("entry_script",)
 
@@ -253,15 +351,49 @@ class ParallelRunStep(StepBase):
     entry_script: str
     input: str
     output: str | None = None
-    mini_batch_size: int = Field(default=10, ge=1)
-    error_threshold: int = Field(default=-1, ge=-1)
+    # Files per mini-batch (default 10); with ``tabular``, bytes or a size (default 1MB).
+    mini_batch_size: Annotated[int | str | None, AfterValidator(_mini_batch_size)] = None
+    error_threshold: Annotated[int | str, _number_or_parameter(-1)] = -1
     output_action: Literal["append_row", "summary_only"] = "append_row"
     append_row_file_name: str = "parallel_run_step.txt"
-    process_count_per_node: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    node_count: int = Field(default=1, ge=1)
-    run_invocation_timeout: Duration = 60.0
-    run_max_try: int = Field(default=3, ge=1)
+    process_count_per_node: CountSetting = Field(default_factory=lambda: os.cpu_count() or 1)
+    node_count: CountSetting = 1
+    run_invocation_timeout: Annotated[
+        float | str, BeforeValidator(_duration_or_parameter), _number_or_parameter(0)
+    ] = 60.0
+    run_max_try: CountSetting = 3
     arguments: StrList = Field(default_factory=list)
+    tabular: TabularInput | None = None
+    # Values taken from each file's path, e.g. "{store}/{brand}/*.csv" (Azure's partition_format).
+    partition_format: str | None = None
+    # One mini-batch per combination of these keys' values (keys of partition_format).
+    partition_keys: StrList = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _batches_make_sense(self) -> Self:
+        size = self.mini_batch_size
+        if (
+            self.tabular is None
+            and isinstance(size, str)
+            and not _parameter_reference(size)
+            and not size.strip().isdigit()
+        ):
+            raise ValueError(
+                f"mini_batch_size {size!r} is a size, for tabular inputs; for files give a "
+                "number of files (or add tabular: to read the input as rows)"
+            )
+        if self.partition_keys:
+            if size is not None:
+                raise ValueError("give either partition_keys or mini_batch_size, not both")
+            keys = PARTITION_KEY.findall(self.partition_format or "")
+            missing = [k for k in self.partition_keys if k not in keys]
+            if missing:
+                raise ValueError(
+                    f"partition_keys {missing} are not keys of partition_format "
+                    f"{self.partition_format!r}"
+                    + (f" (its keys: {', '.join(keys)})" if keys else "")
+                )
+        return self
 
     @property
     def entry_script_path(self) -> Path:

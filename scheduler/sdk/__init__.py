@@ -16,6 +16,8 @@ _EXPORTS = {
     "Datastore": "datastore",
     "Dataset": "datasets",
     "FileDataset": "datasets",
+    "TabularDataset": "datasets",
+    "DataType": "datasets",
     "DataPath": "datapath",
     "DataPathComputeBinding": "datapath",
     "DataReference": "datapath",

@@ -23,7 +23,7 @@ from scheduler.definitions import Pipeline as Definition
 from scheduler.definitions import YamlDocument, build_pipeline, display_path
 from scheduler.sdk.data import DataInput, PipelineParameter, _Output
 from scheduler.sdk.datapath import DataPath, DataReference, path_default
-from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
+from scheduler.sdk.datasets import AbstractDataset, DatasetConsumptionConfig
 from scheduler.sdk.steps import PipelineStep
 
 if TYPE_CHECKING:
@@ -163,7 +163,9 @@ class Resolver:
             value = value.dataset
         if isinstance(value, PipelineParameter):
             return self._declare(value.name, value._declaration(), value._where, explicit=True)
-        if not isinstance(value, DatasetConsumptionConfig | FileDataset | DataPath | DataReference):
+        if not isinstance(
+            value, DatasetConsumptionConfig | AbstractDataset | DataPath | DataReference
+        ):
             raise TypeError(f"not an SDK value: {value!r}")
         uri = path_default(value)
         assert uri is not None

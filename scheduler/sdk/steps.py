@@ -14,7 +14,7 @@ from typing import Any
 from scheduler.sdk._warn import ignore_given, refused
 from scheduler.sdk.data import DataInput, OutputFileDatasetConfig, PipelineParameter, _Output
 from scheduler.sdk.datapath import DataPath, DataReference, caller_position, resolve_path
-from scheduler.sdk.datasets import DatasetConsumptionConfig, FileDataset
+from scheduler.sdk.datasets import AbstractDataset, DatasetConsumptionConfig
 
 _RUNCONFIG = "steps run with the interpreter and variables of their `environment`"
 _COMMON_IGNORED = {
@@ -41,7 +41,8 @@ def _is_parameter_like(value: Any) -> bool:
     if isinstance(value, tuple) and len(value) == 2:
         value = value[0]
     return isinstance(
-        value, PipelineParameter | DataPath | DataReference | FileDataset | DatasetConsumptionConfig
+        value,
+        PipelineParameter | DataPath | DataReference | AbstractDataset | DatasetConsumptionConfig,
     )
 
 

@@ -32,13 +32,16 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
-from scheduler.executor.parallel.pools import InitFailed, Outcome, Say, SlotRetired
+from scheduler.executor.parallel.pools import InitFailed, MiniBatch, Outcome, Say, SlotRetired
 from scheduler.executor.parallel.spec import ParallelSpec
 from scheduler.executor.parallel.worker import (
     call_init,
+    call_run,
     error_text,
     load_entry,
+    prepare_batch,
     result_count,
+    tables_module,
     to_rows,
 )
 
@@ -119,6 +122,8 @@ class DaskPool:
             "workers_dir": spec.workers_dir,
             "append_row": spec.append_row,
             "env": dask_target.forwarded_environment(spec.environment),
+            "tabular": spec.tabular,
+            "partition_format": spec.partition_format,
         }
         for address in chosen:
             self._nanny[address] = workers[address].get("nanny") is not None
@@ -131,7 +136,7 @@ class DaskPool:
         names = ", ".join(f"{workers[a].get('name')} ({a})" for a in chosen)
         self.say(f"Dask workers used: {names}")
 
-    async def run(self, slot: int, batch: int, files: list[str]) -> Outcome:
+    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
         lane = self._lanes[self._slot_lane[slot]]
         while lane.address in self._replacing:  # never submit to a worker being replaced
             await asyncio.shield(self._replacing[lane.address])
@@ -144,7 +149,8 @@ class DaskPool:
         future = self.client.submit(
             run_batch,
             self._payload,
-            files,
+            mini_batch.items,
+            mini_batch.partition,
             key=f"parallel_run-{batch}-{uuid.uuid4().hex}",
             workers=[address],
             allow_other_workers=False,
@@ -183,9 +189,11 @@ class DaskPool:
             lane.inflight.remove(entry)
             self._futures.discard(future)
             waiter.cancel()
+        items = reply.get("items")
         if reply["ok"]:
-            return Outcome("ok", address, count=reply["count"], rows=reply.get("rows") or [])
-        return Outcome("error", address, error=reply["error"])
+            rows = reply.get("rows") or []
+            return Outcome("ok", address, count=reply["count"], rows=rows, items=items)
+        return Outcome("error", address, error=reply["error"], items=items)
 
     async def close(self, *, abort: bool) -> None:
         client = self._client
@@ -285,21 +293,29 @@ _LOCK = threading.Lock()
 
 def init_worker(payload: dict[str, Any]) -> dict[str, Any]:
     try:
+        if payload.get("tabular") is not None:  # a clear error when pandas is missing
+            tables_module().pandas_module(payload["tabular"], " (on the Dask workers)")
         _, log = _entry(payload)
     except BaseException as exc:
         return {"init_error": error_text(exc), "log": _log_path(payload)}
     return {"pid": os.getpid(), "log": log}
 
 
-def run_batch(payload: dict[str, Any], files: list[str]) -> dict[str, Any]:
+def run_batch(
+    payload: dict[str, Any], items: list[Any], partition: dict[str, str] | None = None
+) -> dict[str, Any]:
     try:
         module, log = _entry(payload)
     except BaseException as exc:
         return {"ok": False, "error": f"init() failed: {error_text(exc)}"}
+    reply: dict[str, Any] = {}
     with _inside(payload, log):
         try:
-            result = module.run(list(files))
-            reply: dict[str, Any] = {"ok": True, "count": result_count(result)}
+            mini_batch, context = prepare_batch(items, partition, payload)
+            if payload.get("tabular") is not None:
+                reply["items"] = len(mini_batch)
+            result = call_run(module, mini_batch, context)
+            reply.update(ok=True, count=result_count(result))
             if payload["append_row"]:
                 reply["rows"] = to_rows(result)
             return reply
@@ -307,7 +323,7 @@ def run_batch(payload: dict[str, Any], files: list[str]) -> dict[str, Any]:
             import traceback
 
             traceback.print_exc()
-            return {"ok": False, "error": error_text(exc)}
+            return {**reply, "ok": False, "error": error_text(exc)}
 
 
 def _entry(payload: dict[str, Any]) -> tuple[ModuleType, str]:

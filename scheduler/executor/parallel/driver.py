@@ -1,9 +1,11 @@
 """The parallel_run step process: ``python -m scheduler.executor.parallel.driver <spec.json>``.
 
-It lists the input, cuts it into mini-batches, hands them to a pool of workers (local processes or
-Dask workers), retries failed ones up to ``run_max_try`` tries, counts failed items against
-``error_threshold``, appends what ``run()`` returns to the output file in input order, prints
-progress to the step log and logs the totals as metrics of the step run.
+It lists the input, cuts it into mini-batches (of files; of rows for a tabular input, cut by size
+without reading them; or one per partition with partition_keys), hands them to a pool of workers
+(local processes or Dask workers), retries failed ones up to ``run_max_try`` tries, counts failed
+items (files, or records of a tabular input) against ``error_threshold``, appends what ``run()``
+returns to the output file in input order, prints progress to the step log and logs the totals as
+metrics of the step run.
 
 Exit status: 0 when the step succeeded (failures within the threshold), 1 otherwise.
 """
@@ -17,9 +19,10 @@ from collections import deque
 from pathlib import Path
 
 from scheduler.core.errors import PipeschedError
+from scheduler.executor.parallel import tables
 from scheduler.executor.parallel.dask_pool import DaskPool
 from scheduler.executor.parallel.local_pool import LocalPool
-from scheduler.executor.parallel.pools import Outcome, Pool, Say, SlotRetired
+from scheduler.executor.parallel.pools import MiniBatch, Outcome, Pool, Say, SlotRetired
 from scheduler.executor.parallel.spec import ParallelSpec, list_input, mini_batches, resolve_input
 from scheduler.runtime import Run
 
@@ -29,6 +32,10 @@ PROGRESS_EVERY = 2.0  # seconds between progress lines
 
 class ThresholdExceeded(PipeschedError):
     """More items failed than error_threshold allows."""
+
+
+class PlanError(PipeschedError):
+    """The input cannot be cut into mini-batches as asked."""
 
 
 class RowWriter:
@@ -57,7 +64,7 @@ class RowWriter:
 
 
 class Driver:
-    def __init__(self, spec: ParallelSpec, pool: Pool, batches: list[list[str]], say: Say) -> None:
+    def __init__(self, spec: ParallelSpec, pool: Pool, batches: list[MiniBatch], say: Say) -> None:
         self.spec, self.pool, self.batches, self.say = spec, pool, batches, say
         self.tries = [0] * len(batches)
         self.queue: deque[int] = deque(range(len(batches)))
@@ -70,7 +77,11 @@ class Driver:
 
     @property
     def items(self) -> int:
-        return sum(len(b) for b in self.batches)
+        """Files, or the records of a tabular input that workers have read so far."""
+        return sum(self._items(b) or 0 for b in self.batches)
+
+    def _items(self, batch: MiniBatch) -> int | None:
+        return batch.rows if batch.tabular else len(batch.items)
 
     async def execute(self) -> int:
         spec = self.spec
@@ -86,8 +97,7 @@ class Driver:
                 await self.pool.close(abort=True)
                 raise
             self.say(
-                f"{self.items} files in {len(self.batches)} mini-batches of up to "
-                f"{spec.mini_batch_size}; {self.pool.slots} worker slots on {spec.target_type} "
+                f"{self._plan()}; {self.pool.slots} worker slots on {spec.target_type} "
                 f"'{spec.target_name}'; worker logs in {spec.workers_dir}"
             )
             status = await self._run_all()
@@ -99,6 +109,17 @@ class Driver:
                 self.writer.close()
             self._log_metrics()
         return status
+
+    def _plan(self) -> str:
+        spec, count = self.spec, len(self.batches)
+        files = len(
+            {i["path"] if isinstance(i, dict) else i for b in self.batches for i in b.items}
+        )
+        if spec.partition_keys:
+            return f"{files} files in {count} partitions by {', '.join(spec.partition_keys)}"
+        if spec.tabular is not None:
+            return f"{files} files in {count} mini-batches of about {spec.mini_batch_size} bytes"
+        return f"{files} files in {count} mini-batches of up to {spec.mini_batch_size}"
 
     async def _run_all(self) -> int:
         tasks = [asyncio.ensure_future(self._slot(slot)) for slot in range(self.pool.slots)]
@@ -143,16 +164,19 @@ class Driver:
             self._record(batch, outcome)
 
     def _record(self, batch: int, outcome: Outcome) -> None:
-        spec, files = self.spec, self.batches[batch]
+        spec, mini_batch = self.spec, self.batches[batch]
+        if outcome.items is not None:
+            mini_batch.rows = outcome.items
         if outcome.kind == "ok":
             self.done += 1
             if spec.append_row:
-                missing = max(0, len(files) - outcome.count)
+                size = self._items(mini_batch) or 0
+                missing = max(0, size - outcome.count)
                 if missing:
                     self.failed_items += missing
                     self.say(
                         f"mini-batch {self._name(batch)}: run() returned {outcome.count} "
-                        f"results for {len(files)} items; {missing} counted as failed"
+                        f"results for {size} items; {missing} counted as failed"
                     )
                 assert self.writer is not None
                 self.writer.add(batch, outcome.rows)
@@ -167,7 +191,9 @@ class Driver:
             else:
                 self.done += 1
                 self.failed_batches += 1
-                self.failed_items += len(files)
+                if mini_batch.tabular and mini_batch.rows is None:  # no worker got to read it
+                    mini_batch.rows = tables.count_rows(mini_batch.items, spec.tabular or {})
+                self.failed_items += self._items(mini_batch) or 0
                 if self.writer is not None:
                     self.writer.add(batch, [])
         self._progress()
@@ -178,9 +204,7 @@ class Driver:
             )
 
     def _name(self, batch: int) -> str:
-        first = Path(self.batches[batch][0]).name
-        more = f" +{len(self.batches[batch]) - 1}" if len(self.batches[batch]) > 1 else ""
-        return f"{batch + 1}/{len(self.batches)} ({first}{more})"
+        return f"{batch + 1}/{len(self.batches)} ({self.batches[batch].label()})"
 
     def _progress(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -222,15 +246,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec_path = Path(args[0]).resolve()
     spec = ParallelSpec.read(spec_path)
+    for problem in spec.problems:
+        say(f"error: {problem}")
+    if spec.problems:
+        return 1
     try:
         pattern = resolve_input(spec.input, spec.datastores)
-        files = list_input(pattern)
+        batches = plan(spec, pattern, list_input(pattern))
     except PipeschedError as exc:
         say(f"error: {exc}")
         return 1
-    batches = mini_batches(files, spec.mini_batch_size)
     driver = Driver(spec, make_pool(spec, spec_path, say), batches, say)
     return asyncio.run(driver.execute())
+
+
+def plan(spec: ParallelSpec, pattern: str, files: list[str]) -> list[MiniBatch]:
+    """The input's mini-batches: one per partition with partition_keys, else groups of files, or
+    of file pieces of about mini_batch_size bytes for a tabular input."""
+    tabular = spec.tabular is not None
+    base = tables.input_base(pattern)
+    try:
+        fmt = tables.PartitionFormat(spec.partition_format) if spec.partition_format else None
+        if spec.partition_keys:
+            if fmt is None:
+                raise PlanError(
+                    "partition_keys need the input's partition_format: the keys' values come "
+                    "from the files' paths"
+                )
+            return [
+                MiniBatch(
+                    pieces if tabular else [p["path"] for p in pieces],
+                    partition=values,
+                    tabular=tabular,
+                )
+                for values, pieces in tables.plan_partitions(files, fmt, spec.partition_keys, base)
+            ]
+        if tabular:
+            options = spec.tabular or {}
+            return [
+                MiniBatch(pieces, tabular=True)
+                for pieces in tables.plan_pieces(files, options, spec.mini_batch_size, fmt, base)
+            ]
+    except (ValueError, tables.TableError) as exc:
+        raise PlanError(str(exc)) from None
+    return [MiniBatch(files) for files in mini_batches(files, spec.mini_batch_size)]
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
-from scheduler.executor.parallel.pools import InitFailed, Outcome, Say
+from scheduler.executor.parallel.pools import InitFailed, MiniBatch, Outcome, Say
 from scheduler.executor.parallel.spec import ParallelSpec
 
 WORKER_SCRIPT = os.path.abspath(worker_module.__file__)
@@ -56,11 +56,14 @@ class LocalPool:
         self._workers = [None] * self.slots
         Path(self.spec.workers_dir).mkdir(parents=True, exist_ok=True)
 
-    async def run(self, slot: int, batch: int, files: list[str]) -> Outcome:
+    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
         worker = self._workers[slot]
         if worker is None:
             worker = self._workers[slot] = await self._start()
-        request = json.dumps({"id": batch, "files": files}).encode() + b"\n"
+        message: dict[str, object] = {"id": batch, "files": mini_batch.items}
+        if mini_batch.partition is not None:
+            message["partition"] = mini_batch.partition
+        request = json.dumps(message).encode() + b"\n"
         assert worker.proc.stdin is not None and worker.proc.stdout is not None
         try:
             worker.proc.stdin.write(request)
@@ -84,9 +87,11 @@ class LocalPool:
                 "lost", worker.name, error=f"{worker.name} died ({exit_description(code)})"
             )
         reply = json.loads(line)
+        items = reply.get("items")
         if reply.get("ok"):
-            return Outcome("ok", worker.name, count=reply["count"], rows=reply.get("rows") or [])
-        return Outcome("error", worker.name, error=reply.get("error"))
+            rows = reply.get("rows") or []
+            return Outcome("ok", worker.name, count=reply["count"], rows=rows, items=items)
+        return Outcome("error", worker.name, error=reply.get("error"), items=items)
 
     async def close(self, *, abort: bool) -> None:
         workers = [w for w in self._workers if w is not None]

@@ -3,9 +3,10 @@ the pool interface that local processes (``local_pool``) and Dask (``dask_pool``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from scheduler.core.errors import PipeschedError
 
@@ -22,12 +23,37 @@ class SlotRetired(Exception):
 
 
 @dataclass
+class MiniBatch:
+    """What one ``run()`` call gets: file paths, or pieces of tabular files (``{"path",
+    "start", "end"}``) that the worker reads into one DataFrame; with ``partition_keys``, the
+    partition's key values (Azure's ``mini_batch_context.partition_key_value``)."""
+
+    items: list[Any]
+    partition: dict[str, str] | None = None
+    tabular: bool = False
+    rows: int | None = None  # a tabular mini-batch's records, once a worker has read them
+
+    def label(self) -> str:
+        if self.partition is not None:
+            return ", ".join(f"{k}={v}" for k, v in self.partition.items())
+        first = self.items[0] if self.items else ""
+        if isinstance(first, dict):
+            start, end = first.get("start", 0), first.get("end")
+            span = f"[{start}:{'' if end is None else end}]" if start or end is not None else ""
+            first = os.path.basename(first["path"]) + span
+        else:
+            first = os.path.basename(first)
+        return first + (f" +{len(self.items) - 1}" if len(self.items) > 1 else "")
+
+
+@dataclass
 class Outcome:
     """How one try of one mini-batch ended."""
 
     kind: Literal["ok", "error", "timeout", "lost", "requeue"]  # requeue: never ran, no try
     worker: str
     count: int = 0  # elements run() returned
+    items: int | None = None  # records the worker read (a tabular mini-batch)
     rows: list[str] = field(default_factory=list)  # append_row lines
     error: str | None = None
 
@@ -40,7 +66,7 @@ class Pool(Protocol):
     async def open(self, batches: int) -> None:
         """Get ready to run ``batches`` mini-batches; sets ``slots``."""
 
-    async def run(self, slot: int, batch: int, files: list[str]) -> Outcome:
+    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
         """Run one mini-batch on the slot's worker (starting it, and its init(), if needed).
         Raises InitFailed when a worker cannot start, SlotRetired when the slot has no worker
         any more (the batch was not tried)."""

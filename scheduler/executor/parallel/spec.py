@@ -1,5 +1,9 @@
 """What one parallel_run attempt is asked to do, as the step module writes it to a JSON file for
-the driver process, and how its input becomes mini-batches."""
+the driver process, and how its input becomes mini-batches.
+
+Settings may come from run parameters (``mini_batch_size: ${{parameters.batch}}``): the step
+module turns their values into numbers with ``setting``/``batch_size``, and a value that is not
+one becomes a line of ``problems``, which the driver reports before it starts anything."""
 
 from __future__ import annotations
 
@@ -10,14 +14,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scheduler.core.durations import parse_duration
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
+from scheduler.executor.parallel.tables import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_FILES,
+    parse_size,
+)
 
 GLOB_CHARACTERS = frozenset("*?[")
 
 
 class InputNotFound(PipeschedError):
     """The parallel_run input does not exist."""
+
+
+class BadSetting(PipeschedError):
+    """A setting's value (from a run parameter) is not what the setting takes."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,11 @@ class ParallelSpec:
     target_name: str = "local"
     address: str | None = None
     environment: dict[str, str] = field(default_factory=dict)  # the step's own variables
+    # Read the input as rows: the step's ``tabular`` options (then mini_batch_size is bytes).
+    tabular: dict[str, Any] | None = None
+    partition_format: str | None = None
+    partition_keys: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # settings that could not be used
 
     def write(self, path: Path) -> None:
         tmp = path.with_name(path.name + ".tmp")
@@ -105,3 +124,43 @@ def list_input(pattern: str) -> list[str]:
 
 def mini_batches(files: list[str], size: int) -> list[list[str]]:
     return [files[i : i + size] for i in range(0, len(files), size)]
+
+
+def setting(name: str, value: object, minimum: int, kind: type[int] | type[float] = int) -> Any:
+    """A numeric setting from the definition, or the text a run parameter gave it; a float
+    setting is a duration (``90``, ``90s``, ``15m``)."""
+    try:
+        if kind is float:
+            number: float = parse_duration(value if isinstance(value, int | float) else str(value))
+        elif isinstance(value, str):
+            number = int(value.strip())
+        elif isinstance(value, float) and value != int(value):
+            raise ValueError(value)
+        else:
+            number = int(value)  # type: ignore[call-overload]
+    except ValueError:
+        what = "a duration" if kind is float else "a whole number"
+        raise BadSetting(f"{name} {value!r} is not {what}") from None
+    if number < minimum:
+        raise BadSetting(f"{name} {value!r} must be at least {minimum}")
+    return number
+
+
+def batch_size(value: object, tabular: bool) -> int:
+    """mini_batch_size: files per mini-batch (default 10) or, for rows, bytes per mini-batch
+    (a number or a size such as ``5MB``; default 1MB), as Azure reads it."""
+    if value is None or value == "":
+        return DEFAULT_BATCH_BYTES if tabular else DEFAULT_BATCH_FILES
+    if not tabular:
+        if isinstance(value, str) and not value.strip().isdigit():
+            raise BadSetting(
+                f"mini_batch_size {value!r} is a size, for tabular inputs: give a number of files"
+            )
+        return int(setting("mini_batch_size", value, 1))
+    try:
+        size = parse_size(value if isinstance(value, int) else str(value))
+    except ValueError as exc:
+        raise BadSetting(f"mini_batch_size: {exc}") from None
+    if size < 1:
+        raise BadSetting(f"mini_batch_size {value!r} must be at least 1 byte")
+    return size

@@ -6,9 +6,11 @@ the step's own interpreter — a venv that may not have pipesched installed. The
 the same functions (``load_entry``, ``to_rows``) inside a Dask worker process.
 
 Protocol with the driver: JSON lines. The driver writes ``{"id": N, "files": [...]}`` on the
-worker's stdin; the worker answers ``{"ready": true, "pid": P}`` once after ``init()`` (or
-``{"init_error": TEXT}``), then one ``{"id": N, "ok": true, "count": K, "rows": [...]}`` or
-``{"id": N, "ok": false, "error": TEXT}`` per mini-batch. The pipes are moved off fds 0 and 1 first,
+worker's stdin (plus ``"partition": {...}`` with partition_keys; for a tabular input the files are
+pieces, ``{"path", "start", "end"}``, read into one DataFrame here); the worker answers
+``{"ready": true, "pid": P}`` once after ``init()`` (or ``{"init_error": TEXT}``), then one
+``{"id": N, "ok": true, "count": K, "rows": [...]}`` or ``{"id": N, "ok": false, "error": TEXT}``
+per mini-batch, with ``"items"``: the records a tabular mini-batch held. The pipes are moved off fds 0 and 1 first,
 so whatever the entry script prints (even from C code) lands in the worker's log, never in the
 protocol.
 """
@@ -16,12 +18,16 @@ protocol.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any, BinaryIO
+
+_TABLES = "pipesched_parallel_tables"  # the sibling tables.py, loaded by path under this name
 
 
 def load_entry(entry_script: str, arguments: list[str]) -> ModuleType:
@@ -42,6 +48,82 @@ def load_entry(entry_script: str, arguments: list[str]) -> ModuleType:
     if not callable(getattr(module, "run", None)):
         raise AttributeError(f"entry script {entry_script} has no run(mini_batch) function")
     return module
+
+
+def tables_module() -> ModuleType:
+    """``tables.py`` beside this file. Loaded by path: a worker started by path may run on an
+    interpreter that cannot import pipesched."""
+    module = sys.modules.get("scheduler.executor.parallel.tables") or sys.modules.get(_TABLES)
+    if module is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables.py")
+        spec = importlib.util.spec_from_file_location(_TABLES, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[_TABLES] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+class MiniBatchDataset:
+    """``mini_batch_context.dataset``: the mini-batch's part of the input."""
+
+    def __init__(self, items: list[Any], frame: Any = None) -> None:
+        self._items, self._frame = items, frame
+
+    def to_path(self) -> list[str]:
+        return [item["path"] if isinstance(item, dict) else item for item in self._items]
+
+    def to_pandas_dataframe(self) -> Any:
+        if self._frame is None:
+            raise TypeError("a mini-batch of files has no DataFrame; read the files in to_path()")
+        return self._frame
+
+    def __repr__(self) -> str:
+        paths = sorted(set(self.to_path()))
+        return f"MiniBatchDataset({paths[:3]}{' ...' if len(paths) > 3 else ''})"
+
+
+class MiniBatchContext:
+    """Azure's optional second argument of ``run(mini_batch, mini_batch_context)``."""
+
+    def __init__(self, partition_key_value: dict[str, Any], dataset: MiniBatchDataset) -> None:
+        self.partition_key_value = partition_key_value
+        self.dataset = dataset
+
+    def __repr__(self) -> str:
+        return f"MiniBatchContext(partition_key_value={self.partition_key_value!r})"
+
+
+def prepare_batch(
+    items: list[Any], partition: Mapping[str, str] | None, spec: Mapping[str, Any]
+) -> tuple[Any, MiniBatchContext]:
+    """What ``run()`` gets: the file paths, or one DataFrame of the pieces' rows."""
+    options, fmt = spec.get("tabular"), spec.get("partition_format")
+    frame = tables_module().read_pieces(items, options, fmt) if options is not None else None
+    values = tables_module().typed_partition(partition, options, fmt) if partition else {}
+    context = MiniBatchContext(values, MiniBatchDataset(items, frame))
+    return (frame if frame is not None else list(items)), context
+
+
+def takes_context(module: ModuleType) -> bool:
+    """Does ``run`` take a second positional argument (Azure's mini_batch_context)?"""
+    try:
+        parameters = inspect.signature(module.run).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def call_run(module: ModuleType, mini_batch: Any, context: MiniBatchContext) -> Any:
+    with_context = module.__dict__.get("__pipesched_run_takes_context__")
+    if with_context is None:  # asked once per loaded entry script
+        with_context = module.__dict__["__pipesched_run_takes_context__"] = takes_context(module)
+    return module.run(mini_batch, context) if with_context else module.run(mini_batch)
 
 
 def call_init(module: ModuleType) -> None:
@@ -113,6 +195,8 @@ def main(argv: list[str]) -> int:
     append = spec["output_action"] == "append_row"
     print(f"[pipesched] worker {number} (pid {os.getpid()}): importing {spec['entry_script']}")
     try:
+        if spec.get("tabular") is not None:  # pandas (and pyarrow) first: a clear error if absent
+            tables_module().pandas_module(spec["tabular"], " (into the step's environment)")
         module = load_entry(spec["entry_script"], list(spec["arguments"]))
         call_init(module)
     except BaseException as exc:
@@ -124,16 +208,20 @@ def main(argv: list[str]) -> int:
     for line in proto_in:
         request = json.loads(line)
         sys.argv = [spec["entry_script"], *spec["arguments"]]
+        reply: dict[str, Any] = {"id": request["id"]}
         try:
-            result = module.run(list(request["files"]))
-            reply = {"id": request["id"], "ok": True, "count": result_count(result)}
+            mini_batch, context = prepare_batch(request["files"], request.get("partition"), spec)
+            if spec.get("tabular") is not None:
+                reply["items"] = len(mini_batch)
+            result = call_run(module, mini_batch, context)
+            reply.update(ok=True, count=result_count(result))
             if append:
                 reply["rows"] = to_rows(result)
         except BaseException as exc:  # SystemExit too: a run() that exits fails its mini-batch
             print(f"[pipesched] mini-batch {request['id']} failed:", flush=True)
             traceback.print_exc()
             sys.stderr.flush()
-            reply = {"id": request["id"], "ok": False, "error": error_text(exc)}
+            reply.update(ok=False, error=error_text(exc))
         sys.stdout.flush()
         _send(proto_out, reply)
     shutdown = getattr(module, "shutdown", None)

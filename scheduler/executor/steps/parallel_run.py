@@ -9,9 +9,11 @@ directory, where a user can read what the driver was asked to do; per-worker log
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from scheduler.definitions.steps import ParallelRunStep
-from scheduler.executor.parallel.spec import ParallelSpec
+from scheduler.executor.parallel.spec import BadSetting, ParallelSpec, batch_size, setting
 from scheduler.executor.steps.base import StepInvocation
 
 
@@ -20,6 +22,18 @@ def build_command(inv: StepInvocation[ParallelRunStep]) -> list[str]:
     base = inv.workdir.parent
     target = inv.target
     output_dir = (inv.outputs or {}).get(step.output) if step.output else None
+    tabular = step.tabular.model_dump() if step.tabular is not None else None
+    problems: list[str] = []
+
+    def value(make: Callable[[Any], Any], raw: Any, fallback: Any) -> Any:
+        """A setting, its ${{parameters.X}} given the run's value; a bad value is reported by
+        the driver (``problems``) rather than raised here, so the step fails with the reason."""
+        try:
+            return make(inv.sub(raw) if isinstance(raw, str) else raw)
+        except BadSetting as exc:
+            problems.append(str(exc))
+            return fallback
+
     spec = ParallelSpec(
         run_key=f"{inv.run_id}/{step.id}/{inv.attempt}",
         entry_script=str(step.entry_script_path),
@@ -28,12 +42,20 @@ def build_command(inv: StepInvocation[ParallelRunStep]) -> list[str]:
         output_dir=output_dir,
         output_action=step.output_action,
         append_row_file_name=step.append_row_file_name,
-        mini_batch_size=step.mini_batch_size,
-        error_threshold=step.error_threshold,
-        process_count_per_node=step.process_count_per_node,
-        node_count=step.node_count,
-        run_invocation_timeout=step.run_invocation_timeout,
-        run_max_try=step.run_max_try,
+        mini_batch_size=value(
+            lambda v: batch_size(v, tabular is not None), step.mini_batch_size, 1
+        ),
+        error_threshold=value(
+            lambda v: setting("error_threshold", v, -1), step.error_threshold, -1
+        ),
+        process_count_per_node=value(
+            lambda v: setting("process_count_per_node", v, 1), step.process_count_per_node, 1
+        ),
+        node_count=value(lambda v: setting("node_count", v, 1), step.node_count, 1),
+        run_invocation_timeout=value(
+            lambda v: setting("run_invocation_timeout", v, 0, float), step.run_invocation_timeout, 0
+        ),
+        run_max_try=value(lambda v: setting("run_max_try", v, 1), step.run_max_try, 1),
         interpreter=inv.interpreter,
         workdir=str(inv.workdir),
         workers_dir=str(base / f"{inv.attempt}.workers"),
@@ -47,6 +69,10 @@ def build_command(inv: StepInvocation[ParallelRunStep]) -> list[str]:
         target_name=target.name if target is not None else "local",
         address=target.address if target is not None else None,
         environment={k: inv.sub(v) for k, v in step.environment.variables.items()},
+        tabular=tabular,
+        partition_format=step.partition_format,
+        partition_keys=list(step.partition_keys),
+        problems=problems,
     )
     spec_path = base / f"{inv.attempt}.parallel_run.json"
     if inv.paths is not None:  # on a dask target the log's folder is not the workdir's parent
