@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
@@ -237,12 +238,28 @@ def make_world(
         (project.state_dir / store).mkdir(parents=True, exist_ok=True)
     folder = tmp_path / "notebooks" / name
     shutil.copytree(NOTEBOOKS / name, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    daemon = daemons(project).start()
+    daemon = start_daemon(project, daemons)
     (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
     created = project.cli("token", "create", f"notebook-{mode}")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
     return NotebookWorld(name, project, folder, listening["url"], token, mode)
+
+
+def start_daemon(project: Project, daemons: Callable[..., Any], attempts: int = 3) -> Any:
+    """Start the project's daemon on the port its config names; when another process took that
+    port between ``free_port()`` and the daemon's bind, give the config another free port."""
+    for attempt in range(1, attempts + 1):
+        daemon = daemons(project)
+        try:
+            return daemon.start()
+        except AssertionError:
+            if attempt == attempts or "cannot listen on" not in daemon.log():
+                raise
+        settings = yaml.safe_load(project.config_path.read_text())
+        settings["api"]["port"] = free_port()
+        project.config_path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    raise AssertionError("unreachable")
 
 
 def runs_of(project: Project) -> Iterator[dict[str, Any]]:

@@ -10,9 +10,9 @@ def init():
 def run(mini_batch, mini_batch_context):
     partition = mini_batch_context.partition_key_value
     print(f"partition {partition}: {len(mini_batch)} files, dataset {mini_batch_context.dataset}")
-    sizes = {os.path.basename(path): os.path.getsize(path) for path in mini_batch}
-    total = sum(sizes.values())
+    sizes = [(os.path.basename(path), os.path.getsize(path)) for path in mini_batch]
+    total = sum(size for _, size in sizes)
     return [
         f"{name},{size},{size / total},{partition['user']},{partition['genres']},{total}"
-        for name, size in sizes.items()
+        for name, size in sizes
     ]
