@@ -188,10 +188,7 @@ def test_getting_started(tmp_path, daemons, mode, monkeypatch):
 
 
 @pytest.mark.slow
-def test_data_dependency_steps(tmp_path, daemons, mode, monkeypatch, request):
-    xfail_through_a_daemon(
-        request, mode, "through a daemon, an output's download (PortDataReference.download)"
-    )
+def test_data_dependency_steps(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "data_dependency_steps", mode)
     seed(world.datastore("workspaceblobstore"), {"titanic/Titanic.csv": TITANIC})
 
@@ -238,7 +235,7 @@ def test_publish_and_run_using_rest_endpoint(tmp_path, daemons, mode, monkeypatc
 
 def output_folder(step_run, name: str) -> Path:
     """A step output's folder on this machine (the daemon's datastores are local here)."""
-    return Path(step_run.get_output_data(name).path)
+    return Path(step_run.get_output_data(name).folder)
 
 
 def wait_finished(run) -> str:
@@ -322,11 +319,6 @@ def test_how_to_use_pipeline_drafts(tmp_path, daemons, mode, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs Module, ModuleVersion, ModuleStep, InputPortDef and OutputPortDef; its step "
-    "writes each output as a file at the PipelineData path (is_directory=False)",
-)
 def test_how_to_use_modulestep(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "how_to_use_modulestep", mode)
 
@@ -340,9 +332,10 @@ def test_how_to_use_modulestep(tmp_path, daemons, mode, monkeypatch):
     assert len(steps) == 3
     end = steps[-1]
     # 17 and 2 give 19 and 34; those give 53 and 646; those give 699 and 34238.
+    # An is_directory=False output is one file, named after the output, in its folder.
     assert (
-        output_folder(end, "end_sum").read_text(),
-        output_folder(end, "end_prod").read_text(),
+        (output_folder(end, "end_sum") / "end_sum").read_text(),
+        (output_folder(end, "end_prod") / "end_prod").read_text(),
     ) == (
         "699",
         "34238",
@@ -363,11 +356,6 @@ def seed_digits(world: NotebookWorld) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs a PipelineParameter as a ParallelRunStep setting, overridden at submit; "
-    "through a daemon, Datastore.get of a datastore other than default, and output download",
-)
 def test_file_dataset_image_inference_mnist(tmp_path, daemons, mode, monkeypatch):
     world = make_world(
         tmp_path,
@@ -408,12 +396,7 @@ def iris_rows(count: int, start: int) -> str:
 
 
 @pytest.mark.slow
-def test_tabular_dataset_inference_iris(tmp_path, daemons, mode, monkeypatch, request):
-    xfail_through_a_daemon(
-        request,
-        mode,
-        "through a daemon, Datastore.get of a datastore other than default, and an output's download",
-    )
+def test_tabular_dataset_inference_iris(tmp_path, daemons, mode, monkeypatch):
     world = make_world(
         tmp_path,
         daemons,
@@ -447,8 +430,7 @@ GENRES = {"disco": 300, "orchestra": 500, "piano": 700, "spirituality": 900}
 
 
 @pytest.mark.slow
-def test_file_dataset_partition_per_folder(tmp_path, daemons, mode, monkeypatch, request):
-    xfail_through_a_daemon(request, mode, "through a daemon, an output's download")
+def test_file_dataset_partition_per_folder(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "file_dataset_partition_per_folder", mode)
     seed(world.folder, {f"test_files/{g}/{g}.wav": "x" * size for g, size in GENRES.items()})
 
@@ -501,7 +483,8 @@ def test_tabular_dataset_partition_per_column(tmp_path, daemons, mode, monkeypat
     xfail_through_a_daemon(
         request,
         mode,
-        "through a daemon, to_pandas_dataframe in the notebook and an output's download",
+        "through a daemon, to_pandas_dataframe in the notebook (the files are on the daemon's "
+        "machine)",
     )
     world = make_world(tmp_path, daemons, "tabular_dataset_partition_per_column", mode)
     seed(world.folder, {"oj.csv": oj_sales()})

@@ -187,6 +187,11 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
             for name, target in config.compute.items()
         ]
 
+    @router.get("/datastores", tags=["datastores"])
+    def list_datastores() -> list[dict]:
+        """The config's datastores, by name (their folders stay the daemon's business)."""
+        return [{"name": name} for name in config.datastores]
+
     @router.put("/pipelines/{name}/default", tags=["pipelines"])
     def set_default_version(name: str, body: DefaultVersionBody) -> dict:
         """Point the pipeline's endpoint at a published version."""

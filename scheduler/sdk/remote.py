@@ -62,7 +62,7 @@ class RemoteBackend:
         return f"url={self.origin!r}"
 
     def datastore_names(self) -> list[str]:
-        return ["default"]  # the API does not list datastores; every config has a default
+        return [entry["name"] for entry in self._json("GET", "/api/v1/datastores")]
 
     def compute_targets(self) -> list[dict[str, Any]]:
         return self._json("GET", "/api/v1/compute")

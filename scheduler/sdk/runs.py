@@ -382,16 +382,17 @@ class PortDataReference(DataReference):
         return self.as_input(input_name)
 
     def download(self, local_path: str, overwrite: bool = False, show_progress: bool = True) -> str:
-        """Copy the output to ``local_path/<path_on_datastore>``; return that path."""
-        if self._workspace._config is None:
-            raise SdkError(
-                "outputs of a daemon's runs live on the daemon's machine; download works on an "
-                "embedded workspace",
-                hint=f"copy {self.folder} from that machine",
-            )
+        """Copy the output to ``local_path/<path_on_datastore>``; return that path. Through a
+        daemon the files come over its datastore API (``Datastore.download``)."""
         target = Path(local_path) / (self.path_on_datastore or "")
         if target.exists() and not overwrite:
             raise SdkError(f"{target} exists", hint="pass overwrite=True")
+        if self._workspace._config is None:
+            prefix = (self.path_on_datastore or "").rstrip("/") + "/"
+            self.datastore.download(
+                local_path, prefix=prefix, overwrite=overwrite, show_progress=show_progress
+            )
+            return str(target)
         if self.folder.is_dir():
             shutil.copytree(self.folder, target, dirs_exist_ok=True)
         else:
