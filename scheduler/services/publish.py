@@ -47,7 +47,7 @@ from scheduler.services.pipeline_files import (
     make_read_only,
     rename_pipeline,
 )
-from scheduler.services.snapshots import definition_for_run
+from scheduler.services.snapshots import definition_for_run, leave_out
 from scheduler.store import Store
 from scheduler.store.published import PublishedRecord
 
@@ -154,7 +154,7 @@ def publish_definition(
         final = folder / label
         staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
         try:
-            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES)
+            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES, leave_out(config))
             if name != pipeline.name:
                 rename_pipeline(staging / FILES / pipeline_file, name)
             manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
