@@ -54,6 +54,7 @@ from scheduler.store.published import PublishedRecord
 MANIFEST = PUBLISHED_MANIFEST
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+_TRAILING_NUMBER = re.compile(r"(.*?)(\d+)")
 
 
 @dataclass(frozen=True)
@@ -136,21 +137,22 @@ def publish_definition(
 ) -> PublishedVersion:
     """Snapshot a loaded definition (a working copy, an SDK snapshot, what a run ran) as
     version ``version`` of pipeline ``name`` (default: its own name). Under another name the
-    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline."""
+    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline.
+
+    A label already published returns that version when the content is the same (a notebook
+    run again publishes nothing new) and is refused, naming the next free label, when it
+    differs: a published version never changes."""
     name = name if name is not None else pipeline.name
     check_label(name, "name")
     if version is not None:
         check_label(version, "version")
     folder = config.state_dir / "published" / name
     folder.mkdir(parents=True, exist_ok=True)
+    from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
+
     with _locked(folder / ".lock"):
-        labels = {p.version for p in store.list_published(name)}
-        label = version if version is not None else _next_label(labels)
-        if label in labels:
-            raise VersionExists(
-                f"pipeline '{name}' already has a published version '{label}'",
-                hint="published versions never change; publish under a new --version",
-            )
+        existing = {p.version: p for p in store.list_published(name)}
+        label = version if version is not None else _next_label(set(existing))
         final = folder / label
         staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
         try:
@@ -159,14 +161,18 @@ def publish_definition(
                 rename_pipeline(staging / FILES / pipeline_file, name)
             manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if label in existing:
+                same = content_hash(load_snapshot(config, staging)) == existing[label].content_hash
+                shutil.rmtree(staging, ignore_errors=True)
+                if same:  # a notebook run again: the version it published the first time
+                    return PublishedVersion.from_record(existing[label])
+                raise _taken(name, label, set(existing))
             if final.exists():  # left by a publish that crashed before the store recorded it
                 shutil.rmtree(final)
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
-
         snapshot = load_snapshot(config, final)
         check_inside(snapshot, final)
         make_read_only(final / FILES)
@@ -214,6 +220,30 @@ def publish_run(
 def _next_label(labels: set[str]) -> str:
     numbers = [int(label) for label in labels if label.isdigit()]
     return str(max(numbers, default=0) + 1)
+
+
+def next_free_label(label: str, labels: set[str]) -> str:
+    """The label to publish under instead of a taken ``label``: its trailing number counted up
+    until free (``v2`` → ``v3``), else the next integer label."""
+    match = _TRAILING_NUMBER.fullmatch(label)
+    if match is None:
+        return _next_label(labels)
+    stem, number = match[1], int(match[2])
+    while True:
+        number += 1
+        candidate = f"{stem}{number}"
+        if candidate not in labels:
+            return candidate
+
+
+def _taken(name: str, label: str, labels: set[str]) -> VersionExists:
+    free = next_free_label(label, labels)
+    return VersionExists(
+        f"pipeline '{name}' already has a published version '{label}' with different "
+        f"content; the next free label is '{free}'",
+        hint=f"published versions never change: publish this one as version '{free}' "
+        "(pipesched publish --version, or publish(version=...))",
+    )
 
 
 def check_label(value: str, field: str) -> None:
