@@ -117,6 +117,37 @@ def _same_as_kept(store: Store, name: str, definition: dict[str, Any]) -> bool:
     )
 
 
+def update_api_schedule(
+    config: Config, store: Store, name: str, definition: dict[str, Any]
+) -> ScheduleDef:
+    """Replace API schedule ``name`` by ``definition`` (its whole schedules.yaml entry, whose
+    ``name`` may differ: a rename), checked as a new one is. It keeps its id, its first
+    registration (intervals still count from it), its enable/disable override and its fire
+    history. A schedule of schedules.yaml is refused (edit the file), and so is a new name
+    another schedule has."""
+    definition = _as_json(definition)
+    schedule, _ = check_api_schedule(config, store, definition)
+    in_file = file_schedule_names(config)
+    try:
+        store.get_api_schedule(name)
+    except NotFound:
+        if name in in_file:
+            raise FileScheduleRefused(
+                f"schedule '{name}' lives in {display_path(config.schedules_file)}; "
+                "change it there",
+                hint="then reload the daemon (SIGHUP)",
+            ) from None
+        raise NotFound(f"no schedule named '{name}'") from None
+    if schedule.name != name and schedule.name in in_file:
+        raise ScheduleExists(
+            f"cannot rename schedule '{name}' to '{schedule.name}': "
+            f"{display_path(config.schedules_file)} has a schedule of that name",
+            hint="schedule names are unique across schedules.yaml and the API",
+        )
+    store.update_api_schedule(name, definition, new_name=schedule.name)
+    return schedule
+
+
 def delete_api_schedule(config: Config, store: Store, name: str) -> None:
     """Forget an API schedule (its fire records stay). A schedule of schedules.yaml is refused;
     an API schedule the file has since shadowed is removed and the file's one keeps its state."""
