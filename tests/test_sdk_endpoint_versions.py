@@ -127,9 +127,11 @@ def exercise(ws: Workspace, project: Project, token: str) -> None:
     by_name_url = renamed.endpoint.split("Id", 1)[0] + "Name?name=" + renamed.name
     answer = requests.post(by_name_url + "&pipelineVersion=1", headers=headers, json={}, timeout=30)
     assert answer.status_code == 202, answer.text
-    assert ran(project, answer.json()["Id"])["parameters"] == {"reg": 0.1}
-    answer = requests.post(renamed.endpoint, headers=headers, json={}, timeout=30)
+    shown = ran(project, answer.json()["Id"])
+    assert (shown["pipeline"], shown["parameters"]) == ("nightly-model", {"reg": 0.1})
+    answer = requests.post(by_name_url, headers=headers, json={}, timeout=30)
     assert answer.status_code == 202, answer.text
+    assert ran(project, answer.json()["Id"])["pipeline"] == "nightly-model"  # the default
     # REST keeps refusing a parameter the pipeline does not declare: a typo must not run.
     refused = requests.post(
         renamed.endpoint,
@@ -142,18 +144,21 @@ def exercise(ws: Workspace, project: Project, token: str) -> None:
     # submit and Experiment.submit run the version asked for.
     run = renamed.submit("NewName", pipeline_version="0", regenerate_outputs=True)
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
-    assert ran(project, run.id)["version"] == "1"
+    shown = ran(project, run.id)
+    assert (shown["pipeline"], shown["version"]) == ("EndpointTest", "1")  # version "0"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # pipeline_version is honoured: no warning
         run = Experiment(ws, name="from-endpoint").submit(renamed, pipeline_version="0")
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
-    assert ran(project, run.id)["experiment"] == "from-endpoint"
+    shown = ran(project, run.id)
+    assert (shown["pipeline"], shown["experiment"]) == ("EndpointTest", "from-endpoint")
 
     # The SDK's own submit leaves undeclared parameters out, naming them.
     with pytest.warns(UserWarning, match="declares no parameter 'colour'"):
         run = renamed.submit("NewName", pipeline_parameters={"reg": 0.4, "colour": "blue"})
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
-    assert ran(project, run.id)["parameters"] == {"reg": 0.4}
+    shown = ran(project, run.id)
+    assert (shown["pipeline"], shown["parameters"]) == ("nightly-model", {"reg": 0.4})  # default
 
     # A schedule for the endpoint runs its default version.
     schedule = Schedule.create_for_pipeline_endpoint(
