@@ -102,7 +102,7 @@ def test_update_waiting_for_provisioning_warns_once(ws: Workspace):
 
 def test_an_update_refused_changes_nothing(ws: Workspace):
     schedule = create_weekly(ws)
-    with pytest.raises(DefinitionErrors, match="unknown parameter .no_such_parameter."):
+    with pytest.raises(DefinitionErrors, match="unknown parameter 'no_such_parameter'"):
         schedule.update(pipeline_parameters={"no_such_parameter": 1}, status="Disabled")
     kept = Schedule.get(ws, "weekly")
     assert kept.status == "Active" and kept.recurrence.week_days == ["Monday"]
