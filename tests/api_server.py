@@ -90,6 +90,14 @@ class StandInDaemon:
         )
         return summary.to_json()
 
+    async def update_schedule(self, name: str, definition: dict) -> dict:
+        return await asyncio.to_thread(self._update_schedule, name, definition)
+
+    def _update_schedule(self, name: str, definition: dict) -> dict:
+        from scheduler.services.schedules import update_schedule
+
+        return update_schedule(self.config, self.store, name, definition).to_json()
+
     async def delete_schedule(self, name: str) -> None:
         from scheduler.services.api_schedules import delete_api_schedule
 

@@ -68,11 +68,16 @@ def test_api_conforms_to_its_document(case: schemathesis.Case, live: LiveApi, to
     # What the schema cannot say is refused with 422 even when the schema allows it: a snapshot
     # is a tar.gz of a pipeline folder and a model upload a tar of one file or folder ("binary"
     # to a schema; tests/test_api_sdk_paths.py and tests/test_api_models.py send real ones), and
-    # a schedule names a pipeline that exists and gives exactly one trigger.
+    # a schedule names a pipeline that exists and gives exactly one trigger (and one that is
+    # changed must exist first); an endpoint's version is a published pipeline, and an
+    # endpoint's name must be able to name a folder.
     semantic = {
         ("POST", "/api/v1/snapshots"),
         ("POST", "/api/v1/schedules"),
+        ("PUT", "/api/v1/schedules/{name}"),
         ("POST", "/api/v1/models/{name}/files"),
+        ("POST", "/api/v1/endpoints/{name}/versions"),
+        ("PUT", "/api/v1/endpoints/{name}/name"),
     }
     excluded = [positive_data_acceptance] if (case.method, case.operation.path) in semantic else []
     case.call_and_validate(base_url=live.url, timeout=5, headers=headers, excluded_checks=excluded)
@@ -109,7 +114,7 @@ def test_every_api_operation_documents_401_and_every_write_413(live: LiveApi):
     ("method", "path", "allow"),
     [
         ("OPTIONS", "/api/v1/schedules", "GET, POST"),
-        ("PUT", "/api/v1/schedules/nightly", "DELETE, GET"),
+        ("POST", "/api/v1/schedules/nightly", "DELETE, GET, PUT"),
         ("OPTIONS", "/api/v1/runs", "GET"),
         ("DELETE", "/healthz", "GET"),
     ],

@@ -211,12 +211,22 @@ def test_publishing_a_snapshot_answers_the_version_and_its_endpoint(
     assert api.store.get_run(ran.json()["Id"]).version == "1"
 
 
-def test_publishing_a_taken_version_is_409(api: LiveApi, http, tmp_path, name):
+def test_publishing_a_taken_version_is_409_unless_the_content_is_the_same(
+    api: LiveApi, http, tmp_path, name
+):
     snapshot_id = uploaded(api, http, tmp_path, name)
-    assert publish(api, http, name, {"snapshot": snapshot_id, "version": "v1"}).ok
-    again = publish(api, http, name, {"snapshot": snapshot_id, "version": "v1"})
+    first = publish(api, http, name, {"snapshot": snapshot_id, "version": "v1"})
+    assert first.ok
+    same = publish(api, http, name, {"snapshot": snapshot_id, "version": "v1"})
+    assert same.status_code == 201 and same.json() == first.json()
+    changed = SAVED.format(name=name).replace("default: 0.1", "default: 0.2")
+    response = upload(api, http, archive(tmp_path / "changed", name, changed))
+    assert response.status_code == 201, response.text
+    again = publish(api, http, name, {"snapshot": response.json()["id"], "version": "v1"})
     assert again.status_code == 409
-    assert "already has a published version 'v1'" in again.json()["detail"]
+    detail = again.json()["detail"]
+    assert "already has a published version 'v1' with different content" in detail
+    assert "the next free label is 'v2'" in detail
 
 
 def test_publishing_under_a_bad_version_label_is_422_naming_it(api: LiveApi, http, tmp_path, name):

@@ -26,6 +26,7 @@ except ImportError:  # tests/ became a package
 
 NOW = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)  # a Tuesday
 SCHEDULE_KEYS = {
+    "id",  # stable across updates and renames
     "name",
     "pipeline",
     "kind",

@@ -117,7 +117,9 @@ def test_published_pipeline_endpoint_is_the_daemon_url(live, ws: Workspace):
     published = PublishedPipeline._from_json(ws, data)
     assert published.endpoint == f"{url}/api/v1/pipelines/remote-trainer/versions/1/runs"
     endpoint = PipelineEndpoint.get(ws, name="remote-trainer")
-    assert endpoint.endpoint == f"{url}/api/v1/pipelines/remote-trainer/runs"
+    assert endpoint.endpoint == (
+        f"{url}/api/v1/PipelineRuns/PipelineEndpointSubmit/Id/{endpoint.id}"
+    )
     run = endpoint.submit("remote-endpoint", pipeline_parameters={"reg": 0.75})
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
     assert run.get_details()["version"] == "1"

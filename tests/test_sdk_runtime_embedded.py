@@ -232,7 +232,9 @@ def test_published_version_runs_through_the_child(project: Project):
     run = published.submit(ws, "scored", pipeline_parameters={"reg": 0.75})
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
     assert run.get_details()["version"] == "7" and run.get_metrics()["reg"] == 0.75
-    assert PipelineEndpoint.get(ws, name="trainer").default_version == "7"
+    endpoint = PipelineEndpoint.get(ws, name="trainer")
+    assert endpoint.default_version == "0"  # the endpoint's own numbering
+    assert endpoint.get_pipeline().id == "trainer@7"
 
 
 def test_from_config_takes_a_project_folder(project: Project):

@@ -155,8 +155,9 @@ def test_created_schedule_is_listed_as_api(ws: Workspace, project: Project):
         ws, name="weekly", pipeline_id="train", experiment_name="t", recurrence=weekly()
     )
     (listed,) = Schedule.list(ws)
-    assert listed.id == "weekly" and listed.status == "Active" and listed.pipeline_id == "train"
-    assert Schedule.get(ws, "weekly").name == "weekly"
+    assert listed.name == "weekly" and listed.status == "Active" and listed.pipeline_id == "train"
+    assert Schedule.get(ws, "weekly").id == listed.id != "weekly"
+    assert Schedule.get(ws, listed.id).name == "weekly"
 
 
 def test_disable_holds_and_enable_restores(ws: Workspace):

@@ -103,7 +103,11 @@ def test_republishing_a_label_is_refused_and_leaves_the_snapshot_alone(project) 
     script = first.snapshot_dir / "files" / "echo" / "say.py"
     before = script.read_text()
     (project.root / "pipelines" / "echo" / "say.py").write_text("print('changed')\n")
-    with pytest.raises(PipeschedError, match="already has a published version 'v1'"):
+    with pytest.raises(
+        PipeschedError,
+        match="already has a published version 'v1' with different content; "
+        "the next free label is 'v2'",
+    ):
         publish_echo(project, version="v1")
     assert script.read_text() == before
     with project.store() as store:
@@ -262,9 +266,14 @@ def test_cli_publish_prints_the_version_and_its_endpoint(project) -> None:
     assert result.returncode == 0, result.stderr
     assert "published echo@1" in result.stdout
     assert "/api/v1/pipelines/echo/versions/1/runs" in result.stdout
+    same = project.cli("publish", "echo", "--version", "1")
+    assert same.returncode == 0, same.stderr  # the same content: that version, unchanged
+    assert "published echo@1" in same.stdout
+    (project.root / "pipelines" / "echo" / "say.py").write_text("print('changed')\n")
     again = project.cli("publish", "echo", "--version", "1")
     assert again.returncode == 1
-    assert "already has a published version '1'" in again.stderr
+    assert "already has a published version '1' with different content" in again.stderr
+    assert "the next free label is '2'" in again.stderr
 
 
 def test_cli_publish_json(project) -> None:
@@ -320,6 +329,7 @@ def test_racing_publishes_of_one_label_record_it_once(project) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         outcomes = sorted(pool.map(attempt, range(4)))
-    assert outcomes == ["race", "refused", "refused", "refused"]
+    # The same content each time: every publish gets the one version, recorded once.
+    assert outcomes == ["race", "race", "race", "race"]
     with project.store() as store:
         assert [v.version for v in list_versions(store, "echo")] == ["race"]

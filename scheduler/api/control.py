@@ -72,6 +72,9 @@ class DaemonControl(Protocol):
     async def delete_schedule(
         self, name: str
     ) -> None: ...  # NotFound; a schedule of schedules.yaml is refused (→ 409)
+    async def update_schedule(
+        self, name: str, definition: dict
+    ) -> dict: ...  # the changed schedule's object; as create, plus NotFound
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -167,6 +170,20 @@ def schedule_routes(router: APIRouter, control: DaemonControl) -> None:
     async def get_schedule(name: str) -> dict:
         """One schedule's ``schedules --json`` object, whichever its source."""
         return await control.get_schedule(name)
+
+    @router.put("/schedules/{name}", tags=["schedules"], openapi_extra=_SCHEDULE_BODY)
+    async def update_schedule(
+        name: str,
+        definition: Annotated[
+            dict[str, Any],
+            Body(description="the schedule's whole new schedules.yaml entry", examples=[_EXAMPLE]),
+        ],
+    ) -> dict:
+        """Replace a schedule created through the API (Azure's ``Schedule.update``; a new
+        ``name`` renames it). It keeps its ``id``, first registration, override and fire
+        history; 409 for one of schedules.yaml or a name taken, 422 naming a bad field."""
+        check_lengths(definition)
+        return await control.update_schedule(name, definition)
 
     @router.delete("/schedules/{name}", status_code=204, tags=["schedules"])
     async def delete_schedule(name: str) -> Response:

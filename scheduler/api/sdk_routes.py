@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from scheduler.api.bodies import (
@@ -25,9 +25,14 @@ from scheduler.core.errors import DefinitionErrors, ParameterError
 from scheduler.services.publish import (
     BadLabel,
     PublishedVersion,
+    add_to_endpoint,
+    endpoint_json,
     endpoint_url,
+    endpoint_version,
     publish_definition,
     publish_run,
+    rename_endpoint,
+    set_endpoint_default,
 )
 from scheduler.services.publish import set_default_version as set_default
 from scheduler.services.snapshots import (
@@ -73,6 +78,19 @@ class PublishRunBody(BaseModel):
 
 class DefaultVersionBody(BaseModel):
     version: str = Field(min_length=1, max_length=MAX_NAME)
+
+
+class EndpointVersionBody(BaseModel):
+    """A published pipeline (of any name) for an endpoint: ``pipeline`` + its ``version``."""
+
+    pipeline: str = Field(min_length=1, max_length=MAX_NAME)
+    version: str = Field(min_length=1, max_length=MAX_NAME)
+    create: bool = Field(default=False, description="make the endpoint when it does not exist")
+    description: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class EndpointNameBody(BaseModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME)
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
@@ -192,6 +210,8 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
         """The config's datastores, by name (their folders stay the daemon's business)."""
         return [{"name": name} for name in config.datastores]
 
+    endpoint_routes(router, control, store, config)
+
     @router.put("/pipelines/{name}/default", tags=["pipelines"])
     def set_default_version(name: str, body: DefaultVersionBody) -> dict:
         """Point the pipeline's endpoint at a published version."""
@@ -201,6 +221,106 @@ def sdk_routes(router: APIRouter, control: DaemonControl, store: Store, config: 
             "default_version": body.version,
             "endpoint": endpoint_url(config, name, None),
         }
+
+
+def endpoint_routes(
+    router: APIRouter, control: DaemonControl, store: Store, config: Config
+) -> None:
+    """Pipeline endpoints as Azure ML has them: versions numbered 0, 1, 2... apart from the
+    published pipelines' labels, any published pipeline as a version, a stable id, and Azure's
+    URL forms to run the default or one version."""
+
+    @router.get("/endpoints", tags=["endpoints"])
+    def list_endpoints() -> list[dict]:
+        """Every pipeline endpoint: id, name, default version and versions (each naming the
+        published pipeline it runs)."""
+        return [endpoint_json(config, e) for e in store.list_endpoints()]
+
+    @router.post("/endpoints/{name}/versions", status_code=201, tags=["endpoints"])
+    def add_version(name: str, body: EndpointVersionBody) -> dict:
+        """Add a published pipeline as the endpoint's next version (one it has keeps its
+        number); with ``create``, make the endpoint first."""
+        endpoint = _labelled(
+            add_to_endpoint,
+            store,
+            name,
+            body.pipeline,
+            body.version,
+            create=body.create,
+            description=body.description,
+        )
+        return endpoint_json(config, endpoint)
+
+    @router.put("/endpoints/{name}/default", tags=["endpoints"])
+    def set_endpoint_default_version(name: str, body: EndpointVersionBody) -> dict:
+        """Make a published pipeline (of any name) the endpoint's default."""
+        return endpoint_json(config, set_endpoint_default(store, name, body.pipeline, body.version))
+
+    @router.put("/endpoints/{name}/name", tags=["endpoints"])
+    def rename(name: str, body: EndpointNameBody) -> dict:
+        """Rename the endpoint (Azure's ``set_name``); its id and versions stay."""
+        return endpoint_json(config, _labelled(rename_endpoint, store, name, body.name))
+
+    async def submit(
+        request: Request, endpoint_id: str | None, name: str | None, number: str | None, body: Any
+    ) -> SubmitAnswer:
+        body = body or SubmitBody()
+        endpoint = await asyncio.to_thread(store.get_endpoint, name, endpoint_id=endpoint_id)
+        pipeline, label = endpoint_version(store, endpoint, number)
+        try:
+            run = await control.submit_pipeline_run(
+                pipeline,
+                label,
+                body_parameters(body),
+                body.ExperimentName,
+                body.ContinueRunOnStepFailure,
+                regenerate_outputs=body.RegenerateOutputs,
+            )
+        except ParameterError as exc:
+            raise_parameter(exc, body)
+        log.info("api_run_submitted", run_id=run.id, endpoint=endpoint.name, version=label)
+        return submit_answer(request, run)
+
+    submit_path = "/PipelineRuns/PipelineEndpointSubmit"
+
+    @router.post(f"{submit_path}/Id/{{endpoint_id}}", status_code=202, tags=["endpoints"])
+    async def submit_default_by_id(
+        request: Request, endpoint_id: str, body: Annotated[SubmitBody | None, Body()] = None
+    ) -> SubmitAnswer:
+        """Run the endpoint's default version (Azure's ``PipelineEndpoint.endpoint``)."""
+        return await submit(request, endpoint_id, None, None, body)
+
+    @router.post(
+        f"{submit_path}/Id/{{endpoint_id}}/{{version}}", status_code=202, tags=["endpoints"]
+    )
+    async def submit_version_by_id(
+        request: Request,
+        endpoint_id: str,
+        version: str,
+        body: Annotated[SubmitBody | None, Body()] = None,
+    ) -> SubmitAnswer:
+        """Run the endpoint's version ``version`` ("0", "1"...)."""
+        return await submit(request, endpoint_id, None, version, body)
+
+    @router.post(f"{submit_path}/Name", status_code=202, tags=["endpoints"])
+    async def submit_by_name(
+        request: Request,
+        name: Annotated[str, Query(min_length=1, max_length=MAX_NAME)],
+        pipelineVersion: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+        body: Annotated[SubmitBody | None, Body()] = None,
+    ) -> SubmitAnswer:
+        """Run an endpoint found by name: its default, or ``pipelineVersion``."""
+        return await submit(request, None, name, pipelineVersion, body)
+
+
+def _labelled(action: Any, *args: Any, **kwargs: Any) -> Any:
+    """A bad endpoint name is a 422 naming it."""
+    try:
+        return action(*args, **kwargs)
+    except BadLabel as exc:
+        raise HTTPException(
+            422, detail=[problem(("body", "name"), str(exc), "value_error")]
+        ) from exc
 
 
 async def _publishing(name_loc: tuple[str, str], publish: Any, *args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from scheduler.core.loopguard import run_blocking
 from scheduler.daemon.schedule_set import with_api_schedules
 from scheduler.definitions import Pipeline, ScheduleDef
 from scheduler.dispatch.dispatcher import RunRequest
-from scheduler.services.api_schedules import create_api_schedule
+from scheduler.services.api_schedules import create_api_schedule, update_api_schedule
 from scheduler.services.cancel import cancel_without_daemon
 from scheduler.services.runs import resolve_run
 from scheduler.services.schedules import delete_schedule, get_schedule, summarize_created
@@ -200,6 +200,24 @@ class DaemonControls:
             self._daemon.store,
             name,
             self._daemon.clock.now(),
+        )
+        return summary.to_json()
+
+    async def update_schedule(self, name: str, definition: dict) -> dict:
+        """Replace an API schedule's definition (a rename too) and serve the change at once;
+        nothing changes when it is refused."""
+        async with self._daemon.changing:
+            assert self._daemon.set is not None
+            config = self._daemon.set.config
+            schedule = await run_blocking(
+                update_api_schedule, config, self._daemon.store, name, definition
+            )
+            await self._daemon.swap(
+                await run_blocking(with_api_schedules, self._daemon.set, self._daemon.store)
+            )
+        log.info("schedule_updated", schedule=schedule.name, was=name)
+        summary = await run_blocking(
+            summarize_created, self._daemon.store, schedule, self._daemon.clock.now()
         )
         return summary.to_json()
 

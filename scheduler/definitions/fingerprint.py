@@ -16,7 +16,7 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,25 @@ _GLOB = frozenset("*?[")
 
 
 def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
-    lines: list[str] = []
-    for name in IGNORE_FILES:
+    """The patterns of ``.amlignore`` at the top of ``root``, else of ``.gitignore``: as in
+    Azure ML, when both exist ``.gitignore`` is not read."""
+    for name in reversed(IGNORE_FILES):  # .amlignore first
         try:
-            lines.extend((root / name).read_text().splitlines())
+            lines = (root / name).read_text().splitlines()
         except OSError:
             continue
-    return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
+        return pathspec.PathSpec.from_lines("gitignore", lines)
+    return None
 
 
-def source_files(root: Path) -> Iterator[tuple[str, str]]:
-    """(relative posix path, absolute path) of every file of a source directory that counts,
-    sorted: ``__pycache__``, dotfiles and what ``.gitignore``/``.amlignore`` at its top exclude
-    are left out. Reuse hashes exactly these; a published snapshot copies exactly these."""
+def source_files(
+    root: Path, leave_out: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, str]]:
+    """(relative posix path, absolute path) of every regular file of a source directory that
+    counts, sorted: ``__pycache__``, dotfiles, what ``.amlignore`` (else ``.gitignore``) at its
+    top excludes, sockets, pipes and devices are left out, and so is every folder for which
+    ``leave_out(absolute path)`` is true. Reuse hashes exactly these; a published snapshot
+    copies exactly these."""
     assert_off_loop("listing a source directory")
     spec = _ignore_spec(root)
     for dirpath, dirnames, filenames in os.walk(root):
@@ -53,12 +59,15 @@ def source_files(root: Path) -> Iterator[tuple[str, str]]:
             if not d.startswith(".")
             and d != "__pycache__"
             and not (spec and spec.match_file(_rel(rel_dir, d) + "/"))
+            and not (leave_out and leave_out(os.path.join(dirpath, d)))
         )
         for name in sorted(filenames):
             rel = _rel(rel_dir, name)
             if name.startswith(".") or (spec and spec.match_file(rel)):
                 continue
-            yield rel, os.path.join(dirpath, name)
+            full = os.path.join(dirpath, name)
+            if os.path.isfile(full):  # links followed; a socket or a dangling link is no source
+                yield rel, full
 
 
 def source_tree_hash(root: Path) -> str:

@@ -101,6 +101,23 @@ class Backend(Protocol):
 
     def set_default_version(self, name: str, version: str) -> None: ...
 
+    # -- pipeline endpoints (versions numbered "0", "1"...) ------------------------------------
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint: ``{id, name, description, default_version, endpoint, versions:
+        [{version, pipeline, pipeline_version, pipeline_id}]}``."""
+
+    def add_endpoint_version(
+        self, name: str, pipeline: str, version: str, *, create: bool, description: str | None
+    ) -> dict[str, Any]:
+        """Add published ``pipeline@version`` to endpoint ``name``; the endpoint."""
+
+    def set_endpoint_default(self, name: str, pipeline: str, version: str) -> dict[str, Any]: ...
+
+    def rename_endpoint(self, name: str, new_name: str) -> dict[str, Any]: ...
+
+    def endpoint_submit_url(self, endpoint_id: str) -> str:
+        """Azure's URL form that runs an endpoint's default version (``+ "/" + N``: version N)."""
+
     # -- schedules ----------------------------------------------------------------------------
     def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Create an API schedule from a schedules.yaml entry (as JSON); the ``schedules --json``
@@ -111,6 +128,10 @@ class Backend(Protocol):
     def get_schedule(self, name: str) -> dict[str, Any]: ...
 
     def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]: ...
+
+    def update_schedule(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+        """Replace an API schedule's definition (its ``name`` may differ: a rename); the
+        ``schedules --json`` object of it, which keeps its ``id``."""
 
     def delete_schedule(self, name: str) -> None: ...
 

@@ -233,6 +233,28 @@ class EmbeddedBackend:
     def set_default_version(self, name: str, version: str) -> None:
         publish_service.set_default_version(self.store, name, version)
 
+    def endpoint_submit_url(self, endpoint_id: str) -> str:
+        return publish_service.endpoint_submit_url(self.config, endpoint_id)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return [publish_service.endpoint_json(self.config, e) for e in self.store.list_endpoints()]
+
+    def add_endpoint_version(
+        self, name: str, pipeline: str, version: str, *, create: bool, description: str | None
+    ) -> dict[str, Any]:
+        endpoint = publish_service.add_to_endpoint(
+            self.store, name, pipeline, version, create=create, description=description
+        )
+        return publish_service.endpoint_json(self.config, endpoint)
+
+    def set_endpoint_default(self, name: str, pipeline: str, version: str) -> dict[str, Any]:
+        endpoint = publish_service.set_endpoint_default(self.store, name, pipeline, version)
+        return publish_service.endpoint_json(self.config, endpoint)
+
+    def rename_endpoint(self, name: str, new_name: str) -> dict[str, Any]:
+        endpoint = publish_service.rename_endpoint(self.store, name, new_name)
+        return publish_service.endpoint_json(self.config, endpoint)
+
     def _published_json(self, published: PublishedVersion) -> dict[str, Any]:
         data = published.to_json()
         data["endpoint"] = self.endpoint_url(published.pipeline, published.version)
@@ -256,6 +278,9 @@ class EmbeddedBackend:
     def set_schedule_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
         self.client.set_schedule_enabled(name, enabled)
         return self.get_schedule(name)
+
+    def update_schedule(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+        return self.client.update_schedule(name, definition)
 
     def delete_schedule(self, name: str) -> None:
         self.client.delete_schedule(name)

@@ -564,7 +564,9 @@ def _publish(
     folder = registry.version_dir(module["id"], version_id)
     staging = Path(tempfile.mkdtemp(prefix=".publishing-", dir=registry.root))
     try:
-        _copy_sources(source, staging / "files")
+        _copy_sources(
+            source, staging / "files", None
+        )  # no config here: the state-dir rule still holds
         make_read_only(staging / "files")
         folder.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staging, folder)

@@ -27,6 +27,7 @@ from scheduler.sdk.datapath import caller_position, datastore_name, path_default
 from scheduler.sdk.published import PublishedPipeline
 from scheduler.sdk.sequence import flatten_steps
 from scheduler.sdk.steps import PipelineStep
+from scheduler.services.snapshots import leave_out
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -146,7 +147,7 @@ class Pipeline:
             for place, source in built.sources.items():
                 if place in (".", "") or place.startswith(".."):
                     raise SdkError(f"cannot save source directory {source} beside pipeline.yaml")
-                _copy_sources(source, work / place)
+                _copy_sources(source, work / place, self._config())
             origin = f"{built.doc.file}:{self._where[1]}"
             text = f"{_HEADER} from {origin}.\n# A later save() into this folder replaces it.\n"
             text += yaml.safe_dump(
@@ -292,7 +293,7 @@ class _YamlPipeline(Pipeline):
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.saving-", dir=folder.parent))
         try:
-            _copy_sources(root, work)
+            _copy_sources(root, work, self._config())
             data = yaml.safe_load(self._file.read_text(encoding="utf-8"))
             data["name"] = name or definition.name
             text = f"{_HEADER} from {self._file}.\n"
@@ -328,10 +329,11 @@ def _check_target(folder: Path) -> None:
         )
 
 
-def _copy_sources(source: Path, target: Path) -> None:
-    """The files reuse hashes (``source_files``) plus the ignore files that select them."""
+def _copy_sources(source: Path, target: Path, config: Config | None) -> None:
+    """The files reuse hashes (``source_files``) plus the ignore files that select them; never
+    a pipesched state directory or a datastore (``scheduler.services.snapshots.leave_out``)."""
     target.mkdir(parents=True, exist_ok=True)
-    files = list(source_files(source))
+    files = list(source_files(source, leave_out(config)))
     files += [(n, str(source / n)) for n in IGNORE_FILES if (source / n).is_file()]
     for rel, full in files:
         destination = target / rel

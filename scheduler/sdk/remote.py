@@ -246,6 +246,31 @@ class RemoteBackend:
     def set_default_version(self, name: str, version: str) -> None:
         self._json("PUT", f"/api/v1/pipelines/{quote(name, safe='')}/default", {"version": version})
 
+    # -- pipeline endpoints -------------------------------------------------------------------
+
+    def endpoint_submit_url(self, endpoint_id: str) -> str:
+        path = f"/api/v1/PipelineRuns/PipelineEndpointSubmit/Id/{quote(endpoint_id, safe='')}"
+        return f"{self.origin}{path}"
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/v1/endpoints")
+
+    def add_endpoint_version(
+        self, name: str, pipeline: str, version: str, *, create: bool, description: str | None
+    ) -> dict[str, Any]:
+        body = {"pipeline": pipeline, "version": version, "create": create}
+        if description is not None:
+            body["description"] = description
+        return self._json("POST", f"/api/v1/endpoints/{quote(name, safe='')}/versions", body)
+
+    def set_endpoint_default(self, name: str, pipeline: str, version: str) -> dict[str, Any]:
+        body = {"pipeline": pipeline, "version": version}
+        return self._json("PUT", f"/api/v1/endpoints/{quote(name, safe='')}/default", body)
+
+    def rename_endpoint(self, name: str, new_name: str) -> dict[str, Any]:
+        path = f"/api/v1/endpoints/{quote(name, safe='')}/name"
+        return self._json("PUT", path, {"name": new_name})
+
     # -- schedules ----------------------------------------------------------------------------
 
     def create_schedule(self, definition: dict[str, Any]) -> dict[str, Any]:
@@ -261,6 +286,9 @@ class RemoteBackend:
         action = "enable" if enabled else "disable"
         self._json("POST", f"/api/v1/schedules/{quote(name, safe='')}/{action}")
         return self.get_schedule(name)
+
+    def update_schedule(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+        return self._json("PUT", f"/api/v1/schedules/{quote(name, safe='')}", definition)
 
     def delete_schedule(self, name: str) -> None:
         self._json("DELETE", f"/api/v1/schedules/{quote(name, safe='')}")

@@ -12,8 +12,9 @@ import builtins
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError
+from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, ParameterError
 from scheduler.sdk._warn import SdkError, ignore_given
+from scheduler.sdk.published import PipelineEndpoint
 from scheduler.sdk.recurrence import ScheduleRecurrence, _caller, _invalid
 from scheduler.services.daemon_http import InvalidRequest
 
@@ -36,7 +37,8 @@ NOT_GIVEN: Any = _NotGiven()
 
 
 class Schedule:
-    """A schedule of the workspace (from schedules.yaml or created here); ``id`` is its name."""
+    """A schedule of the workspace (from schedules.yaml or created here); ``id`` stays the same
+    across updates and renames."""
 
     def __init__(self, workspace: Workspace, data: dict[str, Any], definition: dict | None = None):
         self._workspace = workspace
@@ -118,12 +120,18 @@ class Schedule:
         _workflow_provider: Any = None,
         _service_endpoint: Any = None,
     ) -> Schedule:
-        """As ``create``, running the endpoint's default version at each fire."""
-        endpoint = getattr(pipeline_endpoint_id, "name", pipeline_endpoint_id)
+        """As ``create``, for an endpoint (its id, its name, or the PipelineEndpoint): the
+        schedule runs the published pipeline that is the endpoint's default now, named as
+        ``NAME@VERSION`` (a later ``set_default`` does not move it)."""
+        wanted = str(getattr(pipeline_endpoint_id, "id", pipeline_endpoint_id))
+        try:
+            pipeline_id = PipelineEndpoint.get(workspace, id=wanted).get_pipeline().id
+        except NotFound:  # a pipeline with no endpoint: its working copy, as schedules.yaml
+            pipeline_id = wanted.partition("@")[0]
         return Schedule.create(
             workspace,
             name,
-            endpoint.partition("@")[0],
+            pipeline_id,
             experiment_name,
             recurrence=recurrence,
             description=description,
@@ -184,6 +192,10 @@ class Schedule:
     def get(
         workspace: Workspace, id: str, _workflow_provider: Any = None, _service_endpoint: Any = None
     ) -> Schedule:
+        """By its stable ``id`` or by its name."""
+        for data in workspace._backend.list_schedules():
+            if data.get("id") == id:
+                return Schedule(workspace, data)
         return Schedule(workspace, workspace._backend.get_schedule(id))
 
     @staticmethod
@@ -204,7 +216,9 @@ class Schedule:
 
     @property
     def id(self) -> str:
-        return self._data["name"]
+        """Stable: an update, even a rename, keeps it (the name for a schedule the store has
+        not registered yet)."""
+        return self._data.get("id") or self._data["name"]
 
     @property
     def name(self) -> str:
@@ -253,6 +267,7 @@ class Schedule:
 
     def _refresh(self, data: dict[str, Any]) -> None:
         self._data = data
+        self._definition = data.get("definition") or self._definition
 
     # -- changing -----------------------------------------------------------------------------
 
@@ -284,27 +299,10 @@ class Schedule:
         continue_on_step_failure: bool | None = None,
         path_on_datastore: str | None = None,
     ) -> None:
-        """Azure's signature. ``status`` "Active"/"Disabled" enables/disables; the definition
-        (recurrence, parameters, datastore...) is fixed once created here: changing it is
-        refused with the fix, before anything changes."""
-        given = {
-            "name": name if name != self.name else None,
-            "description": description,
-            "recurrence": recurrence,
-            "pipeline_parameters": pipeline_parameters,
-            "datastore": datastore,
-            "polling_interval": polling_interval,
-            "data_path_parameter_name": data_path_parameter_name,
-            "path_on_datastore": path_on_datastore,
-        }
-        changes = sorted(k for k, v in given.items() if v is not None)
-        if changes:
-            raise SdkError(
-                f"Schedule.update cannot change {', '.join(changes)} on pipesched: a schedule's "
-                "definition is fixed once created",
-                hint=f"delete() schedule '{self.name}' and Schedule.create(...) it again with "
-                "the new values",
-            )
+        """Azure's signature: change the name, description, recurrence, pipeline parameters,
+        status ("Active"/"Disabled") or datastore settings. The schedule keeps its ``id``, its
+        fire history and the runs it started (a new name takes them along). The new definition
+        is checked as a new schedule is, before anything changes."""
         if status is not None and status not in STATUSES:
             raise SdkError(
                 f"Schedule.update: status must be 'Active' or 'Disabled' (got {status!r})"
@@ -315,6 +313,35 @@ class Schedule:
             {"continue_on_step_failure": continue_on_step_failure},
             {"continue_on_step_failure": "a schedule runs the pipeline as it is defined"},
         )
+        changes = {
+            "name": name if name != self.name else None,
+            "description": description,
+            "recurrence": recurrence,
+            "pipeline_parameters": pipeline_parameters,
+            "datastore": datastore,
+            "polling_interval": polling_interval,
+            "data_path_parameter_name": data_path_parameter_name,
+            "path_on_datastore": path_on_datastore,
+        }
+        if any(value is not None for value in changes.values()):
+            current = self._workspace._backend.get_schedule(self.name)
+            definition = _updated(dict(current.get("definition") or {}), **changes)
+            where = _caller()
+            try:
+                data = self._workspace._backend.update_schedule(self.name, definition)
+            except DefinitionErrors as exc:
+                if not all(_about_arguments(e) for e in exc.errors):
+                    raise
+                raise DefinitionErrors(
+                    [
+                        DefinitionError(_field_message(e), position=where, hint=e.hint)
+                        for e in exc.errors
+                    ]
+                ) from exc
+            except (ParameterError, InvalidRequest) as exc:
+                raise DefinitionError(exc.message, position=where, hint=exc.hint) from exc
+            self._refresh(data)
+            self._definition = definition
         if status is not None:
             enabled = status == "Active"
             self._refresh(self._workspace._backend.set_schedule_enabled(self.name, enabled))
@@ -337,6 +364,55 @@ class Schedule:
 
     def __repr__(self) -> str:
         return f"Schedule(Name: {self.name}, Pipeline: {self.pipeline_id}, Status: {self.status})"
+
+
+def _updated(
+    definition: dict[str, Any],
+    *,
+    name: str | None,
+    description: str | None,
+    recurrence: ScheduleRecurrence | None,
+    pipeline_parameters: dict[str, Any] | None,
+    datastore: Any,
+    polling_interval: int | None,
+    data_path_parameter_name: str | None,
+    path_on_datastore: str | None,
+) -> dict[str, Any]:
+    """The schedules.yaml entry ``definition`` with Schedule.update's changes made."""
+    if name is not None:
+        definition["name"] = name
+    if description is not None:
+        definition["description"] = description
+    if pipeline_parameters is not None:
+        definition["parameters"] = {k: _parameter(v) for k, v in pipeline_parameters.items()}
+    watching = (datastore, polling_interval, data_path_parameter_name, path_on_datastore)
+    if recurrence is not None:
+        if "on_change" in definition:
+            raise _invalid(
+                "Schedule.update: a file-drop schedule has no recurrence",
+                hint="create a time schedule with Schedule.create(..., recurrence=...)",
+            )
+        for key in ("cron", "interval", "timezone"):
+            definition.pop(key, None)  # the recurrence carries its own time zone
+        definition["recurrence"] = recurrence._to_definition()
+    if any(value is not None for value in watching):
+        watch = definition.get("on_change")
+        if not isinstance(watch, dict):
+            raise _invalid(
+                "Schedule.update: datastore settings belong to a file-drop schedule",
+                hint="create one with Schedule.create(..., datastore=..., path_on_datastore=...)",
+            )
+        if datastore is not None:
+            watch["datastore"] = getattr(datastore, "name", datastore)
+        if path_on_datastore is not None:
+            watch["path"] = path_on_datastore
+        if data_path_parameter_name is not None:
+            watch["data_path_parameter"] = data_path_parameter_name
+        if polling_interval is not None:
+            watch["polling_interval"] = _on_change(None, None, polling_interval, None)[
+                "polling_interval"
+            ]
+    return definition
 
 
 def _about_arguments(error: DefinitionError) -> bool:

@@ -24,7 +24,7 @@ from scheduler.sdk._warn import SdkError, ignore_given, ignored
 from scheduler.sdk.auth import ENV_TOKEN, AbstractAuthentication
 from scheduler.sdk.compute import AmlCompute, target_of
 from scheduler.sdk.datastore import Datastore
-from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline, submit_published
+from scheduler.sdk.published import PipelineEndpoint, PublishedPipeline
 from scheduler.sdk.remote import RemoteBackend
 
 if TYPE_CHECKING:
@@ -419,18 +419,12 @@ class Experiment:
         parameters = dict(kwargs.pop("pipeline_parameters", None) or {})
         regenerate = bool(kwargs.pop("regenerate_outputs", False))
         continue_on_failure = kwargs.pop("continue_on_step_failure", None)
+        pipeline_version = kwargs.pop("pipeline_version", None)  # an endpoint's "0", "1"...
         for argument in kwargs:
             ignored("Experiment.submit", argument, "pipesched's submit does not know it")
         if isinstance(config, PublishedPipeline | PipelineEndpoint):
-            version = config.version if isinstance(config, PublishedPipeline) else None
-            run_id = submit_published(
-                self.workspace,
-                config.name,
-                version,
-                experiment=self.name,
-                parameters=parameters,
-                continue_on_step_failure=continue_on_failure,
-                regenerate_outputs=regenerate,
+            run_id = config._start(
+                self.name, parameters, pipeline_version, continue_on_failure, regenerate
             )
         elif hasattr(config, "_submit_to"):
             run_id = config._submit_to(self.name, parameters, regenerate, continue_on_failure)

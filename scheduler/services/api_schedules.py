@@ -77,8 +77,10 @@ class FileScheduleRefused(PipeschedError):
 
 def create_api_schedule(config: Config, store: Store, definition: dict[str, Any]) -> ScheduleDef:
     """Check ``definition`` and keep it in the store (registered now). Raises InvalidSchedule
-    (each error naming its field) or ScheduleExists (the name is taken, in the file or the
-    store). A running daemon serves it only once told (``DaemonControl.create_schedule``)."""
+    (each error naming its field) or ScheduleExists (the name is taken, in the file, or in the
+    store by a different definition). Creating exactly the schedule the store already has
+    changes nothing and answers it (a notebook run again). A running daemon serves a new one
+    only once told (``DaemonControl.create_schedule``)."""
     definition = _as_json(definition)
     schedule, _ = check_api_schedule(config, store, definition)
     if schedule.name in file_schedule_names(config):
@@ -87,7 +89,62 @@ def create_api_schedule(config: Config, store: Store, definition: dict[str, Any]
             f"{display_path(config.schedules_file)}",
             hint="schedule names are unique across schedules.yaml and the API",
         )
-    store.add_api_schedule(schedule.name, definition)
+    if _same_as_kept(store, schedule.name, definition):
+        return schedule
+    try:
+        store.add_api_schedule(schedule.name, definition)
+    except ScheduleExists:  # created in between: by this same request from elsewhere?
+        if not _same_as_kept(store, schedule.name, definition):
+            raise
+    return schedule
+
+
+def _same_as_kept(store: Store, name: str, definition: dict[str, Any]) -> bool:
+    """True when the store keeps exactly ``definition`` under ``name``; False when it keeps
+    none; ScheduleExists, naming what differs and the way out, when it keeps another."""
+    try:
+        kept = store.get_api_schedule(name).definition or {}
+    except NotFound:
+        return False
+    if kept == definition:
+        return True
+    differing = sorted(k for k in set(kept) | set(definition) if kept.get(k) != definition.get(k))
+    raise ScheduleExists(
+        f"a schedule named '{name}' already exists with a different "
+        f"{', '.join(differing)} (created through the API)",
+        hint=f"change it with Schedule.update(...) (PUT /api/v1/schedules/{name}), which "
+        "keeps its id, or create this one under a new name",
+    )
+
+
+def update_api_schedule(
+    config: Config, store: Store, name: str, definition: dict[str, Any]
+) -> ScheduleDef:
+    """Replace API schedule ``name`` by ``definition`` (its whole schedules.yaml entry, whose
+    ``name`` may differ: a rename), checked as a new one is. It keeps its id, its first
+    registration (intervals still count from it), its enable/disable override and its fire
+    history. A schedule of schedules.yaml is refused (edit the file), and so is a new name
+    another schedule has."""
+    definition = _as_json(definition)
+    schedule, _ = check_api_schedule(config, store, definition)
+    in_file = file_schedule_names(config)
+    try:
+        store.get_api_schedule(name)
+    except NotFound:
+        if name in in_file:
+            raise FileScheduleRefused(
+                f"schedule '{name}' lives in {display_path(config.schedules_file)}; "
+                "change it there",
+                hint="then reload the daemon (SIGHUP)",
+            ) from None
+        raise NotFound(f"no schedule named '{name}'") from None
+    if schedule.name != name and schedule.name in in_file:
+        raise ScheduleExists(
+            f"cannot rename schedule '{name}' to '{schedule.name}': "
+            f"{display_path(config.schedules_file)} has a schedule of that name",
+            hint="schedule names are unique across schedules.yaml and the API",
+        )
+    store.update_api_schedule(name, definition, new_name=schedule.name)
     return schedule
 
 

@@ -153,6 +153,19 @@ class ServiceClient:
         with self.open_store() as store:
             return create_schedule(self.config, store, definition).to_json()
 
+    def update_schedule(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
+        """Replace an API schedule's definition (a rename too); its ``schedules --json``
+        object."""
+        daemon = self.daemon()
+        if daemon is not None:
+            updated: dict[str, Any] = daemon.put(schedule_path(name), definition)
+            return updated
+        # lazy: only without a daemon does the store (SQLAlchemy) load
+        from scheduler.services.schedules import update_schedule
+
+        with self.open_store() as store:
+            return update_schedule(self.config, store, name, definition).to_json()
+
     def delete_schedule(self, name: str) -> None:
         """Delete an API schedule (its fire records stay)."""
         daemon = self.daemon()

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -24,29 +25,32 @@ PUBLISHED_MANIFEST = "published.json"
 _NAME_LINE = re.compile(r"name\s*:")
 
 
-def copy_pipeline_tree(pipeline: Pipeline, dest: Path) -> str:
+def copy_pipeline_tree(
+    pipeline: Pipeline, dest: Path, leave_out: Callable[[str], bool] | None = None
+) -> str:
     """Copy pipeline.yaml and every source directory below ``dest`` at their places relative to
-    a common base; return pipeline.yaml's path relative to ``dest``."""
+    a common base; return pipeline.yaml's path relative to ``dest``. Folders for which
+    ``leave_out(absolute path)`` is true are not copied (pipesched's own state, datastores)."""
     sources = sorted({Path(s.source_directory) for s in pipeline.steps.values()})
     base = Path(os.path.commonpath([pipeline.directory, *sources]))
     if base == pipeline.directory:
         base = base.parent  # keep the folder's name: a pipeline without `name:` is named by it
     for source in sources:
-        _copy_source(source, dest / source.relative_to(base))
+        _copy_source(source, dest / source.relative_to(base), leave_out)
     target = dest / pipeline.file.relative_to(base)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(pipeline.file, target)
     return target.relative_to(dest).as_posix()
 
 
-def _copy_source(root: Path, dest: Path) -> None:
+def _copy_source(root: Path, dest: Path, leave_out: Callable[[str], bool] | None) -> None:
     """The files ``scheduler.definitions.fingerprint.source_tree_hash`` hashes, plus the ignore files, so a
     snapshot's source hash equals the working copy's at publish time."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in IGNORE_FILES:
         if (root / name).is_file():
             shutil.copy2(root / name, dest / name)
-    for rel, full in source_files(root):
+    for rel, full in source_files(root, leave_out):
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(full, target)  # follows file symlinks

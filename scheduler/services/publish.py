@@ -47,13 +47,15 @@ from scheduler.services.pipeline_files import (
     make_read_only,
     rename_pipeline,
 )
-from scheduler.services.snapshots import definition_for_run
+from scheduler.services.snapshots import definition_for_run, leave_out
 from scheduler.store import Store
-from scheduler.store.published import PublishedRecord
+from scheduler.store.published import EndpointRecord, PublishedRecord
 
 MANIFEST = PUBLISHED_MANIFEST
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}
+_TRAILING_NUMBER = re.compile(r"(.*?)(\d+)")
+ENDPOINT_SUBMIT = "/api/v1/PipelineRuns/PipelineEndpointSubmit"
 
 
 @dataclass(frozen=True)
@@ -136,37 +138,42 @@ def publish_definition(
 ) -> PublishedVersion:
     """Snapshot a loaded definition (a working copy, an SDK snapshot, what a run ran) as
     version ``version`` of pipeline ``name`` (default: its own name). Under another name the
-    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline."""
+    copy's pipeline.yaml is rewritten to carry it, so the snapshot loads as that pipeline.
+
+    A label already published returns that version when the content is the same (a notebook
+    run again publishes nothing new) and is refused, naming the next free label, when it
+    differs: a published version never changes."""
     name = name if name is not None else pipeline.name
     check_label(name, "name")
     if version is not None:
         check_label(version, "version")
     folder = config.state_dir / "published" / name
     folder.mkdir(parents=True, exist_ok=True)
+    from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
+
     with _locked(folder / ".lock"):
-        labels = {p.version for p in store.list_published(name)}
-        label = version if version is not None else _next_label(labels)
-        if label in labels:
-            raise VersionExists(
-                f"pipeline '{name}' already has a published version '{label}'",
-                hint="published versions never change; publish under a new --version",
-            )
+        existing = {p.version: p for p in store.list_published(name)}
+        label = version if version is not None else _next_label(set(existing))
         final = folder / label
         staging = Path(tempfile.mkdtemp(prefix=f".{label}-", dir=folder))
         try:
-            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES)
+            pipeline_file = copy_pipeline_tree(pipeline, staging / FILES, leave_out(config))
             if name != pipeline.name:
                 rename_pipeline(staging / FILES / pipeline_file, name)
             manifest = {"pipeline": name, "version": label, "pipeline_file": pipeline_file}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if label in existing:
+                same = content_hash(load_snapshot(config, staging)) == existing[label].content_hash
+                shutil.rmtree(staging, ignore_errors=True)
+                if same:  # a notebook run again: the version it published the first time
+                    return PublishedVersion.from_record(existing[label])
+                raise _taken(name, label, set(existing))
             if final.exists():  # left by a publish that crashed before the store recorded it
                 shutil.rmtree(final)
             os.rename(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        from scheduler.dispatch.submit import content_hash  # lazy: step types; listing must not
-
         snapshot = load_snapshot(config, final)
         check_inside(snapshot, final)
         make_read_only(final / FILES)
@@ -210,6 +217,30 @@ def publish_run(
 def _next_label(labels: set[str]) -> str:
     numbers = [int(label) for label in labels if label.isdigit()]
     return str(max(numbers, default=0) + 1)
+
+
+def next_free_label(label: str, labels: set[str]) -> str:
+    """The label to publish under instead of a taken ``label``: its trailing number counted up
+    until free (``v2`` → ``v3``), else the next integer label."""
+    match = _TRAILING_NUMBER.fullmatch(label)
+    if match is None:
+        return _next_label(labels)
+    stem, number = match[1], int(match[2])
+    while True:
+        number += 1
+        candidate = f"{stem}{number}"
+        if candidate not in labels:
+            return candidate
+
+
+def _taken(name: str, label: str, labels: set[str]) -> VersionExists:
+    free = next_free_label(label, labels)
+    return VersionExists(
+        f"pipeline '{name}' already has a published version '{label}' with different "
+        f"content; the next free label is '{free}'",
+        hint=f"published versions never change: publish this one as version '{free}' "
+        "(pipesched publish --version, or publish(version=...))",
+    )
 
 
 def check_label(value: str, field: str) -> None:
@@ -276,25 +307,108 @@ def load_published(
     config: Config, store: Store, pipeline: str, version: str | None
 ) -> tuple[Pipeline, str | None]:
     """What a request for ``pipeline`` (at ``version``) runs, and the label to record: a named
-    version; without one the endpoint's default; without any published version, the working
-    copy (label None)."""
+    version; without one the endpoint's default (which may be a pipeline published under
+    another name); without any published version, the working copy (label None)."""
     if version is None:
-        version = store.get_default_version(pipeline)
-        if version is None:
+        default = store.endpoint_default(pipeline)
+        if default is None:
             return load_pipeline(find_pipeline(pipeline, config), config), None
+        pipeline, version = default
     published = store.get_published(pipeline, version)
     return load_snapshot(config, Path(published.snapshot_dir)), version
+
+
+# -- endpoints: Azure's PipelineEndpoint, versions numbered 0, 1, 2... ----------------------------
+
+
+def endpoint_json(config: Config, endpoint: EndpointRecord) -> dict[str, Any]:
+    """An endpoint as the SDK and ``GET /api/v1/endpoints`` show it: ``default_version`` and
+    each ``version`` are the endpoint's own numbers, as strings ("0", "1"...), and each
+    version names the published pipeline it runs (``pipeline_id`` is ``NAME@VERSION``)."""
+    default = endpoint.default_number
+    return {
+        "id": endpoint.endpoint_id,
+        "name": endpoint.name,
+        "description": endpoint.description,
+        "default_version": None if default is None else str(default),
+        "endpoint": endpoint_submit_url(config, endpoint.endpoint_id),
+        "versions": [
+            {
+                "version": str(entry.number),
+                "pipeline": entry.pipeline,
+                "pipeline_version": entry.version,
+                "pipeline_id": f"{entry.pipeline}@{entry.version}",
+            }
+            for entry in endpoint.versions
+        ],
+    }
+
+
+def endpoint_version(store: Store, endpoint: EndpointRecord, number: str | None) -> tuple[str, str]:
+    """(pipeline, label) of the endpoint's version ``number`` ("0", "1"...; None: the
+    default); NotFound naming the versions it has."""
+    if number is None:
+        return endpoint.default_pipeline, endpoint.default_version
+    for entry in endpoint.versions:
+        if str(entry.number) == str(number).strip():
+            return entry.pipeline, entry.version
+    have = ", ".join(str(e.number) for e in endpoint.versions) or "none"
+    raise NotFound(
+        f"pipeline endpoint '{endpoint.name}' has no version {number!r} (it has: {have})",
+        hint="an endpoint numbers its versions 0, 1, 2... in the order they were added",
+    )
+
+
+def add_to_endpoint(
+    store: Store,
+    endpoint: str,
+    pipeline: str,
+    version: str,
+    *,
+    create: bool = False,
+    description: str | None = None,
+) -> EndpointRecord:
+    """Add published ``pipeline@version`` (of any name) to an endpoint as its next version;
+    ``create`` makes the endpoint (with that version as its default) when it does not exist."""
+    check_label(endpoint, "name")
+    store.add_endpoint_version(endpoint, pipeline, version, create=create, description=description)
+    return store.get_endpoint(endpoint)
+
+
+def set_endpoint_default(
+    store: Store, endpoint: str, pipeline: str, version: str
+) -> EndpointRecord:
+    """Make published ``pipeline@version`` (of any name) the endpoint's default, adding it
+    as a version first when it is not one."""
+    return store.set_endpoint_default(endpoint, pipeline, version)
+
+
+def rename_endpoint(store: Store, endpoint: str, new_name: str) -> EndpointRecord:
+    """Azure's ``set_name``: the endpoint's id, versions and default stay."""
+    check_label(new_name, "name")
+    return store.rename_endpoint(endpoint, new_name)
+
+
+def endpoint_submit_url(config: Config, endpoint_id: str) -> str:
+    """Azure's URL form of an endpoint: ``.../PipelineRuns/PipelineEndpointSubmit/Id/{id}``,
+    which runs the default version; ``+ "/" + version`` runs that version, and
+    ``...PipelineEndpointSubmit/Name?name=NAME&pipelineVersion=N`` finds it by name."""
+    return f"{_origin(config)}{ENDPOINT_SUBMIT}/Id/{urllib.parse.quote(endpoint_id, safe='')}"
 
 
 def endpoint_url(config: Config, pipeline: str, version: str | None) -> str:
     """The absolute URL that starts runs: a version's, or the endpoint's (default
     version) when ``version`` is None."""
+    path = f"/api/v1/pipelines/{urllib.parse.quote(pipeline, safe='')}"
+    if version is not None:
+        path += f"/versions/{urllib.parse.quote(version, safe='')}"
+    return f"{_origin(config)}{path}/runs"
+
+
+def _origin(config: Config) -> str:
     api = config.api
     scheme = "https" if api.tls is not None else "http"
     host = socket.gethostname() if api.host in _WILDCARD_HOSTS else api.host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"  # an IPv6 literal
-    path = f"/api/v1/pipelines/{urllib.parse.quote(pipeline, safe='')}"
-    if version is not None:
-        path += f"/versions/{urllib.parse.quote(version, safe='')}"
-    return f"{scheme}://{host}:{api.port}{path}/runs"
+    return f"{scheme}://{host}:{api.port}"

@@ -55,6 +55,8 @@ class ScheduleSummary:
     # Why the schedule is not served (it fails validation, or its fire times cannot be
     # computed): None for a schedule that is.
     error: str | None = None
+    # Stable across updates and renames (Schedule.update); None until the store registers it.
+    id: str | None = None
 
     @property
     def next_fire_time(self) -> datetime | None:
@@ -64,6 +66,7 @@ class ScheduleSummary:
         """The ``schedules --json`` object. ``override`` is ``"enabled"``, ``"disabled"``
         or null; ``next_fire_times`` keep the schedule's own offset."""
         data: dict[str, Any] = {
+            "id": self.id,
             "name": self.name,
             "pipeline": self.pipeline,
             "kind": self.kind,
@@ -135,6 +138,7 @@ def summarize(
         error=error,
     )
     if state is not None:
+        summary.id = state.schedule_id
         summary.last_fire_time = state.last_fire_time
         summary.last_outcome = state.last_outcome
         summary.last_run_id = state.last_run_id
@@ -229,6 +233,7 @@ def _broken(
         expression="-",
         next_fire_times=[],
         error="; ".join(str(e) for e in errors),
+        id=state.schedule_id if state is not None else None,
     )
 
 

@@ -28,6 +28,7 @@ from scheduler.services.api_schedules import (
     create_api_schedule,
     delete_api_schedule,
     file_schedule_names,
+    update_api_schedule,
 )
 from scheduler.services.publish import load_published_from_disk
 from scheduler.services.schedule_summary import ScheduleSummary, collect, collect_one, summarize
@@ -157,6 +158,19 @@ def summarize_created(store: Store, schedule: ScheduleDef, now: datetime) -> Sch
     """A schedule just created through the API, summarized from its definition and state."""
     state = store.schedule_states().get(schedule.name)
     return summarize(schedule, state, None, now, source="api")
+
+
+def update_schedule(
+    config: Config,
+    store: Store,
+    name: str,
+    definition: dict[str, Any],
+    now: datetime | None = None,
+) -> ScheduleSummary:
+    """Replace an API schedule's definition (a rename too), keeping its id; its summary. A
+    running daemon serves the change only once told."""
+    updated = update_api_schedule(config, store, name, definition)
+    return summarize_created(store, updated, now or SYSTEM_CLOCK.now())
 
 
 def delete_schedule(config: Config, store: Store, name: str) -> None:

@@ -10,6 +10,11 @@ folder is gone, and submitting the same pipeline twice keeps one copy.
 
 A snapshot is written to a temporary folder and renamed to its hash: a reader never sees half a
 snapshot, and of two writers of one hash the second finds the first's folder and keeps it.
+
+A snapshot holds source only (``leave_out``): never pipesched's state directory (the store, the
+daemon's socket, earlier snapshots), a datastore, or a file that is not a regular file; and what
+``.amlignore`` (else ``.gitignore``) excludes stays out, as in an Azure ML snapshot. A notebook
+whose ``source_directory='.'`` is the project folder, ``var/`` and all, snapshots its scripts.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -53,6 +59,8 @@ MANIFEST = "snapshot.json"
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # api.max_upload_bytes' default
 MAX_UPLOAD_MEMBERS = 20_000
 _ID = re.compile(r"^[0-9a-f]{8,64}$")
+# What only a pipesched state directory holds: its SQLite store, the daemon's lock and socket.
+STATE_MARKERS = ("pipesched.db", "daemon.lock", "pipesched.sock")
 
 
 class UploadTooLarge(PipeschedError):
@@ -61,6 +69,29 @@ class UploadTooLarge(PipeschedError):
 
 class BadUpload(PipeschedError):
     """The upload is not a tar.gz of a saved pipeline folder."""
+
+
+# -- what a snapshot leaves out -------------------------------------------------------------
+
+
+def is_state_directory(path: str | Path) -> bool:
+    """A pipesched state directory, this config's or another's (a notebook's folder may hold
+    the ``var/`` of a daemon that serves another config)."""
+    return any(os.path.lexists(os.path.join(path, marker)) for marker in STATE_MARKERS)
+
+
+def leave_out(config: Config | None) -> Callable[[str], bool]:
+    """The folders no snapshot copies: any pipesched state directory, and ``config``'s state
+    directory and datastores (wherever they are)."""
+    own: set[str] = set()
+    if config is not None:
+        own.add(os.path.realpath(config.state_dir))
+        own.update(os.path.realpath(store.path) for store in config.datastores.values())
+
+    def excluded(folder: str) -> bool:
+        return os.path.realpath(folder) in own or is_state_directory(folder)
+
+    return excluded
 
 
 # -- storing ----------------------------------------------------------------------------------
@@ -81,7 +112,7 @@ def store_snapshot(config: Config, folder: Path) -> tuple[str, Pipeline]:
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
-        pipeline_file = copy_pipeline_tree(pipeline, staging / FILES)
+        pipeline_file = copy_pipeline_tree(pipeline, staging / FILES, leave_out(config))
         copied_file = staging / FILES / pipeline_file
         try:
             copied = load_pipeline(copied_file, config)

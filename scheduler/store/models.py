@@ -177,6 +177,7 @@ class ScheduleRow(Base):
     last_fire_time: Mapped[datetime | None]
     last_outcome: Mapped[str | None]
     last_run_id: Mapped[str | None]
+    schedule_id: Mapped[str | None]  # stable: kept by an update, even across a rename
 
 
 class FireRow(Base):
@@ -221,13 +222,36 @@ class PublishedRow(Base):
 
 
 class EndpointRow(Base):
-    """A pipeline's endpoint (Azure's PipelineEndpoint): which published version it runs."""
+    """A pipeline endpoint (Azure's PipelineEndpoint), by name (``pipeline``: a pipeline's own
+    endpoint has its name): the published version it runs, ``default_version`` of
+    ``default_pipeline`` (null: of the endpoint's name), and an id a rename keeps."""
 
     __tablename__ = "pipeline_endpoints"
 
     pipeline: Mapped[str] = mapped_column(primary_key=True)
     default_version: Mapped[str]
     updated_at: Mapped[datetime]
+    endpoint_id: Mapped[str | None]
+    description: Mapped[str | None]
+    default_pipeline: Mapped[str | None]
+
+
+class EndpointVersionRow(Base):
+    """Version ``number`` (0, 1, 2... in the order they were added) of an endpoint: a
+    published pipeline, of the endpoint's name or another."""
+
+    __tablename__ = "endpoint_versions"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "number"),
+        UniqueConstraint("endpoint_id", "pipeline", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[str]
+    number: Mapped[int]
+    pipeline: Mapped[str]
+    version: Mapped[str]
+    added_at: Mapped[datetime]
 
 
 class TokenRow(Base):

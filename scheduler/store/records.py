@@ -261,6 +261,7 @@ class ScheduleState:
     last_outcome: FireOutcome | None = None
     last_run_id: str | None = None
     definition: dict[str, Any] | None = None
+    schedule_id: str | None = None  # stable: kept by an update, even across a rename
 
 
 @dataclass

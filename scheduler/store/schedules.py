@@ -10,16 +10,17 @@ later schedule of the same name starts afresh (a new first registration, no over
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.core.clock import Clock
 from scheduler.core.errors import NotFound
 from scheduler.store.errors import ScheduleExists
-from scheduler.store.models import ScheduleRow
+from scheduler.store.models import FireRow, RunRow, ScheduleRow
 from scheduler.store.records import FireOutcome, ScheduleState
 from scheduler.store.sessions import Sessions
 
@@ -42,7 +43,7 @@ class ScheduleRepository:
             known = set(session.scalars(select(ScheduleRow.name)))
             for name, source in sources.items():
                 if name not in known:
-                    session.add(ScheduleRow(name=name, source=source, registered_at=now))
+                    session.add(_new_row(name, source, now))
         return self.schedule_states()
 
     def schedule_states(self) -> dict[str, ScheduleState]:
@@ -54,7 +55,7 @@ class ScheduleRepository:
         with self._sessions.write() as session:
             row = session.get(ScheduleRow, name)
             if row is None:
-                row = ScheduleRow(name=name, source=source, registered_at=self._clock.now())
+                row = _new_row(name, source, self._clock.now())
                 session.add(row)
             row.override = enabled
 
@@ -71,9 +72,10 @@ class ScheduleRepository:
                 if row is not None and row.source == API:
                     raise _exists(name)
                 if row is None:
-                    row = ScheduleRow(name=name, source=API, registered_at=now)
+                    row = _new_row(name, API, now)
                     session.add(row)
                 row.source, row.definition, row.registered_at = API, definition, now
+                row.schedule_id = row.schedule_id or uuid.uuid4().hex
                 row.override = None
                 row.last_fire_time = row.last_outcome = row.last_run_id = None
                 session.flush()
@@ -97,6 +99,38 @@ class ScheduleRepository:
             if row is None or row.source != API:
                 raise NotFound(f"no schedule {name!r} created through the API")
             return _state(row)
+
+    def update_api_schedule(
+        self, name: str, definition: dict[str, Any], *, new_name: str | None = None
+    ) -> ScheduleState:
+        """Replace an API schedule's definition, keeping its id, registration, override and
+        last fire. Renamed (``new_name``), its fire records and the runs it started move to
+        the new name with it; a name another schedule has is refused (ScheduleExists)."""
+        try:
+            with self._sessions.write() as session:
+                row = session.get(ScheduleRow, name)
+                if row is None or row.source != API:
+                    raise NotFound(f"no schedule {name!r} created through the API")
+                if new_name is not None and new_name != name:
+                    if session.get(ScheduleRow, new_name) is not None:
+                        raise ScheduleExists(
+                            f"cannot rename schedule '{name}' to '{new_name}': a schedule "
+                            f"named '{new_name}' already exists",
+                            hint="pick another name, or delete that schedule first",
+                        )
+                    session.execute(
+                        update(FireRow).where(FireRow.schedule == name).values(schedule=new_name)
+                    )
+                    session.execute(
+                        update(RunRow).where(RunRow.schedule == name).values(schedule=new_name)
+                    )
+                    row.name = new_name
+                row.definition = definition
+                row.schedule_id = row.schedule_id or uuid.uuid4().hex
+                session.flush()
+                return _state(row)
+        except IntegrityError as error:  # another process took the new name in between
+            raise _exists(new_name or name) from error
 
     def delete_api_schedule(self, name: str, *, keep_registration: bool = False) -> None:
         """Forget an API schedule; its fire records stay. ``keep_registration``: a schedule of
@@ -122,7 +156,12 @@ def _state(row: ScheduleRow) -> ScheduleState:
         last_outcome=FireOutcome(row.last_outcome) if row.last_outcome is not None else None,
         last_run_id=row.last_run_id,
         definition=row.definition,
+        schedule_id=row.schedule_id,
     )
+
+
+def _new_row(name: str, source: str, now: Any) -> ScheduleRow:
+    return ScheduleRow(name=name, source=source, registered_at=now, schedule_id=uuid.uuid4().hex)
 
 
 def _exists(name: str) -> ScheduleExists:

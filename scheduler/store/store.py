@@ -213,6 +213,7 @@ class Store:
     api_schedules = _Delegate("schedules", ScheduleRepository.api_schedules)
     get_api_schedule = _Delegate("schedules", ScheduleRepository.get_api_schedule)
     delete_api_schedule = _Delegate("schedules", ScheduleRepository.delete_api_schedule)
+    update_api_schedule = _Delegate("schedules", ScheduleRepository.update_api_schedule)
 
     # -- published pipelines and versions -----------------------------------------------------
     ensure_pipeline_version = _Delegate("published", PublishedRepository.ensure_pipeline_version)
@@ -221,6 +222,12 @@ class Store:
     list_published = _Delegate("published", PublishedRepository.list_published)
     get_default_version = _Delegate("published", PublishedRepository.get_default_version)
     set_default_version = _Delegate("published", PublishedRepository.set_default_version)
+    endpoint_default = _Delegate("published", PublishedRepository.endpoint_default)
+    add_endpoint_version = _Delegate("published", PublishedRepository.add_endpoint_version)
+    set_endpoint_default = _Delegate("published", PublishedRepository.set_endpoint_default)
+    rename_endpoint = _Delegate("published", PublishedRepository.rename_endpoint)
+    get_endpoint = _Delegate("published", PublishedRepository.get_endpoint)
+    list_endpoints = _Delegate("published", PublishedRepository.list_endpoints)
 
     # -- API tokens ---------------------------------------------------------------------------
     add_token = _Delegate("tokens", TokenRepository.add_token)
