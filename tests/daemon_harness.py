@@ -6,10 +6,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,8 @@ class DaemonProcess:
     # -- life -----------------------------------------------------------------------------
 
     def start(self, *, wait_ready: bool = True, timeout: float = 20) -> DaemonProcess:
-        notify = self.project.root / f"notify-{time.monotonic_ns()}.sock"
+        # A short folder of its own: the project's may be deeper than a socket path can be.
+        notify = Path(tempfile.mkdtemp(prefix="psn-")) / "notify.sock"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(notify))
         self._sock.settimeout(0.05)
@@ -124,7 +127,10 @@ class DaemonProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         if self._sock is not None:
+            bound = Path(self._sock.getsockname())
             self._sock.close()
+            shutil.rmtree(bound.parent, ignore_errors=True)
+            self._sock = None
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -134,15 +134,22 @@ def test_a_finished_run_publishes_its_definition(live, ws: Workspace):
     assert again.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
 
 
-def test_output_download_is_refused_with_the_reason(live, ws: Workspace, tmp_path: Path):
+def test_an_output_downloads_over_the_daemons_datastore_api(live, ws: Workspace, tmp_path: Path):
     run = _submit(ws, live[0], "train", "remote-out", reg=0.5)
     run.wait_for_completion(show_output=False, timeout_seconds=60)
     (prep,) = run.find_step_run("prep")
     output = prep.get_output_data("prepped")
     assert output.path_on_datastore.startswith(".pipesched/outputs/")
     assert output.path_on_datastore.endswith("/prep/prepped")
-    with pytest.raises(SdkError, match="daemon's machine"):
-        output.download(str(tmp_path))
+    local = Path(output.download(str(tmp_path), show_progress=False))
+    assert local == tmp_path / output.path_on_datastore
+    copied = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    on_daemon = sorted(
+        p.relative_to(output.folder) for p in output.folder.rglob("*") if p.is_file()
+    )
+    assert copied and copied == on_daemon
+    with pytest.raises(SdkError, match="exists"):
+        output.download(str(tmp_path), show_progress=False)
 
 
 def test_regenerate_outputs_reaches_the_daemon(live, ws: Workspace):

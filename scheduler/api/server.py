@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from scheduler.core.errors import PipeschedError
+from scheduler.core.socketpath import socket_address
 
 SOCKET_MODE = 0o600
 # sun_path holds 108 bytes on Linux, with the terminating NUL.
@@ -135,9 +136,10 @@ async def _clear_stale_socket(path: Path) -> None:
 async def _answers(path: Path) -> bool:
     """True when something accepts connections on the socket at ``path``."""
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_unix_connection(str(path)), timeout=PROBE_TIMEOUT
-        )
+        with socket_address(path) as address:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(address), timeout=PROBE_TIMEOUT
+            )
     except (ConnectionRefusedError, FileNotFoundError):
         return False
     except TimeoutError:
@@ -152,7 +154,8 @@ def _bind(path: Path) -> socket.socket:
     path.parent.mkdir(parents=True, exist_ok=True)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(str(path))
+        with socket_address(path) as address:
+            sock.bind(address)
     except BaseException:
         sock.close()  # EADDRINUSE: someone bound it since we looked; their file stays
         raise

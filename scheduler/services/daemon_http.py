@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
+from scheduler.core.socketpath import socket_address
 
 SOCKET_NAME = "pipesched.sock"
 PROBE_TIMEOUT = 1.0
@@ -66,7 +67,8 @@ class _UnixConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(self.timeout)
         try:
-            sock.connect(str(self._path))
+            with socket_address(self._path) as address:
+                sock.connect(address)
         except BaseException:
             sock.close()
             raise
