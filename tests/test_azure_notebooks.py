@@ -248,8 +248,8 @@ def wait_finished(run) -> str:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="needs Schedule.update of name, description and recurrence, and "
-    "create_for_pipeline_endpoint on an endpoint made by PipelineEndpoint.publish",
+    reason="needs a pipeline_endpoint_id on a schedule made by "
+    "create_for_pipeline_endpoint, so get_schedules_for_pipeline_endpoint_id finds it",
 )
 def test_setup_schedule_for_a_published_pipeline(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "setup_schedule_for_a_published_pipeline", mode)
@@ -278,9 +278,8 @@ def test_setup_schedule_for_a_published_pipeline(tmp_path, daemons, mode, monkey
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="needs versioned pipeline endpoints (versions 0, 1..., add/set_default of another "
-    "pipeline, set_name, Azure's endpoint URLs, submit(pipeline_version=)); then its REST cell "
-    "sends ParameterAssignments the pipeline does not declare, which REST refuses (422)",
+    reason="its REST cell sends ParameterAssignments the pipeline does not declare, which REST "
+    "refuses (422): a named change",
 )
 def test_setup_versioned_pipeline_endpoints(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "setup_versioned_pipeline_endpoints", mode)
