@@ -28,7 +28,7 @@ from scheduler.api.server import serve_unix
 from scheduler.api.tcp import serve_tcp
 from scheduler.compute.cgroups import delegated_tree
 from scheduler.compute.reaper import become_subreaper
-from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.clock import Clock
 from scheduler.core.durations import format_duration
 from scheduler.core.errors import DefinitionErrors
 from scheduler.core.logging import configure_logging
@@ -39,8 +39,9 @@ from scheduler.daemon.control import DaemonControls
 from scheduler.daemon.lock import acquire
 from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
-from scheduler.daemon.recovery import close_runs_of_exited_owners, recover
+from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
+from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.dispatcher import Dispatcher
@@ -56,13 +57,7 @@ from scheduler.triggers.time import APSchedulerTrigger, time_trigger
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
-CLOCK_CHECK_SECONDS = 5.0  # no kernel event tells a process that the wall clock jumped
-CLOCK_JUMP_SECONDS = 2.0
 STATUS_EVERY_SECONDS = 30.0
-STORE_PROBE_SECONDS = 3.0  # how soon /healthz and STATUS= see that the store cannot be written
-CHECKPOINT_SECONDS = 60.0  # SQLite's WAL is truncated at least this often...
-CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024  # ...and at the next probe once it grew past this
-OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
 # After the shutdown grace and the kill grace, how long shutdown waits for an unwritable store
 # to take the outcomes it holds; what is still unwritten then is closed at the next start.
 SHUTDOWN_STORE_GRACE = 15.0
@@ -150,10 +145,18 @@ class Daemon:
         log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
         background = [
             asyncio.ensure_future(watchdog_loop(self.notifier, self.stop_event)),
-            asyncio.ensure_future(self._watch_clock()),
+            asyncio.ensure_future(self.firing.follow_clock_jumps()),
             asyncio.ensure_future(self._report_status()),
-            asyncio.ensure_future(self._watch_owners()),
-            asyncio.ensure_future(self._watch_store()),
+            asyncio.ensure_future(watch_owners(self.store)),
+            asyncio.ensure_future(
+                StoreWatch(
+                    self.store,
+                    self.clock,
+                    self.ballast,
+                    on_change=lambda: self.notifier.status(self._status_line()),
+                    after_outage=self._after_outage,
+                ).run()
+            ),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
         await self.stop_event.wait()
@@ -386,67 +389,6 @@ class Daemon:
             ended.clear()
             self.notifier.status(self._status_line())
 
-    async def _watch_owners(self) -> None:
-        """Close the foreground runs (``pipesched run``, the SDK's child) whose owner died
-        without closing them: no signal tells us, so look every few seconds."""
-        while True:
-            await asyncio.sleep(OWNER_CHECK_SECONDS)
-            try:
-                await run_blocking(close_runs_of_exited_owners, self.store)
-            except Exception as exc:  # the store may be away for a while: look again later
-                log.warning("owner_check_failed", error=str(exc))
-
-    async def _watch_store(self) -> None:
-        """Probe every few seconds whether the store can be written (``Store.probe_write``);
-        log an outage once when it begins and once when it ends, and say so in STATUS=. When
-        the disk is full, give back the ballast so the writes held in memory can go through.
-        Once an outage has ended, however short it was, catch up on what it deferred
-        (``_after_outage``). Keep SQLite's WAL bounded: truncate it every minute, and sooner
-        once it grew past a few MB."""
-        was: str | None = None
-        caught_up = self.store.health.outages
-        last_checkpoint = self.clock.monotonic()
-        while True:
-            await asyncio.sleep(STORE_PROBE_SECONDS)
-            try:
-                now = await run_blocking(self.store.probe_write)
-            except Exception as exc:  # not the database's words: count it as the reason
-                self.store.health.failed(f"{type(exc).__name__}: {exc}")
-                now = self.store.health.unwritable
-            if now != was:
-                if now is not None and was is None:
-                    log.error("store_unwritable", reason=now)
-                elif now is None:
-                    log.info("store_writable_again", was=was)
-                was = now
-                self.notifier.status(self._status_line())
-            await self._keep_ballast(now)
-            if now is not None:
-                continue
-            if self.store.health.outages != caught_up:
-                caught_up = self.store.health.outages
-                await self._after_outage()
-            overdue = self.clock.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS
-            try:
-                if overdue or await run_blocking(self.store.wal_bytes) > CHECKPOINT_WAL_BYTES:
-                    last_checkpoint = self.clock.monotonic()
-                    done = await run_blocking(self.store.checkpoint)
-                    log.debug("store_checkpointed", complete=done)
-            except Exception as exc:  # the next round tries again
-                log.warning("store_checkpoint_failed", error=str(exc))
-
-    async def _keep_ballast(self, unwritable: str | None) -> None:
-        """Give the ballast back while the disk is full; take it again once there is room."""
-        if self.ballast is None:
-            return
-        try:
-            if unwritable is not None and "full" in unwritable:
-                await run_parallel(self.ballast.release)
-            elif unwritable is None:
-                await run_parallel(self.ballast.ensure)
-        except OSError as exc:
-            log.warning("ballast_failed", error=str(exc))
-
     async def _after_outage(self) -> None:
         """What a store outage deferred: fire times that were due while it lasted (the
         catch-up from each schedule's last recorded nominal time, under its catch-up rule, as
@@ -470,18 +412,3 @@ class Daemon:
                         log.error("schedule_failed", schedule=name, error=str(exc))
         except Exception as exc:  # the next outage's end tries again; never kill the probe
             log.error("store_outage_catch_up_failed", error=f"{type(exc).__name__}: {exc}")
-
-    async def _watch_clock(self) -> None:
-        """Wake the timer when the wall clock jumps, so late times meet the catch-up rule at
-        once instead of at the next planned wake-up."""
-        last_wall, last_mono = self.clock.now(), self.clock.monotonic()
-        # A test clock can jump at any moment: look more often so tests need not wait.
-        period = CLOCK_CHECK_SECONDS if self.clock is SYSTEM_CLOCK else 0.25
-        while True:
-            await asyncio.sleep(period)
-            wall, mono = self.clock.now(), self.clock.monotonic()
-            drift = (wall - last_wall).total_seconds() - (mono - last_mono)
-            if abs(drift) > CLOCK_JUMP_SECONDS:
-                log.warning("clock_jumped", seconds=round(drift, 1))
-                self.firing.wakeup()
-            last_wall, last_mono = wall, mono

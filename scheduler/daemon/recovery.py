@@ -22,6 +22,7 @@ Both block (store calls, a walk of /proc): the daemon runs them on the store's t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from scheduler.core.loopguard import run_blocking
 from scheduler.core.procinfo import is_alive
 from scheduler.store.protocols import RecoveryStore
 from scheduler.store.records import FINISHED_RUN_STATUSES, RunDetail, RunRecord
@@ -153,3 +155,18 @@ def processes_of_run(run_id: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
+
+
+async def watch_owners(store: RecoveryStore) -> None:
+    """Close the foreground runs (``pipesched run``, the SDK's child) whose owner died
+    without closing them: no signal tells us, so look every few seconds (on the daemon's loop;
+    the look itself runs on the store's thread)."""
+    while True:
+        await asyncio.sleep(OWNER_CHECK_SECONDS)
+        try:
+            await run_blocking(close_runs_of_exited_owners, store)
+        except Exception as exc:  # the store may be away for a while: look again later
+            log.warning("owner_check_failed", error=str(exc))

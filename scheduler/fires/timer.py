@@ -12,6 +12,7 @@ sleeps are scaled by the clock's rate. Nothing of this is active with the system
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 
 # APScheduler 3 ships no type information.
 import apscheduler.schedulers.base as aps_base  # type: ignore[import-untyped, unused-ignore]
+import structlog
 from apscheduler.events import (  # type: ignore[import-untyped, unused-ignore]
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_SUBMITTED,
@@ -31,6 +33,10 @@ from apscheduler.schedulers.asyncio import (  # type: ignore[import-untyped, unu
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 
 DueHandler = Callable[[str, list[datetime]], None]
+log = structlog.get_logger("scheduler.fires.timer")
+
+CLOCK_CHECK_SECONDS = 5.0
+CLOCK_JUMP_SECONDS = 2.0
 
 
 async def _no_op() -> None:
@@ -50,6 +56,7 @@ class Firing:
 
     def __init__(self, on_due: DueHandler, clock: Clock = SYSTEM_CLOCK) -> None:
         self._on_due = on_due
+        self.clock = clock
         if clock is not SYSTEM_CLOCK:
             _follow_clock(clock)
         self.scheduler = _ClockedScheduler(
@@ -93,6 +100,23 @@ class Firing:
         """Look again now (after a clock jump or a wake from suspend)."""
         if self.scheduler.running:
             self.scheduler.wakeup()
+
+    async def follow_clock_jumps(self) -> None:
+        """Wake up when the wall clock jumps, so late times meet the catch-up rule at once
+        instead of at the next planned wake-up: no kernel event tells a process that the wall
+        clock jumped, so compare it with the monotonic clock every few seconds."""
+        clock = self.clock
+        last_wall, last_mono = clock.now(), clock.monotonic()
+        # A test clock can jump at any moment: look more often so tests need not wait.
+        period = CLOCK_CHECK_SECONDS if clock is SYSTEM_CLOCK else 0.25
+        while True:
+            await asyncio.sleep(period)
+            wall, mono = clock.now(), clock.monotonic()
+            drift = (wall - last_wall).total_seconds() - (mono - last_mono)
+            if abs(drift) > CLOCK_JUMP_SECONDS:
+                log.warning("clock_jumped", seconds=round(drift, 1))
+                self.wakeup()
+            last_wall, last_mono = wall, mono
 
     def _submitted(self, event: JobSubmissionEvent) -> None:
         self._on_due(event.job_id, list(event.scheduled_run_times))
