@@ -68,7 +68,7 @@ class StepCgroup:
     def pids(self) -> set[int]:
         """Every live process in the cgroup (and in any cgroup a step made below it)."""
         found: set[int] = set()
-        for procs in [self.path / "cgroup.procs", *self.path.glob("**/cgroup.procs")]:
+        for procs in self.path.glob("**/cgroup.procs"):  # "**" matches the cgroup itself too
             with contextlib.suppress(OSError, ValueError):
                 found.update(int(line) for line in procs.read_text().split())
         return found

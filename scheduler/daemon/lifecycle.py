@@ -127,12 +127,7 @@ class Daemon:
         # The timer starts where catch-up began: a time that falls due while catch-up runs is
         # fired by the timer (a time both see is claimed once), never by neither.
         caught_up_to = self.clock.now()
-        for name, schedule in current.time_schedules().items():
-            if self._enabled(schedule, states[name].override):
-                try:
-                    await self.fires.catch_up(schedule, states[name])
-                except (ValueError, OverflowError, ArithmeticError) as exc:
-                    log.error("schedule_failed", schedule=name, error=str(exc))
+        await self._catch_up(current, states)
         self.firing.start()
         states = await run_blocking(self.store.schedule_states)
         self._register_all(current, states, after=caught_up_to)
@@ -389,6 +384,18 @@ class Daemon:
             ended.clear()
             self.notifier.status(self._status_line())
 
+    async def _catch_up(self, current: ScheduleSet, states: dict[str, ScheduleState]) -> None:
+        """Each enabled time schedule's missed fire times, by its catch-up rule; one whose
+        times cannot be computed is logged and never stops the others."""
+        for name, schedule in current.time_schedules().items():
+            state = states.get(name)
+            if state is None or not self._enabled(schedule, state.override):
+                continue
+            try:
+                await self.fires.catch_up(schedule, state)
+            except (ValueError, OverflowError, ArithmeticError) as exc:
+                log.error("schedule_failed", schedule=name, error=str(exc))
+
     async def _after_outage(self) -> None:
         """What a store outage deferred: fire times that were due while it lasted (the
         catch-up from each schedule's last recorded nominal time, under its catch-up rule, as
@@ -402,13 +409,6 @@ class Daemon:
             async with self.changing:
                 await self.fires.resume_claimed()
                 states = await patiently(self.store.schedule_states)
-                for name, schedule in self.set.time_schedules().items():
-                    state = states.get(name)
-                    if state is None or not self._enabled(schedule, state.override):
-                        continue
-                    try:
-                        await self.fires.catch_up(schedule, state)
-                    except (ValueError, OverflowError, ArithmeticError) as exc:
-                        log.error("schedule_failed", schedule=name, error=str(exc))
+                await self._catch_up(self.set, states)
         except Exception as exc:  # the next outage's end tries again; never kill the probe
             log.error("store_outage_catch_up_failed", error=f"{type(exc).__name__}: {exc}")
