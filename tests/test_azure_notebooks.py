@@ -246,11 +246,6 @@ def wait_finished(run) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs a pipeline_endpoint_id on a schedule made by "
-    "create_for_pipeline_endpoint, so get_schedules_for_pipeline_endpoint_id finds it",
-)
 def test_setup_schedule_for_a_published_pipeline(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "setup_schedule_for_a_published_pipeline", mode)
 

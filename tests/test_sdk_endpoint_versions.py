@@ -196,6 +196,10 @@ def test_a_schedule_for_an_endpoint_fires_its_default_version(project: Project, 
         recurrence=ScheduleRecurrence(frequency="Hour", interval=1),
     )
     assert schedule.pipeline_id == "scoring-endpoint@1"
+    found = Schedule.get_schedules_for_pipeline_endpoint_id(ws, endpoint.id)
+    assert [(s.name, s.pipeline_endpoint_id) for s in found] == [("hourly-scoring", endpoint.id)]
+    schedule.update(description="scores every hour")
+    assert Schedule.get(ws, "hourly-scoring").pipeline_endpoint_id == endpoint.id
     fired = project.cli("schedule", "trigger", "hourly-scoring")
     assert fired.returncode == 0, fired.stderr
     runs = json.loads(project.cli("runs", "--json", "--limit", "0").stdout)

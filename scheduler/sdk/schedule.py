@@ -65,6 +65,7 @@ class Schedule:
         path_on_datastore: str | None = None,
         _workflow_provider: Any = None,
         _service_endpoint: Any = None,
+        _pipeline_endpoint_id: str | None = None,
     ) -> Schedule:
         """A time schedule (``recurrence``) or a file-drop schedule (``datastore`` +
         ``path_on_datastore``) that runs ``pipeline_id`` (``NAME@VERSION`` or a pipeline name).
@@ -89,6 +90,8 @@ class Schedule:
         }
         if description is not None:
             definition["description"] = description
+        if _pipeline_endpoint_id is not None:
+            definition["pipeline_endpoint_id"] = _pipeline_endpoint_id
         if pipeline_parameters:
             definition["parameters"] = {k: _parameter(v) for k, v in pipeline_parameters.items()}
         if recurrence is not None:
@@ -124,10 +127,12 @@ class Schedule:
         schedule runs the published pipeline that is the endpoint's default now, named as
         ``NAME@VERSION`` (a later ``set_default`` does not move it)."""
         wanted = str(getattr(pipeline_endpoint_id, "id", pipeline_endpoint_id))
+        endpoint_id: str | None
         try:
-            pipeline_id = PipelineEndpoint.get(workspace, id=wanted).get_pipeline().id
+            endpoint = PipelineEndpoint.get(workspace, id=wanted)
+            pipeline_id, endpoint_id = endpoint.get_pipeline().id, endpoint.id
         except NotFound:  # a pipeline with no endpoint: its working copy, as schedules.yaml
-            pipeline_id = wanted.partition("@")[0]
+            pipeline_id = endpoint_id = wanted.partition("@")[0]
         return Schedule.create(
             workspace,
             name,
@@ -143,6 +148,7 @@ class Schedule:
             data_path_parameter_name=data_path_parameter_name,
             continue_on_step_failure=continue_on_step_failure,
             path_on_datastore=path_on_datastore,
+            _pipeline_endpoint_id=endpoint_id,
         )
 
     @staticmethod
@@ -183,9 +189,13 @@ class Schedule:
                 continue
             if pipeline_id is not None and data["pipeline"] != pipeline_id:
                 continue
-            if pipeline_endpoint_id is not None and data["pipeline"] != pipeline_endpoint_id:
+            schedule = Schedule(workspace, data)
+            if (
+                pipeline_endpoint_id is not None
+                and schedule.pipeline_endpoint_id != pipeline_endpoint_id
+            ):
                 continue
-            found.append(Schedule(workspace, data))
+            found.append(schedule)
         return found
 
     @staticmethod
@@ -238,7 +248,9 @@ class Schedule:
 
     @property
     def pipeline_endpoint_id(self) -> str | None:
-        return None if "@" in self._data["pipeline"] else self._data["pipeline"]
+        """The endpoint's id for a schedule made by ``create_for_pipeline_endpoint``, else None."""
+        kept = (self._data.get("definition") or self._definition).get("pipeline_endpoint_id")
+        return str(kept) if kept is not None else None
 
     @property
     def recurrence(self) -> ScheduleRecurrence | None:

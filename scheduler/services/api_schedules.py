@@ -75,6 +75,11 @@ class FileScheduleRefused(PipeschedError):
 # -- create and delete ----------------------------------------------------------------------------
 
 
+# Kept with an API schedule for the clients that made it, not part of what it does: the endpoint a
+# schedule made by the SDK's create_for_pipeline_endpoint was made for.
+KEPT_BESIDE_DEFINITION = frozenset({"pipeline_endpoint_id"})
+
+
 def create_api_schedule(config: Config, store: Store, definition: dict[str, Any]) -> ScheduleDef:
     """Check ``definition`` and keep it in the store (registered now). Raises InvalidSchedule
     (each error naming its field) or ScheduleExists (the name is taken, in the file, or in the
@@ -239,6 +244,17 @@ def check_api_schedule(
     if not isinstance(definition, dict):
         errors.append(doc.error(_BASE, "a schedule must be a JSON object"))
         raise _invalid(errors, lines)
+    endpoint_id = definition.get("pipeline_endpoint_id")
+    if endpoint_id is not None and not (
+        isinstance(endpoint_id, str) and 0 < len(endpoint_id) <= 200
+    ):
+        errors.append(
+            doc.error(
+                (*_BASE, "pipeline_endpoint_id"), "pipeline_endpoint_id must be an endpoint's id"
+            )
+        )
+        raise _invalid(errors, lines)
+    definition = {k: v for k, v in definition.items() if k not in KEPT_BESIDE_DEFINITION}
     working = discover_pipelines(config)
     names = set(working) | {v.pipeline for v in list_versions(store)}
     check = fire_time_check(SYSTEM_CLOCK.now())  # the daemon's own trigger code

@@ -15,7 +15,7 @@ from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
 from scheduler.definitions import discover_pipelines, load_valid_schedules, published_names
 from scheduler.definitions.schedules import KINDS
 from scheduler.definitions.yamlsource import read_yaml
-from scheduler.services.api_schedules import load_api_schedules
+from scheduler.services.api_schedules import KEPT_BESIDE_DEFINITION, load_api_schedules
 from scheduler.services.publish import list_versions
 from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import fire_time_check, time_trigger
@@ -139,6 +139,12 @@ def summarize(
     )
     if state is not None:
         summary.id = state.schedule_id
+        if state.source == "api" and state.definition:
+            summary.definition.update(
+                (key, state.definition[key])
+                for key in KEPT_BESIDE_DEFINITION
+                if key in state.definition
+            )
         summary.last_fire_time = state.last_fire_time
         summary.last_outcome = state.last_outcome
         summary.last_run_id = state.last_run_id
