@@ -451,8 +451,14 @@ def test_a_tabular_step_runs_through_a_daemon(project: Project, daemons):
     code = entry_scripts(project.root, **{"score.py": SCORE_ROWS})
     store = ws.get_default_datastore()
     dataset = Dataset.Tabular.from_delimited_files(path=(store, "sales/*.csv"))
-    with pytest.raises(SdkError, match="on the daemon's machine"):
-        dataset.to_pandas_dataframe()
+    # The files are on the daemon's machine: downloaded through it, then read here.
+    pd.testing.assert_frame_equal(dataset.to_pandas_dataframe(), all_sales(project))
+    partitioned = dataset.partition_by(["store"], target=(store, "by-store"), show_progress=False)
+    uploaded = sorted((project.datastore / "by-store").glob("*/*/*.csv"))
+    assert len(uploaded) == len(STORES)
+    assert sorted(partitioned.to_pandas_dataframe()["income"]) == sorted(
+        all_sales(project)["income"]
+    )
     output = PipelineData(name="inferences", datastore=store)
     config = ParallelRunConfig(
         source_directory=str(code),

@@ -16,7 +16,9 @@ that says what to install. pipesched has no dataset registry: ``register`` names
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -389,6 +391,8 @@ class TabularDataset(AbstractDataset):
         self.name = name
         self._window = window  # take/skip, in order
         self._where = caller_position()
+        self._downloads: tempfile.TemporaryDirectory[str] | None = None
+        self._downloaded: set[tuple[str, str]] = set()
 
     # -- Azure's methods -----------------------------------------------------------------------
 
@@ -484,7 +488,8 @@ class TabularDataset(AbstractDataset):
         if len(keys) != len(set(keys)):
             raise SdkError(f"{owner}: partition_keys cannot have duplicates: {keys}")
         store, relative = _partition_target(owner, target)
-        root = _local_root(owner, store)
+        remote = getattr(store, "local_path", None) is None and hasattr(store, "upload")
+        root = None if remote else _local_root(owner, store)
         frame = self.to_pandas_dataframe()
         invalid = [k for k in keys if k not in frame.columns]
         if invalid:
@@ -495,7 +500,12 @@ class TabularDataset(AbstractDataset):
         say("Arguments validated.")
         folder = f"{relative.strip('/')}/{uuid.uuid4()}".lstrip("/")
         say(f"Uploading file to /{folder}/")
-        _write_partitions(frame, keys, root / folder)
+        if root is not None:
+            _write_partitions(frame, keys, root / folder)
+        else:  # the datastore is on a daemon's machine: written here, then uploaded
+            with tempfile.TemporaryDirectory(prefix="pipesched-partitions-") as written:
+                _write_partitions(frame, keys, Path(written))
+                store.upload(written, target_path=folder, show_progress=False)
         say("Successfully uploaded file to datastore.")
         say("Creating a new dataset.")
         levels = "/".join(
@@ -559,7 +569,9 @@ class TabularDataset(AbstractDataset):
         fmt = tables.PartitionFormat(self._partition_format) if self._partition_format else None
         found: list[tables.Piece] = []
         for store, relative in self._paths:
-            pattern = os.path.join(_local_root(owner, store), relative.lstrip("/"))
+            pattern = os.path.join(
+                self._readable_root(owner, store, relative), relative.lstrip("/")
+            )
             try:
                 files = list_input(pattern)
             except PipeschedError:
@@ -569,6 +581,22 @@ class TabularDataset(AbstractDataset):
             except tables.TableError as exc:
                 raise SdkError(f"{owner}: {exc}") from None
         return found
+
+    def _readable_root(self, owner: str, store: Any, relative: str) -> Path:
+        """The datastore's folder; for a datastore on a daemon's machine, a private folder
+        here into which the files under the path's fixed leading part are downloaded first
+        (kept while this dataset lives, so a second read downloads nothing)."""
+        if getattr(store, "local_path", None) is not None or not hasattr(store, "download"):
+            return _local_root(owner, store)
+        if self._downloads is None:
+            self._downloads = tempfile.TemporaryDirectory(prefix="pipesched-dataset-")
+        root = Path(self._downloads.name) / store.name
+        fixed = re.split(r"[*?\[]", relative.lstrip("/"), maxsplit=1)[0]
+        prefix = fixed.rpartition("/")[0] + "/" if "/" in fixed else fixed
+        if (store.name, prefix) not in self._downloaded:
+            store.download(root, prefix=prefix or None, overwrite=True, show_progress=False)
+            self._downloaded.add((store.name, prefix))
+        return root
 
     def _pandas(self, owner: str) -> Any:
         try:

@@ -117,6 +117,16 @@ def with_workspace_line(cells: list[Cell], line: str | None) -> list[Cell]:
     return changed
 
 
+def with_named_changes(cells: list[Cell], changes: dict[str, str]) -> list[Cell]:
+    """The cells with each text of ``changes`` replaced; a text found other than once is a
+    mistake in the test (the notebook no longer reads as the guide says)."""
+    for old, new in changes.items():
+        hits = sum(cell.source.count(old) for cell in cells)
+        assert hits == 1, f"named change: expected {old!r} once in the notebook, found {hits}"
+        cells = [Cell(c.number, c.title, c.source.replace(old, new)) for c in cells]
+    return cells
+
+
 def run_cell(cell: Cell, namespace: dict[str, Any], filename: str) -> None:
     """Execute one cell; a final expression is shown as a kernel shows it (its repr)."""
     tree = ast.parse(cell.source, filename=filename)
@@ -162,14 +172,19 @@ class NotebookWorld:
             return "Workspace.from_config()"
         return f"Workspace(url={self.url!r}, token={self.token!r})"
 
-    def run(self, monkeypatch: pytest.MonkeyPatch) -> NotebookRun:
+    def run(
+        self, monkeypatch: pytest.MonkeyPatch, named_changes: dict[str, str] | None = None
+    ) -> NotebookRun:
         """Run the notebook's cells in order in one namespace; the first that raises fails the
-        test with ``NotebookCellFailed``, which names it."""
+        test with ``NotebookCellFailed``, which names it. ``named_changes`` (text → its
+        replacement) are the edits the migration guide names for this notebook, each made
+        where the text occurs exactly once."""
         monkeypatch.chdir(self.folder)
         monkeypatch.setenv("PIPESCHED_CONFIG", str(self.project.config_path))
         monkeypatch.setenv("PIPESCHED_TOKEN", self.token)
         monkeypatch.delenv("PIPESCHED_URL", raising=False)
         cells = with_workspace_line(cells_of(self.folder / "notebook.py"), self.workspace_line())
+        cells = with_named_changes(cells, named_changes or {})
         namespace: dict[str, Any] = {"__name__": "__main__"}
         shown = io.StringIO()
         for cell in cells:
