@@ -536,9 +536,6 @@ def test_showcasing_dataset_and_pipelineparameter(tmp_path, daemons, mode, monke
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False, reason="needs ScriptRunConfig and MpiConfiguration as CommandStep's runconfig"
-)
 def test_with_commandstep(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "with_commandstep", mode, compute=("gpu-cluster",))
 

@@ -15,11 +15,13 @@ import pytest
 
 from scheduler.core.errors import DefinitionErrors
 from scheduler.sdk import (
+    CommandStep,
     DatabricksStep,
     DataPath,
     Dataset,
     Experiment,
     IgnoredArgumentWarning,
+    MpiConfiguration,
     ParallelRunConfig,
     ParallelRunStep,
     Pipeline,
@@ -28,6 +30,7 @@ from scheduler.sdk import (
     PublishedPipeline,
     PythonScriptStep,
     Schedule,
+    ScriptRunConfig,
     SdkError,
     Workspace,
 )
@@ -270,3 +273,41 @@ def test_databricks_step_without_a_kind_names_all_four():
 def test_a_bad_datastore_type_names_the_class(make):
     with pytest.raises(SdkError, match=rf"{make.__name__}: argument 'datastore'"):
         make("x", datastore=42) if make is PipelineData else make(datastore=42)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"command": ["python train.py --epochs 3"]},  # Azure joins a list command into one line
+        {"command": "python train.py --epochs 3"},
+        {"script": "train.py", "arguments": ["--epochs", 3]},
+    ],
+    ids=["command-list", "command-line", "script-and-arguments"],
+)
+def test_a_command_step_runs_what_its_script_run_config_names(
+    ws: Workspace, tmp_path: Path, config: dict
+):
+    source = tmp_path / "train-src"
+    source.mkdir()
+    (source / "train.py").write_text(
+        "import sys\nfrom scheduler.runtime import Run\n"
+        "Run.get_context().log('argv', ' '.join(sys.argv[1:]))\n"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        step = CommandStep(
+            name="train",
+            runconfig=ScriptRunConfig(
+                source_directory=str(source),
+                compute_target="local",
+                distributed_job_config=MpiConfiguration(node_count=2),
+                **config,
+            ),
+        )
+    assert ignored_messages(caught) == [
+        "ScriptRunConfig: argument 'distributed_job_config' is ignored on pipesched "
+        "(a step runs as one process on its compute target)"
+    ]
+    run = Experiment(ws, "script-run-config").submit(Pipeline(workspace=ws, steps=[step]))
+    assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    assert run.find_step_run("train")[0].get_metrics() == {"argv": "--epochs 3"}

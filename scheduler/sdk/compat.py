@@ -103,3 +103,55 @@ class CondaDependencies(_Anything):
 
     def add_conda_package(self, conda_package: str) -> None: ...
     def add_pip_package(self, pip_package: str) -> None: ...
+
+
+class MpiConfiguration(_Anything):
+    """Azure's MPI job configuration: a step here is one process on its compute target, so the
+    node and process counts are accepted and ignored (with a warning, by the step)."""
+
+    def __init__(self, process_count_per_node: int = 1, node_count: int = 1) -> None:
+        super().__init__(process_count_per_node=process_count_per_node, node_count=node_count)
+
+
+class PyTorchConfiguration(MpiConfiguration):
+    """Azure's PyTorch distributed configuration: as ``MpiConfiguration``."""
+
+
+class TensorflowConfiguration(_Anything):
+    """Azure's TensorFlow distributed configuration: as ``MpiConfiguration``."""
+
+    def __init__(self, worker_count: int = 1, parameter_server_count: int = 1) -> None:
+        super().__init__(worker_count=worker_count, parameter_server_count=parameter_server_count)
+
+
+class ScriptRunConfig(_Anything):
+    """Azure's ScriptRunConfig, as a ``CommandStep``'s ``runconfig``: the step takes its
+    command (or ``script`` + ``arguments``), source directory and compute target from it. Its
+    environment and distributed job configuration are accepted and ignored with a warning."""
+
+    def __init__(
+        self,
+        source_directory: Any = None,
+        script: str | None = None,
+        arguments: list[Any] | None = None,
+        run_config: Any = None,
+        _telemetry_values: Any = None,
+        compute_target: Any = None,
+        environment: Any = None,
+        distributed_job_config: Any = None,
+        resume_from: Any = None,
+        max_run_duration_seconds: int | None = None,
+        command: str | list[Any] | None = None,
+        docker_runtime_config: Any = None,
+    ) -> None:
+        super().__init__(
+            source_directory=source_directory,
+            script=script,
+            arguments=list(arguments or []),
+            run_config=run_config,
+            compute_target=compute_target,
+            environment=environment,
+            distributed_job_config=distributed_job_config,
+            max_run_duration_seconds=max_run_duration_seconds,
+            command=command,
+        )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.sdk._warn import ignore_given, refused
+from scheduler.sdk.compat import ScriptRunConfig
 from scheduler.sdk.data import DataInput, OutputFileDatasetConfig, PipelineParameter, _Output
 from scheduler.sdk.datapath import DataPath, DataReference, caller_position, resolve_path
 from scheduler.sdk.datasets import AbstractDataset, DatasetConsumptionConfig
@@ -276,12 +277,18 @@ class CommandStep(PipelineStep):
         allow_reuse: bool = True,
         version: str | None = None,
     ) -> None:
+        if isinstance(runconfig, ScriptRunConfig):
+            command, source_directory, compute_target = _from_script_run_config(
+                runconfig, command, source_directory, compute_target
+            )
+            runconfig = None
         if command is None or command == [] or command == "":
             raise refused(
                 "CommandStep",
                 "command",
-                "a command is required (a runconfig's command is not read here)",
-                hint="CommandStep(command=['Rscript', 'model.R', ...], ...)",
+                "a command is required",
+                hint="CommandStep(command=['Rscript', 'model.R', ...], ...), or "
+                "runconfig=ScriptRunConfig(command=..., source_directory=...)",
             )
         argv = shlex.split(command) if isinstance(command, str) else list(command)
         super().__init__(
@@ -309,6 +316,39 @@ class CommandStep(PipelineStep):
 
     def _read_values(self) -> list[Any]:
         return [*self._inputs, *self._command]
+
+
+def _from_script_run_config(
+    config: ScriptRunConfig, command: Any, source_directory: Any, compute_target: Any
+) -> tuple[Any, Any, Any]:
+    """A CommandStep's command, folder and target, each from its own argument when given, else
+    from the ScriptRunConfig. Azure joins a list command with spaces into one line, so it is
+    split as one here (never run through a shell); ``script`` + ``arguments`` run with the
+    step's Python."""
+    if command is None:
+        if config.command:
+            given = config.command
+            command = given if isinstance(given, str) else " ".join(str(part) for part in given)
+        elif config.script:
+            command = ["python", config.script, *config.arguments]
+    ignore_given(
+        "ScriptRunConfig",
+        {
+            "environment": config.environment,
+            "distributed_job_config": config.distributed_job_config,
+            "max_run_duration_seconds": config.max_run_duration_seconds,
+        },
+        {
+            "environment": "the step runs with the interpreter of its environment in pipeline.yaml",
+            "distributed_job_config": "a step runs as one process on its compute target",
+            "max_run_duration_seconds": "give the step a timeout in pipeline.yaml",
+        },
+    )
+    return (
+        command,
+        source_directory if source_directory is not None else config.source_directory,
+        compute_target if compute_target is not None else config.compute_target,
+    )
 
 
 class DataTransferStep(PipelineStep):
