@@ -33,6 +33,7 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["Model", "Run", "read_metrics_file", "read_model_requests"]
@@ -146,7 +147,9 @@ class Run:
                 parent_id=run_id,
                 step=step,
                 attempt=int(attempt) if attempt and attempt.isdigit() else None,
-                input_datasets=_parse_datasets(env.get(ENV_INPUT_DATASETS)),
+                input_datasets=_with_named_references(
+                    _parse_datasets(env.get(ENV_INPUT_DATASETS)), env
+                ),
                 metrics_file=env.get(ENV_METRICS_FILE) or None,
                 images_dir=env.get(ENV_IMAGES_DIR) or None,
                 models_dir=env.get(ENV_MODELS_DIR) or None,
@@ -312,6 +315,20 @@ def _parse_datasets(text: str | None) -> dict[str, str]:
     if not isinstance(data, dict):
         raise ValueError(f"{ENV_INPUT_DATASETS} must hold a JSON object, not {text!r}")
     return {str(key): str(value) for key, value in data.items()}
+
+
+def _with_named_references(datasets: dict[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The inputs plus each ``AZUREML_DATAREFERENCE_<NAME>`` variable of the step not already
+    among them: Azure ML names an input by its consumption name (``as_named_input``, or a
+    ``DatasetConsumptionConfig`` around a pipeline parameter), which the SDK passes that way."""
+    named = dict(datasets)
+    for key, value in env.items():
+        if key.startswith(_DATA_REFERENCE) and len(key) > len(_DATA_REFERENCE) and value:
+            named.setdefault(key[len(_DATA_REFERENCE) :], value)
+    return named
+
+
+_DATA_REFERENCE = "AZUREML_DATAREFERENCE_"
 
 
 def _json_default(value: Any) -> Any:

@@ -134,6 +134,42 @@ def test_data_path_assignment_becomes_a_datastore_path(api: LiveApi, http):
     )
 
 
+def test_a_dataset_assignment_by_its_id_sets_the_path_parameter(api: LiveApi, http):
+    """A dataset's id here is its datastore path (the SDK's ``dataset.id``)."""
+    answer = submit(
+        api,
+        http,
+        {
+            "ParameterAssignments": {"reg": 1},
+            "DataSetDefinitionValueAssignments": {
+                "input_path": {"SavedDataSetReference": {"Id": "datastore://default/inbox/b.csv"}}
+            },
+        },
+    )
+    assert api.store.get_run(answer["Id"]).parameters["input_path"] == (
+        "datastore://default/inbox/b.csv"
+    )
+
+
+def test_a_dataset_id_from_azure_is_422_naming_the_way_out(api: LiveApi, http):
+    before = len(api.store.list_runs(pipeline="train", limit=0))
+    response = http.post(
+        f"{api.url}/api/v1/pipelines/train/runs",
+        json={
+            "ParameterAssignments": {"reg": 1},
+            "DataSetDefinitionValueAssignments": {
+                "input_path": {"SavedDataSetReference": {"Id": "7b1e7c9e-0000-4000-8000-1234"}}
+            },
+        },
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "DataSetDefinitionValueAssignments", "input_path"]
+    assert "DataPathAssignments" in problem["msg"]
+    assert len(api.store.list_runs(pipeline="train", limit=0)) == before
+
+
 def test_bad_parameter_is_422_naming_the_field_and_records_nothing(api: LiveApi, http):
     before = len(api.store.list_runs(pipeline="train", limit=0))
     response = http.post(

@@ -506,12 +506,6 @@ def test_tabular_dataset_partition_per_column(tmp_path, daemons, mode, monkeypat
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs Dataset.Tabular (to_pandas_dataframe in the step), and run.input_datasets "
-    "keyed by a DatasetConsumptionConfig's name when its dataset is a PipelineParameter; its "
-    "REST cell names datasets by id (DataSetDefinitionValueAssignments)",
-)
 def test_showcasing_dataset_and_pipelineparameter(tmp_path, daemons, mode, monkeypatch):
     world = make_world(tmp_path, daemons, "showcasing_dataset_and_pipelineparameter", mode)
     seed(

@@ -19,6 +19,7 @@ from scheduler.sdk import (
     DatabricksStep,
     DataPath,
     Dataset,
+    DatasetConsumptionConfig,
     Experiment,
     IgnoredArgumentWarning,
     MpiConfiguration,
@@ -26,6 +27,7 @@ from scheduler.sdk import (
     ParallelRunStep,
     Pipeline,
     PipelineData,
+    PipelineParameter,
     PipelineRun,
     PublishedPipeline,
     PythonScriptStep,
@@ -311,3 +313,32 @@ def test_a_command_step_runs_what_its_script_run_config_names(
     run = Experiment(ws, "script-run-config").submit(Pipeline(workspace=ws, steps=[step]))
     assert run.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
     assert run.find_step_run("train")[0].get_metrics() == {"argv": "--epochs 3"}
+
+
+def test_a_dataset_parameter_reads_by_its_consumption_name_and_a_reused_step_keeps_its_log(
+    ws: Workspace, project: Project, tmp_path: Path
+):
+    (project.datastore / "demo").mkdir(parents=True)
+    (project.datastore / "demo" / "a.csv").write_text("x\n1\n")
+    source = tmp_path / "reader"
+    source.mkdir()
+    (source / "read.py").write_text(
+        "from scheduler.runtime import Run\n"
+        "path = Run.get_context().input_datasets['file_dataset']\n"
+        "print('read:', open(path).read().splitlines()[-1])\n"
+    )
+    dataset = Dataset.File.from_files("datastore://default/demo/a.csv")
+    assert dataset.id == "datastore://default/demo/a.csv"
+    parameter = PipelineParameter(name="file_ds_param", default_value=dataset)
+    consumed = DatasetConsumptionConfig("file_dataset", parameter)
+    step = PythonScriptStep(
+        name="read", script_name="read.py", source_directory=str(source), inputs=[consumed]
+    )
+    pipeline = Pipeline(workspace=ws, steps=[step])
+    first = Experiment(ws, "aliases").submit(pipeline)
+    assert first.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    again = Experiment(ws, "aliases").submit(pipeline)
+    assert again.wait_for_completion(show_output=False, timeout_seconds=60) == "Finished"
+    (reused,) = again.find_step_run("read")
+    assert step_reuse(ws, again) == [first.id]
+    assert "read: 1" in reused.get_job_log()

@@ -27,6 +27,28 @@ class DataPath(BaseModel):
     RelativePath: str = Field(max_length=MAX_TEXT)
 
 
+# The assignment's field is named after the class, as in Azure's body.
+_DataPathBody = DataPath
+
+
+class DatasetReference(BaseModel):
+    """Azure ML's reference to a saved dataset; here a dataset's id is its datastore path."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    Id: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class DatasetAssignment(BaseModel):
+    """Azure ML's dataset definition value: a saved dataset by id, or a data path."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    SavedDataSetReference: DatasetReference | None = None
+    DataSetReference: DatasetReference | None = None
+    DataPath: _DataPathBody | None = None
+
+
 class SubmitBody(BaseModel):
     """Azure ML's published-pipeline request body; fields Azure sends that mean nothing here
     (``RunSource``, ``Description``...) are accepted and ignored."""
@@ -38,6 +60,9 @@ class SubmitBody(BaseModel):
         default_factory=dict, max_length=MAX_PARAMETERS
     )
     DataPathAssignments: dict[ParameterName, DataPath] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS
+    )
+    DataSetDefinitionValueAssignments: dict[ParameterName, DatasetAssignment] = Field(
         default_factory=dict, max_length=MAX_PARAMETERS
     )
     # Strict: a JSON 0 or "false" is refused with 422, never coerced.
@@ -77,9 +102,12 @@ def problem(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, Any]:
 
 def raise_parameter(exc: ParameterError, body: SubmitBody) -> NoReturn:
     """A 422 naming the field where the client put the bad parameter."""
-    where = (
-        "DataPathAssignments" if exc.name in body.DataPathAssignments else "ParameterAssignments"
-    )
+    if exc.name in body.DataPathAssignments:
+        where = "DataPathAssignments"
+    elif exc.name in body.DataSetDefinitionValueAssignments:
+        where = "DataSetDefinitionValueAssignments"
+    else:
+        where = "ParameterAssignments"
     raise HTTPException(422, detail=[parameter_problem(exc, ("body", where))]) from exc
 
 
@@ -95,7 +123,32 @@ def body_parameters(body: SubmitBody) -> dict[str, Any]:
             )
             raise_parameter(problem, body)
         parameters[param] = f"datastore://{where.DataStoreName}/{where.RelativePath}"
+    for param, dataset in body.DataSetDefinitionValueAssignments.items():
+        loc = ("body", "DataSetDefinitionValueAssignments", param)
+        if param in parameters:
+            raise HTTPException(
+                422,
+                detail=[
+                    problem(loc, f"parameter '{param}' is given twice in the body", "value_error")
+                ],
+            )
+        parameters[param] = _dataset_path(dataset, loc)
     return parameters
+
+
+def _dataset_path(dataset: DatasetAssignment, loc: tuple[str, ...]) -> str:
+    """The ``datastore://`` path a dataset assignment stands for: a data path, or a dataset
+    id, which here is the dataset's datastore path (the SDK's ``dataset.id``)."""
+    if dataset.DataPath is not None:
+        return f"datastore://{dataset.DataPath.DataStoreName}/{dataset.DataPath.RelativePath}"
+    reference = dataset.SavedDataSetReference or dataset.DataSetReference
+    if reference is not None and reference.Id.startswith("datastore://"):
+        return reference.Id
+    msg = (
+        "pipesched has no dataset registry: a dataset's id is its datastore path "
+        "(datastore://NAME/path, the SDK's dataset.id); or send DataPathAssignments"
+    )
+    raise HTTPException(422, detail=[problem(loc, msg, "value_error")])
 
 
 def submit_answer(request: Request, run: RunRecord) -> SubmitAnswer:

@@ -49,6 +49,12 @@ class AbstractDataset(DatastoreFolder):
     _partition_format: str | None = None
 
     @property
+    def id(self) -> str | None:
+        """The dataset's ``datastore://NAME/path``: there is no dataset registry here, so what
+        identifies a dataset (in a REST body's ``SavedDataSetReference``) is where it reads."""
+        return path_default(self)
+
+    @property
     def partition_keys(self) -> list[str]:
         """The keys of ``partition_format`` (values taken from each file's path)."""
         if not self._partition_format:

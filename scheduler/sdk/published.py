@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import NotFound, ParameterError
 from scheduler.sdk._warn import IgnoredArgumentWarning, SdkError, ignore_given, ignored
+from scheduler.sdk.datapath import path_default
 
 if TYPE_CHECKING:
     from scheduler.sdk.runs import PipelineRun
     from scheduler.sdk.workspace import Workspace
+
+
+def _as_value(value: Any) -> Any:
+    """A parameter value as a run takes it: a DataPath or dataset as its datastore:// URI."""
+    path = path_default(value)
+    return path if path is not None else value
 
 
 def submit_published(
@@ -37,7 +44,7 @@ def submit_published(
 
     As Azure does, parameters the pipeline does not declare are left out, with one warning
     naming them (the REST API refuses them: a typo there must not run on default data)."""
-    given = dict(parameters)
+    given = {name: _as_value(value) for name, value in parameters.items()}
     dropped: list[str] = []
     while True:
         try:

@@ -237,6 +237,10 @@ class PipelineRun(_RunBase):
         return f"PipelineRun(Experiment: {self.experiment.name}, Id: {self.id})"
 
 
+# A reused step points at the run it reused, which may itself have reused an older one.
+_MAX_REUSE_HOPS = 100
+
+
 class StepRun(_RunBase):
     """One step of a pipeline run; its id is ``<run id>/<step id>``."""
 
@@ -269,10 +273,7 @@ class StepRun(_RunBase):
         return self._run_id
 
     def _detail(self) -> dict[str, Any]:
-        for step in self._backend.get_run(self._run_id)["steps"]:
-            if step["name"] == self._step:
-                return step
-        raise NotFound(f"run {self._run_id} has no step {self._step!r}")
+        return self._detail_of(self._run_id)
 
     @property
     def name(self) -> str:
@@ -327,8 +328,21 @@ class StepRun(_RunBase):
         return outputs[name]
 
     def get_job_log(self) -> str:
-        """The step's output (stdout and stderr together, as it ran), latest attempt."""
-        return b"".join(self._backend.step_log(self._run_id, self._step)).decode(errors="replace")
+        """The step's output (stdout and stderr together, as it ran), latest attempt. A reused
+        step's is the output of the run it reused, as on Azure (where it is that step run)."""
+        run_id = self._run_id
+        for _ in range(_MAX_REUSE_HOPS):
+            source = self._detail_of(run_id).get("reused_from")
+            if not source:
+                break
+            run_id = str(source)
+        return b"".join(self._backend.step_log(run_id, self._step)).decode(errors="replace")
+
+    def _detail_of(self, run_id: str) -> dict[str, Any]:
+        for step in self._backend.get_run(run_id)["steps"]:
+            if step["name"] == self._step:
+                return dict(step)
+        raise NotFound(f"run {run_id} has no step {self._step!r}")
 
     get_stdout_log = get_job_log
     get_stderr_log = get_job_log

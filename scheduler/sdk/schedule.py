@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, ParameterError
 from scheduler.sdk._warn import SdkError, ignore_given
+from scheduler.sdk.datapath import path_default
 from scheduler.sdk.published import PipelineEndpoint
 from scheduler.sdk.recurrence import ScheduleRecurrence, _caller, _invalid
 from scheduler.services.daemon_http import InvalidRequest
@@ -457,7 +458,11 @@ def _field_message(error: DefinitionError) -> str:
 
 
 def _parameter(value: Any) -> Any:
-    """A schedule parameter's value; a DataPath or datastore reference as its canonical URI."""
+    """A schedule parameter's value; a DataPath, dataset or datastore reference as its
+    canonical URI."""
+    uri = path_default(value)
+    if uri is not None:
+        return uri
     store = getattr(value, "datastore", None)
     path = getattr(value, "path_on_datastore", None)
     if store is not None and path is not None:

@@ -162,7 +162,11 @@ class PipelineStep:
                 inputs.append(r.data(item))
             else:  # Azure's own variable for an input, so the step references the parameter
                 name = r.parameter(item)
-                variables.setdefault(f"AZUREML_DATAREFERENCE_{name}", f"${{{{parameters.{name}}}}}")
+                reference = f"${{{{parameters.{name}}}}}"
+                variables.setdefault(f"AZUREML_DATAREFERENCE_{name}", reference)
+                alias = item.name if isinstance(item, DatasetConsumptionConfig) else None
+                if alias and alias != name:  # the name a step script reads it by
+                    variables.setdefault(f"AZUREML_DATAREFERENCE_{alias}", reference)
         if inputs:
             out["inputs"] = list(dict.fromkeys(inputs))
         produced = [r.data(o) for o in self._outputs]
