@@ -116,12 +116,12 @@ def body_parameters(body: SubmitBody) -> dict[str, Any]:
     parameters = dict(body.ParameterAssignments)
     for param, where in body.DataPathAssignments.items():
         if param in parameters:
-            problem = ParameterError(
+            clash = ParameterError(
                 f"parameter '{param}' is given in both ParameterAssignments and "
                 "DataPathAssignments",
                 name=param,
             )
-            raise_parameter(problem, body)
+            raise_parameter(clash, body)
         parameters[param] = f"datastore://{where.DataStoreName}/{where.RelativePath}"
     for param, dataset in body.DataSetDefinitionValueAssignments.items():
         loc = ("body", "DataSetDefinitionValueAssignments", param)
