@@ -29,11 +29,10 @@ OUTCOME_STYLES = {
     "missed": "bold red",
 }
 # A fire is known by its schedule and nominal time (or file): they stay. On a narrow terminal
-# the reason is shortened, then left out, before the run; a file's path is shortened in its
-# middle.
+# the reason is shortened, then left out, before the run; a file's path keeps its end.
 COLUMNS = (
     Column("SCHEDULE", priority=0),
-    Column("NOMINAL TIME/FILE", priority=0, shrink="middle", min_width=27),
+    Column("NOMINAL TIME/FILE", priority=0, shrink="start", min_width=27),
     Column("OUTCOME", priority=1, styles=OUTCOME_STYLES),
     Column("RUN", priority=2),
     Column("REASON", priority=3, shrink="end", min_width=16),

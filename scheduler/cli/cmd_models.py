@@ -36,15 +36,15 @@ from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.models import get_model, list_models
 from scheduler.store.records import ModelRecord
 
-# On a narrow terminal the description goes first, then the tags (shortened before that), the
-# step and the run; the name and version never. Path and properties are wide only.
+# On a narrow terminal the description goes first, then the step, the tags (shortened before
+# that) and the run; the name and version never. Properties and path are wide only.
 COLUMNS = (
     Column("NAME", priority=0),
     Column("VERSION", priority=0),
     Column("CREATED", priority=1),
-    Column("RUN", priority=3),
+    Column("RUN", priority=2),
     Column("STEP", priority=4),
-    Column("TAGS", priority=2, shrink="end", min_width=16),
+    Column("TAGS", priority=3, shrink="end", min_width=16),
     Column("DESCRIPTION", priority=5, shrink="end", min_width=16),
     Column("PROPERTIES", wide=True),
     Column("PATH", wide=True),
@@ -129,7 +129,7 @@ def show(model: str, as_json: bool, output: str | None, config_path: str | None)
 
 def detail_lines(record: ModelRecord, now: datetime, *, width: int | None = None) -> list[str]:
     """The text page of ``models show``; with ``width``, long values fold onto lines of their
-    own under the values' column, and file lines are shortened in their middle."""
+    own under the values' column, and file lines keep their end."""
     run = record.run_id or "-"
     if record.run_id and record.step:
         run += f" (step {record.step})"
@@ -151,7 +151,7 @@ def detail_lines(record: ModelRecord, now: datetime, *, width: int | None = None
 
 
 def _fit(line: str, width: int | None) -> str:
-    return line if width is None else shorten(line, width, where="middle", mark=ellipsis_for())
+    return line if width is None else shorten(line, width, where="start", mark=ellipsis_for())
 
 
 def _files(path: Path) -> list[str]:

@@ -3,6 +3,8 @@ published versions, which one the endpoint runs, and the endpoint URLs."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ COLUMNS = (
     Column("PATH", wide=True),
 )
 
+_LOCATED = re.compile(r"(?P<where>.+?:\d+:\d+): error: (?P<message>.*)", re.DOTALL)
+
 
 @click.command()
 @json_option
@@ -57,7 +61,7 @@ def pipelines(as_json: bool, output: str | None, no_headers: bool, config_path: 
             len(e["steps"]) if e["status"] == "ok" else None,
             " ".join(v["version"] + ("*" if v["is_default"] else "") for v in e["versions"])
             or None,
-            f"invalid: {e['errors'][0]}" if e["status"] == "invalid" else e["status"],
+            _status(e, wide=output == "wide"),
             e["description"] or None,
             e["endpoint"],
             e["path"],
@@ -65,6 +69,22 @@ def pipelines(as_json: bool, output: str | None, no_headers: bool, config_path: 
         for e in entries
     ]
     print_table(COLUMNS, rows, no_headers=no_headers, wide=output == "wide")
+
+
+def _status(entry: dict[str, Any], *, wide: bool) -> str:
+    """``ok``, ``published`` or ``invalid: <first error>``. Unless ``wide``, the error's
+    message comes first and its place after it, from the pipeline's folder: ``invalid: script
+    'x.py' of step 'a' not found (pipeline.yaml:2:36)``, so a narrow terminal shows the what."""
+    if entry["status"] != "invalid":
+        return str(entry["status"])
+    error = str(entry["errors"][0])
+    located = _LOCATED.match(error)
+    if wide or located is None:
+        return f"invalid: {error}"
+    where = located["where"]
+    if entry["path"]:
+        where = where.removeprefix(str(Path(entry["path"]).parent) + os.sep)
+    return f"invalid: {located['message']} ({where})"
 
 
 def entry_json(entry: PipelineEntry, config: Config) -> dict[str, Any]:

@@ -55,8 +55,9 @@ STEP_COLUMNS = (
     Column("REUSED FROM", priority=6),
     Column("METRICS", priority=5, shrink="end", min_width=16),
 )
-# Outputs, files and models: the name stays, the path is shortened in its middle.
-SECTION_PATH = Column("PATH", priority=1, shrink="middle", min_width=24)
+# Outputs, files and models: the name stays, the path keeps its end (the file name) and goes
+# after what stands between them.
+SECTION_PATH = Column("PATH", priority=1, shrink="start", min_width=24)
 MAX_FILES_PER_STEP = 20
 TIMELINE_WIDTH = 60  # most cells a timeline's track takes on a terminal
 
@@ -104,8 +105,8 @@ def render_detail(
         if rows:
             click.echo()
             click.echo(title)
-            path = len(rows[0]) - 1  # the last column
-            columns = [Column("", priority=0)] * path + [SECTION_PATH]
+            between = len(rows[0]) - 2  # a model's step, between its name and its path
+            columns = [Column("", priority=0), *[Column("", priority=2)] * between, SECTION_PATH]
             print_table(columns, rows, no_headers=True, wide=wide, indent=2)
     click.echo()
     click.echo("Timeline")

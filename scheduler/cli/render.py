@@ -15,8 +15,8 @@ at 80 columns. Colour is plain ANSI (SGR) codes, only on a terminal and never wi
 from __future__ import annotations
 
 import os
+import re
 import sys
-import textwrap
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -112,15 +112,17 @@ def ellipsis_for(out: TextIO | None = None) -> str:
 
 
 def shorten(
-    text: str, width: int, *, where: Literal["end", "middle"] = "end", mark: str = "…"
+    text: str, width: int, *, where: Literal["end", "middle", "start"] = "end", mark: str = "…"
 ) -> str:
-    """``text`` in at most ``width`` cells, cut at its end (or its middle, which keeps a path's
-    file name) and marked with ``mark``."""
+    """``text`` in at most ``width`` cells, cut at its end, its middle or its start (which keeps
+    a path's last folders and file name), marked with ``mark``."""
     if text_width(text) <= width:
         return text
     if width <= text_width(mark):
         return _take(text, width)
     room = width - text_width(mark)
+    if where == "start":
+        return mark + _take(text[::-1], room)[::-1]
     if where == "middle":
         head = _take(text, (room + 1) // 2)
         tail = _take(text[::-1], room // 2)[::-1]
@@ -140,7 +142,7 @@ def _take(text: str, width: int) -> str:
 
 # -- tables --------------------------------------------------------------------------------------
 
-Shrink = Literal["end", "middle"]
+Shrink = Literal["end", "middle", "start"]
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,8 @@ class Column:
 
     ``priority``: 0 is never left out; among the others the highest number goes first (None:
     the column's position, so the last columns go first). ``shrink``: the column is shortened
-    (at its ``end``, or in its ``middle`` for paths) down to ``min_width`` cells before any
-    column is left out. ``wide``: shown only with ``-o wide``. ``styles``: cell text (or its
+    (at its ``end``; at its ``start`` for paths, keeping the file name) down to ``min_width``
+    cells before any column is left out. ``wide``: shown only with ``-o wide``. ``styles``: cell text (or its
     first word) to a style, e.g. statuses."""
 
     header: str
@@ -180,7 +182,7 @@ def print_table(
     and plain elsewhere.
 
     ``headers`` are names or :class:`Column` specs; with names, ``priorities`` and ``shrink``
-    (column index to ``end``/``middle``) say how columns give way, and by default the first
+    (column index to ``end``/``middle``/``start``) say how columns give way, and by default the first
     column stays and the last go first. Columns in ``no_wrap`` (ids) are never shortened or
     left out. ``styles`` maps a column index to {cell text: style}. ``wide`` shows every column
     whole; ``width`` overrides the terminal's; ``indent`` puts spaces before each line."""
@@ -546,9 +548,28 @@ def _encodes(out: TextIO | None, char: str) -> bool:
 
 
 def fold(text: str, width: int) -> list[str]:
-    """``text`` on lines of at most ``width`` cells (20 at least), broken at spaces where it
-    can be: a long value on a ``show`` page stays readable without a terminal's wrapping."""
-    return textwrap.wrap(text, max(width, 20), break_on_hyphens=False) or [text]
+    """``text`` on lines of at most ``width`` cells (20 at least): a long value on a ``show``
+    page stays readable without the terminal's wrapping. Lines break at spaces, or after a
+    ``/`` in a long path, and mid-word only in a word longer than a line."""
+    width = max(width, 20)
+    lines: list[str] = []
+    line = ""
+    for piece in re.findall(r"\s+|[^\s/]*/|[^\s/]+", text):
+        if not line and piece.isspace():
+            continue
+        if text_width(line + piece) <= width:
+            line += piece
+            continue
+        if line.strip():
+            lines.append(line.rstrip())
+        line = "" if piece.isspace() else piece
+        while text_width(line) > width:
+            head = _take(line, width)
+            lines.append(head)
+            line = line[len(head) :]
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return lines
 
 
 def field_lines(
