@@ -8,7 +8,17 @@ from typing import Any
 import click
 
 from scheduler.cli.options import config_option, json_option, output_option, wants_json
-from scheduler.cli.render import Column, format_absolute, print_json, print_table, short_span
+from scheduler.cli.render import (
+    Column,
+    fold,
+    format_absolute,
+    is_tty,
+    print_json,
+    print_lines,
+    print_table,
+    short_span,
+    terminal_width,
+)
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions.timing import zone_name
@@ -84,7 +94,8 @@ def next_(
             {**result, "next_fire_times": [t.isoformat(timespec="microseconds") for t in times]}
         )
         return
-    click.echo(f"{result['expression']} ({result['timezone']}): {result['description']}")
+    heading = f"{result['expression']} ({result['timezone']}): {result['description']}"
+    print_lines(fold(heading, terminal_width()) if is_tty() else [heading])
     rows = [(format_absolute(t, t.tzinfo), short_span((t - now).total_seconds())) for t in times]
     print_table(NEXT_COLUMNS, rows, wide=output == "wide")
     if len(times) < count:
