@@ -152,8 +152,8 @@ class Column:
     ``priority``: 0 is never left out; among the others the highest number goes first (None:
     the column's position, so the last columns go first). ``shrink``: the column is shortened
     (at its ``end``; at its ``start`` for paths, keeping the file name) down to ``min_width``
-    cells before any column is left out. ``wide``: shown only with ``-o wide``. ``styles``: cell text (or its
-    first word) to a style, e.g. statuses."""
+    cells before any column is left out. ``wide``: shown only with ``-o wide``. ``styles``:
+    cell text (or its first word) to a style, e.g. statuses."""
 
     header: str
     priority: int | None = None
@@ -182,10 +182,11 @@ def print_table(
     and plain elsewhere.
 
     ``headers`` are names or :class:`Column` specs; with names, ``priorities`` and ``shrink``
-    (column index to ``end``/``middle``/``start``) say how columns give way, and by default the first
-    column stays and the last go first. Columns in ``no_wrap`` (ids) are never shortened or
-    left out. ``styles`` maps a column index to {cell text: style}. ``wide`` shows every column
-    whole; ``width`` overrides the terminal's; ``indent`` puts spaces before each line."""
+    (column index to ``end``/``middle``/``start``) say how columns give way, and by default
+    the first column stays and the last go first. Columns in ``no_wrap`` (ids) are never
+    shortened or left out. ``styles`` maps a column index to {cell text: style}. ``wide`` shows
+    every column whole; ``width`` overrides the terminal's; ``indent`` puts spaces before each
+    line."""
     out = out if out is not None else sys.stdout
     on_tty = tty if tty is not None else is_tty(out)
     columns = _columns(headers, priorities or (), shrink or {}, styles or {}, no_wrap)
@@ -328,9 +329,10 @@ def console(out: TextIO | None = None) -> Any:
 
 
 def _cell(value: Any) -> str:
+    """A value as one cell: ``-`` for none, line breaks and tabs as spaces (one line per row)."""
     if value is None:
         return "-"
-    return " ".join(str(value).split("\n"))
+    return re.sub(r"[\r\n\t]", " ", str(value))
 
 
 # -- time labels ---------------------------------------------------------------------------------
