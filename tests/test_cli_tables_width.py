@@ -399,6 +399,35 @@ def test_wide_shows_every_column_and_absolute_times_even_on_a_narrow_terminal(
     assert "At 00:00, only on Monday" in weekly
 
 
+ABSOLUTE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z]+")
+WIDE_HEADERS = {
+    "runs": "ID PIPELINE STATUS TRIGGER CREATED DURATION REASON EXPERIMENT STARTED FINISHED",
+    "schedules": "SCHEDULE PIPELINE WHEN NEXT LAST RESULT DESCRIPTION",
+    "fires": "SCHEDULE,NOMINAL TIME/FILE,OUTCOME,RUN,REASON",
+    "pipelines": "NAME STEPS VERSIONS STATUS DESCRIPTION ENDPOINT PATH",
+    "models": "NAME VERSION CREATED RUN STEP TAGS DESCRIPTION PROPERTIES PATH",
+    "token list": "NAME,CREATED,LAST USED,STATUS",
+}
+
+
+@pytest.mark.parametrize("command", WIDE_HEADERS)
+def test_wide_has_every_column_at_any_width(world: World, command: str) -> None:
+    lines = visible(on_terminal(world.project, 80, *command.split(), "-o", "wide"))
+    expected = WIDE_HEADERS[command]
+    headers = expected.split(",") if "," in expected else expected.split()
+    assert re.split(r"\s{2,}", lines[0]) == headers
+    assert "…" not in "\n".join(lines)  # nothing shortened
+    if command != "pipelines":  # the others have times: absolute, with weekday and zone
+        assert ABSOLUTE.search("\n".join(lines[1:]))
+
+
+def test_show_wide_keeps_paths_whole(world: World) -> None:
+    narrow = "\n".join(visible(on_terminal(world.project, 80, "show", world.shown)))
+    wide = "\n".join(visible(on_terminal(world.project, 80, "show", world.shown, "-o", "wide")))
+    path = str(world.project.datastore / "runs" / world.shown / "outputs")
+    assert path not in narrow and path in wide
+
+
 def test_colour_on_a_terminal_and_none_with_no_color(world: World) -> None:
     assert "\x1b[" in on_terminal(world.project, 120, "runs")
     assert "\x1b[" not in on_terminal(world.project, 120, "runs", no_color=True)
