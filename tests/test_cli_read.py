@@ -231,7 +231,8 @@ def test_show_text_has_steps_metrics_outputs_files_and_timeline(store, tmp_path,
     assert result.exit_code == 0, result.stderr
     text = result.stdout
     assert "Status      completed" in text
-    train_row = next(line for line in text.splitlines() if line.startswith("train (Train Model)"))
+    train_row = next(line for line in text.splitlines() if line.startswith("train "))
+    assert "Train Model" in train_row  # the display name beside the step id
     assert "accuracy=0.93" in train_row
     assert " 3 " in train_row  # the exit code
     assert "train/model  /data/model" in text

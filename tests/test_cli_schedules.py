@@ -228,22 +228,46 @@ def test_table_is_sorted_by_next_fire_with_the_never_firing_last(project: Projec
     assert "NEXT" not in result.stdout
 
 
-def test_table_shows_weekday_zone_relative_time_and_meaning(project: Project) -> None:
+def row_of(output: str, name: str) -> str:
+    return next(line for line in output.splitlines() if line.split()[0] == name)
+
+
+def test_table_shows_the_name_first_the_expression_with_its_zone_and_relative_times(
+    project: Project,
+) -> None:
     result = pipesched(project, "schedules")
-    weekly = next(line for line in result.stdout.splitlines() if " weekly " in line)
-    assert weekly.startswith("Mon 2026-03-09 00:00:00 CET  5d 11h")
-    assert "0 0 * * MON (Europe/Berlin): At 00:00, only on Monday" in weekly
-    header = result.stdout.splitlines()[0].split()
-    assert header[:4] == ["NEXT", "LEFT", "LAST", "PASSED"]
-    assert {"SCHEDULE", "PIPELINE", "WHEN"} <= set(header)
+    assert result.stdout.splitlines()[0].split() == [
+        "SCHEDULE",
+        "PIPELINE",
+        "WHEN",
+        "NEXT",
+        "LAST",
+        "RESULT",
+    ]
+    weekly = row_of(result.stdout, "weekly")
+    assert weekly.split()[:2] == ["weekly", "train"]
+    assert weekly.split()[-5:] == ["(Europe/Berlin)", "in", "5d11h", "-", "-"]
+    assert "0 0 * * MON (Europe/Berlin)  in 5d11h " in weekly
+    every = row_of(result.stdout, "every-15m").split()
+    assert every[2:6] == ["every", "15m", "in", "15m"]  # UTC: no zone
+
+
+def test_wide_table_adds_absolute_times_in_the_schedules_zone_and_the_meaning(
+    project: Project,
+) -> None:
+    result = pipesched(project, "schedules", "-o", "wide")
+    assert result.stdout.splitlines()[0].split()[-1] == "DESCRIPTION"
+    weekly = row_of(result.stdout, "weekly")
+    assert "Mon 2026-03-09 00:00:00 CET (in 5d11h)" in weekly
+    assert weekly.endswith("At 00:00, only on Monday")
 
 
 def test_table_marks_disabled_schedules(project: Project) -> None:
     with open_store(project) as store:
         store.set_override("weekly", False)
-    lines = pipesched(project, "schedules").stdout.splitlines()
-    assert "disabled (override)" in next(line for line in lines if " weekly " in line)
-    assert " disabled " in next(line for line in lines if " paused " in line)
+    output = pipesched(project, "schedules").stdout
+    assert "disabled (override)" in row_of(output, "weekly")
+    assert " disabled " in row_of(output, "paused")
 
 
 def test_table_shows_last_fire_and_its_outcome(project: Project) -> None:
@@ -251,10 +275,9 @@ def test_table_shows_last_fire_and_its_outcome(project: Project) -> None:
     with open_store(project) as store:
         store.register_schedules({"paused": "file"})
         store.claim_fire("paused", fired, outcome="skipped", reason="overlap")
-    line = next(
-        line for line in pipesched(project, "schedules").stdout.splitlines() if " paused " in line
-    )
-    assert "Mon 2026-03-02 17:00:00 UTC  19h ago  skipped" in line
+    assert "  19h ago  skipped" in row_of(pipesched(project, "schedules").stdout, "paused")
+    wide = row_of(pipesched(project, "schedules", "-o", "wide").stdout, "paused")
+    assert "Mon 2026-03-02 17:00:00 UTC (19h ago)  skipped" in wide
 
 
 def test_bad_schedules_file_is_reported_with_file_and_line(project: Project) -> None:
@@ -294,7 +317,8 @@ def test_next_prints_description_and_times_with_time_left(project: Project) -> N
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "30 2 * * * (Europe/Berlin): At 02:30"
-    assert lines[2].startswith("Wed 2026-03-04 02:30:00 CET  13h 30min")
+    assert lines[1].split() == ["NEXT", "LEFT"]
+    assert lines[2] == "Wed 2026-03-04 02:30:00 CET  13h"
     assert len(lines) == 5
 
 

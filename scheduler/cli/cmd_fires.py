@@ -4,6 +4,8 @@ without a daemon."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from scheduler.cli.options import (
@@ -12,12 +14,13 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
-from scheduler.cli.render import format_moment, print_json, print_table
+from scheduler.cli.render import Column, format_absolute, format_moment, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.schedules import list_fires
 
-HEADERS = ("SCHEDULE", "NOMINAL TIME/FILE", "OUTCOME", "REASON", "RUN")
 OUTCOME_STYLES = {
     "started": "green",
     "queued": "cyan",
@@ -25,6 +28,15 @@ OUTCOME_STYLES = {
     "skipped": "magenta",
     "missed": "bold red",
 }
+# A fire is known by its schedule and nominal time (or file): they stay. On a narrow terminal
+# the reason is shortened, then left out, before the run; a file's path keeps its end.
+COLUMNS = (
+    Column("SCHEDULE", priority=0),
+    Column("NOMINAL TIME/FILE", priority=0, shrink="start", min_width=27),
+    Column("OUTCOME", priority=1, styles=OUTCOME_STYLES),
+    Column("RUN", priority=2),
+    Column("REASON", priority=3, shrink="end", min_width=16),
+)
 
 
 @click.command()
@@ -37,10 +49,16 @@ OUTCOME_STYLES = {
     help="Most fire records to list; 0 lists all.",
 )
 @json_option
+@output_option
 @no_headers_option
 @config_option
 def fires(
-    schedule: str | None, limit: int, as_json: bool, no_headers: bool, config_path: str | None
+    schedule: str | None,
+    limit: int,
+    as_json: bool,
+    output: str | None,
+    no_headers: bool,
+    config_path: str | None,
 ) -> None:
     """Fire records, newest first: nominal time or file, outcome, reason, run.
 
@@ -51,18 +69,25 @@ def fires(
     config = load_config(config_path)
     with open_store(config) as store:
         records = list_fires(store, schedule, limit=limit, config=config)
-    if as_json:
+    if wants_json(as_json, output):
         print_json([record.to_json() for record in records])
         return
     now = SYSTEM_CLOCK.now()
+    wide = output == "wide"
     rows = [
         (
             r.schedule,
-            r.path if r.path is not None else format_moment(r.nominal_time, now),
+            r.path if r.path is not None else _nominal(r.nominal_time, now, wide=wide),
             r.outcome,
-            r.reason,
             r.run_id,
+            r.reason,
         )
         for r in records
     ]
-    print_table(HEADERS, rows, no_headers=no_headers, styles={2: OUTCOME_STYLES})
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)
+
+
+def _nominal(moment: datetime | None, now: datetime, *, wide: bool) -> str:
+    """A fire's nominal time, which names it: absolute always (``Wed 2026-11-25 03:00:00
+    UTC``), and how long ago with ``wide``."""
+    return format_moment(moment, now) if wide else format_absolute(moment)

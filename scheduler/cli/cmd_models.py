@@ -16,13 +16,39 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
-from scheduler.cli.render import format_moment, print_json, print_lines, print_table
+from scheduler.cli.render import (
+    Column,
+    ellipsis_for,
+    field_lines,
+    format_moment,
+    is_tty,
+    print_json,
+    print_lines,
+    print_table,
+    shorten,
+    terminal_width,
+    time_cell,
+)
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.models import get_model, list_models
 from scheduler.store.records import ModelRecord
 
-HEADERS = ("NAME", "VERSION", "CREATED", "RUN", "STEP", "TAGS", "DESCRIPTION")
+# On a narrow terminal the description goes first, then the step, the tags (shortened before
+# that) and the run; the name and version never. Properties and path are wide only.
+COLUMNS = (
+    Column("NAME", priority=0),
+    Column("VERSION", priority=0),
+    Column("CREATED", priority=1),
+    Column("RUN", priority=2),
+    Column("STEP", priority=4),
+    Column("TAGS", priority=3, shrink="end", min_width=16),
+    Column("DESCRIPTION", priority=5, shrink="end", min_width=16),
+    Column("PROPERTIES", wide=True),
+    Column("PATH", wide=True),
+)
 MAX_FILES = 20
 
 
@@ -37,6 +63,7 @@ MAX_FILES = 20
 )
 @click.option("--latest", is_flag=True, help="Only each model's newest version.")
 @json_option
+@output_option
 @no_headers_option
 @config_option
 @click.pass_context
@@ -46,6 +73,7 @@ def models(
     tags: tuple[str, ...],
     latest: bool,
     as_json: bool,
+    output: str | None,
     no_headers: bool,
     config_path: str | None,
 ) -> None:
@@ -60,42 +88,48 @@ def models(
         return
     with open_store(load_config(config_path)) as store:
         records = list_models(store, name, tags=tags, latest=latest)
-    if as_json:
+    if wants_json(as_json, output):
         print_json([record.to_json() for record in records])
         return
     now = SYSTEM_CLOCK.now()
+    wide = output == "wide"
     rows = [
         (
             r.name,
             r.version,
-            format_moment(r.created_at, now),
+            time_cell(r.created_at, now, wide=wide),
             r.run_id,
             r.step,
             _pairs(r.tags) or None,
             r.description,
+            _pairs(r.properties) or None,
+            r.path,
         )
         for r in records
     ]
-    print_table(HEADERS, rows, no_headers=no_headers)
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)
 
 
 @models.command()
 @click.argument("model", metavar="NAME[:VERSION]")
 @json_option
+@output_option
 @config_option
-def show(model: str, as_json: bool, config_path: str | None) -> None:
+def show(model: str, as_json: bool, output: str | None, config_path: str | None) -> None:
     """One version of a model (the latest without :VERSION): where its files are, its tags and
     properties, and the run and step it came from."""
     with open_store(load_config(config_path)) as store:
         record = get_model(store, model)
-    if as_json:
+    if wants_json(as_json, output):
         print_json(record.to_json())
         return
-    print_lines(detail_lines(record, SYSTEM_CLOCK.now()), color=False)
+    width = terminal_width() if is_tty() and output != "wide" else None
+    print_lines(detail_lines(record, SYSTEM_CLOCK.now(), width=width))
 
 
-def detail_lines(record: ModelRecord, now: datetime) -> list[str]:
-    """The text page of ``models show``."""
+def detail_lines(record: ModelRecord, now: datetime, *, width: int | None = None) -> list[str]:
+    """The text page of ``models show``; with ``width``, long values fold onto lines of their
+    own under the values' column, and file lines keep their end."""
     run = record.run_id or "-"
     if record.run_id and record.step:
         run += f" (step {record.step})"
@@ -108,12 +142,16 @@ def detail_lines(record: ModelRecord, now: datetime) -> list[str]:
         ("Description", record.description or "-"),
         ("Created", format_moment(record.created_at, now)),
     ]
-    width = max(len(label) for label, _ in fields) + 2
-    lines = [label.ljust(width) + value for label, value in fields]
+    lines = field_lines(fields, width=width)
     files = _files(Path(record.path))
     if files:
-        lines += ["", "Files", *(f"  {line}" for line in files)]
+        room = width - 2 if width is not None else None
+        lines += ["", "Files", *(f"  {_fit(line, room)}" for line in files)]
     return lines
+
+
+def _fit(line: str, width: int | None) -> str:
+    return line if width is None else shorten(line, width, where="start", mark=ellipsis_for())
 
 
 def _files(path: Path) -> list[str]:

@@ -7,12 +7,25 @@ from typing import Any
 
 import click
 
-from scheduler.cli.options import config_option, json_option
-from scheduler.cli.render import format_relative, print_json, print_table
+from scheduler.cli.options import config_option, json_option, output_option, wants_json
+from scheduler.cli.render import (
+    Column,
+    fold,
+    format_absolute,
+    is_tty,
+    print_json,
+    print_lines,
+    print_table,
+    short_span,
+    terminal_width,
+)
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import PipeschedError
 from scheduler.definitions.timing import zone_name
 from scheduler.triggers import cron_trigger, describe_cron
+
+# A fire time names its row; the time left goes first on a (very) narrow terminal.
+NEXT_COLUMNS = (Column("NEXT", priority=0), Column("LEFT", priority=1))
 
 
 def preview(expression: str, timezone: str, count: int, now: datetime) -> dict[str, Any]:
@@ -56,12 +69,14 @@ def preview(expression: str, timezone: str, count: int, now: datetime) -> dict[s
     help="How many fire times to show.",
 )
 @json_option
+@output_option
 @config_option
 def next_(
     expression: tuple[str, ...],
     timezone: str,
     count: int,
     as_json: bool,
+    output: str | None,
     config_path: str | None,
 ) -> None:
     """Show the next fire times of a cron EXPRESSION (5 fields, or 6 with seconds first, or
@@ -74,16 +89,14 @@ def next_(
     now = SYSTEM_CLOCK.now()
     result = preview(" ".join(expression), timezone, count, now)
     times: list[datetime] = result["next_fire_times"]
-    if as_json:
+    if wants_json(as_json, output):
         print_json(
             {**result, "next_fire_times": [t.isoformat(timespec="microseconds") for t in times]}
         )
         return
-    click.echo(f"{result['expression']} ({result['timezone']}): {result['description']}")
-    rows = [
-        (t.strftime("%a %Y-%m-%d %H:%M:%S %Z"), format_relative(t, now).removeprefix("in "))
-        for t in times
-    ]
-    print_table(("NEXT", "LEFT"), rows)
+    heading = f"{result['expression']} ({result['timezone']}): {result['description']}"
+    print_lines(fold(heading, terminal_width()) if is_tty() else [heading])
+    rows = [(format_absolute(t, t.tzinfo), short_span((t - now).total_seconds())) for t in times]
+    print_table(NEXT_COLUMNS, rows, wide=output == "wide")
     if len(times) < count:
         click.echo(f"(only {len(times)}: the expression matches no later time within 50 years)")

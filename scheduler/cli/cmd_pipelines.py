@@ -3,6 +3,8 @@ published versions, which one the endpoint runs, and the endpoint URLs."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,28 +16,43 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
-from scheduler.cli.render import print_json, print_table
+from scheduler.cli.render import Column, print_json, print_table
 from scheduler.services.pipelines import PipelineEntry, check_pipeline, list_pipelines
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
 
-HEADERS = ("NAME", "STEPS", "VERSIONS", "DESCRIPTION", "STATUS", "ENDPOINT", "PATH")
+# On a narrow terminal the description is shortened, then left out, then the status (with an
+# invalid pipeline's first error) shortened; the name never. Endpoint and path are wide only.
+COLUMNS = (
+    Column("NAME", priority=0),
+    Column("STEPS", priority=2),
+    Column("VERSIONS", priority=3),
+    Column("STATUS", priority=1, shrink="end", styles={"ok": "green", "invalid:": "red"}),
+    Column("DESCRIPTION", priority=4, shrink="end", min_width=16),
+    Column("ENDPOINT", wide=True),
+    Column("PATH", wide=True),
+)
+
+_LOCATED = re.compile(r"(?P<where>.+?:\d+:\d+): error: (?P<message>.*)", re.DOTALL)
 
 
 @click.command()
 @json_option
+@output_option
 @no_headers_option
 @config_option
-def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
+def pipelines(as_json: bool, output: str | None, no_headers: bool, config_path: str | None) -> None:
     """List the pipelines pipesched knows; an invalid one shows its first error. VERSIONS marks
     the endpoint's default version with '*'."""
     config = load_config(config_path)
     with open_store(config) as store:
         found = list_pipelines(config, store)
     entries = [entry_json(entry, config) for entry in found]
-    if as_json:
+    if wants_json(as_json, output):
         print_json(entries)
         return
     rows = [
@@ -44,16 +61,30 @@ def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
             len(e["steps"]) if e["status"] == "ok" else None,
             " ".join(v["version"] + ("*" if v["is_default"] else "") for v in e["versions"])
             or None,
+            _status(e, wide=output == "wide"),
             e["description"] or None,
-            f"invalid: {e['errors'][0]}" if e["status"] == "invalid" else e["status"],
             e["endpoint"],
             e["path"],
         )
         for e in entries
     ]
-    print_table(
-        HEADERS, rows, no_headers=no_headers, styles={4: {"ok": "green", "invalid:": "red"}}
-    )
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=output == "wide")
+
+
+def _status(entry: dict[str, Any], *, wide: bool) -> str:
+    """``ok``, ``published`` or ``invalid: <first error>``. Unless ``wide``, the error's
+    message comes first and its place after it, from the pipeline's folder: ``invalid: script
+    'x.py' of step 'a' not found (pipeline.yaml:2:36)``, so a narrow terminal shows the what."""
+    if entry["status"] != "invalid":
+        return str(entry["status"])
+    error = str(entry["errors"][0])
+    located = _LOCATED.match(error)
+    if wide or located is None:
+        return f"invalid: {error}"
+    where = located["where"]
+    if entry["path"]:
+        where = where.removeprefix(str(Path(entry["path"]).parent) + os.sep)
+    return f"invalid: {located['message']} ({where})"
 
 
 def entry_json(entry: PipelineEntry, config: Config) -> dict[str, Any]:

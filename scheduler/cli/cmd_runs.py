@@ -12,25 +12,41 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
 from scheduler.cli.render import (
     STATUS_STYLES,
-    format_moment,
+    Column,
+    format_absolute,
     print_json,
     print_table,
     run_duration,
+    time_cell,
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
 from scheduler.services.runs import OWNER_GONE, list_runs, run_json, status_text
 from scheduler.store.records import RUN_STATUSES
 
-HEADERS = ("ID", "PIPELINE", "STATUS", "TRIGGER", "CREATED", "DURATION", "REASON")
 # An open run nobody watches any more is as bad as a failed one.
 STYLES = {
     **STATUS_STYLES,
     **{f"{status} ({OWNER_GONE})": STATUS_STYLES["failed"] for status in ("queued", "running")},
 }
+# On a narrow terminal the reason goes first, then the trigger; the id and pipeline never.
+COLUMNS = (
+    Column("ID", priority=0),
+    Column("PIPELINE", priority=0),
+    Column("STATUS", priority=1, styles=STYLES),
+    Column("TRIGGER", priority=4, shrink="end"),
+    Column("CREATED", priority=2),
+    Column("DURATION", priority=3),
+    Column("REASON", priority=5, shrink="end", min_width=16),
+    Column("EXPERIMENT", wide=True),
+    Column("STARTED", wide=True),
+    Column("FINISHED", wide=True),
+)
 
 
 @click.command()
@@ -50,6 +66,7 @@ STYLES = {
     help="Most runs to list; 0 lists all.",
 )
 @json_option
+@output_option
 @no_headers_option
 @config_option
 def runs(
@@ -57,26 +74,31 @@ def runs(
     statuses: tuple[str, ...],
     limit: int,
     as_json: bool,
+    output: str | None,
     no_headers: bool,
     config_path: str | None,
 ) -> None:
     """Run history, newest first (ids are never truncated)."""
     with open_store(load_config(config_path)) as store:
         records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
-    if as_json:
+    if wants_json(as_json, output):
         print_json([run_json(record) for record in records])
         return
     now = SYSTEM_CLOCK.now()
+    wide = output == "wide"
     rows = [
         (
             r.id,
             r.pipeline if r.version is None else f"{r.pipeline}@{r.version}",
             status_text(r),
             r.trigger,
-            format_moment(r.created_at, now),
+            time_cell(r.created_at, now, wide=wide),
             format_duration(run_duration(r.started_at, r.finished_at, now)),
             r.status_reason,
+            r.experiment,
+            format_absolute(r.started_at),
+            format_absolute(r.finished_at),
         )
         for r in records
     ]
-    print_table(HEADERS, rows, no_headers=no_headers, styles={2: STYLES})
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)

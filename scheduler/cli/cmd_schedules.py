@@ -15,8 +15,16 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
-from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
+from scheduler.cli.render import (
+    STATUS_STYLES,
+    Column,
+    print_json,
+    print_table,
+    time_cell,
+)
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.schedules import list_schedules
 
@@ -25,33 +33,39 @@ if TYPE_CHECKING:
     from scheduler.services.schedule_summary import ScheduleSummary
     from scheduler.store import Store
 
-HEADERS = ("NEXT", "LEFT", "LAST", "PASSED", "RESULT", "SCHEDULE", "PIPELINE", "WHEN")
-LEFT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan", "error": "red"}
+NEXT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan", "error": "red"}
 RESULT_STYLES = {**STATUS_STYLES, "skipped": "yellow", "missed": "yellow", "error": "red"}
+# On a narrow terminal the expression goes first (shortened before that), then the pipeline
+# and the last fire; the schedule's name never.
+COLUMNS = (
+    Column("SCHEDULE", priority=0),
+    Column("PIPELINE", priority=4),
+    Column("WHEN", priority=5, shrink="end", min_width=14),
+    Column("NEXT", priority=1, styles=NEXT_STYLES),
+    Column("LAST", priority=3),
+    Column("RESULT", priority=2, styles=RESULT_STYLES),
+    Column("DESCRIPTION", wide=True),
+)
 
 
 @click.command()
 @json_option
+@output_option
 @no_headers_option
 @config_option
-def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
+def schedules(as_json: bool, output: str | None, no_headers: bool, config_path: str | None) -> None:
     """Every schedule (enabled or not): next and last fire, last result, and when it fires in
     plain English. Reads the config and the store; no daemon needed."""
     config = load_config(config_path)
     now = SYSTEM_CLOCK.now()
     with open_store(config) as store:
         summaries = collect(config, store, now)
-    if as_json:
+    if wants_json(as_json, output):
         print_json([s.to_json() for s in summaries])
         return
-    rows = [row(s, now) for s in summaries]
-    print_table(
-        HEADERS,
-        rows,
-        no_headers=no_headers,
-        styles={1: LEFT_STYLES, 4: RESULT_STYLES},
-        no_wrap=(0, 2, 5),
-    )
+    wide = output == "wide"
+    rows = [row(s, now, wide=wide) for s in summaries]
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)
 
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
@@ -61,54 +75,37 @@ def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary
     )
 
 
-def row(summary: ScheduleSummary, now: datetime) -> tuple[str, ...]:
+def row(summary: ScheduleSummary, now: datetime, *, wide: bool = False) -> tuple[str, ...]:
+    """One schedule's cells: SCHEDULE PIPELINE WHEN NEXT LAST RESULT DESCRIPTION. Times are
+    relative (``in 4h``, ``19h ago``); with ``wide``, absolute in the schedule's own zone too."""
     zone = ZoneInfo(summary.timezone)
     upcoming = summary.next_fire_time
+    last = time_cell(summary.last_fire_time, now, wide=wide, zone=zone)
     if summary.error is not None:  # not served: the reason stands where the timing would
-        last = summary.last_fire_time
-        return (
-            "-",
-            "error",
-            _absolute(last, zone),
-            format_relative(last, now) if last else "-",
-            "error",
-            summary.name,
-            summary.pipeline,
-            summary.error,
-        )
+        return (summary.name, summary.pipeline, summary.error, "error", last, "error", "-")
     if summary.kind == "on_change":
-        left = "on file drop" if summary.enabled else "disabled"
+        upcoming_text = "on file drop" if summary.enabled else "disabled"
     elif not summary.enabled:
-        left = "disabled (override)" if summary.override is False else "disabled"
+        upcoming_text = "disabled (override)" if summary.override is False else "disabled"
     elif upcoming is None:
-        left = "ended"
+        upcoming_text = "ended"
     else:
-        left = format_relative(upcoming, now).removeprefix("in ")
+        upcoming_text = time_cell(upcoming, now, wide=wide, zone=zone)
     unhandled = (summary.watch or {}).get("unhandled")
     if unhandled:  # files that could not be handled: ``fires`` says why
-        left += f" ({unhandled} not handled)"
-    last = summary.last_fire_time
-    if summary.kind == "on_change":
-        when = f"on_change: {summary.description}"
-    else:
-        when = f"{summary.expression} ({summary.timezone}): {summary.description}"
+        upcoming_text += f" ({unhandled} not handled)"
+    when = summary.expression
+    if summary.kind != "on_change" and summary.timezone != "UTC":
+        when += f" ({summary.timezone})"
     return (
-        _absolute(upcoming, zone),
-        left,
-        _absolute(last, zone),
-        format_relative(last, now) if last else "-",
-        _result(summary),
         summary.name,
         summary.pipeline,
         when,
+        upcoming_text,
+        last,
+        _result(summary),
+        summary.description,
     )
-
-
-def _absolute(moment: datetime | None, zone: ZoneInfo) -> str:
-    """``Mon 2026-03-09 00:00:00 CET`` in the schedule's own zone; ``-`` for never."""
-    if moment is None:
-        return "-"
-    return moment.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z")
 
 
 def _result(summary: ScheduleSummary) -> str:

@@ -5,26 +5,36 @@ gone)``, and ``owner_alive: false`` in --json."""
 from __future__ import annotations
 
 import os
-import shutil
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from scheduler.cli.options import config_option, json_option, load_config, open_store
+from scheduler.cli.options import (
+    config_option,
+    json_option,
+    load_config,
+    open_store,
+    output_option,
+    wants_json,
+)
 from scheduler.cli.render import (
     STATUS_STYLES,
     Bar,
+    Column,
     bar_fill,
     color_enabled,
+    ellipsis_for,
+    field_lines,
     format_moment,
     is_tty,
     print_json,
     print_lines,
     print_table,
     run_duration,
-    styled,
+    terminal_width,
     timeline,
 )
 from scheduler.core.clock import SYSTEM_CLOCK
@@ -32,66 +42,98 @@ from scheduler.core.durations import format_duration
 from scheduler.services.runs import get_run, owner_field, run_models, status_text
 from scheduler.store.records import ModelRecord, RunDetail, StepAttempt, metrics_by_name
 
-STEP_HEADERS = (
-    "STEP",
-    "TYPE",
-    "STATUS",
-    "DURATION",
-    "ATTEMPTS",
-    "EXIT",
-    "REUSED FROM",
-    "METRICS",
+# On a narrow terminal the display name goes first, then the type, the run a step was reused
+# from and the metrics (shortened before that); the step id never.
+STEP_COLUMNS = (
+    Column("STEP", priority=0),
+    Column("NAME", priority=8, shrink="end"),
+    Column("TYPE", priority=7),
+    Column("STATUS", priority=1, shrink="end", min_width=9, styles=STATUS_STYLES),
+    Column("DURATION", priority=2),
+    Column("ATTEMPTS", priority=4),
+    Column("EXIT", priority=3),
+    Column("REUSED FROM", priority=6),
+    Column("METRICS", priority=5, shrink="end", min_width=16),
 )
+# Outputs, files and models: the name stays, the path keeps its end (the file name) and goes
+# after what stands between them.
+SECTION_PATH = Column("PATH", priority=1, shrink="start", min_width=24)
 MAX_FILES_PER_STEP = 20
+TIMELINE_WIDTH = 60  # most cells a timeline's track takes on a terminal
 
 
 @click.command()
 @click.argument("run_id")
 @json_option
+@output_option
 @config_option
-def show(run_id: str, as_json: bool, config_path: str | None) -> None:
+def show(run_id: str, as_json: bool, output: str | None, config_path: str | None) -> None:
     """One run: steps, statuses, durations, attempts, metrics, outputs and a timeline.
 
     RUN_ID may be any unique prefix of a run id."""
     with open_store(load_config(config_path)) as store:
         detail = get_run(store, run_id)
         models = run_models(store, detail.run.id)
-    if as_json:
+    if wants_json(as_json, output):
         models_json = {"models": [model.to_json() for model in models]}
         print_json(detail.to_json() | owner_field(detail.run) | models_json)
         return
-    render_detail(detail, SYSTEM_CLOCK.now(), models)
+    render_detail(detail, SYSTEM_CLOCK.now(), models, wide=output == "wide")
 
 
 def render_detail(
-    detail: RunDetail, now: datetime, models: list[ModelRecord] | None = None
+    detail: RunDetail,
+    now: datetime,
+    models: list[ModelRecord] | None = None,
+    *,
+    wide: bool = False,
 ) -> None:
-    """The text page of ``show``; colour only on a terminal."""
+    """The text page of ``show``; colour only on a terminal. On a terminal every line fits its
+    width (long values fold, tables give way, the timeline narrows) unless ``wide``."""
     color = color_enabled()
+    width = terminal_width() if is_tty() and not wide else None
     latest = detail.latest_attempts()
-    print_lines(header_lines(detail, now, color), color=color)
+    print_lines(header_lines(detail, now, color, width=width))
     click.echo()
-    print_table(STEP_HEADERS, step_rows(detail, latest, now), styles={2: STATUS_STYLES})
-    sections = output_lines(latest) + file_lines(latest) + model_lines(models or [])
-    if sections:
-        click.echo()
-        print_lines(sections, color=False)
+    print_table(STEP_COLUMNS, step_rows(detail, latest, now), wide=wide)
+    sections: list[tuple[str, Sequence[tuple[str, ...]]]] = [
+        ("Outputs", output_rows(latest)),
+        ("Files", file_rows(latest)),
+        ("Models", model_rows(models or [])),
+    ]
+    for title, rows in sections:
+        if rows:
+            click.echo()
+            click.echo(title)
+            between = len(rows[0]) - 2  # a model's step, between its name and its path
+            columns = [Column("", priority=0), *[Column("", priority=2)] * between, SECTION_PATH]
+            print_table(columns, rows, no_headers=True, wide=wide, indent=2)
     click.echo()
     click.echo("Timeline")
     bars = timeline_bars(latest)
+    track = TIMELINE_WIDTH if is_tty() else 40
     print_lines(
-        timeline(bars, now=now, width=_track_width(bars), color=color, fill=bar_fill()),
-        color=color,
+        timeline(
+            bars,
+            now=now,
+            width=track,
+            color=color,
+            fill=bar_fill(),
+            max_width=width,
+            mark=ellipsis_for(),
+        )
     )
 
 
-def header_lines(detail: RunDetail, now: datetime, color: bool) -> list[str]:
+def header_lines(
+    detail: RunDetail, now: datetime, color: bool, *, width: int | None = None
+) -> list[str]:
+    """``Label  value`` lines; with ``width``, a long value folds onto lines of its own under
+    the values' column."""
     run = detail.run
     shown = status_text(run)  # "running (owner gone)" is as bad as failed
     style = STATUS_STYLES.get(run.status if shown == run.status else "failed")
-    status = styled(shown, style, color)
-    if run.status_reason:
-        status += f" ({run.status_reason})"
+    status = shown + (f" ({run.status_reason})" if run.status_reason else "")
     pipeline = run.pipeline + (f" version {run.version}" if run.version else " (working copy)")
     fields: list[tuple[str, str]] = [
         ("Run", run.id + (" (recovered)" if run.recovered else "")),
@@ -105,12 +147,7 @@ def header_lines(detail: RunDetail, now: datetime, color: bool) -> list[str]:
         ("Finished", format_moment(run.finished_at, now)),
         ("Duration", format_duration(run_duration(run.started_at, run.finished_at, now))),
     ]
-    width = max(len(name) for name, _ in fields) + 2
-    return [
-        styled(name.ljust(width), "bold", color)
-        + (value if name == "Status" else styled(value, None, color))
-        for name, value in fields
-    ]
+    return field_lines(fields, width=width, color=color, lead_styles={"Status": (shown, style)})
 
 
 def step_rows(
@@ -119,13 +156,13 @@ def step_rows(
     rows = []
     for name, last in latest.items():
         tried = [a for a in detail.attempts if a.step == name and a.started_at is not None]
-        label = name if last.display_name in ("", name) else f"{name} ({last.display_name})"
         status = last.status + (f" ({last.status_reason})" if last.status_reason else "")
         duration = run_duration(last.started_at, last.finished_at, now) if last.started_at else None
         metrics = metrics_by_name(m for m in detail.metrics if m.step == name)
         rows.append(
             (
-                label,
+                name,
+                None if last.display_name in ("", name) else last.display_name,
                 last.type,
                 status,
                 format_duration(duration),
@@ -138,40 +175,30 @@ def step_rows(
     return rows
 
 
-def output_lines(latest: dict[str, StepAttempt]) -> list[str]:
-    rows = [
+def output_rows(latest: dict[str, StepAttempt]) -> list[tuple[str, str]]:
+    """``(step/data, path)`` of every output the steps declared."""
+    return [
         (f"{step}/{data}", path) for step, a in latest.items() for data, path in a.outputs.items()
     ]
-    if not rows:
-        return []
-    width = max(len(name) for name, _ in rows) + 2
-    return ["Outputs", *(f"  {name.ljust(width)}{path}" for name, path in rows)]
 
 
-def file_lines(latest: dict[str, StepAttempt]) -> list[str]:
+def file_rows(latest: dict[str, StepAttempt]) -> list[tuple[str, str]]:
     """Files each step kept in its ``outputs/`` folder (Azure's ./outputs convention)."""
-    lines: list[str] = []
+    rows: list[tuple[str, str]] = []
     for step, attempt in latest.items():
         if not attempt.workdir:
             continue
         folder = Path(attempt.workdir) / "outputs"
         files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-        for path in files[:MAX_FILES_PER_STEP]:
-            lines.append(f"  {step}  {path}")
+        rows += [(step, str(path)) for path in files[:MAX_FILES_PER_STEP]]
         if len(files) > MAX_FILES_PER_STEP:
-            lines.append(f"  {step}  ... and {len(files) - MAX_FILES_PER_STEP} more in {folder}")
-    return ["Files", *lines] if lines else []
+            rows.append((step, f"... and {len(files) - MAX_FILES_PER_STEP} more in {folder}"))
+    return rows
 
 
-def model_lines(models: list[ModelRecord]) -> list[str]:
-    """The model versions the run's steps registered: ``name:version`` from which step."""
-    if not models:
-        return []
-    width = max(len(model.id) for model in models) + 2
-    return [
-        "Models",
-        *(f"  {m.id.ljust(width)}{m.step or '-'}  {m.path}" for m in models),
-    ]
+def model_rows(models: list[ModelRecord]) -> list[tuple[str, str, str]]:
+    """The model versions the run's steps registered: ``name:version``, the step, the path."""
+    return [(m.id, m.step or "-", m.path) for m in models]
 
 
 def timeline_bars(latest: dict[str, StepAttempt]) -> list[Bar]:
@@ -184,14 +211,6 @@ def timeline_bars(latest: dict[str, StepAttempt]) -> list[Bar]:
 def _started_at(attempt: StepAttempt) -> datetime:
     assert attempt.started_at is not None
     return attempt.started_at
-
-
-def _track_width(bars: list[Bar]) -> int:
-    if not is_tty():
-        return 40
-    label = max([len("run"), *(len(b.label) for b in bars)])
-    columns = shutil.get_terminal_size().columns
-    return max(20, min(60, columns - label - 24))
 
 
 def _parameters(parameters: dict[str, Any]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from scheduler.cli.options import (
@@ -10,8 +12,11 @@ from scheduler.cli.options import (
     load_config,
     no_headers_option,
     open_store,
+    output_option,
+    wants_json,
 )
-from scheduler.cli.render import print_json, print_table
+from scheduler.cli.render import Column, print_json, print_table, time_cell
+from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.tokens import create_token, list_tokens, revoke_token
 
 
@@ -36,28 +41,44 @@ def create(name: str, config_path: str | None) -> None:
     click.echo(secret)
 
 
+COLUMNS = (
+    Column("NAME", priority=0),
+    Column("CREATED", priority=2),
+    Column("LAST USED", priority=3),
+    Column("STATUS", priority=1, styles={"active": "green", "revoked": "red"}),
+)
+
+
 @token.command(name="list")
 @json_option
+@output_option
 @no_headers_option
 @config_option
-def list_(as_json: bool, no_headers: bool, config_path: str | None) -> None:
+def list_(as_json: bool, output: str | None, no_headers: bool, config_path: str | None) -> None:
     """Every token, revoked ones too (never their secrets)."""
     config = load_config(config_path)
     with open_store(config) as store:
         tokens = list_tokens(store)
-    if as_json:
+    if wants_json(as_json, output):
         print_json(tokens)
         return
+    now = SYSTEM_CLOCK.now()
+    wide = output == "wide"
     rows = [
-        (t["name"], t["created_at"], t["last_used_at"], "revoked" if t["revoked"] else "active")
+        (
+            t["name"],
+            time_cell(_moment(t["created_at"]), now, wide=wide),
+            time_cell(_moment(t["last_used_at"]), now, wide=wide),
+            "revoked" if t["revoked"] else "active",
+        )
         for t in tokens
     ]
-    print_table(
-        ("NAME", "CREATED", "LAST USED", "STATUS"),
-        rows,
-        no_headers=no_headers,
-        styles={3: {"active": "green", "revoked": "red"}},
-    )
+    print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A time of ``list_tokens`` (ISO 8601 with microseconds) as a datetime; None for never."""
+    return datetime.fromisoformat(text) if text else None
 
 
 @token.command()

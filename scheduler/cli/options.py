@@ -31,6 +31,27 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 
+OUTPUT_FORMATS = ("wide", "json")
+
+
+def output_option(func: F) -> F:
+    """``-o wide`` (every column, whole, with absolute times) or ``-o json`` (as ``--json``),
+    as ``kubectl get -o`` does."""
+    return click.option(
+        "-o",
+        "--output",
+        "output",
+        type=click.Choice(OUTPUT_FORMATS),
+        default=None,
+        help="wide: every column, nothing shortened, absolute times; json: as --json.",
+    )(func)
+
+
+def wants_json(as_json: bool, output: str | None) -> bool:
+    """Whether the command prints JSON: ``--json`` or ``-o json``."""
+    return as_json or output == "json"
+
+
 def no_headers_option(func: F) -> F:
     return click.option("--no-headers", is_flag=True, help="Leave out the header row.")(func)
 
