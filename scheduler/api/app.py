@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 from scheduler.api.auth import token_dependency
 from scheduler.api.control import (
@@ -29,7 +29,7 @@ from scheduler.api.documented import (
     single_query_values,
 )
 from scheduler.api.limits import BodyLimit
-from scheduler.api.metrics import make_registry, metrics_text
+from scheduler.api.metrics import make_registry, metrics_response, schedule_next_fires
 from scheduler.api.notebook_routes import notebook_router
 from scheduler.api.rest import rest_router
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
@@ -37,8 +37,6 @@ from scheduler.core.clock import SYSTEM_CLOCK, Clock
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.store import Store
-
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def create_app(
@@ -75,12 +73,19 @@ def create_app(
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
     app.include_router(datastore_router(config), dependencies=guard)
     app.include_router(notebook_router(control, store, config), dependencies=guard)
-    registry = make_registry(store, file_backlog, config.state_dir)
+    registry = make_registry(
+        store,
+        file_backlog,
+        config.state_dir,
+        next_fires=schedule_next_fires(config, store, clock),
+        clock=clock,
+    )
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
     @app.get("/metrics", tags=["health"], response_class=Response)
-    def metrics() -> Response:
-        return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
+    def metrics(request: Request) -> Response:
+        body, content_type = metrics_response(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     install_method_not_allowed(app)
     install_validation_answers(app)
