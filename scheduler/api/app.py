@@ -22,6 +22,7 @@ from scheduler.api.control import (
     install_error_handlers,
 )
 from scheduler.api.datastore_routes import datastore_router
+from scheduler.api.docs_page import install_docs
 from scheduler.api.documented import (
     document_statuses,
     install_method_not_allowed,
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from scheduler.store import Store
 
 
+OPENAPI_URL = "/openapi.json"
+
+
 def create_app(
     control: DaemonControl,
     store: Store,
@@ -54,10 +58,11 @@ def create_app(
         title="pipesched",
         summary="pipesched daemon API: run pipelines the way Azure ML published endpoints do",
         version="1",
-        docs_url="/docs",
+        docs_url=None,  # install_docs serves it from the package's own files
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=OPENAPI_URL,
     )
+    install_docs(app, OPENAPI_URL)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit,
