@@ -44,8 +44,8 @@ def samples(family, name: str | None = None, labels: tuple[str, ...] = ()) -> di
     }
 
 
-def make_metrics_project(tmp_path: Path) -> Project:
-    project = make_project(tmp_path, shutdown_grace="2s")
+def make_metrics_project(tmp_path: Path, database_url: str | None = None) -> Project:
+    project = make_project(tmp_path, shutdown_grace="2s", database_url=database_url)
     project.pipeline(
         "ok",
         "steps:\n  work: {type: python_script, script: ok.py, allow_reuse: false}\n",
@@ -69,8 +69,11 @@ def finished_runs(project: Project) -> list:
         return [r for r in store.list_runs(limit=0) if r.status in FINISHED]
 
 
-def test_metrics_follow_prometheus_conventions_after_real_runs(tmp_path: Path, daemons):
-    project = make_metrics_project(tmp_path)
+def test_metrics_follow_prometheus_conventions_after_real_runs(
+    tmp_path: Path, daemons, database_url: str
+):
+    sqlite = database_url.startswith("sqlite")
+    project = make_metrics_project(tmp_path, None if sqlite else database_url)
     daemon: DaemonProcess = daemons(project).start()
     (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
     url = listening["url"]

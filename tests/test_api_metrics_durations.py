@@ -5,7 +5,6 @@ and the scrapes interleave, and attempts still running count once they end."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from scheduler.api.metrics import DURATION_BUCKETS, SETTLE_MARGIN, StepDurations
 from scheduler.core.clock import Clock
@@ -46,9 +45,9 @@ def observed(histogram: StepDurations, store: Store) -> dict[str, tuple[float, f
     return found
 
 
-def test_each_attempt_counts_once_across_scrapes(tmp_path: Path):
+def test_each_attempt_counts_once_across_scrapes(database_url: str):
     clock = MovableClock(datetime(2026, 1, 1, tzinfo=UTC))
-    store = Store.open(f"sqlite:///{tmp_path}/pipesched.db", clock=clock)
+    store = Store.open(database_url, clock=clock)
     histogram = StepDurations(clock)
     try:
         first = new_run(store, "train", ["a", "b"])
@@ -81,10 +80,10 @@ def test_each_attempt_counts_once_across_scrapes(tmp_path: Path):
     assert buckets == [0.0 if bound < 0.25 else 1.0 for bound in DURATION_BUCKETS]
 
 
-def test_a_new_collector_reads_the_whole_history(tmp_path: Path):
+def test_a_new_collector_reads_the_whole_history(database_url: str):
     """What a restarted daemon shows: the same cumulative figures, read from the store."""
     clock = MovableClock(datetime(2026, 1, 1, tzinfo=UTC))
-    store = Store.open(f"sqlite:///{tmp_path}/pipesched.db", clock=clock)
+    store = Store.open(database_url, clock=clock)
     try:
         for seconds in (1, 10, 100):
             run = new_run(store, "train", ["a"])
