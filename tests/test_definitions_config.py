@@ -101,7 +101,7 @@ def test_mistakes_are_reported_at_their_nodes(
     file = write(tmp_path, "shutdown_grace: soon\napi: {port: 70000}\nloging: {}\n")
     assert errors(file) == [
         "etc/pipesched.yaml:1:17: error: 'shutdown_grace' in the config: not a duration: 'soon' "
-        "(write e.g. 90s, 15m, 1h30m, 500ms, or a number of seconds)",
+        "(write e.g. 90s, 500ms, 5min, 1h 30min, 1d12h, 2w, or a number of seconds)",
         "etc/pipesched.yaml:2:13: error: 'api.port' in the config must be less than or equal to "
         "65535 (got 70000)",
         "etc/pipesched.yaml:3:1: error: unknown key 'loging' in the config (did you mean 'logging'?)",

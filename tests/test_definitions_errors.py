@@ -248,11 +248,11 @@ def test_bad_duration(errors_of) -> None:
       prep:
         type: python_script
         script: prep.py
-        timeout: 3 weeks
+        timeout: 3 fortnights
     """
     assert errors_of(text) == [
-        f"{FILE}:5:14: error: 'timeout' in step 'prep': not a duration: '3 weeks' "
-        "(write e.g. 90s, 15m, 1h30m, 500ms, or a number of seconds)"
+        f"{FILE}:5:14: error: 'timeout' in step 'prep': not a duration: '3 fortnights' "
+        "(write e.g. 90s, 500ms, 5min, 1h 30min, 1d12h, 2w, or a number of seconds)"
     ]
 
 

@@ -41,7 +41,7 @@ AREA_OF = {
         " set_endpoint_default rename_endpoint get_endpoint list_endpoints",
         "tokens": "add_token list_token_records find_token revoke_token touch_token",
         "models": "register_model add_model get_model list_models",
-        "figures": "run_counts recent_step_durations",
+        "figures": "run_counts fire_counts last_success_times step_attempts_after",
         "upkeep": "probe_write wal_bytes checkpoint",
     }.items()
     for name in names.split()
@@ -95,7 +95,7 @@ def test_every_public_method_refuses_the_event_loop_under_the_guard(
             refused.append(name)
         return refused
 
-    assert len(asyncio.run(on_the_loop())) == 64
+    assert len(asyncio.run(on_the_loop())) == 66
 
 
 def test_a_worker_thread_may_call_the_store_under_the_guard(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 
 from scheduler.api.auth import token_dependency
 from scheduler.api.control import (
@@ -22,6 +22,7 @@ from scheduler.api.control import (
     install_error_handlers,
 )
 from scheduler.api.datastore_routes import datastore_router
+from scheduler.api.docs_page import install_docs
 from scheduler.api.documented import (
     document_statuses,
     install_method_not_allowed,
@@ -29,7 +30,7 @@ from scheduler.api.documented import (
     single_query_values,
 )
 from scheduler.api.limits import BodyLimit
-from scheduler.api.metrics import make_registry, metrics_text
+from scheduler.api.metrics import make_registry, metrics_response, schedule_next_fires
 from scheduler.api.notebook_routes import notebook_router
 from scheduler.api.rest import rest_router
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
@@ -38,7 +39,8 @@ if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.store import Store
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+OPENAPI_URL = "/openapi.json"
 
 
 def create_app(
@@ -56,10 +58,11 @@ def create_app(
         title="pipesched",
         summary="pipesched daemon API: run pipelines the way Azure ML published endpoints do",
         version="1",
-        docs_url="/docs",
+        docs_url=None,  # install_docs serves it from the package's own files
         redoc_url=None,
-        openapi_url="/openapi.json",
+        openapi_url=OPENAPI_URL,
     )
+    install_docs(app, OPENAPI_URL)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimit,
@@ -75,12 +78,19 @@ def create_app(
     app.include_router(rest_router(control, store, config, clock), dependencies=guard)
     app.include_router(datastore_router(config), dependencies=guard)
     app.include_router(notebook_router(control, store, config), dependencies=guard)
-    registry = make_registry(store, file_backlog, config.state_dir)
+    registry = make_registry(
+        store,
+        file_backlog,
+        config.state_dir,
+        next_fires=schedule_next_fires(config, store, clock),
+        clock=clock,
+    )
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
     @app.get("/metrics", tags=["health"], response_class=Response)
-    def metrics() -> Response:
-        return Response(metrics_text(registry), media_type=PROMETHEUS_TEXT)
+    def metrics(request: Request) -> Response:
+        body, content_type = metrics_response(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
 
     install_method_not_allowed(app)
     install_validation_answers(app)

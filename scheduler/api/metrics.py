@@ -1,13 +1,24 @@
-"""``/metrics`` in Prometheus' text format (prometheus-client), computed from the store at each
-scrape: the store is the truth, and a custom collector keeps no counters that a restart would
-reset or that a second process (a foreground ``pipesched run``) would never see.
+"""``/metrics`` in Prometheus' text format (prometheus-client), read from the store at each
+scrape. The store is the truth: a counter read from it survives a daemon restart and counts the
+runs of a foreground ``pipesched run`` too, which counters kept in the daemon's memory would miss
+(runs and fires are never deleted, so these counts only grow, as a counter must). OpenMetrics is
+served to a scraper that asks for it (with ``# UNIT`` lines).
 
 Figures:
+- ``pipesched_runs_finished_total{pipeline,status}`` — runs that ended (completed, failed,
+  canceled): a counter;
+- ``pipesched_fires_total{schedule,outcome}`` — schedule fires by what became of them (started,
+  queued, skipped, missed): a counter;
+- ``pipesched_step_duration_seconds{pipeline}`` — a histogram of every step attempt that ran to
+  an end (reused steps did not run), cumulative since the store began;
+- ``pipesched_schedule_last_success_timestamp_seconds{schedule}`` — when the schedule's latest
+  completed run finished (Unix time);
+- ``pipesched_schedule_next_fire_timestamp_seconds{schedule}`` — its next fire time, for an
+  enabled time schedule that will fire again;
+- ``pipesched_build_info{version,python}`` — 1;
 - ``pipesched_runs{pipeline,status}`` — runs recorded, by pipeline and status (a gauge: runs move
   between statuses);
 - ``pipesched_queue_depth`` — runs ``queued``;
-- ``pipesched_step_duration_seconds{pipeline}`` — a gauge histogram of the durations of the last
-  ``DURATION_WINDOW`` finished step attempts (a window, not a counter since start);
 - ``pipesched_schedule_delay_seconds{schedule}`` — from a schedule's last nominal fire time to
   its run being recorded;
 - ``pipesched_file_drop_backlog{schedule}`` — files seen but not yet run, from ``backlog()``
@@ -21,51 +32,103 @@ Figures:
 from __future__ import annotations
 
 import os
+import platform
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from scheduler.core.errors import NotFound
+from scheduler import __version__
+from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.errors import NotFound, PipeschedError
+from scheduler.services.schedules import list_schedules
+from scheduler.store.records import FINISHED_RUN_STATUSES
 
 if TYPE_CHECKING:
+    from scheduler.definitions.config import Config
     from scheduler.store import Store
+    from scheduler.store.figures import StepAttemptTimes
 
-DURATION_WINDOW = 1000
 DISK_WALK_INTERVAL = 30.0
 DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf"))
+# A step attempt row is read again at each scrape until it has been settled this long: rows
+# committed out of id order (concurrent writers on PostgreSQL) are still counted.
+SETTLE_MARGIN = timedelta(minutes=5)
+
+NextFires = Callable[[], Mapping[str, datetime]]
 
 
 class StoreCollector(Collector):
     """Reads the figures from the store when Prometheus scrapes."""
 
     def __init__(
-        self, store: Store, backlog: Callable[[], Mapping[str, int]] | None = None
+        self,
+        store: Store,
+        backlog: Callable[[], Mapping[str, int]] | None = None,
+        next_fires: NextFires | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.backlog = backlog or (lambda: {})
+        self.next_fires = next_fires or (lambda: {})
+        self.durations = StepDurations(clock)
 
     def collect(self) -> Iterator[Metric]:
+        yield _build_info()
+        counts = self.store.run_counts()
+        finished = CounterMetricFamily(
+            "pipesched_runs_finished",
+            "Runs that ended, by pipeline and final status",
+            labels=["pipeline", "status"],
+        )
         runs = GaugeMetricFamily(
             "pipesched_runs", "Runs recorded, by pipeline and status", labels=["pipeline", "status"]
         )
         queued = 0
-        for (pipeline, status), count in sorted(self.store.run_counts().items()):
+        for (pipeline, status), count in sorted(counts.items()):
             runs.add_metric([pipeline, status], count)
+            if status in FINISHED_RUN_STATUSES:
+                finished.add_metric([pipeline, status], count)
             queued += count if status == "queued" else 0
+        yield finished
         yield runs
         yield GaugeMetricFamily("pipesched_queue_depth", "Runs waiting to start", value=queued)
-        yield self._durations()
+        fires = CounterMetricFamily(
+            "pipesched_fires",
+            "Schedule fires, by what became of them",
+            labels=["schedule", "outcome"],
+        )
+        for (schedule, outcome), count in sorted(self.store.fire_counts().items()):
+            fires.add_metric([schedule, outcome], count)
+        yield fires
+        yield self.durations.collect(self.store)
+        yield _timestamps(
+            "pipesched_schedule_last_success_timestamp",
+            "When the schedule's latest completed run finished",
+            self.store.last_success_times(),
+        )
+        yield _timestamps(
+            "pipesched_schedule_next_fire_timestamp",
+            "The schedule's next fire time",
+            self.next_fires(),
+        )
         delay = GaugeMetricFamily(
             "pipesched_schedule_delay_seconds",
             "From a schedule's last nominal fire time to its run being recorded",
             labels=["schedule"],
+            unit="seconds",
         )
         for name, seconds in sorted(schedule_delays(self.store).items()):
             delay.add_metric([name], seconds)
@@ -79,21 +142,78 @@ class StoreCollector(Collector):
             backlog.add_metric([name], count)
         yield backlog
 
-    def _durations(self) -> Metric:
-        family = GaugeHistogramMetricFamily(
-            "pipesched_step_duration_seconds",
-            f"Durations of the last {DURATION_WINDOW} finished step attempts, by pipeline",
-            labels=["pipeline"],
-        )
-        by_pipeline: dict[str, list[float]] = defaultdict(list)
-        for pipeline, seconds in self.store.recent_step_durations(DURATION_WINDOW):
-            by_pipeline[pipeline].append(seconds)
-        for pipeline, values in sorted(by_pipeline.items()):
-            buckets = [
-                (_le(bound), sum(1 for v in values if v <= bound)) for bound in DURATION_BUCKETS
-            ]
-            family.add_metric([pipeline], buckets, gsum_value=sum(values))
-        return family
+
+class StepDurations:
+    """The cumulative step duration histogram, brought up to date at each scrape by reading only
+    the step attempts it has not settled yet: the first scrape reads them all, later ones the
+    few since (rows below ``_through`` are counted and never change)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._through = 0  # every row up to this id is counted (or not countable) for good
+        self._counted: set[int] = set()  # rows above _through already counted
+        self._buckets: dict[str, list[int]] = {}  # per pipeline, per bucket (not cumulative)
+        self._sums: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def collect(self, store: Store) -> Metric:
+        with self._lock:
+            self._catch_up(store)
+            family = HistogramMetricFamily(
+                "pipesched_step_duration_seconds",
+                "Durations of the step attempts that ran, by pipeline",
+                labels=["pipeline"],
+                unit="seconds",
+            )
+            for pipeline, counts in sorted(self._buckets.items()):
+                cumulative, buckets = 0, []
+                for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
+                    cumulative += count
+                    buckets.append((_le(bound), float(cumulative)))
+                family.add_metric([pipeline], buckets, sum_value=self._sums[pipeline])
+            return family
+
+    def _catch_up(self, store: Store) -> None:
+        settled_before = self.clock.now() - SETTLE_MARGIN
+        advancing = True
+        for row in store.step_attempts_after(self._through):
+            if row.settled and row.id not in self._counted:
+                self._count(row)
+                self._counted.add(row.id)
+            old = row.finished_at is None or row.finished_at <= settled_before
+            if advancing and row.settled and old:
+                self._through = row.id
+                self._counted.discard(row.id)
+            else:
+                advancing = False
+
+    def _count(self, row: StepAttemptTimes) -> None:
+        if row.started_at is None or row.finished_at is None or row.status == "reused":
+            return
+        seconds = max(0.0, (row.finished_at - row.started_at).total_seconds())
+        counts = self._buckets.setdefault(row.pipeline, [0] * len(DURATION_BUCKETS))
+        index = next(i for i, bound in enumerate(DURATION_BUCKETS) if seconds <= bound)
+        counts[index] += 1
+        self._sums[row.pipeline] = self._sums.get(row.pipeline, 0.0) + seconds
+
+
+def _build_info() -> Metric:
+    info = GaugeMetricFamily(
+        "pipesched_build_info",
+        "pipesched's version and the Python it runs on (always 1)",
+        labels=["version", "python"],
+    )
+    info.add_metric([__version__, platform.python_version()], 1)
+    return info
+
+
+def _timestamps(name: str, documentation: str, times: Mapping[str, datetime]) -> Metric:
+    family = GaugeMetricFamily(
+        f"{name}_seconds", documentation, labels=["schedule"], unit="seconds"
+    )
+    for schedule, moment in sorted(times.items()):
+        family.add_metric([schedule], moment.timestamp())
+    return family
 
 
 class StateDirCollector(Collector):
@@ -108,6 +228,7 @@ class StateDirCollector(Collector):
         yield GaugeMetricFamily(
             "pipesched_state_dir_bytes",
             "Disk space used under the state directory",
+            unit="bytes",
             value=self._used_bytes(),
         )
         try:
@@ -117,11 +238,13 @@ class StateDirCollector(Collector):
         yield GaugeMetricFamily(
             "pipesched_state_dir_free_bytes",
             "Space free to the daemon on the state directory's filesystem",
+            unit="bytes",
             value=fs.f_bavail * fs.f_frsize,
         )
         yield GaugeMetricFamily(
             "pipesched_state_dir_filesystem_bytes",
             "Size of the state directory's filesystem",
+            unit="bytes",
             value=fs.f_blocks * fs.f_frsize,
         )
 
@@ -158,21 +281,41 @@ def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-def metrics_text(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
+def metrics_response(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The exposition and its content type: OpenMetrics when the scraper asks for it."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
 
 
 def make_registry(
     store: Store,
     backlog: Callable[[], Mapping[str, int]] | None = None,
     state_dir: Path | None = None,
+    *,
+    next_fires: NextFires | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CollectorRegistry:
     """A registry of our own (not the process-wide default) per app: tests build many apps."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store, backlog))
+    registry.register(StoreCollector(store, backlog, next_fires, clock))
     if state_dir is not None:
         registry.register(StateDirCollector(state_dir))
     return registry
+
+
+def schedule_next_fires(config: Config, store: Store, clock: Clock) -> NextFires:
+    """The next fire time of each schedule, as ``pipesched schedules`` computes it (read at
+    each scrape, so a reload or an enable shows at once); nothing while the schedules file
+    cannot be read."""
+
+    def next_fires() -> dict[str, datetime]:
+        try:
+            summaries = list_schedules(config, store, clock.now())
+        except PipeschedError:
+            return {}
+        return {s.name: s.next_fire_time for s in summaries if s.next_fire_time is not None}
+
+    return next_fires
 
 
 # -- store figures -------------------------------------------------------------------------

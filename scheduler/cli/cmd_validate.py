@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def validate(as_json: bool, config_path: str | None) -> None:
     """Check config, schedules and every pipeline; exit 1 with every error found.
 
-    Errors read ``file:line:col: error: message``, one per line on stderr, then a count."""
+    Each error is one line on stderr, file:line:col: error: message, then a count."""
     try:
         config = load_config(config_path)
     except DefinitionErrors as exc:  # a broken config: nothing else can be checked

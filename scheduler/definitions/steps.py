@@ -105,6 +105,10 @@ class StepBase(Model):
     compute: str = "local"
     timeout: Duration | None = None
     retries: int = Field(default=0, ge=0)
+    # The wait before retry n is retry_delay × retry_backoff^(n-1), at most retry_max_delay.
+    retry_delay: Duration = 0.0
+    retry_backoff: float = Field(default=1.0, ge=1.0)
+    retry_max_delay: Duration = 600.0
     environment: Environment = Field(default_factory=Environment)
 
     @model_validator(mode="before")
@@ -126,6 +130,16 @@ class StepBase(Model):
         return Path(os.path.normpath(os.path.abspath(path)))
 
     # -- what the executor and validation ask of every step --------------------------------
+
+    def retry_wait(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt ``failed_attempt`` failed, before the next one."""
+        if self.retry_delay <= 0:
+            return 0.0
+        try:
+            wait = self.retry_delay * self.retry_backoff ** (failed_attempt - 1)
+        except OverflowError:
+            return self.retry_max_delay
+        return min(wait, self.retry_max_delay)
 
     def produces(self) -> list[str]:
         """Data names this step writes: ``outputs`` plus output/destination/export."""

@@ -12,6 +12,7 @@ folders) are computed in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import structlog
 
 from scheduler.compute.local import LocalProcess
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
+from scheduler.core.durations import format_duration
 from scheduler.core.loopguard import run_parallel
 from scheduler.core.procinfo import current_owner
 from scheduler.definitions.config import Config
@@ -80,6 +82,7 @@ class RunExecutor:
         self._stop_reason: str | None = None  # a step failed and continue_on_step_failure is off
         self._drain_reason: str | None = None  # shutting down: finish running steps, start none
         self._stoppers: set[asyncio.Task[None]] = set()  # held so they are not garbage-collected
+        self._stopping = asyncio.Event()  # set by cancel() and drain(): ends a wait between retries
         self._slots = {
             name: asyncio.Semaphore(max(1, target.max_workers))
             for name, target in config.compute.items()
@@ -175,6 +178,7 @@ class RunExecutor:
         if self._cancel_reason is not None:
             return
         self._cancel_reason = reason
+        self._stopping.set()
         self.log.info("run_canceling", reason=reason)
         for proc in list(self._procs.values()):
             self._stop_process(proc)
@@ -184,6 +188,7 @@ class RunExecutor:
         ``canceled`` with ``reason`` and so is the run; ``cancel()`` may follow to stop the rest."""
         if self._drain_reason is None:
             self._drain_reason = reason
+            self._stopping.set()
 
     def _stop_process(self, proc: LocalProcess) -> None:
         task = asyncio.ensure_future(proc.stop(self.options.kill_grace))
@@ -233,15 +238,13 @@ class RunExecutor:
     async def _attempts(self, step: Any, fingerprint: str) -> str:
         max_attempts = step.retries + 1
         for attempt in range(1, max_attempts + 1):
-            if self._cancel_reason is not None:
+            # A retry is not started once the run is canceled or the daemon shuts down.
+            stop = self._cancel_reason or (self._drain_reason if attempt > 1 else None)
+            if stop is not None:
                 await patiently(
-                    self.store.mark_step,
-                    self.run.id,
-                    step.id,
-                    status="canceled",
-                    reason=self._cancel_reason,
+                    self.store.mark_step, self.run.id, step.id, status="canceled", reason=stop
                 )
-                self._emit(StepEvent(step.id, "canceled", detail=self._cancel_reason))
+                self._emit(StepEvent(step.id, "canceled", detail=stop))
                 return "canceled"
             if (
                 attempt == 1 and self._stop_reason is not None
@@ -259,11 +262,21 @@ class RunExecutor:
                 step, attempt, fingerprint
             )
             if status == "failed" and attempt < max_attempts and self._cancel_reason is None:
-                self._emit(StepEvent(step.id, "retrying", attempt, reason, duration))
+                wait = step.retry_wait(attempt)
+                detail = f"{reason}; next attempt in {format_duration(wait)}" if wait else reason
+                self._emit(StepEvent(step.id, "retrying", attempt, detail, duration))
+                await self._pause_before_retry(wait)
                 continue
             self._emit(StepEvent(step.id, status, attempt, reason, duration))
             return status
         raise AssertionError("unreachable")
+
+    async def _pause_before_retry(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the run is canceled or drained meanwhile."""
+        if seconds <= 0 or self._stopping.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     def _attempt_started(self, step: Any, attempt: int, proc: LocalProcess) -> None:
         self._emit(StepEvent(step.id, "started", attempt))

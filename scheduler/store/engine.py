@@ -20,6 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from scheduler.core.errors import PipeschedError
+
 BUSY_TIMEOUT_MS = 5000
 SQLITE_PRAGMAS = (
     # busy_timeout first: switching a fresh file to WAL takes a lock that another process
@@ -48,9 +50,14 @@ def make_engine(url: str | URL) -> Engine:
     """An engine for ``url`` with pipesched's connection settings applied."""
     url = make_url(url)
     if url.get_backend_name() != "sqlite":
-        # pre_ping: the daemon keeps connections for days; a restarted server must not
-        # surface as an error on the next write.
-        return create_engine(url, pool_pre_ping=True)
+        if url.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2
+            url = url.set(drivername="postgresql+psycopg")
+        try:
+            # pre_ping: the daemon keeps connections for days; a restarted server must not
+            # surface as an error on the next write.
+            return create_engine(url, pool_pre_ping=True)
+        except ImportError as exc:
+            raise _missing_driver(url, exc) from None
     kwargs: dict[str, object] = {}
     if is_memory_sqlite(url):
         # One shared connection, or every thread would see its own empty database.
@@ -63,6 +70,15 @@ def make_engine(url: str | URL) -> Engine:
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _missing_driver(url: URL, exc: ImportError) -> PipeschedError:
+    if url.get_driver_name() == "psycopg":
+        return PipeschedError(
+            "a PostgreSQL store needs psycopg, which is not installed: "
+            "pip install 'pipesched[postgres]'"
+        )
+    return PipeschedError(f"no database driver for {url.drivername} URLs: {exc}")
 
 
 PRIVATE_DIR = 0o700

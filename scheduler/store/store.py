@@ -249,7 +249,9 @@ class Store:
 
     # -- figures for /metrics -----------------------------------------------------------------
     run_counts = _Delegate("figures", FiguresRepository.run_counts)
-    recent_step_durations = _Delegate("figures", FiguresRepository.recent_step_durations)
+    fire_counts = _Delegate("figures", FiguresRepository.fire_counts)
+    last_success_times = _Delegate("figures", FiguresRepository.last_success_times)
+    step_attempts_after = _Delegate("figures", FiguresRepository.step_attempts_after)
 
 
 def _satisfies_every_protocol(
