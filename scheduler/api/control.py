@@ -140,10 +140,7 @@ def control_router(control: DaemonControl, store: Store) -> APIRouter:
     # A plain def: FastAPI runs it in its thread pool, so a slow database never stalls the loop.
     @router.get("/schedules/{name}/fires", tags=["schedules"])
     def list_fires(name: str, limit: Annotated[int, Query(ge=0, le=10_000)] = 20) -> list[dict]:
-        try:
-            fires = schedule_service.list_fires(store, name, limit=limit)
-        except schedule_service.UnknownSchedule:
-            raise NotFound(f"no schedule {name!r}") from None  # no list of names to a client
+        fires = schedule_service.list_fires(store, name, limit=limit)  # 404 naming those there are
         return [fire.to_json() for fire in fires]
 
     schedule_routes(router, control)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import (
+    complete_schedule,
     config_option,
     json_option,
     load_config,
@@ -28,7 +29,7 @@ OUTCOME_STYLES = {
 
 
 @click.command()
-@click.argument("schedule", required=False)
+@click.argument("schedule", required=False, shell_complete=complete_schedule)
 @click.option(
     "--limit",
     type=click.IntRange(min=0),

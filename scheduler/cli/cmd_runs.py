@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import (
+    complete_pipeline,
     config_option,
     json_option,
     load_config,
@@ -34,7 +35,7 @@ STYLES = {
 
 
 @click.command()
-@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--pipeline", help="Only runs of this pipeline.", shell_complete=complete_pipeline)
 @click.option(
     "--status",
     "statuses",

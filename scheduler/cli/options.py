@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -60,3 +61,180 @@ def open_store(config: Config) -> Store:
     from scheduler.store import Store  # lazy: commands a daemon answers never load SQLAlchemy
 
     return Store.open(config.database_url)
+
+
+# -- shell completion ------------------------------------------------------------------------
+# Completers run on every TAB, in a process started for it: they read the config and the
+# store's file with the standard library (scheduler.store.completion_reads), and complete
+# nothing rather than fail. Attach them with ``shell_complete=`` on an argument or option.
+
+CompletionItems = list[CompletionItem]
+RUN_ID_CANDIDATES = 50
+
+
+def _completion_config(ctx: click.Context) -> Config | None:
+    """The config the command on the line would use (its -c, the group's -c or
+    $PIPESCHED_CONFIG, else the default search), or None when there is none."""
+    from scheduler.definitions.config import find_config  # lazy: only a TAB pays for it
+    from scheduler.definitions.config import load_config as _load
+
+    explicit: str | None = None
+    current: click.Context | None = ctx
+    while current is not None and explicit is None:
+        explicit = current.params.get("config_path")
+        current = current.parent
+    try:
+        return _load(find_config(explicit))
+    except Exception:
+        return None
+
+
+def _param(ctx: click.Context, name: str) -> str | None:
+    value = ctx.params.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _items(values: list[str], incomplete: str) -> CompletionItems:
+    return [CompletionItem(v) for v in values if v.startswith(incomplete)]
+
+
+def complete_run_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> CompletionItems:
+    """Run ids, newest first (of ``--pipeline`` when it is on the line), or ``latest``."""
+    from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
+
+    if incomplete and reads.LATEST.startswith(incomplete.lower()) and len(incomplete) > 1:
+        return [CompletionItem(reads.LATEST, help="the newest run")]
+    config = _completion_config(ctx)
+    if config is None:
+        return []
+    pipeline = _param(ctx, "pipeline")
+    database = reads.sqlite_file(config.database_url)
+    if database is not None:
+        runs = reads.recent_runs(database, incomplete, pipeline=pipeline, limit=RUN_ID_CANDIDATES)
+    else:
+        runs = _store_runs(config, incomplete, pipeline)
+    return [CompletionItem(run_id, help=f"{name} {status}") for run_id, name, status in runs]
+
+
+def complete_step(ctx: click.Context, param: click.Parameter, incomplete: str) -> CompletionItems:
+    """The steps of the run named on the line (a prefix or ``latest``)."""
+    from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
+
+    run_ref = _param(ctx, "run_id")
+    config = _completion_config(ctx) if run_ref else None
+    if config is None or run_ref is None:
+        return []
+    pipeline = _param(ctx, "pipeline")
+    database = reads.sqlite_file(config.database_url)
+    if database is not None:
+        steps = reads.run_steps(database, run_ref, pipeline=pipeline)
+    else:
+        steps = _store_steps(config, run_ref, pipeline)
+    return _items(steps, incomplete)
+
+
+def complete_pipeline(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> CompletionItems:
+    """The pipelines under the config's pipelines_dir."""
+    from scheduler.definitions.discovery import declared_name, pipeline_files  # lazy: a TAB
+
+    config = _completion_config(ctx)
+    if config is None:
+        return []
+    names = sorted({declared_name(file) for file in pipeline_files(config.pipelines_dir)})
+    return _items(names, incomplete)
+
+
+def complete_schedule(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> CompletionItems:
+    """The schedules of schedules.yaml, then those created through the API."""
+    from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
+
+    config = _completion_config(ctx)
+    if config is None:
+        return []
+    names = _file_schedule_names(config.schedules_file)
+    database = reads.sqlite_file(config.database_url)
+    if database is not None:
+        api = reads.api_schedule_names(database)
+    else:
+        api = _store_api_schedules(config)
+    return _items(names + [name for name in api if name not in names], incomplete)
+
+
+def complete_metric(ctx: click.Context, param: click.Parameter, incomplete: str) -> CompletionItems:
+    """The metric names the newest runs of the pipeline on the line logged."""
+    from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
+
+    pipeline = _param(ctx, "pipeline")
+    config = _completion_config(ctx) if pipeline else None
+    if config is None or pipeline is None:
+        return []
+    database = reads.sqlite_file(config.database_url)
+    if database is not None:
+        names = reads.metric_names(database, pipeline)
+    else:
+        names = _store_metric_names(config, pipeline)
+    return _items(names, incomplete)
+
+
+def _file_schedule_names(schedules_file: Path) -> list[str]:
+    import yaml
+
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(schedules_file.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    entries = data.get("schedules") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+
+
+# A PostgreSQL store: the same answers through the Store facade (a server needs its driver).
+
+
+def _store_runs(config: Config, prefix: str, pipeline: str | None) -> list[tuple[str, str, str]]:
+    from scheduler.core.ids import normalize_id  # lazy: only a TAB on PostgreSQL pays for it
+
+    wanted = normalize_id(prefix)
+    try:
+        with open_store(config) as store:
+            runs = store.list_runs(pipeline=pipeline, limit=RUN_ID_CANDIDATES * 4)
+    except Exception:
+        return []
+    found = [(r.id, r.pipeline, str(r.status)) for r in runs if r.id.startswith(wanted)]
+    return found[:RUN_ID_CANDIDATES]
+
+
+def _store_steps(config: Config, run_ref: str, pipeline: str | None) -> list[str]:
+    from scheduler.services.runs import resolve_run  # lazy: only a TAB on PostgreSQL pays
+
+    try:
+        with open_store(config) as store:
+            detail = store.get_run_detail(resolve_run(store, run_ref, pipeline=pipeline))
+    except Exception:
+        return []
+    return list(detail.latest_attempts())
+
+
+def _store_api_schedules(config: Config) -> list[str]:
+    try:
+        with open_store(config) as store:
+            states = store.schedule_states()
+    except Exception:
+        return []
+    return sorted(name for name, state in states.items() if state.source == "api")
+
+
+def _store_metric_names(config: Config, pipeline: str) -> list[str]:
+    try:
+        with open_store(config) as store:
+            runs = store.list_runs(pipeline=pipeline, limit=5)
+            details = [store.get_run_detail(run.id) for run in runs]
+    except Exception:
+        return []
+    return sorted({metric.name for detail in details for metric in detail.metrics})

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from scheduler.core.clock import Clock, iso
-from scheduler.core.errors import NotFound
 from scheduler.core.loopguard import run_blocking
 from scheduler.daemon.schedule_set import with_api_schedules
 from scheduler.definitions import Pipeline, ScheduleDef
@@ -24,7 +23,12 @@ from scheduler.dispatch.dispatcher import RunRequest
 from scheduler.services.api_schedules import create_api_schedule, update_api_schedule
 from scheduler.services.cancel import cancel_without_daemon
 from scheduler.services.runs import resolve_run
-from scheduler.services.schedules import delete_schedule, get_schedule, summarize_created
+from scheduler.services.schedules import (
+    UnknownSchedule,
+    delete_schedule,
+    get_schedule,
+    summarize_created,
+)
 from scheduler.services.submit import load_definition, with_step_failure_rule
 from scheduler.store.records import RunRecord
 
@@ -235,5 +239,7 @@ class DaemonControls:
     def _schedule(self, name: str) -> ScheduleDef:
         schedule = self._daemon.set.schedules.get(name) if self._daemon.set else None
         if schedule is None:
-            raise NotFound(f"no schedule named '{name}'")
+            raise UnknownSchedule(
+                name, set(self._daemon.set.schedules) if self._daemon.set else set()
+            )
         return schedule
