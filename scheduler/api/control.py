@@ -36,6 +36,9 @@ class DaemonControl(Protocol):
     ) -> (
         dict
     ): ...  # {"status": "ok" | "store_unwritable", "reason"?, "pid":..., "schedules": n, ...}
+    async def reload(
+        self,
+    ) -> dict: ...  # {"reloaded": bool, "errors": [...], "schedules": n}; as SIGHUP does
     async def cancel_run(
         self, run_id: str
     ) -> dict: ...  # the run's `runs --json` object after cancel; raises NotFound
@@ -117,9 +120,15 @@ def health_route(app: FastAPI, control: DaemonControl) -> None:
 
 
 def control_router(control: DaemonControl, store: Store) -> APIRouter:
-    """The control paths under ``/api/v1``: cancel, schedule enable/disable/trigger/fires, and
+    """The control paths under ``/api/v1``: reload, cancel, schedule enable/disable/trigger/fires, and
     creating, reading and deleting one schedule."""
     router = APIRouter(prefix=API_PREFIX)
+
+    @router.post("/reload", tags=["daemon"])
+    async def reload() -> dict:
+        """Reload config, schedules and pipelines, as SIGHUP does: ``reloaded`` false with the
+        ``errors`` when a definition is broken (the daemon keeps serving the previous ones)."""
+        return await control.reload()
 
     @router.post("/runs/{run_id}/cancel", tags=["runs"])
     async def cancel_run(run_id: str) -> dict:

@@ -94,6 +94,12 @@ def _param(ctx: click.Context, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _argument(ctx: click.Context, name: str) -> str | None:
+    """The command's first argument ``name`` as typed. While an option's value is completed,
+    click's parsing stops at that option and leaves the arguments before it in ``ctx.args``."""
+    return _param(ctx, name) or next((arg for arg in ctx.args if not arg.startswith("-")), None)
+
+
 def _items(values: list[str], incomplete: str) -> CompletionItems:
     return [CompletionItem(v) for v in values if v.startswith(incomplete)]
 
@@ -120,7 +126,7 @@ def complete_step(ctx: click.Context, param: click.Parameter, incomplete: str) -
     """The steps of the run named on the line (a prefix or ``latest``)."""
     from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
 
-    run_ref = _param(ctx, "run_id")
+    run_ref = _argument(ctx, "run_id")
     config = _completion_config(ctx) if run_ref else None
     if config is None or run_ref is None:
         return []
@@ -168,7 +174,7 @@ def complete_metric(ctx: click.Context, param: click.Parameter, incomplete: str)
     """The metric names the newest runs of the pipeline on the line logged."""
     from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
 
-    pipeline = _param(ctx, "pipeline")
+    pipeline = _argument(ctx, "pipeline")
     config = _completion_config(ctx) if pipeline else None
     if config is None or pipeline is None:
         return []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -69,6 +70,20 @@ class ServingDaemon(Protocol):
         self, current: ScheduleSet, states: dict[str, ScheduleState]
     ) -> dict[str, ScheduleDef]: ...
     async def swap(self, new: ScheduleSet) -> None: ...
+    async def reload(self) -> Reloaded: ...
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """A reload's outcome: refused (``errors``, the old set keeps serving) or done; the count
+    of schedules served after it."""
+
+    reloaded: bool
+    errors: list[str]
+    schedules: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reloaded": self.reloaded, "errors": self.errors, "schedules": self.schedules}
 
 
 class DaemonControls:
@@ -95,6 +110,10 @@ class DaemonControls:
             "schedules": len(self._daemon.set.schedules) if self._daemon.set else 0,
             "runs_in_flight": self._daemon.dispatcher.runs_in_flight(),
         }
+
+    async def reload(self) -> dict:
+        """Reload config, schedules and pipelines as SIGHUP does; ``Reloaded.to_json``."""
+        return (await self._daemon.reload()).to_json()
 
     async def cancel_run(self, run_id: str) -> dict:
         run_id = await run_blocking(resolve_run, self._daemon.store, run_id)

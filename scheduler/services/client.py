@@ -119,6 +119,15 @@ class ServiceClient:
             cancel_without_daemon(store, run.id)
             return Canceled(store.get_run(run.id).to_json(), by_daemon=False)
 
+    def reload(self) -> dict[str, Any]:
+        """Ask the daemon to reload as SIGHUP does: ``{"reloaded", "errors", "schedules"}``.
+        Only a daemon can: DaemonNotRunning without one."""
+        daemon = self.daemon()
+        if daemon is None:
+            raise DaemonNotRunning()
+        answer: dict[str, Any] = daemon.post(f"{API}/reload")
+        return answer
+
     def set_schedule_enabled(self, name: str, enabled: bool) -> Toggled:
         """Enable or disable a schedule until the opposite command; without a daemon the
         override is written to the store (NotFound for a name no daemon would know)."""
