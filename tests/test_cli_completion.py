@@ -19,6 +19,7 @@ import click
 import pytest
 
 from scheduler.cli.options import complete_metric
+from scheduler.core.clock import Clock
 from scheduler.store import Store
 from scheduler.store.records import Metric
 from tests.projects import REPO, Project, make_project, shipped
@@ -26,7 +27,7 @@ from tests.projects import REPO, Project, make_project, shipped
 STEPS = [("prep", "Prepare Data", "python_script"), ("train", "Train Model", "python_script")]
 
 
-class TickClock:
+class TickClock(Clock):
     """Each reading one second after the last, so runs get ids in creation order."""
 
     def __init__(self) -> None:
@@ -52,7 +53,7 @@ def project(tmp_path: Path) -> Project:
 
 @pytest.fixture
 def store(project: Project) -> Iterator[Store]:
-    with Store.open(project.config().database_url, clock=TickClock()) as opened:  # type: ignore[arg-type]
+    with Store.open(project.config().database_url, clock=TickClock()) as opened:
         yield opened
 
 
