@@ -215,3 +215,51 @@ def test_zsh_and_fish_scripts_are_printed(on_path: dict[str, str], shell: str, m
     )
     assert done.returncode == 0, done.stderr
     assert marker in done.stdout and "_PIPESCHED_COMPLETE" in done.stdout
+
+
+CONFIGS = {
+    "shipped": None,  # the shipped config/pipesched.yaml as it is
+    "explicit": "state_dir: ~/x/../state\ndatabase: postgresql+psycopg://u@h/db\n"
+    "pipelines_dir: ../elsewhere\nschedules: more/schedules.yaml\n",
+    "defaults": "datastores: {default: {path: null}}\n",
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+@pytest.mark.parametrize("state_directory", [None, "/var/lib/pipesched:/var/lib/other"])
+def test_a_tab_finds_the_places_the_validated_config_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, state_directory: str | None
+):
+    """Completion reads the config with PyYAML alone; it must land where load_config does."""
+    from scheduler.cli.options import completion_places
+    from scheduler.definitions.config import load_config
+
+    shutil.copytree(shipped("config"), tmp_path / "config")
+    config_file = tmp_path / "config" / "pipesched.yaml"
+    if CONFIGS[case] is not None:
+        config_file.write_text(CONFIGS[case])
+    if state_directory is None:
+        monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    else:
+        monkeypatch.setenv("STATE_DIRECTORY", state_directory)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = load_config(config_file)
+    ctx = click.Context(click.Command("show"))
+    ctx.params["config_path"] = str(config_file)
+    places = completion_places(ctx)
+    assert places is not None
+    assert places.database_url == config.database_url
+    assert places.pipelines_dir == config.pipelines_dir
+    assert places.schedules_file == config.schedules_file
+
+
+def test_the_pipelines_a_tab_offers_are_those_pipesched_finds(tmp_path: Path):
+    from scheduler.definitions.discovery import declared_name, pipeline_files
+
+    project = make_project(tmp_path / "project")
+    shutil.rmtree(project.root / "pipelines")
+    shutil.copytree(shipped("pipelines"), project.root / "pipelines")
+    project.pipeline("folder-name", "name: declared-name\nsteps: {}\n")
+    found = sorted({declared_name(f) for f in pipeline_files(project.root / "pipelines")})
+    assert "declared-name" in found
+    assert complete(project, "pipesched publish ") == found

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -64,28 +66,68 @@ def open_store(config: Config) -> Store:
 
 
 # -- shell completion ------------------------------------------------------------------------
-# Completers run on every TAB, in a process started for it: they read the config and the
-# store's file with the standard library (scheduler.store.completion_reads), and complete
+# Completers run on every TAB, in a process started for it: they find the config's files with
+# PyYAML alone (not the validated config: its models cost more than the rest of a TAB), read
+# the store's file with the standard library (scheduler.store.completion_reads), and complete
 # nothing rather than fail. Attach them with ``shell_complete=`` on an argument or option.
 
 CompletionItems = list[CompletionItem]
 RUN_ID_CANDIDATES = 50
+CONFIG_LOCATIONS = (Path("config/pipesched.yaml"), Path("/etc/pipesched/pipesched.yaml"))
 
 
-def _completion_config(ctx: click.Context) -> Config | None:
-    """The config the command on the line would use (its -c, the group's -c or
-    $PIPESCHED_CONFIG, else the default search), or None when there is none."""
-    from scheduler.definitions.config import find_config  # lazy: only a TAB pays for it
-    from scheduler.definitions.config import load_config as _load
+@dataclass(frozen=True)
+class CompletionPlaces:
+    """Where a TAB reads: the store, the pipelines, the schedules file — as ``load_config``
+    would place them (a test holds the two to the same answers)."""
 
+    database_url: str
+    pipelines_dir: Path
+    schedules_file: Path
+
+
+def completion_places(ctx: click.Context) -> CompletionPlaces | None:
+    """The places of the config the command on the line would use (its -c, the group's -c or
+    $PIPESCHED_CONFIG, else the default search), or None when there is no readable one."""
     explicit: str | None = None
     current: click.Context | None = ctx
     while current is not None and explicit is None:
         explicit = current.params.get("config_path")
         current = current.parent
+    given = explicit or os.environ.get("PIPESCHED_CONFIG")
+    candidates = [Path(given)] if given else list(CONFIG_LOCATIONS)
+    file = next((path for path in candidates if path.is_file()), None)
+    data = _yaml_file(file) if file is not None else None
+    if file is None or not isinstance(data, dict):
+        return None
+    base = Path(os.path.abspath(file)).parent
+
+    def resolve(value: object) -> Path:
+        return Path(os.path.normpath(base / os.path.expanduser(str(value))))
+
+    if data.get("state_dir") is not None:
+        state_dir = resolve(data["state_dir"])
+    elif os.environ.get("STATE_DIRECTORY"):
+        state_dir = resolve(os.environ["STATE_DIRECTORY"].split(":")[0])
+    else:
+        state_dir = resolve("../var")
+    database = data.get("database")
+    return CompletionPlaces(
+        database_url=database
+        if isinstance(database, str) and database
+        else f"sqlite:///{state_dir / 'pipesched.db'}",
+        pipelines_dir=resolve(data.get("pipelines_dir") or "../pipelines"),
+        schedules_file=resolve(data.get("schedules") or "schedules.yaml"),
+    )
+
+
+def _yaml_file(path: Path) -> Any:
+    import yaml
+
     try:
-        return _load(find_config(explicit))
-    except Exception:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
 
@@ -110,7 +152,7 @@ def complete_run_id(ctx: click.Context, param: click.Parameter, incomplete: str)
 
     if incomplete and reads.LATEST.startswith(incomplete.lower()) and len(incomplete) > 1:
         return [CompletionItem(reads.LATEST, help="the newest run")]
-    config = _completion_config(ctx)
+    config = completion_places(ctx)
     if config is None:
         return []
     pipeline = _param(ctx, "pipeline")
@@ -127,7 +169,7 @@ def complete_step(ctx: click.Context, param: click.Parameter, incomplete: str) -
     from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
 
     run_ref = _argument(ctx, "run_id")
-    config = _completion_config(ctx) if run_ref else None
+    config = completion_places(ctx) if run_ref else None
     if config is None or run_ref is None:
         return []
     pipeline = _param(ctx, "pipeline")
@@ -143,13 +185,20 @@ def complete_pipeline(
     ctx: click.Context, param: click.Parameter, incomplete: str
 ) -> CompletionItems:
     """The pipelines under the config's pipelines_dir."""
-    from scheduler.definitions.discovery import declared_name, pipeline_files  # lazy: a TAB
-
-    config = _completion_config(ctx)
+    config = completion_places(ctx)
     if config is None:
         return []
-    names = sorted({declared_name(file) for file in pipeline_files(config.pipelines_dir)})
-    return _items(names, incomplete)
+    try:
+        folders = sorted(p for p in config.pipelines_dir.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return []
+    names = set()
+    for folder in folders:
+        if (folder / "pipeline.yaml").is_file():
+            data = _yaml_file(folder / "pipeline.yaml")
+            name = data.get("name") if isinstance(data, dict) else None
+            names.add(name if isinstance(name, str) and name else folder.name)
+    return _items(sorted(names), incomplete)
 
 
 def complete_schedule(
@@ -158,7 +207,7 @@ def complete_schedule(
     """The schedules of schedules.yaml, then those created through the API."""
     from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
 
-    config = _completion_config(ctx)
+    config = completion_places(ctx)
     if config is None:
         return []
     names = _file_schedule_names(config.schedules_file)
@@ -175,7 +224,7 @@ def complete_metric(ctx: click.Context, param: click.Parameter, incomplete: str)
     from scheduler.store import completion_reads as reads  # lazy: only a TAB pays for it
 
     pipeline = _argument(ctx, "pipeline")
-    config = _completion_config(ctx) if pipeline else None
+    config = completion_places(ctx) if pipeline else None
     if config is None or pipeline is None:
         return []
     database = reads.sqlite_file(config.database_url)
@@ -187,13 +236,7 @@ def complete_metric(ctx: click.Context, param: click.Parameter, incomplete: str)
 
 
 def _file_schedule_names(schedules_file: Path) -> list[str]:
-    import yaml
-
-    try:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(schedules_file.read_text(encoding="utf-8"), Loader=loader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []
+    data = _yaml_file(schedules_file)
     entries = data.get("schedules") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return []
@@ -203,12 +246,14 @@ def _file_schedule_names(schedules_file: Path) -> list[str]:
 # A PostgreSQL store: the same answers through the Store facade (a server needs its driver).
 
 
-def _store_runs(config: Config, prefix: str, pipeline: str | None) -> list[tuple[str, str, str]]:
+def _store_runs(
+    config: CompletionPlaces, prefix: str, pipeline: str | None
+) -> list[tuple[str, str, str]]:
     from scheduler.core.ids import normalize_id  # lazy: only a TAB on PostgreSQL pays for it
 
     wanted = normalize_id(prefix)
     try:
-        with open_store(config) as store:
+        with _open_store(config.database_url) as store:
             runs = store.list_runs(pipeline=pipeline, limit=RUN_ID_CANDIDATES * 4)
     except Exception:
         return []
@@ -216,31 +261,37 @@ def _store_runs(config: Config, prefix: str, pipeline: str | None) -> list[tuple
     return found[:RUN_ID_CANDIDATES]
 
 
-def _store_steps(config: Config, run_ref: str, pipeline: str | None) -> list[str]:
+def _store_steps(config: CompletionPlaces, run_ref: str, pipeline: str | None) -> list[str]:
     from scheduler.services.runs import resolve_run  # lazy: only a TAB on PostgreSQL pays
 
     try:
-        with open_store(config) as store:
+        with _open_store(config.database_url) as store:
             detail = store.get_run_detail(resolve_run(store, run_ref, pipeline=pipeline))
     except Exception:
         return []
     return list(detail.latest_attempts())
 
 
-def _store_api_schedules(config: Config) -> list[str]:
+def _store_api_schedules(config: CompletionPlaces) -> list[str]:
     try:
-        with open_store(config) as store:
+        with _open_store(config.database_url) as store:
             states = store.schedule_states()
     except Exception:
         return []
     return sorted(name for name, state in states.items() if state.source == "api")
 
 
-def _store_metric_names(config: Config, pipeline: str) -> list[str]:
+def _store_metric_names(config: CompletionPlaces, pipeline: str) -> list[str]:
     try:
-        with open_store(config) as store:
+        with _open_store(config.database_url) as store:
             runs = store.list_runs(pipeline=pipeline, limit=5)
             details = [store.get_run_detail(run.id) for run in runs]
     except Exception:
         return []
     return sorted({metric.name for detail in details for metric in detail.metrics})
+
+
+def _open_store(database_url: str) -> Store:
+    from scheduler.store import Store  # lazy: only a TAB on PostgreSQL pays for SQLAlchemy
+
+    return Store.open(database_url)
