@@ -263,3 +263,13 @@ def test_the_pipelines_a_tab_offers_are_those_pipesched_finds(tmp_path: Path):
     found = sorted({declared_name(f) for f in pipeline_files(project.root / "pipelines")})
     assert "declared-name" in found
     assert complete(project, "pipesched publish ") == found
+
+
+def test_runs_and_steps_complete_alike_on_each_backend(tmp_path: Path, database_url: str):
+    """SQLite is read with sqlite3; PostgreSQL through the Store: the same candidates."""
+    project = make_project(tmp_path / "project", database_url=database_url)
+    with Store.open(database_url, clock=TickClock()) as opened:
+        older, newer = add_run(opened, "training"), add_run(opened, "scoring")
+    assert complete(project, "pipesched show ") == [newer, older]
+    assert complete(project, f"pipesched show {older[:11]}") == [older]
+    assert complete(project, "pipesched logs latest --step ") == ["prep", "train"]
