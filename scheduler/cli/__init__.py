@@ -58,7 +58,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reload": (
         "scheduler.cli.cmd_reload",
         "reload",
-        "Ask the running daemon to reload config, schedules and pipelines.",
+        "Ask the running daemon to reload its definitions.",
     ),
     "completion": (
         "scheduler.cli.cmd_completion",
