@@ -49,6 +49,10 @@ class StandInDaemon:
     def health(self) -> dict:
         return {"status": "ok", "pid": os.getpid(), "schedules": 0, "runs_in_flight": 0}
 
+    async def reload(self) -> dict:
+        """Nothing to reload: the stand-in serves no schedules of its own."""
+        return {"reloaded": True, "errors": [], "schedules": 0}
+
     async def cancel_run(self, run_id: str) -> dict:
         run = await asyncio.to_thread(self._cancel, run_id)
         return run.to_json()

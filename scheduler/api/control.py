@@ -36,6 +36,9 @@ class DaemonControl(Protocol):
     ) -> (
         dict
     ): ...  # {"status": "ok" | "store_unwritable", "reason"?, "pid":..., "schedules": n, ...}
+    async def reload(
+        self,
+    ) -> dict: ...  # {"reloaded": bool, "errors": [...], "schedules": n}; as SIGHUP does
     async def cancel_run(
         self, run_id: str
     ) -> dict: ...  # the run's `runs --json` object after cancel; raises NotFound
@@ -117,9 +120,15 @@ def health_route(app: FastAPI, control: DaemonControl) -> None:
 
 
 def control_router(control: DaemonControl, store: Store) -> APIRouter:
-    """The control paths under ``/api/v1``: cancel, schedule enable/disable/trigger/fires, and
+    """The control paths under ``/api/v1``: reload, cancel, schedule enable/disable/trigger/fires, and
     creating, reading and deleting one schedule."""
     router = APIRouter(prefix=API_PREFIX)
+
+    @router.post("/reload", tags=["daemon"])
+    async def reload() -> dict:
+        """Reload config, schedules and pipelines, as SIGHUP does: ``reloaded`` false with the
+        ``errors`` when a definition is broken (the daemon keeps serving the previous ones)."""
+        return await control.reload()
 
     @router.post("/runs/{run_id}/cancel", tags=["runs"])
     async def cancel_run(run_id: str) -> dict:
@@ -140,10 +149,7 @@ def control_router(control: DaemonControl, store: Store) -> APIRouter:
     # A plain def: FastAPI runs it in its thread pool, so a slow database never stalls the loop.
     @router.get("/schedules/{name}/fires", tags=["schedules"])
     def list_fires(name: str, limit: Annotated[int, Query(ge=0, le=10_000)] = 20) -> list[dict]:
-        try:
-            fires = schedule_service.list_fires(store, name, limit=limit)
-        except schedule_service.UnknownSchedule:
-            raise NotFound(f"no schedule {name!r}") from None  # no list of names to a client
+        fires = schedule_service.list_fires(store, name, limit=limit)  # 404 naming those there are
         return [fire.to_json() for fire in fires]
 
     schedule_routes(router, control)

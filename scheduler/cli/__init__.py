@@ -55,6 +55,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "models",
         "Registered models: versions, tags, the run and step of each.",
     ),
+    "reload": (
+        "scheduler.cli.cmd_reload",
+        "reload",
+        "Ask the running daemon to reload its definitions.",
+    ),
+    "completion": (
+        "scheduler.cli.cmd_completion",
+        "completion",
+        "Print the shell completion script (bash, zsh or fish).",
+    ),
 }
 
 

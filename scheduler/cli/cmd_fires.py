@@ -9,6 +9,7 @@ from datetime import datetime
 import click
 
 from scheduler.cli.options import (
+    complete_schedule,
     config_option,
     json_option,
     load_config,
@@ -40,7 +41,7 @@ COLUMNS = (
 
 
 @click.command()
-@click.argument("schedule", required=False)
+@click.argument("schedule", required=False, shell_complete=complete_schedule)
 @click.option(
     "--limit",
     type=click.IntRange(min=0),

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from scheduler.cli.options import config_option, load_config, open_store
+from scheduler.cli.options import (
+    complete_pipeline,
+    complete_run_id,
+    complete_step,
+    config_option,
+    load_config,
+    open_store,
+)
 from scheduler.cli.render import format_absolute
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import parse_duration
@@ -24,8 +31,17 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("run_id")
-@click.option("--step", help="Step id or display name [default: every step, in start order].")
+@click.argument("run_id", shell_complete=complete_run_id)
+@click.option(
+    "--pipeline",
+    help="With `latest`: the newest run of this pipeline.",
+    shell_complete=complete_pipeline,
+)
+@click.option(
+    "--step",
+    help="Step id or display name [default: every step, in start order].",
+    shell_complete=complete_step,
+)
 @click.option(
     "--attempt",
     type=click.IntRange(min=1),
@@ -49,6 +65,7 @@ if TYPE_CHECKING:
 @config_option
 def logs(
     run_id: str,
+    pipeline: str | None,
     step: str | None,
     attempt: int | None,
     follow: bool,
@@ -58,7 +75,7 @@ def logs(
 ) -> None:
     """A step's output (stdout and stderr), the latest attempt by default.
 
-    RUN_ID may be any unique prefix of a run id."""
+    RUN_ID may be any unique prefix of a run id, or `latest`."""
     if attempt is not None and step is None:
         raise click.UsageError("--attempt needs --step")
     try:
@@ -66,7 +83,9 @@ def logs(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
     with open_store(load_config(config_path)) as store:
-        code = print_logs(store, run_id, step, attempt, follow, lines, since_seconds)
+        code = print_logs(
+            store, run_id, step, attempt, follow, lines, since_seconds, pipeline=pipeline
+        )
     sys.exit(code)
 
 
@@ -78,9 +97,11 @@ def print_logs(
     follow: bool,
     lines: int | None,
     since_seconds: float | None,
+    *,
+    pipeline: str | None = None,
 ) -> int:
     """Print the asked logs (then follow them); return the command's exit code."""
-    logs = open_logs(store, run_id, step, attempt)
+    logs = open_logs(store, run_id, step, attempt, pipeline=pipeline)
     out = click.get_binary_stream("stdout")
     if not follow and not logs.has_log():
         return _no_log(logs)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import click
 
-from scheduler.cli.options import config_option, json_option, load_config, open_store
+from scheduler.cli.options import (
+    complete_pipeline,
+    config_option,
+    json_option,
+    load_config,
+    open_store,
+)
 from scheduler.cli.render import print_json
 from scheduler.services.publish import endpoint_url
 from scheduler.services.publish import publish as do_publish
 
 
 @click.command()
-@click.argument("pipeline")
+@click.argument("pipeline", shell_complete=complete_pipeline)
 @click.option("--version", "version", default=None, help="Version label [default: next integer].")
 @click.option("--description", default=None, help="What this version is [default: the pipeline's].")
 @json_option

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from scheduler.cli.cmd_show import render_detail
-from scheduler.cli.options import config_option, json_option, load_config, open_store
+from scheduler.cli.options import (
+    complete_pipeline,
+    config_option,
+    json_option,
+    load_config,
+    open_store,
+)
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
 from scheduler.core.logging import configure_logging
@@ -40,7 +46,7 @@ def _parse_assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("pipeline")
+@click.argument("pipeline", shell_complete=complete_pipeline)
 @click.option(
     "-p",
     "--param",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import (
+    complete_pipeline,
     config_option,
     json_option,
     load_config,
@@ -50,7 +51,7 @@ COLUMNS = (
 
 
 @click.command()
-@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--pipeline", help="Only runs of this pipeline.", shell_complete=complete_pipeline)
 @click.option(
     "--status",
     "statuses",

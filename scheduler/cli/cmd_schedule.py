@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from scheduler.cli.options import config_option, load_config, open_store
+from scheduler.cli.options import complete_schedule, config_option, load_config, open_store
 from scheduler.core.errors import PipeschedError
 from scheduler.services.client import ServiceClient
 
@@ -24,7 +24,7 @@ def schedule(ctx: click.Context, config_path: str | None) -> None:
 
 
 @schedule.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_schedule)
 @config_option
 def enable(name: str, config_path: str | None) -> None:
     """Enable schedule NAME, overriding `enabled:` until `schedule disable`."""
@@ -32,7 +32,7 @@ def enable(name: str, config_path: str | None) -> None:
 
 
 @schedule.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_schedule)
 @config_option
 def disable(name: str, config_path: str | None) -> None:
     """Disable schedule NAME, overriding `enabled:` until `schedule enable`."""
@@ -40,7 +40,7 @@ def disable(name: str, config_path: str | None) -> None:
 
 
 @schedule.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_schedule)
 @config_option
 def trigger(name: str, config_path: str | None) -> None:
     """Fire schedule NAME now, under its concurrency rule (trigger schedule:NAME).

@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from scheduler.cli.options import (
+    complete_pipeline,
+    complete_run_id,
     config_option,
     json_option,
     load_config,
@@ -63,16 +65,23 @@ TIMELINE_WIDTH = 60  # most cells a timeline's track takes on a terminal
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_id)
+@click.option(
+    "--pipeline",
+    help="With `latest`: the newest run of this pipeline.",
+    shell_complete=complete_pipeline,
+)
 @json_option
 @output_option
 @config_option
-def show(run_id: str, as_json: bool, output: str | None, config_path: str | None) -> None:
+def show(
+    run_id: str, pipeline: str | None, as_json: bool, output: str | None, config_path: str | None
+) -> None:
     """One run: steps, statuses, durations, attempts, metrics, outputs and a timeline.
 
-    RUN_ID may be any unique prefix of a run id."""
+    RUN_ID may be any unique prefix of a run id, or `latest`."""
     with open_store(load_config(config_path)) as store:
-        detail = get_run(store, run_id)
+        detail = get_run(store, run_id, pipeline=pipeline)
         models = run_models(store, detail.run.id)
     if wants_json(as_json, output):
         models_json = {"models": [model.to_json() for model in models]}

@@ -7,6 +7,8 @@ class's docstring is its default message, after procrastinate's habit.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +104,14 @@ class AmbiguousId(PipeschedError):
 
 class StepTypeNotAvailable(PipeschedError):
     """This step type cannot run yet."""
+
+
+def names_hint(wanted: str, known: Iterable[str], *, none: str = "there are none") -> str:
+    """The hint of an unknown name: ``did you mean 'train'? known: prep, train`` when one name
+    is close to the typo, else the names there are (``none`` when there are none)."""
+    names = sorted(set(known))
+    if not names:
+        return none
+    listed = f"known: {', '.join(names)}"
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? {listed}" if close else listed

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from scheduler.core.clock import Clock, iso
-from scheduler.core.errors import NotFound
 from scheduler.core.loopguard import run_blocking
 from scheduler.daemon.schedule_set import with_api_schedules
 from scheduler.definitions import Pipeline, ScheduleDef
@@ -24,7 +24,12 @@ from scheduler.dispatch.dispatcher import RunRequest
 from scheduler.services.api_schedules import create_api_schedule, update_api_schedule
 from scheduler.services.cancel import cancel_without_daemon
 from scheduler.services.runs import resolve_run
-from scheduler.services.schedules import delete_schedule, get_schedule, summarize_created
+from scheduler.services.schedules import (
+    UnknownSchedule,
+    delete_schedule,
+    get_schedule,
+    summarize_created,
+)
 from scheduler.services.submit import load_definition, with_step_failure_rule
 from scheduler.store.records import RunRecord
 
@@ -65,6 +70,20 @@ class ServingDaemon(Protocol):
         self, current: ScheduleSet, states: dict[str, ScheduleState]
     ) -> dict[str, ScheduleDef]: ...
     async def swap(self, new: ScheduleSet) -> None: ...
+    async def reload(self) -> Reloaded: ...
+
+
+@dataclass(frozen=True)
+class Reloaded:
+    """A reload's outcome: refused (``errors``, the old set keeps serving) or done; the count
+    of schedules served after it."""
+
+    reloaded: bool
+    errors: list[str]
+    schedules: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reloaded": self.reloaded, "errors": self.errors, "schedules": self.schedules}
 
 
 class DaemonControls:
@@ -91,6 +110,10 @@ class DaemonControls:
             "schedules": len(self._daemon.set.schedules) if self._daemon.set else 0,
             "runs_in_flight": self._daemon.dispatcher.runs_in_flight(),
         }
+
+    async def reload(self) -> dict:
+        """Reload config, schedules and pipelines as SIGHUP does; ``Reloaded.to_json``."""
+        return (await self._daemon.reload()).to_json()
 
     async def cancel_run(self, run_id: str) -> dict:
         run_id = await run_blocking(resolve_run, self._daemon.store, run_id)
@@ -235,5 +258,7 @@ class DaemonControls:
     def _schedule(self, name: str) -> ScheduleDef:
         schedule = self._daemon.set.schedules.get(name) if self._daemon.set else None
         if schedule is None:
-            raise NotFound(f"no schedule named '{name}'")
+            raise UnknownSchedule(
+                name, set(self._daemon.set.schedules) if self._daemon.set else set()
+            )
         return schedule

@@ -35,7 +35,7 @@ from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
 from scheduler.daemon.ballast import Ballast
-from scheduler.daemon.control import DaemonControls
+from scheduler.daemon.control import DaemonControls, Reloaded
 from scheduler.daemon.lock import acquire
 from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
@@ -72,7 +72,7 @@ class Daemon:
         self.notifier = Notifier.from_environ(unset=True)
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
-        self._reloading: asyncio.Task[bool] | None = None
+        self._reloading: asyncio.Task[Reloaded] | None = None
         self.changing = asyncio.Lock()  # one change of the schedule set at a time
         self.controls = DaemonControls(self)
         self.ballast: Ballast | None = None
@@ -304,15 +304,16 @@ class Daemon:
             self._reloading = asyncio.ensure_future(self.reload())
             self._reloading.add_done_callback(self._reload_ended)
 
-    def _reload_ended(self, task: asyncio.Task[bool]) -> None:
+    def _reload_ended(self, task: asyncio.Task[Reloaded]) -> None:
         """A SIGHUP reload's end: an exception it did not expect is logged here, never left to
         asyncio's "Task exception was never retrieved"."""
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("reload_failed", error=f"{type(exc).__name__}: {exc}")
             self.notifier.ready(self._status_line())
 
-    async def reload(self) -> bool:
-        """Swap in the new definitions atomically; on any error the old set keeps serving."""
+    async def reload(self) -> Reloaded:
+        """Swap in the new definitions atomically (on SIGHUP, or asked over the API); on any
+        error the old set keeps serving and the answer carries the errors."""
         self.notifier.reloading("reloading")
         log.info("reload_started")
         async with self.changing:
@@ -321,19 +322,20 @@ class Daemon:
                     load_schedule_set, self.config_path, strict=True, store=self.store
                 )
             except DefinitionErrors as exc:
-                for error in exc.errors:
-                    log.error("reload_refused", error=str(error))
-                self.notifier.ready(self._status_line())
-                return False
+                errors = [str(error) for error in exc.errors]
             except Exception as exc:
-                log.error("reload_refused", error=str(exc))
-                self.notifier.ready(self._status_line())
-                return False
-            self._log_api_errors(new)
-            await self.swap(new)
-        log.info("reload_done", schedules=len(new.schedules))
+                errors = [str(exc)]
+            else:
+                errors = []
+                self._log_api_errors(new)
+                await self.swap(new)
+        for error in errors:
+            log.error("reload_refused", error=error)
+        if not errors:
+            log.info("reload_done", schedules=len(new.schedules))
         self.notifier.ready(self._status_line())
-        return True
+        served = len(self.set.schedules) if self.set else 0
+        return Reloaded(reloaded=not errors, errors=errors, schedules=served)
 
     async def swap(self, new: ScheduleSet) -> None:
         """Serve ``new`` in place of the current set: unchanged time schedules keep their next

@@ -92,8 +92,8 @@ class ServiceClient:
             self._daemon, self._asked = local_daemon(self.config.state_dir), True
         return self._daemon
 
-    def cancel(self, run_ref: str) -> Canceled:
-        """Cancel a run (any unique prefix, or ``latest``): the daemon when it answers and owns
+    def cancel(self, run_ref: str, *, pipeline: str | None = None) -> Canceled:
+        """Cancel a run (any unique prefix, or ``latest`` — of ``pipeline`` when given): the daemon when it answers and owns
         the run (or the run has no owner yet), else its owner process, or closed here when that
         owner is dead. RunAlreadyFinished when it had finished first."""
         # lazy: the store-side services load SQLAlchemy, which a daemon's answer never needs
@@ -102,7 +102,7 @@ class ServiceClient:
         from scheduler.store.records import FINISHED_RUN_STATUSES
 
         with self.open_store() as store:
-            run = store.get_run(resolve_run(store, run_ref))
+            run = store.get_run(resolve_run(store, run_ref, pipeline=pipeline))
             if run.status in FINISHED_RUN_STATUSES:
                 raise RunAlreadyFinished(f"run {run.id} has already finished: {run.status}")
             daemon = self.daemon()
@@ -118,6 +118,15 @@ class ServiceClient:
                     return Canceled(record, by_daemon=True)
             cancel_without_daemon(store, run.id)
             return Canceled(store.get_run(run.id).to_json(), by_daemon=False)
+
+    def reload(self) -> dict[str, Any]:
+        """Ask the daemon to reload as SIGHUP does: ``{"reloaded", "errors", "schedules"}``.
+        Only a daemon can: DaemonNotRunning without one."""
+        daemon = self.daemon()
+        if daemon is None:
+            raise DaemonNotRunning()
+        answer: dict[str, Any] = daemon.post(f"{API}/reload")
+        return answer
 
     def set_schedule_enabled(self, name: str, enabled: bool) -> Toggled:
         """Enable or disable a schedule until the opposite command; without a daemon the

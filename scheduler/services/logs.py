@@ -13,6 +13,7 @@ run ends; a retry that starts is followed in its turn.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -46,11 +47,14 @@ def find_step(detail: RunDetail, wanted: str) -> str:
         found = [name for name, a in latest.items() if matches(a)]
         if len(found) == 1:
             return found[0]
-    names = ", ".join(
+    names = [*latest, *(a.display_name for a in latest.values() if a.display_name)]
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+    listed = "steps: " + ", ".join(
         name if a.display_name in ("", name) else f"{name} ({a.display_name})"
         for name, a in latest.items()
     )
-    raise NotFound(f"run {detail.run.id} has no step {wanted!r}", hint=f"steps: {names}")
+    hint = f"did you mean '{close[0]}'? {listed}" if close else listed
+    raise NotFound(f"run {detail.run.id} has no step {wanted!r}", hint=hint)
 
 
 def pick_attempt(detail: RunDetail, step: str, attempt: int | None) -> StepAttempt:
@@ -226,10 +230,19 @@ class StepLogs:
             await asyncio.sleep(POLL_SECONDS)
 
 
-def open_logs(store: Store, run_ref: str, step: str | None, attempt: int | None) -> StepLogs:
-    """The logs of run ``run_ref`` (a unique id prefix or ``latest``), of ``step`` (id or
-    display name) at ``attempt`` (default: the latest), or of every step."""
-    return StepLogs(store.get_run_detail(resolve_run(store, run_ref)), step, attempt)
+def open_logs(
+    store: Store,
+    run_ref: str,
+    step: str | None,
+    attempt: int | None,
+    *,
+    pipeline: str | None = None,
+) -> StepLogs:
+    """The logs of run ``run_ref`` (a unique id prefix, or ``latest``: of ``pipeline`` when
+    given), of ``step`` (id or display name) at ``attempt`` (default: the latest), or of every
+    step."""
+    detail = store.get_run_detail(resolve_run(store, run_ref, pipeline=pipeline))
+    return StepLogs(detail, step, attempt)
 
 
 def read_step_log(

@@ -47,6 +47,7 @@ from scheduler.services.pipeline_files import (
     make_read_only,
     rename_pipeline,
 )
+from scheduler.services.runs import resolve_run
 from scheduler.services.snapshots import definition_for_run, leave_out
 from scheduler.store import Store
 from scheduler.store.published import EndpointRecord, PublishedRecord
@@ -202,7 +203,7 @@ def publish_run(
     had unchanged: a working copy edited since the run."""
     from scheduler.dispatch.submit import content_hash  # lazy: see publish_definition
 
-    run = store.get_run(store.resolve_run_id(run_id))
+    run = store.get_run(resolve_run(store, run_id))
     definition = definition_for_run(config, store, run)
     if content_hash(definition) != run.content_hash:
         raise PipeschedError(

@@ -55,9 +55,10 @@ def list_runs(
     )
 
 
-def get_run(store: Store, ref: str) -> RunDetail:
-    """One run with every step attempt and metric (``ref`` as ``resolve_run`` takes it)."""
-    return store.get_run_detail(resolve_run(store, ref))
+def get_run(store: Store, ref: str, *, pipeline: str | None = None) -> RunDetail:
+    """One run with every step attempt and metric (``ref`` and ``pipeline`` as
+    ``resolve_run`` takes them)."""
+    return store.get_run_detail(resolve_run(store, ref, pipeline=pipeline))
 
 
 def run_models(store: Store, run_id: str) -> list[ModelRecord]:

@@ -14,7 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
+from scheduler.core.errors import (
+    DefinitionError,
+    DefinitionErrors,
+    NotFound,
+    PipeschedError,
+    names_hint,
+)
 from scheduler.definitions import (
     discover_pipelines,
     load_schedules,
@@ -55,10 +61,11 @@ __all__ = [
 
 
 class UnknownSchedule(NotFound):
-    """No schedule of that name; ``known`` holds the names there are."""
+    """No schedule of that name; ``known`` holds the names there are (the hint lists them, and
+    the close one when the name looks like a typo)."""
 
     def __init__(self, name: str, known: set[str]) -> None:
-        hint = f"known: {', '.join(sorted(known))}" if known else "there are no schedules"
+        hint = names_hint(name, known, none="there are no schedules")
         super().__init__(f"no schedule {name!r}", hint=hint)
         self.name = name
         self.known = known
