@@ -4,9 +4,10 @@ JSON, cached by the content of every file it came from.
 Loading a pipeline validates it with pydantic models whose import alone costs more than a small
 step; a plan read from this cache needs none of it. A plan is only ever a copy: the loader stays
 the one definition of what a pipeline means, and a plan is rebuilt whenever anything it was
-built from differs. It records each file it read with the SHA-256 of its content (or its absence),
-the folder listing that resolved the pipeline's name, the environment variables the config reads,
-the working folder, and pipesched's own code (the modules that shape a plan, by size and mtime).
+built from differs. It records each file it read with the SHA-256 of its content (or its
+absence), the folder listing that resolved the pipeline's name, the environment variables the
+config reads, the working folder (for a pipeline named by its path), and pipesched's own code
+(the modules that shape a plan, by size and mtime).
 
 Plans live in the user's cache folder (``$XDG_CACHE_HOME/pipesched/plans``, else
 ``~/.cache/pipesched/plans``): the state directory is only known once the config is loaded, and a
@@ -78,8 +79,12 @@ def cache_dir() -> Path:
 
 
 def plan_path(config_file: Path, pipeline: str) -> Path:
-    """Where the plan of ``pipeline`` (as the user named it) under ``config_file`` is kept."""
-    key = json.dumps([os.path.realpath(config_file), pipeline, os.getcwd()])
+    """Where the plan of ``pipeline`` (as the user named it) under ``config_file`` is kept. A
+    name is looked up under the config's ``pipelines_dir``; a path is relative to the working
+    folder, which then keys the plan too."""
+    is_path = os.sep in pipeline or pipeline.endswith((".yaml", ".yml"))
+    where = os.getcwd() if is_path else None
+    key = json.dumps([os.path.realpath(config_file), pipeline, where])
     return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
