@@ -215,7 +215,7 @@ def test_failure_retries_and_timeout_on_the_compiled_path(project: Project, tmp_
     counter = tmp_path / "tries"
     project.pipeline(
         "flaky",
-        f"""
+        """
         steps:
           flaky:
             type: python_script
