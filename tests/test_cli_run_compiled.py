@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.core.procinfo import is_alive
+from scheduler.definitions import compiled, config
 from scheduler.store import engine, lean_writes, migrate, sqlite_reads
 from tests.conftest import wait_until
 from tests.projects import Project, make_project
@@ -307,6 +308,7 @@ def test_ctrl_c_cancels_a_compiled_run(project: Project, tmp_path: Path):
     wait_until(lambda: not is_alive(step_pid, None), timeout=5)
 
 
-def test_lean_writes_use_the_stores_sqlite_settings_and_schema():
+def test_lean_paths_use_the_stores_sqlite_settings_schema_and_config_variable():
     assert lean_writes.SQLITE_PRAGMAS == engine.SQLITE_PRAGMAS
     assert sqlite_reads.SCHEMA_REVISION == migrate.HEAD_REVISION
+    assert compiled.ENV_CONFIG == config.ENV_CONFIG

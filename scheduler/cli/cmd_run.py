@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib
 import io
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from scheduler.cli.options import config_option, find_config_path, json_option, open_store
+from scheduler.cli.options import (
+    config_option,
+    find_config_path,
+    json_option,
+    open_store,
+    requested_config_path,
+)
 from scheduler.core.durations import format_duration
+from scheduler.definitions.compiled import (
+    compile_plan,
+    config_request,
+    forget_plan,
+    load_plan,
+    save_plan,
+)
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
+    from scheduler.definitions.config import Config
+    from scheduler.definitions.pipeline import Pipeline
     from scheduler.executor.events import StepEvent
     from scheduler.store.records import RunDetail
 
@@ -69,31 +88,61 @@ def run(
     """
     keep_running_when_output_closes()  # before logging takes hold of stderr
     given = _parse_assignments(params)
-    config_file = find_config_path(config_path)
+    request = config_request(requested_config_path(config_path))
     if not given:
-        ended = _run_compiled(config_file, pipeline, experiment, regenerate_outputs)
+        ended = _run_compiled(request, pipeline, experiment, regenerate_outputs)
         if ended is not None:
             detail, status, canceled = ended
-            _report(detail, as_json, status, canceled)
-    _run_loaded(config_file, pipeline, given, experiment, regenerate_outputs, as_json)
+            _report(detail, as_json, status, canceled, quick_exit=True)
+    _run_loaded(
+        request,
+        find_config_path(config_path),
+        pipeline,
+        given,
+        experiment,
+        regenerate_outputs,
+        as_json,
+    )
+
+
+class _Warmup:
+    """Imports the modules that print a run's outcome in a thread while its first step runs: the
+    process waits on its steps then, and the import would otherwise come after the last one.
+    Joined before the main thread imports anything more, so two threads never import at once."""
+
+    MODULES = ("scheduler.store.sqlite_reads", "scheduler.cli.cmd_show")
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pipesched-warmup", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        for name in self.MODULES:
+            with contextlib.suppress(Exception):  # shows again when the main thread imports it
+                importlib.import_module(name)
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _run_compiled(
-    config_file: Path, pipeline: str, experiment: str | None, regenerate_outputs: bool
+    request: list[str | None], pipeline: str, experiment: str | None, regenerate_outputs: bool
 ) -> tuple[RunDetail, str, bool] | None:
     """The lean path: run the cached plan of ``pipeline`` (its default parameters) without
     loading the definitions, the full store or structlog. None, with nothing recorded, when there
     is no current plan or its database needs the full store (to be created or migrated)."""
     # lazy: the lean path's own modules, light by design
     from scheduler.compute.reaper import become_subreaper
-    from scheduler.definitions.compiled import load_plan
     from scheduler.dispatch.freespace import LowFreeSpace, free_space_problem_at
     from scheduler.executor import express
     from scheduler.executor.foreground import execute_in_foreground, note_cancel_signals
     from scheduler.store.lean_writes import LeanRunWriter, LeanStoreRefused
-    from scheduler.store.sqlite_reads import SqliteReads
 
-    plan = load_plan(config_file, pipeline)
+    plan = load_plan(request, pipeline)
     if plan is None:
         return None
     config = plan["config"]
@@ -107,6 +156,7 @@ def _run_compiled(
         writer = LeanRunWriter(config["database"], plan["schema_revision"])
     except LeanStoreRefused:
         return None
+    warmup = _Warmup()
     try:
         hashes = express.source_hashes(plan)
         early = note_cancel_signals()
@@ -119,11 +169,15 @@ def _run_compiled(
             source_hashes=hashes,
             regenerate_outputs=regenerate_outputs,
             on_event=_ProgressPrinter(run.id),
+            on_first_spawn=warmup.start,
         )
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
         status = execute_in_foreground(executor, early)
     finally:
         writer.close()
+        warmup.join()
+    from scheduler.store.sqlite_reads import SqliteReads  # lazy: warmed up while steps ran
+
     reads = SqliteReads.open(f"sqlite:///{config['database']}")
     if reads is None:  # the schema moved under us: read it the full way
         return (
@@ -143,6 +197,7 @@ def _detail_from_store(url: str, run_id: str) -> RunDetail:
 
 
 def _run_loaded(
+    request: list[str | None],
     config_file: Path,
     pipeline: str,
     given: dict[str, str],
@@ -168,7 +223,7 @@ def _run_loaded(
     pipeline_file = find_pipeline(pipeline, config)
     definition = load_pipeline(pipeline_file, config)
     store = open_store(config)
-    _compile(config_file, pipeline, config, definition, pipeline_file)
+    _compile(request, pipeline, config, definition, pipeline_file)
     # From the moment the run is recorded, Ctrl-C, SIGTERM or SIGHUP must cancel it, not kill
     # us: note the signal until the event loop's handlers take over.
     early = note_cancel_signals()
@@ -187,23 +242,30 @@ def _run_loaded(
 
 
 def _compile(
-    config_file: Path, pipeline: str, config: Any, definition: Any, pipeline_file: Path
+    request: list[str | None],
+    pipeline: str,
+    config: Config,
+    definition: Pipeline,
+    pipeline_file: Path,
 ) -> None:
     """Cache the plan of ``definition`` for the next ``pipesched run`` of it (or forget a plan
     the lean path cannot run)."""
-    # lazy: only the full path compiles
-    from scheduler.definitions.compiled import compile_plan, forget_plan, save_plan
-    from scheduler.store.migrate import HEAD_REVISION
+    from scheduler.store.migrate import HEAD_REVISION  # lazy: the full path has loaded the store
 
     plan = compile_plan(config, definition, pipeline_file, schema_revision=HEAD_REVISION)
     if plan is None:
-        forget_plan(config_file, pipeline)
+        forget_plan(request, pipeline)
     else:
-        save_plan(config_file, pipeline, plan)
+        save_plan(request, pipeline, plan)
 
 
-def _report(detail: RunDetail, as_json: bool, status: str, canceled: bool) -> None:
-    """Print the run as ``show`` does (or its JSON) and exit with its outcome."""
+def _report(
+    detail: RunDetail, as_json: bool, status: str, canceled: bool, *, quick_exit: bool = False
+) -> None:
+    """Print the run as ``show`` does (or its JSON) and exit with its outcome. ``quick_exit``:
+    once the output is flushed and the exit handlers (the reaper's sweep of leftover processes)
+    have run, end the process without the interpreter's teardown, which frees every module one
+    by one for tens of milliseconds and does nothing else."""
     if as_json:
         click.echo(json.dumps(detail.to_json(), indent=2))
     else:
@@ -211,7 +273,13 @@ def _report(detail: RunDetail, as_json: bool, status: str, canceled: bool) -> No
         from scheduler.core.clock import SYSTEM_CLOCK
 
         render_detail(detail, SYSTEM_CLOCK.now())
-    sys.exit(0 if status == "completed" else 130 if canceled else 1)
+    code = 0 if status == "completed" else 130 if canceled else 1
+    if quick_exit:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 class _ProgressPrinter:

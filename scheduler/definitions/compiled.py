@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.definitions.pipeline import Pipeline
 
+#: The variable naming the config (``definitions.config.ENV_CONFIG``; a test holds them equal).
+ENV_CONFIG = "PIPESCHED_CONFIG"
 #: Bumped whenever a plan's fields change meaning.
 PLAN_FORMAT = 1
 #: The environment variables that change what a config or a pipeline resolves to.
@@ -78,13 +80,24 @@ def cache_dir() -> Path:
     return Path(base) / "pipesched" / "plans"
 
 
-def plan_path(config_file: Path, pipeline: str) -> Path:
-    """Where the plan of ``pipeline`` (as the user named it) under ``config_file`` is kept. A
-    name is looked up under the config's ``pipelines_dir``; a path is relative to the working
-    folder, which then keys the plan too."""
+def config_request(explicit: str | None) -> list[str | None]:
+    """What decides the config file, found without reading the config module: ``-c``, else
+    ``$PIPESCHED_CONFIG``, else the default search, which starts in the working folder."""
+    from_env = os.environ.get(ENV_CONFIG)
+    if explicit:
+        return ["-c", os.path.abspath(explicit)]
+    if from_env:
+        return [ENV_CONFIG, os.path.abspath(from_env)]
+    return ["default", os.getcwd()]
+
+
+def plan_path(request: list[str | None], pipeline: str) -> Path:
+    """Where the plan of ``pipeline`` (as the user named it) for the config ``request`` is
+    kept. A name is looked up under the config's ``pipelines_dir``; a path is relative to the
+    working folder, which then keys the plan too."""
     is_path = os.sep in pipeline or pipeline.endswith((".yaml", ".yml"))
     where = os.getcwd() if is_path else None
-    key = json.dumps([os.path.realpath(config_file), pipeline, where])
+    key = json.dumps([request, pipeline, where])
     return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
@@ -126,11 +139,11 @@ def _sources(files: Iterable[str], folders: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def load_plan(config_file: Path, pipeline: str) -> dict[str, Any] | None:
+def load_plan(request: list[str | None], pipeline: str) -> dict[str, Any] | None:
     """The cached plan of ``pipeline`` when every source it was built from is unchanged; None
     otherwise (no plan, an unreadable one, or a stale one)."""
     try:
-        with open(plan_path(config_file, pipeline), "rb") as handle:
+        with open(plan_path(request, pipeline), "rb") as handle:
             plan: dict[str, Any] = json.loads(handle.read())
         recorded = plan["sources"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -146,9 +159,9 @@ def load_plan(config_file: Path, pipeline: str) -> dict[str, Any] | None:
 STALE_PLAN_SECONDS = 30 * 24 * 3600
 
 
-def save_plan(config_file: Path, pipeline: str, plan: Mapping[str, Any]) -> None:
+def save_plan(request: list[str | None], pipeline: str, plan: Mapping[str, Any]) -> None:
     """Write ``plan`` for the next run, atomically and privately; a failure only costs speed."""
-    path = plan_path(config_file, pipeline)
+    path = plan_path(request, pipeline)
     _prune(path.parent)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -174,9 +187,9 @@ def _prune(folder: Path) -> None:
                 os.unlink(entry.path)
 
 
-def forget_plan(config_file: Path, pipeline: str) -> None:
+def forget_plan(request: list[str | None], pipeline: str) -> None:
     with contextlib.suppress(OSError):
-        os.unlink(plan_path(config_file, pipeline))
+        os.unlink(plan_path(request, pipeline))
 
 
 def compile_plan(
@@ -193,6 +206,7 @@ def compile_plan(
     the database schema the plan's records are written for."""
     # lazy: the full definitions are loaded already when a plan is compiled
     from scheduler.core.errors import PipeschedError
+    from scheduler.definitions.config import DEFAULT_LOCATIONS
     from scheduler.definitions.graph import build_graph
     from scheduler.definitions.parameters import argv_value, resolve_run_parameters
 
@@ -257,7 +271,10 @@ def compile_plan(
         for name in _listing(str(config.pipelines_dir)) or []
         if not name.startswith(".")
     ]
-    files = [str(config.file), str(pipeline_file)]
+    # The config file, and every place the default search looks before it: one appearing there
+    # would be the config instead.
+    candidates = [os.path.abspath(path) for path in DEFAULT_LOCATIONS]
+    files = [str(config.file), str(pipeline_file), *candidates]
     files += [os.path.join(folder, "pipeline.yaml") for folder in discovered[1:]]
     return {
         "sources": _sources([*files, *scripts], discovered),
