@@ -20,6 +20,7 @@ from scheduler.core.procinfo import is_alive
 from scheduler.definitions import compiled, config
 from scheduler.store import engine, lean_writes, migrate, sqlite_reads
 from tests.conftest import wait_until
+from tests.model_projects import model_project
 from tests.projects import Project, make_project
 
 # Run as the command runs, and report at exit which heavy packages the process loaded.
@@ -185,6 +186,24 @@ def test_a_changed_pipeline_or_script_is_never_run_from_a_stale_plan(
     project.config_path.write_text(project.config_path.read_text() + "max_log_bytes: 8192\n")
     again = run(project, tmp_path, "ml")
     assert again.returncode == 0 and "sqlalchemy" in heavy(again)
+
+
+def test_models_registered_by_a_compiled_run(tmp_path: Path):
+    project = model_project(tmp_path / "models")
+    for _ in range(2):
+        result = run(project, tmp_path, "train-and-score", "--json")
+        assert result.returncode == 0, result.stderr
+    third = run(project, tmp_path, "train-and-score", "--regenerate-outputs")
+    assert third.returncode == 0, third.stderr
+    runs = [r["id"] for r in reversed(json.loads(project.cli("runs", "--json").stdout))]
+    listed = json.loads(project.cli("models", "--json").stdout)
+    # The second run reused train's output: only the first and the regenerated one registered.
+    assert [(m["version"], m["run_id"], m["step"]) for m in listed] == [
+        (2, runs[2], "train"),
+        (1, runs[0], "train"),
+    ]
+    log = project.cli("logs", runs[2], "--step", "score").stdout
+    assert "scoring with ridge reg=0.1" in log
 
 
 def test_plans_are_private(project: Project, tmp_path: Path):

@@ -170,6 +170,7 @@ def _run_compiled(
             regenerate_outputs=regenerate_outputs,
             on_event=_ProgressPrinter(run.id),
             on_first_spawn=warmup.start,
+            before_lazy_import=warmup.join,
         )
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
         status = execute_in_foreground(executor, early)

@@ -103,6 +103,7 @@ class ExpressExecutor:
         kill_grace: float = 5.0,
         on_event: Callable[[StepEvent], None] | None = None,
         on_first_spawn: Callable[[], None] | None = None,
+        before_lazy_import: Callable[[], None] | None = None,
     ) -> None:
         self.plan, self.writer, self.run = plan, writer, run
         self.config = plan["config"]
@@ -112,6 +113,9 @@ class ExpressExecutor:
         self.kill_grace = kill_grace
         self._on_event = on_event or (lambda event: None)
         self._on_first_spawn = on_first_spawn
+        # Called before the rare import of the full store (a model to record), so that it never
+        # runs beside an import ``on_first_spawn`` started in another thread.
+        self._before_lazy_import = before_lazy_import or (lambda: None)
         self._source_hashes = source_hashes
         self.status: dict[str, str] = dict.fromkeys(self.steps, "pending")
         self.data_paths: dict[str, str] = {}
@@ -385,6 +389,7 @@ class ExpressExecutor:
         self, step_id: str, paths: wd.AttemptPaths, requests: list[dict[str, Any]]
     ) -> None:
         """Models a step registered go through the full store: rare, and worth its import."""
+        self._before_lazy_import()
         # lazy: the model registry needs the full store, which a run without models never loads
         from scheduler.core.errors import PipeschedError
         from scheduler.store.model_files import record_step_model
