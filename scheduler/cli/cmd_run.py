@@ -23,6 +23,7 @@ from scheduler.cli.options import (
     open_store,
     requested_config_path,
 )
+from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
 from scheduler.definitions.compiled import (
     compile_plan,
@@ -156,6 +157,9 @@ def _run_compiled(
         writer = LeanRunWriter(config["database"], plan["schema_revision"])
     except LeanStoreRefused:
         return None
+    # The writer's connection stays open until the process ends: closing the last connection to
+    # the database checkpoints its WAL there and then, which the next writer or the WAL's own
+    # automatic checkpoint does anyway.
     warmup = _Warmup()
     try:
         hashes = express.source_hashes(plan)
@@ -175,7 +179,6 @@ def _run_compiled(
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
         status = execute_in_foreground(executor, early)
     finally:
-        writer.close()
         warmup.join()
     from scheduler.store.sqlite_reads import SqliteReads  # lazy: warmed up while steps ran
 
@@ -271,7 +274,6 @@ def _report(
         click.echo(json.dumps(detail.to_json(), indent=2))
     else:
         from scheduler.cli.cmd_show import render_detail  # lazy: the text page only
-        from scheduler.core.clock import SYSTEM_CLOCK
 
         render_detail(detail, SYSTEM_CLOCK.now())
     code = 0 if status == "completed" else 130 if canceled else 1
