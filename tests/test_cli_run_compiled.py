@@ -12,11 +12,13 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scheduler.core.procinfo import is_alive
+from scheduler.daemon.recovery import OWNER_EXITED
 from scheduler.definitions import compiled, config
 from scheduler.store import engine, lean_writes, migrate, sqlite_reads
 from tests.conftest import wait_until
@@ -281,14 +283,23 @@ def test_failure_retries_and_timeout_on_the_compiled_path(project: Project, tmp_
     assert "timed out after 1s" in log
 
 
-def test_ctrl_c_cancels_a_compiled_run(project: Project, tmp_path: Path):
+def test_lean_paths_use_the_stores_sqlite_settings_schema_and_config_variable():
+    assert lean_writes.SQLITE_PRAGMAS == engine.SQLITE_PRAGMAS
+    assert sqlite_reads.SCHEMA_REVISION == migrate.HEAD_REVISION
+    assert compiled.ENV_CONFIG == config.ENV_CONFIG
+
+
+@pytest.fixture
+def waiting(project: Project, tmp_path: Path) -> Iterator[Path]:
+    """Pipeline ``slow``, compiled: step ``wait`` writes its pid and, once ``hold`` exists,
+    waits; ``after`` follows it. Returns the pid file."""
     pid_file = tmp_path / "step.pid"
     project.pipeline(
         "slow",
         """
         steps:
           wait: {type: python_script, script: wait.py, allow_reuse: false}
-          after: {type: python_script, script: wait.py, depends_on: [wait]}
+          after: {type: python_script, script: wait.py, depends_on: [wait], allow_reuse: false}
         """,
         {
             "wait.py": f"""
@@ -299,35 +310,95 @@ def test_ctrl_c_cancels_a_compiled_run(project: Project, tmp_path: Path):
             """
         },
     )
-    assert run(project, tmp_path, "slow").returncode == 0
+    assert run(project, tmp_path, "slow").returncode == 0  # compiles the plan
     pid_file.unlink()
     (tmp_path / "hold").touch()
+    yield pid_file
+    if pid_file.exists() and is_alive(int(pid_file.read_text()), None):
+        os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def start_run(project: Project, tmp_path: Path) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PIPESCHED_CONFIG": str(project.config_path),
         "PIPESCHED_ASSERT_OFF_LOOP": "1",
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", LOADED_AT_EXIT, "run", "slow", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=project.root,
     )
-    wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=20)
-    step_pid = int(pid_file.read_text())
+
+
+def started_step(pid_file: Path) -> int:
+    wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=30)
+    return int(pid_file.read_text())
+
+
+def newest_run(project: Project) -> dict:
+    return json.loads(project.cli("runs", "--json").stdout)[0]
+
+
+def test_ctrl_c_cancels_a_compiled_run(project: Project, tmp_path: Path, waiting: Path):
+    proc = start_run(project, tmp_path)
+    step_pid = started_step(waiting)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "HEAVY=\n" in err
+    assert heavy(subprocess.CompletedProcess([], 130, out, err)) == []
     doc = json.loads(out)
     assert doc["status"] == "canceled" and doc["status_reason"] == "canceled by user"
     assert [s["status"] for s in doc["steps"]] == ["canceled", "canceled"]
     wait_until(lambda: not is_alive(step_pid, None), timeout=5)
 
 
-def test_lean_paths_use_the_stores_sqlite_settings_schema_and_config_variable():
-    assert lean_writes.SQLITE_PRAGMAS == engine.SQLITE_PRAGMAS
-    assert sqlite_reads.SCHEMA_REVISION == migrate.HEAD_REVISION
-    assert compiled.ENV_CONFIG == config.ENV_CONFIG
+def test_hang_up_cancels_a_compiled_run(project: Project, tmp_path: Path, waiting: Path):
+    proc = start_run(project, tmp_path)
+    step_pid = started_step(waiting)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert heavy(subprocess.CompletedProcess([], 130, out, err)) == []
+    doc = json.loads(out)
+    assert (doc["status"], doc["status_reason"]) == ("canceled", "terminal hung up")
+    wait_until(lambda: not is_alive(step_pid, None), timeout=10)
+
+
+def test_kill_9_of_a_compiled_run_is_closed_by_a_daemon(
+    project: Project, tmp_path: Path, waiting: Path, daemons
+):
+    daemon = daemons(project).start()
+    proc = start_run(project, tmp_path)
+    step_pid = started_step(waiting)
+    proc.kill()
+    proc.communicate(timeout=10)
+    wait_until(
+        lambda: newest_run(project)["status"] != "running",
+        timeout=10,
+        message="the daemon closed the run of the killed foreground process",
+    )
+    doc = json.loads(project.cli("show", newest_run(project)["id"], "--json").stdout)
+    assert (doc["status"], doc["status_reason"]) == ("failed", OWNER_EXITED)
+    assert [s["status"] for s in doc["steps"]] == ["failed", "skipped"]
+    wait_until(lambda: not is_alive(step_pid, None), timeout=10, message="the step was killed")
+    assert daemon.stop() == 0
+
+
+def test_kill_9_of_a_compiled_run_without_a_daemon_then_cancel(
+    project: Project, tmp_path: Path, waiting: Path
+):
+    proc = start_run(project, tmp_path)
+    step_pid = started_step(waiting)
+    proc.kill()
+    proc.communicate(timeout=10)
+    listed = newest_run(project)
+    assert listed["status"] == "running" and listed["owner_alive"] is False
+    canceled = project.cli("cancel", listed["id"])
+    assert canceled.returncode == 0, canceled.stderr
+    assert newest_run(project)["status"] == "canceled"
+    wait_until(lambda: not is_alive(step_pid, None), timeout=10, message="cancel killed the step")

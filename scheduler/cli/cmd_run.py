@@ -109,7 +109,8 @@ def run(
 class _Warmup:
     """Imports the modules that print a run's outcome in a thread while its first step runs: the
     process waits on its steps then, and the import would otherwise come after the last one.
-    Joined before the main thread imports anything more, so two threads never import at once."""
+    Joined before the outcome is read, and before the rare import of the full store during a
+    run (a model to record), so no two threads import modules of the store at once."""
 
     MODULES = ("scheduler.store.sqlite_reads", "scheduler.cli.cmd_show")
 

@@ -7,9 +7,11 @@ It walks the DAG as ``RunExecutor`` does and keeps its promises: every ready ste
 ``compute.local.LocalProcess`` (its own group, a capped log, a timeout, Ctrl-C stops it, what it
 leaves behind is killed), retries, reuse by fingerprint, metrics, and a failed step stops the run
 unless ``continue_on_step_failure``. Its records are those of the full path, written by
-``store.lean_writes``: ``begin_attempt`` is committed before a process is spawned, the process id
-while it runs, the metrics with the attempt's end. Store writes leave the loop for the store thread
-(``run_blocking``) and hashing goes to a worker thread, so a signal is handled at once.
+``store.lean_writes``: an attempt's start is committed before its process is spawned, the process
+id while it runs, the metrics with the attempt's end. That end waits for the next write (the next
+step's start in a chain, the run's finish after the last step) to share its transaction, one sync
+to disk instead of two, and is reported once committed. Store writes leave the loop for the store
+thread (``run_blocking``) and hashing goes to a worker thread, so a signal is handled at once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from scheduler.executor import workdir as wd
 from scheduler.executor.events import StepEvent
 from scheduler.executor.stepenv import step_variables
 from scheduler.runtime import read_metrics_file, read_model_requests
-from scheduler.store.lean_writes import LeanRunWriter
+from scheduler.store import lean_writes as ops
+from scheduler.store.lean_writes import LeanRunWriter, Op
 from scheduler.store.private_files import create_private_dir
 
 OK_STATUSES = frozenset({"completed", "reused"})
@@ -125,6 +128,10 @@ class ExpressExecutor:
         self._stop_reason: str | None = None
         self._stoppers: set[asyncio.Task[None]] = set()
         self._slots: dict[str, asyncio.Semaphore] = {}
+        # A finished attempt's end waits here for the next write (the next step's start, most
+        # often), so both share one transaction; its events are reported once it is committed.
+        self._pending: list[Op] = []
+        self._pending_events: list[StepEvent] = []
 
     # ---- the walk ---------------------------------------------------------------------------
 
@@ -133,12 +140,16 @@ class ExpressExecutor:
             self._slots.setdefault(step["compute"], asyncio.Semaphore(step["max_workers"]))
         running: dict[asyncio.Task[str], str] = {}
         while True:
+            started = False
             if not (self._cancel_reason or self._stop_reason):
                 for step_id in self._ready_steps():
                     self.status[step_id] = "running"
                     running[asyncio.ensure_future(self._run_step(step_id))] = step_id
+                    started = True
             if not running:
                 break
+            if not started:  # no step's start to share the transaction with: commit alone
+                await self._commit()
             done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 step_id = running.pop(task)
@@ -175,20 +186,29 @@ class ExpressExecutor:
 
     async def _finish_pending(self, step_id: str, status: str, reason: str) -> None:
         self.status[step_id] = status
-        await run_blocking(
-            self.writer.mark_step, self.run.id, step_id, status=status, reason=reason
-        )
+        await self._commit(ops.mark_step(self.run.id, step_id, status=status, reason=reason))
         self._emit(StepEvent(step_id, status, detail=reason))
 
+    async def _commit(self, *more: Op) -> None:
+        """Commit what waits and ``more`` in one transaction, then report what waited."""
+        batch, events = [*self._pending, *more], self._pending_events
+        self._pending, self._pending_events = [], []
+        if batch:
+            await run_blocking(self.writer.commit, batch)
+        for event in events:
+            self._emit(event)
+
     async def _close(self) -> str:
+        """Settle the steps that never ran and finish the run: one transaction, with what waits."""
         for step_id, status in list(self.status.items()):
             if status == "pending":
-                if self._cancel_reason is not None:
-                    await self._finish_pending(step_id, "canceled", self._cancel_reason)
-                else:
-                    await self._finish_pending(
-                        step_id, "skipped", self._stop_reason or "not started"
-                    )
+                why = self._cancel_reason or self._stop_reason or "not started"
+                settled = "canceled" if self._cancel_reason is not None else "skipped"
+                self.status[step_id] = settled
+                self._pending.append(
+                    ops.mark_step(self.run.id, step_id, status=settled, reason=why)
+                )
+                self._pending_events.append(StepEvent(step_id, settled, detail=why))
         reason: str | None
         if self._cancel_reason is not None:
             final, reason = "canceled", self._cancel_reason
@@ -198,7 +218,7 @@ class ExpressExecutor:
             reason = f"step{'s' if len(failed) > 1 else ''} failed: {', '.join(failed)}"
         else:
             final, reason = "completed", None
-        await run_blocking(self.writer.finish_run, self.run.id, final, reason)
+        await self._commit(ops.finish_run(self.run.id, final, reason))
         return final
 
     # ---- cancel -----------------------------------------------------------------------------
@@ -230,24 +250,26 @@ class ExpressExecutor:
                 if earlier is not None and all(Path(p).exists() for p in earlier[2].values()):
                     run_id, reused_from, outputs = earlier
                     origin = reused_from or run_id
-                    await run_blocking(
-                        self.writer.record_reuse,
-                        self.run.id,
-                        step_id,
-                        reused_from=origin,
-                        fingerprint=fingerprint,
-                        outputs=outputs,
+                    await self._commit(
+                        ops.record_reuse(
+                            self.run.id,
+                            step_id,
+                            reused_from=origin,
+                            fingerprint=fingerprint,
+                            outputs=outputs,
+                        )
                     )
                     self.data_paths.update(outputs)
                     self._emit(StepEvent(step_id, "reused", detail=f"from run {origin}"))
                     return "reused"
-            async with self._slots[step["compute"]]:
+            slots = self._slots[step["compute"]]
+            if slots.locked():  # what waits is not held back while this step waits for a slot
+                await self._commit()
+            async with slots:
                 return await self._attempts(step, fingerprint)
         except Exception as exc:  # a bug of ours must still close the step, never leave it running
             reason = f"internal error: {exc}"
-            await run_blocking(
-                self.writer.mark_step, self.run.id, step_id, status="failed", reason=reason
-            )
+            await self._commit(ops.mark_step(self.run.id, step_id, status="failed", reason=reason))
             self._emit(StepEvent(step_id, "failed", detail=reason))
             return "failed"
 
@@ -260,16 +282,19 @@ class ExpressExecutor:
                 ("skipped", self._stop_reason),
             ):
                 if why is not None and (stopping == "canceled" or attempt == 1):
-                    await run_blocking(
-                        self.writer.mark_step, self.run.id, step_id, status=stopping, reason=why
+                    await self._commit(
+                        ops.mark_step(self.run.id, step_id, status=stopping, reason=why)
                     )
                     self._emit(StepEvent(step_id, stopping, detail=why))
                     return stopping
+            # The attempt's end waits for the next commit: so does its event.
             status, reason, duration = await self._attempt(step, attempt, fingerprint)
             if status == "failed" and attempt < max_attempts and self._cancel_reason is None:
-                self._emit(StepEvent(step_id, "retrying", attempt, reason, duration))
+                self._pending_events.append(
+                    StepEvent(step_id, "retrying", attempt, reason, duration)
+                )
                 continue
-            self._emit(StepEvent(step_id, status, attempt, reason, duration))
+            self._pending_events.append(StepEvent(step_id, status, attempt, reason, duration))
             return status
         raise AssertionError("unreachable")
 
@@ -288,21 +313,22 @@ class ExpressExecutor:
             wd.reset_output_dir(path)
             outputs[name] = str(path)
         self.data_paths.update(outputs)
-        await run_blocking(
-            self.writer.begin_attempt,
-            run_id,
-            step_id,
-            attempt,
-            fingerprint=fingerprint,
-            log_path=str(paths.log),
-            workdir=str(paths.workdir),
+        await self._commit(
+            ops.begin_attempt(
+                run_id,
+                step_id,
+                attempt,
+                fingerprint=fingerprint,
+                log_path=str(paths.log),
+                workdir=str(paths.workdir),
+            )
         )
         started = loop.time()
         interpreter = wd.resolve_interpreter(step["python"], Path(self.pipeline["directory"]))
         if interpreter is None:
             missing = f"interpreter not found: {step['python']}"
             wd.note_in_log(paths.log, missing)
-            await run_blocking(self._end, step_id, attempt, "failed", None, missing, None, paths)
+            self._end(step_id, attempt, "failed", None, missing, None, paths)
             return "failed", missing, 0.0
         values = self._namespaces()
         argv = [interpreter, step["script"], *(substitute(a, values) for a in step["arguments"])]
@@ -317,16 +343,10 @@ class ExpressExecutor:
         )
         crashpoint("step_spawned")
         # Recorded while the step runs; committed before its end is.
-        recorded = asyncio.ensure_future(
-            run_blocking(
-                self.writer.set_attempt_process,
-                run_id,
-                step_id,
-                attempt,
-                pid=proc.pid,
-                start_ticks=proc.start_ticks,
-            )
+        process = ops.set_attempt_process(
+            run_id, step_id, attempt, pid=proc.pid, start_ticks=proc.start_ticks
         )
+        recorded = asyncio.ensure_future(run_blocking(self.writer.commit, [process]))
         self._procs[step_id] = proc
         self._emit(StepEvent(step_id, "started", attempt))
         if self._cancel_reason is not None:
@@ -353,9 +373,10 @@ class ExpressExecutor:
         else:
             status, reason = "failed", exit_description(result.exit_code)
         kept = outputs if status == "completed" else None
-        await run_blocking(
-            self._end, step_id, attempt, status, result.exit_code, reason, kept, paths
-        )
+        requests = read_model_requests(paths.metrics)
+        if requests:
+            await run_blocking(self._record_models, step_id, paths, requests)
+        self._end(step_id, attempt, status, result.exit_code, reason, kept, paths)
         if status == "completed":
             self.data_paths.update(outputs)
         return status, reason, duration
@@ -370,20 +391,19 @@ class ExpressExecutor:
         outputs: dict[str, str] | None,
         paths: wd.AttemptPaths,
     ) -> None:
-        """The attempt's metrics and end in one transaction; the models it registered after."""
-        self.writer.end_attempt(
-            self.run.id,
-            step_id,
-            attempt,
-            status=status,
-            exit_code=exit_code,
-            reason=reason,
-            outputs=outputs,
-            metrics=read_metrics_file(paths.metrics),
+        """The attempt's metrics and end, left for the next commit (``_commit``)."""
+        self._pending.append(
+            ops.end_attempt(
+                self.run.id,
+                step_id,
+                attempt,
+                status=status,
+                exit_code=exit_code,
+                reason=reason,
+                outputs=outputs,
+                metrics=read_metrics_file(paths.metrics),
+            )
         )
-        requests = read_model_requests(paths.metrics)
-        if requests:
-            self._record_models(step_id, paths, requests)
 
     def _record_models(
         self, step_id: str, paths: wd.AttemptPaths, requests: list[dict[str, Any]]

@@ -5,8 +5,9 @@ SQLAlchemy's import before its first step starts. It writes the same rows, with 
 encodings, as ``runs.py`` and ``published.py`` write through SQLAlchemy (times as naive UTC
 ``YYYY-MM-DD HH:MM:SS.ffffff``, JSON as ``json.dumps`` text); a test reads them back through the
 ``Store``. The connection is set up as ``engine.py`` sets SQLite up (the same pragmas, explicit
-``BEGIN IMMEDIATE`` for writes), and each method is one transaction that commits before it
-returns. A database not at ``schema_revision`` is refused (``LeanStoreRefused``) before anything
+``BEGIN IMMEDIATE`` for writes). The run is created in one transaction; the writes after it are
+operations that ``commit`` applies together in one transaction, committed before it returns, so
+the executor can record a step's end and the next step's start with one sync to disk. A database not at ``schema_revision`` is refused (``LeanStoreRefused``) before anything
 is written: the full store then migrates it.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,8 @@ SQLITE_PRAGMAS = (
     "PRAGMA synchronous=FULL",
 )
 _ID_ATTEMPTS = 5
+Op = Callable[[sqlite3.Connection], None]
+"""One write, applied inside a transaction that ``LeanRunWriter.commit`` opens and commits."""
 _METRIC_KINDS = frozenset({"scalar", "list", "row", "table", "image"})
 
 
@@ -151,128 +154,11 @@ class LeanRunWriter:
         )
         return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: str, status: str, reason: str | None) -> None:
+    def commit(self, ops: Sequence[Op]) -> None:
+        """Apply ``ops`` (made by the functions below) in one transaction: all or none."""
         with self._write() as conn:
-            conn.execute(
-                "UPDATE runs SET status = ?, status_reason = ?, finished_at = ? WHERE id = ?",
-                (status, reason, stamp(datetime.now(UTC)), run_id),
-            )
-
-    # -- step attempts -------------------------------------------------------------------------
-
-    def begin_attempt(
-        self,
-        run_id: str,
-        step: str,
-        attempt: int,
-        *,
-        fingerprint: str,
-        log_path: str,
-        workdir: str,
-    ) -> None:
-        """Attempt 1 is the pending row made with the run; a retry is a new row."""
-        now = stamp(datetime.now(UTC))
-        with self._write() as conn:
-            if attempt == 1:
-                conn.execute(
-                    "UPDATE step_runs SET status = 'running', started_at = ?, fingerprint = ?, "
-                    "log_path = ?, workdir = ? WHERE run_id = ? AND step = ? AND attempt = 1",
-                    (now, fingerprint, log_path, workdir, run_id, step),
-                )
-                return
-            conn.execute(
-                "INSERT INTO step_runs (run_id, step, attempt, display_name, type, status, "
-                "started_at, fingerprint, log_path, workdir, outputs) "
-                "SELECT run_id, step, ?, display_name, type, 'running', ?, ?, ?, ?, '{}' "
-                "FROM step_runs WHERE run_id = ? AND step = ? ORDER BY attempt LIMIT 1",
-                (attempt, now, fingerprint, log_path, workdir, run_id, step),
-            )
-
-    def set_attempt_process(
-        self, run_id: str, step: str, attempt: int, *, pid: int, start_ticks: int | None
-    ) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE step_runs SET pid = ?, pgid = ?, proc_start_ticks = ? "
-                "WHERE run_id = ? AND step = ? AND attempt = ?",
-                (pid, pid, start_ticks, run_id, step, attempt),
-            )
-
-    def end_attempt(
-        self,
-        run_id: str,
-        step: str,
-        attempt: int,
-        *,
-        status: str,
-        exit_code: int | None,
-        reason: str | None,
-        outputs: Mapping[str, str] | None,
-        metrics: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
-        """The attempt's end and the metrics it logged (each ``{name, kind, value, time}``),
-        in one transaction: metrics are never committed after the end that reports them."""
-        rows = [
-            (
-                run_id,
-                step,
-                attempt,
-                m["name"],
-                m["kind"],
-                json.dumps(json_safe(m["value"])),
-                stamp(datetime.fromtimestamp(m.get("time", 0), UTC)),
-            )
-            for m in metrics
-            if m.get("kind") in _METRIC_KINDS
-        ]
-        with self._write() as conn:
-            if rows:
-                conn.executemany(
-                    "INSERT INTO metrics (run_id, step, attempt, name, kind, value, logged_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            assignments = "status = ?, exit_code = ?, status_reason = ?, finished_at = ?"
-            values: list[Any] = [status, exit_code, reason, stamp(datetime.now(UTC))]
-            if outputs is not None:
-                assignments += ", outputs = ?"
-                values.append(json.dumps(dict(outputs)))
-            conn.execute(
-                f"UPDATE step_runs SET {assignments} WHERE run_id = ? AND step = ? AND attempt = ?",
-                (*values, run_id, step, attempt),
-            )
-
-    def mark_step(self, run_id: str, step: str, *, status: str, reason: str | None) -> None:
-        """The step's latest attempt (a pending step skipped or canceled)."""
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE step_runs SET status = ?, status_reason = ?, finished_at = ? "
-                "WHERE run_id = ? AND step = ? AND attempt = "
-                "(SELECT max(attempt) FROM step_runs WHERE run_id = ? AND step = ?)",
-                (status, reason, stamp(datetime.now(UTC)), run_id, step, run_id, step),
-            )
-
-    def record_reuse(
-        self, run_id: str, step: str, *, reused_from: str, fingerprint: str, outputs: dict[str, str]
-    ) -> None:
-        now = stamp(datetime.now(UTC))
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE step_runs SET status = 'reused', reused_from = ?, fingerprint = ?, "
-                "outputs = ?, started_at = ?, finished_at = ? WHERE run_id = ? AND step = ? AND "
-                "attempt = (SELECT max(attempt) FROM step_runs WHERE run_id = ? AND step = ?)",
-                (
-                    reused_from,
-                    fingerprint,
-                    json.dumps(outputs),
-                    now,
-                    now,
-                    run_id,
-                    step,
-                    run_id,
-                    step,
-                ),
-            )
+            for op in ops:
+                op(conn)
 
     def find_reusable(self, fingerprint: str) -> tuple[str, str | None, dict[str, str]] | None:
         """(run id, reused_from, outputs) of the newest completed attempt with this fingerprint."""
@@ -285,3 +171,134 @@ class LeanRunWriter:
         if row is None:
             return None
         return row[0], row[1], json.loads(row[2] or "{}")
+
+
+# -- writes, as operations a caller may group into one transaction (``LeanRunWriter.commit``) ---
+
+
+def finish_run(run_id: str, status: str, reason: str | None) -> Op:
+    finished = stamp(datetime.now(UTC))
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE runs SET status = ?, status_reason = ?, finished_at = ? WHERE id = ?",
+            (status, reason, finished, run_id),
+        )
+
+    return op
+
+
+def begin_attempt(
+    run_id: str, step: str, attempt: int, *, fingerprint: str, log_path: str, workdir: str
+) -> Op:
+    """Attempt 1 is the pending row made with the run; a retry is a new row."""
+    now = stamp(datetime.now(UTC))
+
+    def op(conn: sqlite3.Connection) -> None:
+        if attempt == 1:
+            conn.execute(
+                "UPDATE step_runs SET status = 'running', started_at = ?, fingerprint = ?, "
+                "log_path = ?, workdir = ? WHERE run_id = ? AND step = ? AND attempt = 1",
+                (now, fingerprint, log_path, workdir, run_id, step),
+            )
+            return
+        conn.execute(
+            "INSERT INTO step_runs (run_id, step, attempt, display_name, type, status, "
+            "started_at, fingerprint, log_path, workdir, outputs) "
+            "SELECT run_id, step, ?, display_name, type, 'running', ?, ?, ?, ?, '{}' "
+            "FROM step_runs WHERE run_id = ? AND step = ? ORDER BY attempt LIMIT 1",
+            (attempt, now, fingerprint, log_path, workdir, run_id, step),
+        )
+
+    return op
+
+
+def set_attempt_process(
+    run_id: str, step: str, attempt: int, *, pid: int, start_ticks: int | None
+) -> Op:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE step_runs SET pid = ?, pgid = ?, proc_start_ticks = ? "
+            "WHERE run_id = ? AND step = ? AND attempt = ?",
+            (pid, pid, start_ticks, run_id, step, attempt),
+        )
+
+    return op
+
+
+def end_attempt(
+    run_id: str,
+    step: str,
+    attempt: int,
+    *,
+    status: str,
+    exit_code: int | None,
+    reason: str | None,
+    outputs: Mapping[str, str] | None,
+    metrics: Sequence[Mapping[str, Any]] = (),
+) -> Op:
+    """The attempt's end and the metrics it logged (each ``{name, kind, value, time}``), in
+    one operation: metrics are never committed after the end that reports them."""
+    rows = [
+        (
+            run_id,
+            step,
+            attempt,
+            m["name"],
+            m["kind"],
+            json.dumps(json_safe(m["value"])),
+            stamp(datetime.fromtimestamp(m.get("time", 0), UTC)),
+        )
+        for m in metrics
+        if m.get("kind") in _METRIC_KINDS
+    ]
+    assignments = "status = ?, exit_code = ?, status_reason = ?, finished_at = ?"
+    values: list[Any] = [status, exit_code, reason, stamp(datetime.now(UTC))]
+    if outputs is not None:
+        assignments += ", outputs = ?"
+        values.append(json.dumps(dict(outputs)))
+
+    def op(conn: sqlite3.Connection) -> None:
+        if rows:
+            conn.executemany(
+                "INSERT INTO metrics (run_id, step, attempt, name, kind, value, logged_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        conn.execute(
+            f"UPDATE step_runs SET {assignments} WHERE run_id = ? AND step = ? AND attempt = ?",
+            (*values, run_id, step, attempt),
+        )
+
+    return op
+
+
+def mark_step(run_id: str, step: str, *, status: str, reason: str | None) -> Op:
+    """The step's latest attempt (a pending step skipped or canceled)."""
+    now = stamp(datetime.now(UTC))
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE step_runs SET status = ?, status_reason = ?, finished_at = ? "
+            "WHERE run_id = ? AND step = ? AND attempt = "
+            "(SELECT max(attempt) FROM step_runs WHERE run_id = ? AND step = ?)",
+            (status, reason, now, run_id, step, run_id, step),
+        )
+
+    return op
+
+
+def record_reuse(
+    run_id: str, step: str, *, reused_from: str, fingerprint: str, outputs: dict[str, str]
+) -> Op:
+    now = stamp(datetime.now(UTC))
+
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE step_runs SET status = 'reused', reused_from = ?, fingerprint = ?, "
+            "outputs = ?, started_at = ?, finished_at = ? WHERE run_id = ? AND step = ? AND "
+            "attempt = (SELECT max(attempt) FROM step_runs WHERE run_id = ? AND step = ?)",
+            (reused_from, fingerprint, json.dumps(outputs), now, now, run_id, step, run_id, step),
+        )
+
+    return op
