@@ -59,17 +59,22 @@ def no_headers_option(func: F) -> F:
     return click.option("--no-headers", is_flag=True, help="Leave out the header row.")(func)
 
 
-def find_config_path(config_path: str | None) -> Path:
-    """The config file this command uses (see ``load_config``), without loading it."""
-    from scheduler.definitions.config import find_config  # lazy: `next` and --help need no config
-
+def requested_config_path(config_path: str | None) -> str | None:
+    """The command's own -c, else the group's: the config the user asked for, if any."""
     if config_path is None:
         ctx = click.get_current_context(silent=True)
         while ctx is not None and config_path is None:
             if isinstance(ctx.obj, dict):
                 config_path = ctx.obj.get("config_path")
             ctx = ctx.parent
-    return find_config(config_path)
+    return config_path
+
+
+def find_config_path(config_path: str | None) -> Path:
+    """The config file this command uses (see ``load_config``), without loading it."""
+    from scheduler.definitions.config import find_config  # lazy: `next` and --help need no config
+
+    return find_config(requested_config_path(config_path))
 
 
 def load_config(config_path: str | None) -> Config:

@@ -32,9 +32,9 @@ import time
 import uuid
 from pathlib import Path
 
-import structlog
+from scheduler.core.lazylog import lazy_logger
 
-log = structlog.get_logger("scheduler.compute.cgroups")
+log = lazy_logger("scheduler.compute.cgroups")
 
 DELEGATE_XATTRS = ("trusted.delegate", "user.delegate")
 STEP_PREFIX = "step-"

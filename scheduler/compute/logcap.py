@@ -38,9 +38,9 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-import structlog
+from scheduler.core.lazylog import lazy_logger
 
-log = structlog.get_logger("scheduler.compute.logcap")
+log = lazy_logger("scheduler.compute.logcap")
 
 PIPE_SIZE = 1 << 20  # the pipe's buffer: /proc/sys/fs/pipe-max-size is 1 MiB by default
 CHUNK = 1 << 20  # at most this many bytes per splice or read

@@ -66,11 +66,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import structlog
-
+from scheduler.core.lazylog import lazy_logger
 from scheduler.core.procinfo import ProcStat, holds_file, process_environ, process_table
 
-log = structlog.get_logger("scheduler.compute.reaper")
+log = lazy_logger("scheduler.compute.reaper")
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 MARK_KEYS = ("PIPESCHED_RUN_ID", "PIPESCHED_STEP", "PIPESCHED_ATTEMPT")

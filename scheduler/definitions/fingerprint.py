@@ -18,12 +18,13 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import pathspec
+from typing import TYPE_CHECKING, Any
 
 from scheduler.core.loopguard import assert_off_loop
 from scheduler.definitions.templating import partially_substitute
+
+if TYPE_CHECKING:
+    import pathspec
 
 IGNORE_FILES = (".gitignore", ".amlignore")
 _GLOB = frozenset("*?[")
@@ -37,6 +38,8 @@ def _ignore_spec(root: Path) -> pathspec.PathSpec | None:
             lines = (root / name).read_text().splitlines()
         except OSError:
             continue
+        import pathspec  # lazy: most source folders have no ignore file
+
         return pathspec.PathSpec.from_lines("gitignore", lines)
     return None
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scheduler.core.errors import PipeschedError
-from scheduler.definitions.config import Config
+
+if TYPE_CHECKING:
+    from scheduler.definitions.config import Config
 
 _UNITS = (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 
@@ -40,17 +43,22 @@ def free_bytes(path: Path) -> int:
 def free_space_problem(config: Config) -> str | None:
     """Why no run may start now (``not started: 0.4 GiB free on DIR, min_free_space is 1 GiB``),
     or None when there is room or the check is off (``min_free_space: 0``)."""
-    if config.min_free_space <= 0:
+    return free_space_problem_at(config.state_dir, config.min_free_space)
+
+
+def free_space_problem_at(state_dir: Path, min_free_space: int) -> str | None:
+    """``free_space_problem`` for a state directory and a threshold given as they are."""
+    if min_free_space <= 0:
         return None
     try:
-        free = free_bytes(config.state_dir)
+        free = free_bytes(state_dir)
     except OSError:
         return None  # no answer is no reason to refuse; writing will tell
-    if free >= config.min_free_space:
+    if free >= min_free_space:
         return None
     return (
-        f"not started: {human_bytes(free)} free on {config.state_dir}, "
-        f"min_free_space is {human_bytes(config.min_free_space)}"
+        f"not started: {human_bytes(free)} free on {state_dir}, "
+        f"min_free_space is {human_bytes(min_free_space)}"
     )
 
 

@@ -10,8 +10,6 @@ started (so ``cancel()`` can stop it) and when it has ended.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +24,14 @@ from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.definitions.templating import substitute
 from scheduler.executor import workdir as wd
+from scheduler.executor.stepenv import step_variables
 from scheduler.executor.steps import command_builder
 from scheduler.executor.steps.base import StepInvocation
 from scheduler.executor.values import StepValues
 from scheduler.runtime import read_metrics_file, read_model_requests
-from scheduler.store.engine import create_private_dir
 from scheduler.store.model_files import models_root, record_step_model
 from scheduler.store.patience import patiently
+from scheduler.store.private_files import create_private_dir
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import Metric, RunRecord
 
@@ -100,7 +99,7 @@ class AttemptRunner:
         interpreter = wd.resolve_interpreter(step.environment.python, self.pipeline.directory)
         if interpreter is None:
             missing = f"interpreter not found: {step.environment.python}"
-            _note(paths.log, missing)
+            wd.note_in_log(paths.log, missing)
             await patiently(
                 self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
             )
@@ -149,7 +148,7 @@ class AttemptRunner:
         cancel_reason = self._cancel_reason()
         if result.timed_out:
             status, reason = "failed", "timeout"
-            _note(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
+            wd.note_in_log(paths.log, f"timed out after {step.timeout:g}s: process group stopped")
         elif result.stopped or (cancel_reason is not None and result.exit_code != 0):
             status, reason = "canceled", cancel_reason or "canceled"
         elif result.exit_code == 0:
@@ -174,38 +173,24 @@ class AttemptRunner:
     def _step_env(
         self, step: Any, attempt: int, paths: wd.AttemptPaths, interpreter: str
     ) -> dict[str, str]:
-        env = {
-            "PIPESCHED_RUN_ID": self.run.id,
-            "PIPESCHED_STEP": step.id,
-            "PIPESCHED_ATTEMPT": str(attempt),
-            "PIPESCHED_EXPERIMENT": self.run.experiment,
-            "PIPESCHED_METRICS_FILE": str(paths.metrics),
-            "PIPESCHED_IMAGES_DIR": str(paths.images),
-            "PIPESCHED_INPUT_DATASETS": json.dumps(self.values.input_datasets(step)),
-            # What the azureml stand-in reads: datastores, this step's outputs, the models.
-            "PIPESCHED_DATASTORES": json.dumps(
-                {name: str(store.path) for name, store in self.config.datastores.items()}
-            ),
-            "PIPESCHED_OUTPUT_DATASETS": json.dumps(
-                {name: str(self.values.output_path(step.id, name)) for name in step.produces()}
-            ),
-            "PIPESCHED_MODELS_DIR": str(models_root(self.config.default_datastore.path)),
-            "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
-        }
-        # First on the path: the runtime for an interpreter without pipesched, and the azureml
-        # stand-in's bootstrap (which takes itself off the path again); then the step's own
-        # PYTHONPATH, or else the one pipesched was started with.
-        ours = (
-            [] if wd.is_own_interpreter(interpreter) else [wd.runtime_shim(self.config.state_dir)]
-        )
-        ours.append(wd.azureml_shim(self.config.state_dir))
         # Templated like arguments (``AML_PARAMETER_x: ${{parameters.x}}``, as the SDK writes).
         values = self.values.namespaces()
-        variables = {k: substitute(v, values) for k, v in step.environment.variables.items()}
-        theirs = variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
-        env.update(variables)
-        env["PYTHONPATH"] = os.pathsep.join([*map(str, ours), *([theirs] if theirs else [])])
-        return env
+        return step_variables(
+            run_id=self.run.id,
+            step=step.id,
+            attempt=attempt,
+            experiment=self.run.experiment,
+            paths=paths,
+            input_datasets=self.values.input_datasets(step),
+            datastores={name: str(store.path) for name, store in self.config.datastores.items()},
+            output_datasets={
+                name: str(self.values.output_path(step.id, name)) for name in step.produces()
+            },
+            models_dir=models_root(self.config.default_datastore.path),
+            interpreter=interpreter,
+            state_dir=self.config.state_dir,
+            variables={k: substitute(v, values) for k, v in step.environment.variables.items()},
+        )
 
     async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
         """Metrics reach the store even when the script crashed right after logging them: the
@@ -236,13 +221,6 @@ class AttemptRunner:
                     record_step_model, self.store, root, request, run_id=self.run.id, step=step
                 )
             except PipeschedError as exc:
-                _note(paths.log, f"model {request['name']} not recorded: {exc}")
+                wd.note_in_log(paths.log, f"model {request['name']} not recorded: {exc}")
                 continue
-            _note(paths.log, f"registered model {model.id}")
-
-
-def _note(log_path: Path, text: str) -> None:
-    """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", opener=wd.private_opener) as handle:
-        handle.write(f"[pipesched] {text}\n")
+            wd.note_in_log(paths.log, f"registered model {model.id}")

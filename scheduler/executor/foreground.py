@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from scheduler.executor import RunExecutor
+
+class Executor(Protocol):
+    """What runs in the foreground: ``RunExecutor``, or the lean path's ``ExpressExecutor``."""
+
+    def cancel(self, reason: str = ...) -> None: ...
+
+    async def execute(self) -> str: ...
+
 
 #: The reason a run records for each signal that cancels it.
 CANCEL_SIGNALS: dict[signal.Signals, str] = {
@@ -33,13 +39,13 @@ def note_cancel_signals() -> list[str]:
     return early
 
 
-def execute_in_foreground(executor: RunExecutor, early: list[str]) -> str:
+def execute_in_foreground(executor: Executor, early: list[str]) -> str:
     """Execute the run; ``early`` holds a cancel reason when a signal came before the loop
     started (the caller notes signals from the moment the run is recorded)."""
     return asyncio.run(_execute(executor, early))
 
 
-async def _execute(executor: RunExecutor, early: list[str]) -> str:
+async def _execute(executor: Executor, early: list[str]) -> str:
     loop = asyncio.get_running_loop()
     # Signals only set state; the executor does the work in the loop.
     for signum, reason in CANCEL_SIGNALS.items():

@@ -29,6 +29,7 @@ from scheduler.definitions.config import Config
 from scheduler.definitions.graph import build_graph
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.executor.attempt import AttemptRunner
+from scheduler.executor.events import StepEvent
 from scheduler.executor.values import StepValues
 from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
@@ -43,17 +44,6 @@ OK_STATUSES = frozenset({"completed", "reused"})
 class ExecutionOptions:
     kill_grace: float = 5.0  # SIGTERM → SIGKILL, for timeouts and cancel
     regenerate_outputs: bool = False
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """Progress for whoever watches a run (the CLI prints these on stderr)."""
-
-    step: str
-    status: str  # started | reused | retrying | completed | failed | skipped | canceled
-    attempt: int = 0
-    detail: str | None = None
-    duration: float | None = None
 
 
 class RunExecutor:

@@ -46,6 +46,13 @@ def private_opener(path: str, flags: int) -> int:
     return os.open(path, flags, LOG_MODE)
 
 
+def note_in_log(log_path: Path, text: str) -> None:
+    """A line of pipesched's own in the step's log, so `pipesched logs` tells the whole story."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", opener=private_opener) as handle:
+        handle.write(f"[pipesched] {text}\n")
+
+
 def prepare_workdir(paths: AttemptPaths, source_directory: Path) -> None:
     """Create the working directory: top-level entries of the source as symlinks, and ``outputs/``."""
     paths.workdir.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,10 @@
 
 The only package that issues SQL against pipesched's own database. ``Store.open(url)`` gives a
 store at the current schema; its methods hand out the plain records of ``scheduler.store.records``.
-The names below load on first use, so a module of this package that needs only the standard
-library (``completion_reads``, read on every TAB) does not pay for SQLAlchemy.
+
+The names below load on first use, so that importing a light module of this package (the
+records, the standard-library reads of ``sqlite_reads`` and ``completion_reads``) never loads
+SQLAlchemy's ORM.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ _HOMES = {
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
+    home = _HOMES.get(name)
+    if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
+    value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value

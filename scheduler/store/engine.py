@@ -11,7 +11,6 @@ a write transaction that starts deferred and upgrades its lock later can fail at
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from scheduler.core.errors import PipeschedError
+from scheduler.store.private_files import create_private_file
 
 BUSY_TIMEOUT_MS = 5000
 SQLITE_PRAGMAS = (
@@ -79,37 +79,6 @@ def _missing_driver(url: URL, exc: ImportError) -> PipeschedError:
             "pip install 'pipesched[postgres]'"
         )
     return PipeschedError(f"no database driver for {url.drivername} URLs: {exc}")
-
-
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
-
-
-def create_private_dir(path: Path) -> None:
-    """``path`` and its missing parents; the last one created 0700 whatever the umask (an
-    existing folder keeps its mode: its owner chose it)."""
-    if path.is_dir():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir(mode=PRIVATE_DIR)
-    except FileExistsError:
-        return
-    os.chmod(path, PRIVATE_DIR)  # mkdir's mode is masked by the umask
-
-
-def create_private_file(path: Path) -> None:
-    """The SQLite database file, created empty and 0600 before SQLite opens it: SQLite creates
-    a new file 0644 minus the umask, and gives its -wal and -shm the database file's mode."""
-    create_private_dir(path.parent)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE)
-    except FileExistsError:
-        return
-    try:
-        os.fchmod(fd, PRIVATE_FILE)
-    finally:
-        os.close(fd)
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:

@@ -1,6 +1,8 @@
 """Peers, same work: the 10-step no-op chain and a prepare → train → register chain run cold
 through ``pipesched run``, Prefect 3 (ephemeral), Dagster (``execute_in_process``) and Luigi
-(local scheduler), against the same scripts run by a shell script (the floor).
+(local scheduler), against the same scripts run by a shell script (the floor) and by a minimal
+Python driver (``peers_driver.py``: one interpreter plus a subprocess per step). Every process
+caches its bytecode as an installed program does (see ``step_overhead.installed_env``).
 
 Each peer lives in its own virtual environment under ``<work>/venvs/<peer>``, created and
 pip-installed here only when ``--peers`` is given (never a project dependency; an existing venv
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.benchmarks.figures import figure
-from tests.benchmarks.step_overhead import NOOP, _chain
+from tests.benchmarks.step_overhead import NOOP, _chain, installed_env, pipesched_command
 from tests.projects import make_project
 
 HERE = Path(__file__).resolve().parent
@@ -99,7 +101,9 @@ def _version(python: Path, peer: str) -> str:
 def peer_env(work: Path) -> dict[str, str]:
     """Quiet, local, ephemeral settings for every peer; their state stays in the work folder."""
     (work / "dagster_home").mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DAGSTER_"))}
+    env = {
+        k: v for k, v in installed_env(work).items() if not k.startswith(("PREFECT_", "DAGSTER_"))
+    }
     env.pop("VIRTUAL_ENV", None)
     return {
         **env,
@@ -138,10 +142,12 @@ def _runners(
             shutil.rmtree(markers, ignore_errors=True)
 
     (work / "luigi_markers").mkdir(exist_ok=True)
-    beside = Path(sys.executable).parent / "pipesched"  # skip a version manager's shim
-    pipesched = str(beside) if beside.exists() else "pipesched"
+    pipesched = pipesched_command()
+    driver = [py, str(HERE / "peers_driver.py")] + [x for s in paths for x in ["--", py, s]]
     return {
-        "pipesched": lambda: run([pipesched, "-c", str(project.config_path), "run", chain]),
+        "pipesched": lambda: run(
+            [pipesched, "-c", str(project.config_path), "run", chain], env=env
+        ),
         "prefect": lambda: run(
             [str(venvs["prefect"]), str(HERE / "peers_prefect.py"), py, *paths], env=env
         ),
@@ -149,7 +155,8 @@ def _runners(
             [str(venvs["dagster"]), str(HERE / "peers_dagster.py"), py, *paths], env=env
         ),
         "luigi": luigi,
-        "by hand": lambda: run([str(hand)]),
+        "driver": lambda: run(driver, env=env),
+        "by hand": lambda: run([str(hand)], env=env),
     }
 
 
@@ -167,9 +174,17 @@ def main(quick: bool = False, peers: bool = False, work: str | None = None) -> l
     return _measure(Path(work).resolve(), trials)
 
 
+def chosen_peers() -> list[str]:
+    """The peers to compare: all, or those ``PIPESCHED_BENCH_PEERS`` names (``luigi,prefect``)."""
+    wanted = os.environ.get("PIPESCHED_BENCH_PEERS")
+    if not wanted:
+        return list(PEERS)
+    return [peer for peer in PEERS if peer in {w.strip() for w in wanted.split(",")}]
+
+
 def _measure(work: Path, trials: int) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
-    installed = {peer: ensure_venv(work, peer) for peer in PEERS}
+    installed = {peer: ensure_venv(work, peer) for peer in chosen_peers()}
     venvs = {peer: python for peer, python in installed.items() if python is not None}
     print("peers: " + ", ".join(f"{p} {_version(v, p)}" for p, v in venvs.items()), file=sys.stderr)
     shutil.rmtree(work / "project", ignore_errors=True)
@@ -190,7 +205,7 @@ def _measure(work: Path, trials: int) -> list[dict]:
         "ml3": [ml / f"{s}.py" for s in ("prepare", "train", "register")],
     }
     runners = {c: _runners(work, project, c, s, venvs) for c, s in chains.items()}
-    tools = ["pipesched", *venvs, "by hand"]
+    tools = ["pipesched", *venvs, "driver", "by hand"]
     for chain in chains:  # untimed warm-up: page cache, databases, Prefect's migrations
         for tool in list(tools):
             try:
@@ -227,6 +242,15 @@ def _figures(samples: dict[str, dict[str, list[float]]]) -> list[dict]:
     for chain, by_tool in samples.items():
         hand = statistics.median(by_tool["by hand"])
         ours = statistics.median(by_tool["pipesched"])
+        driven = statistics.median(by_tool["driver"])
+        out.append(
+            figure(
+                f"peers {chain}: pipesched / driver",
+                by_tool["pipesched"],
+                baseline=driven,
+                baseline_name="driver",
+            )
+        )
         for tool in by_tool:
             base = None if tool == "by hand" else hand
             out.append(
