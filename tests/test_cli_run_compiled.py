@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -243,6 +244,7 @@ def test_failure_retries_and_timeout_on_the_compiled_path(project: Project, tmp_
             type: python_script
             script: flaky.py
             retries: 1
+            retry_delay: 1s
             allow_reuse: false
           hang:
             type: python_script
@@ -277,6 +279,12 @@ def test_failure_retries_and_timeout_on_the_compiled_path(project: Project, tmp_
         ("failed", 4),
         ("completed", 0),
     ]
+    first, second = flaky["attempts"]
+    waited = datetime.fromisoformat(second["started_at"]) - datetime.fromisoformat(
+        first["finished_at"]
+    )
+    assert waited.total_seconds() >= 1, "the retry waits its retry_delay"
+    assert "next attempt in 1.0s" in result.stderr
     assert hang["status"] == "failed" and hang["status_reason"] == "timeout"
     assert never["status"] == "skipped"
     log = project.cli("logs", doc["id"], "--step", "hang").stdout

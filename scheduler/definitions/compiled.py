@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: The variable naming the config (``definitions.config.ENV_CONFIG``; a test holds them equal).
 ENV_CONFIG = "PIPESCHED_CONFIG"
 #: Bumped whenever a plan's fields change meaning.
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 #: The environment variables that change what a config or a pipeline resolves to.
 PLAN_ENVIRONMENT = ("STATE_DIRECTORY",)
 #: Modules whose code shapes a plan: a change to one (a development checkout) rebuilds plans.
@@ -67,6 +67,9 @@ _STEP_FIELDS = frozenset(
         "compute",
         "timeout",
         "retries",
+        "retry_delay",
+        "retry_backoff",
+        "retry_max_delay",
         "environment",
         "script",
         "arguments",
@@ -250,6 +253,9 @@ def compile_plan(
                 "compute": step.compute,
                 "max_workers": max(1, target.max_workers),
                 "retries": step.retries,
+                "retry_delay": step.retry_delay,
+                "retry_backoff": step.retry_backoff,
+                "retry_max_delay": step.retry_max_delay,
                 "timeout": step.timeout,
                 "allow_reuse": step.allow_reuse,
                 "source_directory": str(step.source_directory),

@@ -27,6 +27,7 @@ from typing import Any
 
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.crashpoints import crashpoint
+from scheduler.core.durations import format_duration
 from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.procinfo import current_owner, exit_description
@@ -47,6 +48,19 @@ from scheduler.store.private_files import create_private_dir
 
 OK_STATUSES = frozenset({"completed", "reused"})
 MODELS_FOLDER = Path(".pipesched") / "models"  # as ``store.model_files.models_root``
+
+
+def retry_wait(step: dict[str, Any], failed_attempt: int) -> float:
+    """Seconds to wait after attempt ``failed_attempt`` failed: the plan's retry fields, by the
+    same rule as ``StepBase.retry_wait``."""
+    delay = float(step.get("retry_delay") or 0.0)
+    if delay <= 0:
+        return 0.0
+    try:
+        wait = delay * float(step.get("retry_backoff") or 1.0) ** (failed_attempt - 1)
+    except OverflowError:
+        return float(step["retry_max_delay"])
+    return min(wait, float(step["retry_max_delay"]))
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ class ExpressExecutor:
         # often), so both share one transaction; its events are reported once it is committed.
         self._pending: list[Op] = []
         self._pending_events: list[StepEvent] = []
+        self._stopping = asyncio.Event()  # set by cancel(): ends a wait between retries
 
     # ---- the walk ---------------------------------------------------------------------------
 
@@ -227,6 +242,7 @@ class ExpressExecutor:
         if self._cancel_reason is not None:
             return
         self._cancel_reason = reason
+        self._stopping.set()
         for proc in list(self._procs.values()):
             self._stop_process(proc)
 
@@ -290,13 +306,25 @@ class ExpressExecutor:
             # The attempt's end waits for the next commit: so does its event.
             status, reason, duration = await self._attempt(step, attempt, fingerprint)
             if status == "failed" and attempt < max_attempts and self._cancel_reason is None:
+                wait = retry_wait(step, attempt)
+                detail = f"{reason}; next attempt in {format_duration(wait)}" if wait else reason
                 self._pending_events.append(
-                    StepEvent(step_id, "retrying", attempt, reason, duration)
+                    StepEvent(step_id, "retrying", attempt, detail, duration)
                 )
+                if wait > 0:  # the failure is recorded and told before the wait, not after
+                    await self._commit()
+                    await self._pause_before_retry(wait)
                 continue
             self._pending_events.append(StepEvent(step_id, status, attempt, reason, duration))
             return status
         raise AssertionError("unreachable")
+
+    async def _pause_before_retry(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the run is canceled meanwhile."""
+        if self._stopping.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _attempt(
         self, step: dict[str, Any], attempt: int, fingerprint: str
