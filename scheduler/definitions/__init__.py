@@ -5,35 +5,88 @@ as the schedules created through the API, is handed in by the caller)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, ParameterError
-from scheduler.definitions.config import Config
-from scheduler.definitions.discovery import discover_pipelines, find_pipeline, pipeline_files
-from scheduler.definitions.parameters import convert_parameter
-from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
-from scheduler.definitions.pipeline_loader import build_pipeline, load_pipeline
-from scheduler.definitions.schedule_loader import (
-    ScheduleCheck,
-    build_schedule,
-    load_schedules,
-    load_valid_schedules,
-)
-from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
-from scheduler.definitions.steps import (
-    STEP_TYPES,
-    CommandStep,
-    DataTransferStep,
-    Environment,
-    NotebookStep,
-    ParallelRunStep,
-    PythonScriptStep,
-    SqlStep,
-    Step,
-    StepBase,
-)
-from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path, read_yaml
+
+if TYPE_CHECKING:
+    from scheduler.definitions.config import Config
+    from scheduler.definitions.discovery import (
+        discover_pipelines,
+        find_pipeline,
+    )
+    from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
+    from scheduler.definitions.pipeline_loader import build_pipeline, load_pipeline
+    from scheduler.definitions.schedule_loader import (
+        ScheduleCheck,
+        build_schedule,
+        load_schedules,
+        load_valid_schedules,
+    )
+    from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
+    from scheduler.definitions.steps import (
+        STEP_TYPES,
+        CommandStep,
+        DataTransferStep,
+        Environment,
+        NotebookStep,
+        ParallelRunStep,
+        PythonScriptStep,
+        SqlStep,
+        Step,
+        StepBase,
+    )
+    from scheduler.definitions.yamlsource import PathKey, YamlDocument, display_path
+
+# The names this package offers, loaded on first use: a command that needs only the config's
+# paths (``definitions.config``) never loads pydantic or the pipeline models.
+_HOMES = {
+    "Config": "config",
+    "discover_pipelines": "discovery",
+    "find_pipeline": "discovery",
+    "pipeline_files": "discovery",
+    "convert_parameter": "parameters",
+    "PIPELINE_FILE": "pipeline",
+    "DataDef": "pipeline",
+    "ParameterDef": "pipeline",
+    "Pipeline": "pipeline",
+    "build_pipeline": "pipeline_loader",
+    "load_pipeline": "pipeline_loader",
+    "ScheduleCheck": "schedule_loader",
+    "build_schedule": "schedule_loader",
+    "load_schedules": "schedule_loader",
+    "load_valid_schedules": "schedule_loader",
+    "OnChange": "schedules",
+    "Recurrence": "schedules",
+    "ScheduleDef": "schedules",
+    "STEP_TYPES": "steps",
+    "CommandStep": "steps",
+    "DataTransferStep": "steps",
+    "Environment": "steps",
+    "NotebookStep": "steps",
+    "ParallelRunStep": "steps",
+    "PythonScriptStep": "steps",
+    "SqlStep": "steps",
+    "Step": "steps",
+    "StepBase": "steps",
+    "PathKey": "yamlsource",
+    "YamlDocument": "yamlsource",
+    "display_path": "yamlsource",
+    "read_yaml": "yamlsource",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PIPELINE_FILE",
@@ -88,6 +141,12 @@ def validate_all(
     schedules created through the API, read from the store by the caller: one of the file that
     shares a name with them is reported. ``check`` is the fire-time computation a caller above
     this package hands in (``scheduler.services.schedules.validate_definitions`` does)."""
+    # lazy: the package's names load on first use (see _HOMES)
+    from scheduler.definitions.discovery import discover_pipelines, pipeline_files
+    from scheduler.definitions.pipeline_loader import load_pipeline
+    from scheduler.definitions.schedule_loader import load_schedules
+    from scheduler.definitions.yamlsource import display_path
+
     errors: list[DefinitionError] = []
     if not config.pipelines_dir.is_dir():
         errors.append(
@@ -143,6 +202,9 @@ def _check_schedule_parameters(
 ) -> list[DefinitionError]:
     """A schedule's parameters must fit the working copy of the pipeline it runs; and a
     schedule created through the API must not share a name with one of the file."""
+    # lazy: the package's names load on first use (see _HOMES)
+    from scheduler.definitions.yamlsource import display_path, read_yaml
+
     doc = read_yaml(config.schedules_file)
     index = schedule_positions(doc)
     errors: list[DefinitionError] = []
@@ -180,6 +242,9 @@ def schedule_parameter_errors(
     """Whether ``schedule`` (found at ``base`` in ``doc``) fits ``pipeline``: known parameters
     of the right type, every required one given, and an on_change ``data_path_parameter`` that
     is a path parameter. Shared by schedules.yaml and schedules created through the API."""
+    # lazy: the package's names load on first use (see _HOMES)
+    from scheduler.definitions.parameters import convert_parameter
+
     where = f"schedule '{schedule.name}'"
     errors: list[DefinitionError] = []
     for name, value in schedule.parameters.items():

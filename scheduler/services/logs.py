@@ -29,7 +29,7 @@ from scheduler.store.records import (
 )
 
 if TYPE_CHECKING:
-    from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
 
 POLL_SECONDS = 0.2
 TAIL_BLOCK = 64 * 1024  # read backwards in blocks: the tail of a big log never reads all of it
@@ -167,7 +167,9 @@ class StepLogs:
             chunks.append((source, data))
         return chunks
 
-    def poll(self, store: Store, *, whole_lines: bool = False) -> tuple[list[Chunk], bool | None]:
+    def poll(
+        self, store: HistoryReads, *, whole_lines: bool = False
+    ) -> tuple[list[Chunk], bool | None]:
         """What the followed logs gained, and the outcome: None while the step (or, without a
         step, the run) goes on, else whether it succeeded. With ``whole_lines``, an unfinished
         last line is held back until it ends or the outcome is known."""
@@ -202,7 +204,7 @@ class StepLogs:
         return None
 
     def follow(
-        self, store: Store, *, sleep: Callable[[float], None] = time.sleep
+        self, store: HistoryReads, *, sleep: Callable[[float], None] = time.sleep
     ) -> Iterator[Chunk | bool]:
         """Chunks as the logs gain them, then the outcome (whether it succeeded) once the
         followed step or run has ended."""
@@ -214,7 +216,7 @@ class StepLogs:
                 return
             sleep(POLL_SECONDS)
 
-    async def follow_async(self, store: Store) -> AsyncIterator[bytes]:
+    async def follow_async(self, store: HistoryReads) -> AsyncIterator[bytes]:
         """The bytes the followed logs gain until the step ends; reads run in a worker thread,
         never on the event loop."""
         while True:
@@ -226,14 +228,14 @@ class StepLogs:
             await asyncio.sleep(POLL_SECONDS)
 
 
-def open_logs(store: Store, run_ref: str, step: str | None, attempt: int | None) -> StepLogs:
+def open_logs(store: HistoryReads, run_ref: str, step: str | None, attempt: int | None) -> StepLogs:
     """The logs of run ``run_ref`` (a unique id prefix or ``latest``), of ``step`` (id or
     display name) at ``attempt`` (default: the latest), or of every step."""
     return StepLogs(store.get_run_detail(resolve_run(store, run_ref)), step, attempt)
 
 
 def read_step_log(
-    store: Store,
+    store: HistoryReads,
     run_ref: str,
     step: str,
     *,
