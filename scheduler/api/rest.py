@@ -100,7 +100,8 @@ def rest_router(
         before: Annotated[str | None, Query(description="a run id: runs older than it")] = None,
         experiment: str | None = None,
     ) -> list[dict]:
-        """Run history, newest first (``runs --json`` objects); page with ``before``."""
+        """Run history, newest first (``runs --json`` objects, each with the metrics its steps
+        logged); page with ``before``."""
         records = run_service.list_runs(
             store,
             pipeline=pipeline,
@@ -109,7 +110,8 @@ def rest_router(
             before=before,
             experiment=experiment,
         )
-        return [r.to_json() for r in records]
+        metrics = run_service.runs_metrics(store, records)
+        return [r.to_json() | metrics[r.id] for r in records]
 
     @router.get("/runs/{run_id}", name="get_run", tags=["runs"])
     def get_run(run_id: str) -> dict:
@@ -139,6 +141,18 @@ def rest_router(
             logs.require_log()
             return Response(data, media_type="text/plain")
         return StreamingResponse(_then(data, logs.follow_async(store)), media_type="text/plain")
+
+    @router.get("/pipelines/{name}/metrics", tags=["pipelines"])
+    def pipeline_metrics(
+        name: str,
+        metric: str | None = None,
+        last: Annotated[int, Query(ge=0, description="the newest N runs; 0 for all")] = 20,
+    ) -> list[dict]:
+        """What the pipeline's last runs logged, newest first (``metrics --json`` objects):
+        ``{id, created_at, status, metrics}``, ``metrics`` mapping a step id to ``{name:
+        value}``."""
+        history = run_service.metric_history(store, name, metric=metric, last=last)
+        return [row.to_json() for row in history]
 
     @router.get("/pipelines", tags=["pipelines"])
     def list_pipelines() -> list[dict]:

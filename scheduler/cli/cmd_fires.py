@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import click
 
-from scheduler.cli.options import (
-    config_option,
-    json_option,
-    load_config,
-    no_headers_option,
-    open_store,
-)
+from scheduler.cli.options import config_option, json_option, no_headers_option
+from scheduler.cli.reads import open_reads, read_config, remote_daemon
 from scheduler.cli.render import format_moment, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.services.schedules import list_fires
+from scheduler.services.fire_history import list_fires
 
 HEADERS = ("SCHEDULE", "NOMINAL TIME/FILE", "OUTCOME", "REASON", "RUN")
 OUTCOME_STYLES = {
@@ -48,9 +43,22 @@ def fires(
     Example:
       pipesched fires weekly-diabetes-training --limit 5
     """
-    config = load_config(config_path)
-    with open_store(config) as store:
-        records = list_fires(store, schedule, limit=limit, config=config)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import fire_from_json, remote_fires
+
+        if schedule is None:
+            raise click.UsageError("with --url, name the SCHEDULE whose fires to list")
+        found = remote_fires(remote, schedule, limit=limit)
+        if as_json:
+            print_json(found)
+            return
+        records = [fire_from_json(data) for data in found]
+    else:
+        config = read_config(config_path)
+        with open_reads(config) as store:
+            records = list_fires(store, schedule, limit=limit, config=config)
     if as_json:
         print_json([record.to_json() for record in records])
         return

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from scheduler.cli.options import config_option, load_config, open_store
+from scheduler.cli.options import config_option
+from scheduler.cli.reads import open_reads, read_config, remote_daemon
 from scheduler.cli.render import format_absolute
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import parse_duration
 from scheduler.services.logs import LogSource, StepLogs, open_logs, pick_attempt
 
 if TYPE_CHECKING:
-    from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads as Store
 
 
 @click.command()
@@ -65,7 +66,15 @@ def logs(
         since_seconds = parse_duration(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    with open_store(load_config(config_path)) as store:
+    remote = remote_daemon()
+    if remote is not None:
+        if since is not None:
+            raise click.UsageError("--since reads the log files' times: not with --url")
+        # lazy: the REST reads load only with --url
+        from scheduler.cli.remote_logs import print_remote_logs
+
+        sys.exit(print_remote_logs(remote, run_id, step, attempt, follow, lines))
+    with open_reads(read_config(config_path)) as store:
         code = print_logs(store, run_id, step, attempt, follow, lines, since_seconds)
     sys.exit(code)
 

@@ -10,13 +10,8 @@ from typing import Any
 
 import click
 
-from scheduler.cli.options import (
-    config_option,
-    json_option,
-    load_config,
-    no_headers_option,
-    open_store,
-)
+from scheduler.cli.options import config_option, json_option, no_headers_option
+from scheduler.cli.reads import open_reads, read_config, remote_daemon
 from scheduler.cli.render import format_moment, print_json, print_lines, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.models import get_model, list_models
@@ -58,8 +53,19 @@ def models(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_store(load_config(config_path)) as store:
-        records = list_models(store, name, tags=tags, latest=latest)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import model_from_json, remote_models
+
+        found = remote_models(remote, name, tags=tags, latest=latest)
+        if as_json:
+            print_json(found)
+            return
+        records = [model_from_json(data) for data in found]
+    else:
+        with open_reads(read_config(config_path)) as store:
+            records = list_models(store, name, tags=tags, latest=latest)
     if as_json:
         print_json([record.to_json() for record in records])
         return
@@ -86,8 +92,19 @@ def models(
 def show(model: str, as_json: bool, config_path: str | None) -> None:
     """One version of a model (the latest without :VERSION): where its files are, its tags and
     properties, and the run and step it came from."""
-    with open_store(load_config(config_path)) as store:
-        record = get_model(store, model)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import model_from_json, remote_model
+
+        found = remote_model(remote, model)
+        if as_json:
+            print_json(found)
+            return
+        record = model_from_json(found)
+    else:
+        with open_reads(read_config(config_path)) as store:
+            record = get_model(store, model)
     if as_json:
         print_json(record.to_json())
         return

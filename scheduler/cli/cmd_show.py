@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from scheduler.cli.options import config_option, json_option, load_config, open_store
+from scheduler.cli.options import config_option, json_option
+from scheduler.cli.reads import open_reads, read_config, remote_daemon
 from scheduler.cli.render import (
     STATUS_STYLES,
     Bar,
@@ -53,7 +54,20 @@ def show(run_id: str, as_json: bool, config_path: str | None) -> None:
     """One run: steps, statuses, durations, attempts, metrics, outputs and a timeline.
 
     RUN_ID may be any unique prefix of a run id."""
-    with open_store(load_config(config_path)) as store:
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import detail_from_json, model_from_json, remote_run
+
+        found = remote_run(remote, run_id)
+        if as_json:
+            print_json(found)
+            return
+        detail = detail_from_json(found)
+        models = [model_from_json(model) for model in found.get("models", [])]
+        render_detail(detail, SYSTEM_CLOCK.now(), models)
+        return
+    with open_reads(read_config(config_path)) as store:
         detail = get_run(store, run_id)
         models = run_models(store, detail.run.id)
     if as_json:

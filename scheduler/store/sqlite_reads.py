@@ -291,7 +291,9 @@ class SqliteReads:
         sql = f"SELECT {_MODEL_COLUMNS} FROM models"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        records = [_model(row) for row in self._db.execute(sql + " ORDER BY name, version DESC")]
+        records = [
+            _model(row) for row in self._db.execute(sql + " ORDER BY name, version DESC", values)
+        ]
         if latest:
             newest: dict[str, ModelRecord] = {}
             for record in records:
@@ -321,8 +323,10 @@ def _required_time(value: str) -> datetime:
     return moment
 
 
-def _json(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+def _json(value: str | float | None) -> Any:
+    """A JSON column: text, except a bare number, which the column's numeric affinity keeps
+    as a number."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _run(row: Iterable[Any]) -> RunRecord:
