@@ -36,6 +36,7 @@ from scheduler.services import pipelines as pipeline_service
 from scheduler.services import runs as run_service
 from scheduler.services.logs import open_logs
 from scheduler.services.pipelines import PipelineEntry, check_pipeline_name
+from scheduler.services.schedule_view import daemon_fields
 from scheduler.services.schedules import list_schedules as collect_schedules
 
 if TYPE_CHECKING:
@@ -161,9 +162,10 @@ def rest_router(
 
     @router.get("/schedules", tags=["schedules"])
     def list_schedules() -> list[dict]:
-        """Every schedule (``schedules --json`` objects), sorted by next fire."""
+        """Every schedule (``schedules --json`` objects, with the expression as written, the
+        last fire and its outcome, and whether it has ended), sorted by next fire."""
         return [
-            s.to_json()
+            s.to_json() | daemon_fields(s)
             for s in collect_schedules(config, store, clock.now(), warn=_warn_api_schedule)
         ]
 
@@ -174,9 +176,10 @@ def rest_router(
 
 def pipelines_json(config: Config, store: Store) -> list[dict[str, Any]]:
     """``GET /api/v1/pipelines``: every pipeline (working copy or published), by name, with its
-    versions, the default one and the endpoint URLs."""
+    versions, the default one, the endpoint URLs and its working copy's check (description,
+    steps, status, errors, path)."""
     return [
-        _pipeline_json(e)
+        _pipeline_json(e) | pipeline_service.entry_fields(config, e)
         for e in sorted(pipeline_service.list_pipelines(config, store), key=lambda e: e.name)
     ]
 

@@ -3,23 +3,19 @@ published versions, which one the endpoint runs, and the endpoint URLs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from scheduler.cli.options import (
-    config_option,
-    json_option,
-    load_config,
-    no_headers_option,
-    open_store,
-)
+from scheduler.cli.options import config_option, json_option, no_headers_option, open_store
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon
 from scheduler.cli.render import print_json, print_table
-from scheduler.services.pipelines import PipelineEntry, check_pipeline, list_pipelines
+from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
+from scheduler.services.pipeline_view import entries_from_daemon
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
+    from scheduler.services.pipelines import PipelineEntry
 
 HEADERS = ("NAME", "STEPS", "VERSIONS", "DESCRIPTION", "STATUS", "ENDPOINT", "PATH")
 
@@ -31,10 +27,20 @@ HEADERS = ("NAME", "STEPS", "VERSIONS", "DESCRIPTION", "STATUS", "ENDPOINT", "PA
 def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """List the pipelines pipesched knows; an invalid one shows its first error. VERSIONS marks
     the endpoint's default version with '*'."""
-    config = load_config(config_path)
-    with open_store(config) as store:
-        found = list_pipelines(config, store)
-    entries = [entry_json(entry, config) for entry in found]
+    daemon: DaemonClient | RemoteClient | None = remote_daemon()
+    config = None if daemon is not None else read_config(config_path)
+    if config is not None:
+        daemon = local_daemon(config)
+    if daemon is not None:  # it checks the same files, and has the pipeline models loaded
+        entries = entries_from_daemon(daemon.get(f"{API}/pipelines"))
+    else:
+        # lazy: the pipeline models and the store load only when no daemon answers
+        from scheduler.services.pipelines import list_pipelines
+
+        assert config is not None
+        with open_store(config) as store:
+            found = list_pipelines(config, store)
+        entries = [entry_json(entry, config) for entry in found]
     if as_json:
         print_json(entries)
         return
@@ -60,23 +66,10 @@ def entry_json(entry: PipelineEntry, config: Config) -> dict[str, Any]:
     """One pipeline as ``pipelines --json`` shows it: ``{name, description, steps, status,
     errors, path, versions, default_version, endpoint}``; ``status`` is ``ok``, ``invalid``
     (with every error of the file) or ``published`` (no working copy left)."""
-    data: dict[str, Any] = {
-        "name": entry.name,
-        "description": None,
-        "steps": [],
-        "status": "published",
-        "errors": [],
-        "path": None,
-    }
-    if entry.path is not None:
-        check = check_pipeline(config, entry.path)
-        data.update(
-            description=check.description,
-            steps=list(check.steps),
-            status="invalid" if check.errors else "ok",
-            errors=list(check.errors),
-            path=str(Path(entry.path).resolve()),
-        )
+    # lazy: as list_pipelines
+    from scheduler.services.pipelines import entry_fields
+
+    data: dict[str, Any] = {"name": entry.name, **entry_fields(config, entry)}
     data["versions"] = [
         {**v.to_json(), "url": entry.version_urls[v.version]} for v in entry.versions
     ]

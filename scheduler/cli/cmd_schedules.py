@@ -9,20 +9,15 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from scheduler.cli.options import (
-    config_option,
-    json_option,
-    load_config,
-    no_headers_option,
-    open_store,
-)
+from scheduler.cli.options import config_option, json_option, no_headers_option, open_store
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.services.schedules import list_schedules
+from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
+from scheduler.services.schedule_view import ScheduleSummary, summary_from_json
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
-    from scheduler.services.schedule_summary import ScheduleSummary
     from scheduler.store import Store
 
 HEADERS = ("NEXT", "LEFT", "LAST", "PASSED", "RESULT", "SCHEDULE", "PIPELINE", "WHEN")
@@ -37,10 +32,17 @@ RESULT_STYLES = {**STATUS_STYLES, "skipped": "yellow", "missed": "yellow", "erro
 def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """Every schedule (enabled or not): next and last fire, last result, and when it fires in
     plain English. Reads the config and the store; no daemon needed."""
-    config = load_config(config_path)
     now = SYSTEM_CLOCK.now()
-    with open_store(config) as store:
-        summaries = collect(config, store, now)
+    daemon: DaemonClient | RemoteClient | None = remote_daemon()
+    config = None if daemon is not None else read_config(config_path)
+    if config is not None:
+        daemon = local_daemon(config)
+    if daemon is not None:  # it reads the same files and store, and has the code loaded
+        summaries = [summary_from_json(data) for data in daemon.get(f"{API}/schedules")]
+    else:
+        assert config is not None
+        with open_store(config) as store:
+            summaries = collect(config, store, now)
     if as_json:
         print_json([s.to_json() for s in summaries])
         return
@@ -56,6 +58,9 @@ def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
     """Every schedule summarized at ``now`` (see ``scheduler.services.schedules.list_schedules``)."""
+    # lazy: the schedule models, triggers and store load only when no daemon answers
+    from scheduler.services.schedules import list_schedules
+
     return list_schedules(
         config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)
     )

@@ -22,7 +22,7 @@ from scheduler.core.errors import PipeschedError
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
-    from scheduler.services.daemon_http import RemoteClient
+    from scheduler.services.daemon_http import DaemonClient, RemoteClient
     from scheduler.store.reads import HistoryReads
 
 ENV_URL = "PIPESCHED_URL"
@@ -50,6 +50,14 @@ def open_reads(config: Config) -> Iterator[HistoryReads]:
         yield reads
     finally:
         reads.close()
+
+
+def local_daemon(config: Config) -> DaemonClient | None:
+    """The daemon of ``config`` when it answers on its socket, else None."""
+    # lazy: the HTTP client loads only for the commands that ask a running daemon
+    from scheduler.services.client import local_daemon as _local
+
+    return _local(config.state_dir)
 
 
 def remote_daemon() -> RemoteClient | None:
