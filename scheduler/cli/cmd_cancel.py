@@ -6,7 +6,8 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import config_option, load_config, open_store
-from scheduler.services.client import ServiceClient
+from scheduler.cli.reads import remote_daemon
+from scheduler.services.client import RemoteServices, ServiceClient
 
 
 @click.command()
@@ -18,6 +19,10 @@ def cancel(run_id: str, config_path: str | None) -> None:
     Works for runs of the daemon and for a foreground `pipesched run` in another terminal,
     with or without a daemon.
     """
-    config = load_config(config_path)
-    canceled = ServiceClient(config, lambda: open_store(config)).cancel(run_id)
+    remote = remote_daemon()
+    if remote is not None:
+        canceled = RemoteServices(remote).cancel(run_id)
+    else:
+        config = load_config(config_path)
+        canceled = ServiceClient(config, lambda: open_store(config)).cancel(run_id)
     click.echo(f"canceled {canceled.run_id}")

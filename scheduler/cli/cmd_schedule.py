@@ -10,8 +10,9 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import config_option, load_config, open_store
+from scheduler.cli.reads import remote_daemon
 from scheduler.core.errors import PipeschedError
-from scheduler.services.client import ServiceClient
+from scheduler.services.client import RemoteServices, ServiceClient
 
 
 @click.group()
@@ -64,6 +65,10 @@ def _set_enabled(name: str, enabled: bool, config_path: str | None) -> str:
     )
 
 
-def _client(config_path: str | None) -> ServiceClient:
+def _client(config_path: str | None) -> ServiceClient | RemoteServices:
+    """The daemon at ``--url`` when one is named, else this machine's daemon or store."""
+    remote = remote_daemon()
+    if remote is not None:
+        return RemoteServices(remote)
     config = load_config(config_path)
     return ServiceClient(config, lambda: open_store(config))

@@ -41,10 +41,12 @@ def color_enabled(out: TextIO | None = None) -> bool:
 
 def styled(text: str, style: str | None, color: bool) -> str:
     """``text`` wrapped in rich markup when colour is on (the caller prints through rich)."""
-    from rich.markup import escape
+    if not color:
+        return text
+    from rich.markup import escape  # only on a terminal: piped output never loads rich
 
-    if not color or not style:
-        return escape(text) if color else text
+    if not style:
+        return escape(text)
     return f"[{style}]{escape(text)}[/]"
 
 
