@@ -152,10 +152,10 @@ class PipelineRun(_RunBase):
         its metrics (a finished run logs no more), without asking again."""
         listed = self._data or {}
         if not recursive and listed.get("status") in FINISHED and "metrics" in listed:
-            merged_listed: dict[str, Any] = {}
-            for values in listed["metrics"].values():
-                merged_listed.update(values)
-            return _only(merged_listed, name)
+            by_step = listed["metrics"].values()
+            merged_listed = {k: v for values in by_step for k, v in values.items()}
+            if len(merged_listed) == sum(len(values) for values in by_step):
+                return _only(merged_listed, name)  # no name in two steps: no order to keep
         detail = self._detail()
         if recursive:
             return {f"{self._id}/{s['name']}": _only(s["metrics"], name) for s in detail["steps"]}

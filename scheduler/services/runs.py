@@ -152,10 +152,11 @@ def runs_metrics(store: HistoryReads, runs: Sequence[RunRecord]) -> dict[str, di
 
 
 def step_metrics(metrics: Sequence[Metric], only: str | None = None) -> dict[str, dict[str, Any]]:
-    """Step id → ``{name: value}`` (as ``show`` gives each step), steps in the order they first
-    logged; with ``only``, that name alone, and steps without it left out."""
+    """Step id → ``{name: value}`` (as ``show`` gives each step), steps by id (steps that run
+    side by side log in any order), names in the order logged; with ``only``, that name alone,
+    and steps without it left out."""
     by_step: dict[str, list[Metric]] = {}
     for item in metrics:
         if only is None or item.name == only:
             by_step.setdefault(item.step, []).append(item)
-    return {step: metrics_by_name(items) for step, items in by_step.items()}
+    return {step: metrics_by_name(by_step[step]) for step in sorted(by_step)}
