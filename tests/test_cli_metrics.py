@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import wait_until
 from tests.daemon_harness import DaemonProcess, daemon_request
 from tests.projects import Project
-from tests.test_cli_fast_reads import ACCURACIES, build_project
+from tests.test_cli_fast_reads import build_project
 
 TRAIN = {"accuracy": 0.85, "loss": 0.15}
 SCORE = {"rows": 120}
