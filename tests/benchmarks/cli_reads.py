@@ -91,10 +91,13 @@ def measure(project: Project, newest: str, trials: int) -> dict[str, list[float]
     runs = {"python -c pass": [sys.executable, "-c", "pass"]}
     runs |= {name: [sys.executable, "-m", "scheduler.cli", *args]
              for name, args in commands(newest).items()}  # fmt: skip
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for name, argv in runs.items():  # once each first: a failure shows before any timing
+    for name, argv in list(runs.items()):  # once each first: a failure shows before timing
         done = subprocess.run(argv, env=env, cwd=project.root, capture_output=True, timeout=120)
-        assert done.returncode == 0, (name, done.stderr.decode())
+        if done.returncode != 0:  # e.g. a command an older checkout lacks
+            print(f"cli_reads: left out {name}: {done.stderr.decode().strip()[-200:]}",
+                  file=sys.stderr)  # fmt: skip
+            del runs[name]
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(trials):
         for name, argv in runs.items():
             began = time.perf_counter()
