@@ -267,3 +267,21 @@ def test_a_store_not_created_yet_is_created_by_the_first_read(fresh: Project) ->
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
     assert (fresh.state_dir / "pipesched.db").is_file()
+
+
+def test_a_broken_file_is_reported_the_same_with_a_daemon(fresh: Project) -> None:
+    """The daemon cannot summarize a schedules file that no longer parses: the command then
+    reads it itself, so its errors are the file:line:col lines it prints without a daemon."""
+    daemon = DaemonProcess(fresh).start()
+    try:
+        fresh.schedules("schedules: [\n")
+        asked = fresh.cli("schedules")
+    finally:
+        daemon.close()
+    read = fresh.cli("schedules")
+    assert (asked.returncode, asked.stdout, asked.stderr) == (
+        read.returncode,
+        read.stdout,
+        read.stderr,
+    )
+    assert read.returncode == 1 and "schedules.yaml:" in read.stderr

@@ -21,7 +21,7 @@ from scheduler.core.durations import parse_duration
 from scheduler.services.logs import LogSource, StepLogs, open_logs, pick_attempt
 
 if TYPE_CHECKING:
-    from scheduler.store.reads import HistoryReads as Store
+    from scheduler.store.reads import HistoryReads
 
 
 @click.command()
@@ -80,7 +80,7 @@ def logs(
 
 
 def print_logs(
-    store: Store,
+    store: HistoryReads,
     run_id: str,
     step: str | None,
     attempt: int | None,
@@ -120,7 +120,7 @@ def print_logs(
 
 
 def follow_logs(
-    store: Store, logs: StepLogs, out: BinaryIO, *, last: tuple[str, int] | None
+    store: HistoryReads, logs: StepLogs, out: BinaryIO, *, last: tuple[str, int] | None
 ) -> int:
     """Print what the followed logs gain until the step (or, without --step, the run) ends;
     return the exit code of its outcome: 0 completed (or reused), 1 otherwise."""

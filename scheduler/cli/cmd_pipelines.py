@@ -3,6 +3,7 @@ published versions, which one the endpoint runs, and the endpoint URLs."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -10,6 +11,7 @@ import click
 from scheduler.cli.options import config_option, json_option, no_headers_option, open_store
 from scheduler.cli.reads import local_daemon, read_config, remote_daemon
 from scheduler.cli.render import print_json, print_table
+from scheduler.core.errors import PipeschedError
 from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
 from scheduler.services.pipeline_view import entries_from_daemon
 
@@ -29,11 +31,15 @@ def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     the endpoint's default version with '*'."""
     daemon: DaemonClient | RemoteClient | None = remote_daemon()
     config = None if daemon is not None else read_config(config_path)
-    if config is not None:
-        daemon = local_daemon(config)
-    if daemon is not None:  # it checks the same files, and has the pipeline models loaded
+    entries = None
+    if daemon is not None:
         entries = entries_from_daemon(daemon.get(f"{API}/pipelines"))
-    else:
+    elif config is not None and (local := local_daemon(config)) is not None:
+        # It checks the same files, with the pipeline models loaded; when it cannot answer,
+        # the command reads them itself and says why in its own words.
+        with suppress(PipeschedError):
+            entries = entries_from_daemon(local.get(f"{API}/pipelines"))
+    if entries is None:
         # lazy: the pipeline models and the store load only when no daemon answers
         from scheduler.services.pipelines import list_pipelines
 

@@ -3,6 +3,7 @@ fires next, when it fired last and with what result, and what its expression mea
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from scheduler.cli.options import config_option, json_option, no_headers_option,
 from scheduler.cli.reads import local_daemon, read_config, remote_daemon
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
+from scheduler.core.errors import PipeschedError
 from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
 from scheduler.services.schedule_view import ScheduleSummary, summary_from_json
 
@@ -35,11 +37,15 @@ def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     now = SYSTEM_CLOCK.now()
     daemon: DaemonClient | RemoteClient | None = remote_daemon()
     config = None if daemon is not None else read_config(config_path)
-    if config is not None:
-        daemon = local_daemon(config)
-    if daemon is not None:  # it reads the same files and store, and has the code loaded
+    summaries = None
+    if daemon is not None:
         summaries = [summary_from_json(data) for data in daemon.get(f"{API}/schedules")]
-    else:
+    elif config is not None and (local := local_daemon(config)) is not None:
+        # It reads the same files and store, with the code loaded; when it cannot answer,
+        # the command reads them itself and says why in its own words.
+        with suppress(PipeschedError):
+            summaries = [summary_from_json(data) for data in local.get(f"{API}/schedules")]
+    if summaries is None:
         assert config is not None
         with open_store(config) as store:
             summaries = collect(config, store, now)

@@ -12,7 +12,6 @@ run ends; a retry that starts is followed in its turn.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -219,6 +218,8 @@ class StepLogs:
     async def follow_async(self, store: HistoryReads) -> AsyncIterator[bytes]:
         """The bytes the followed logs gain until the step ends; reads run in a worker thread,
         never on the event loop."""
+        import asyncio  # only the daemon follows asynchronously; a command never loads it
+
         while True:
             chunks, outcome = await asyncio.to_thread(self.poll, store)
             for _, data in chunks:
