@@ -80,6 +80,8 @@ def test_reads_print_what_they_print_on_the_daemons_machine(live) -> None:
         assert there.stdout == here.stdout, args
     by_env = remote(project, url, token, "runs", "--json", env_url=True)
     assert by_env.returncode == 0 and by_env.stdout == project.cli("runs", "--json").stdout
+    after = project.cli("runs", "--json", "--url", url, env={"PIPESCHED_TOKEN": token})
+    assert after.returncode == 0 and after.stdout == by_env.stdout  # --url after the command
 
 
 def test_tables_read_through_the_api(live) -> None:

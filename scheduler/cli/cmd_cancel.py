@@ -6,13 +6,14 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import config_option, load_config, open_store
-from scheduler.cli.reads import remote_daemon
+from scheduler.cli.reads import remote_daemon, url_option
 from scheduler.services.client import RemoteServices, ServiceClient
 
 
 @click.command()
 @click.argument("run_id")
 @config_option
+@url_option
 def cancel(run_id: str, config_path: str | None) -> None:
     """Cancel run RUN_ID (any unique prefix): its steps are stopped and it ends canceled.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import format_moment, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.fire_history import list_fires
@@ -34,6 +34,7 @@ OUTCOME_STYLES = {
 @json_option
 @no_headers_option
 @config_option
+@url_option
 def fires(
     schedule: str | None, limit: int, as_json: bool, no_headers: bool, config_path: str | None
 ) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 from scheduler.cli.options import config_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import format_absolute
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import parse_duration
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     "log written to since then is shown whole.",
 )
 @config_option
+@url_option
 def logs(
     run_id: str,
     step: str | None,

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import format_moment, is_tty, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.runs import metric_history
@@ -35,6 +35,7 @@ FIXED_HEADERS = ("ID", "CREATED", "STATUS")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per run.")
 @no_headers_option
 @config_option
+@url_option
 def metrics(
     pipeline: str,
     metric: str | None,

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import format_moment, print_json, print_lines, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.models import get_model, list_models
@@ -34,6 +34,7 @@ MAX_FILES = 20
 @json_option
 @no_headers_option
 @config_option
+@url_option
 @click.pass_context
 def models(
     ctx: click.Context,
@@ -89,6 +90,7 @@ def models(
 @click.argument("model", metavar="NAME[:VERSION]")
 @json_option
 @config_option
+@url_option
 def show(model: str, as_json: bool, config_path: str | None) -> None:
     """One version of a model (the latest without :VERSION): where its files are, its tags and
     properties, and the run and step it came from."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option, open_store
-from scheduler.cli.reads import local_daemon, read_config, remote_daemon
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon, url_option
 from scheduler.cli.render import print_json, print_table
 from scheduler.core.errors import PipeschedError
 from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
@@ -26,6 +26,7 @@ HEADERS = ("NAME", "STEPS", "VERSIONS", "DESCRIPTION", "STATUS", "ENDPOINT", "PA
 @json_option
 @no_headers_option
 @config_option
+@url_option
 def pipelines(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """List the pipelines pipesched knows; an invalid one shows its first error. VERSIONS marks
     the endpoint's default version with '*'."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     STATUS_STYLES,
     format_moment,
@@ -47,6 +47,7 @@ STYLES = {
 @json_option
 @no_headers_option
 @config_option
+@url_option
 def runs(
     pipeline: str | None,
     statuses: tuple[str, ...],

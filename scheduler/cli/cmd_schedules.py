@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from scheduler.cli.options import config_option, json_option, no_headers_option, open_store
-from scheduler.cli.reads import local_daemon, read_config, remote_daemon
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon, url_option
 from scheduler.cli.render import STATUS_STYLES, format_relative, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.errors import PipeschedError
@@ -31,6 +31,7 @@ RESULT_STYLES = {**STATUS_STYLES, "skipped": "yellow", "missed": "yellow", "erro
 @json_option
 @no_headers_option
 @config_option
+@url_option
 def schedules(as_json: bool, no_headers: bool, config_path: str | None) -> None:
     """Every schedule (enabled or not): next and last fire, last result, and when it fires in
     plain English. Reads the config and the store; no daemon needed."""

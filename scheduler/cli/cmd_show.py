@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from scheduler.cli.options import config_option, json_option
-from scheduler.cli.reads import open_reads, read_config, remote_daemon
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     STATUS_STYLES,
     Bar,
@@ -50,6 +50,7 @@ MAX_FILES_PER_STEP = 20
 @click.argument("run_id")
 @json_option
 @config_option
+@url_option
 def show(run_id: str, as_json: bool, config_path: str | None) -> None:
     """One run: steps, statuses, durations, attempts, metrics, outputs and a timeline.
 

@@ -11,9 +11,9 @@ command asks that daemon's REST API instead and reads nothing local.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -27,6 +27,26 @@ if TYPE_CHECKING:
 
 ENV_URL = "PIPESCHED_URL"
 ENV_TOKEN = "PIPESCHED_TOKEN"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def url_option(func: F) -> F:
+    """``--url`` accepted after the subcommand too (as ``pipesched --url URL``): kept on the
+    context, where ``remote_daemon`` finds it, so commands take no extra argument."""
+    return click.option(
+        "--url",
+        metavar="URL",
+        expose_value=False,
+        callback=_remember_url,
+        help="Ask the daemon at URL (token in $PIPESCHED_TOKEN) [env: PIPESCHED_URL].",
+    )(func)
+
+
+def _remember_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(dict)["url"] = value
 
 
 def read_config(config_path: str | None) -> Config:
