@@ -147,7 +147,7 @@ def test_runs_json_lists_newest_first_in_designs_shape(store, tmp_path, pipesche
     assert result.exit_code == 0, result.stderr
     listed = json.loads(result.stdout)
     assert [r["id"] for r in listed] == ids[::-1]
-    assert set(listed[0]) == RUN_KEYS
+    assert set(listed[0]) == RUN_KEYS | {"metrics"}  # each run's metrics, by step
     assert listed[0]["status"] == "completed"
 
 

@@ -36,6 +36,7 @@ from scheduler.services import pipelines as pipeline_service
 from scheduler.services import runs as run_service
 from scheduler.services.logs import open_logs
 from scheduler.services.pipelines import PipelineEntry, check_pipeline_name
+from scheduler.services.schedule_view import daemon_fields
 from scheduler.services.schedules import list_schedules as collect_schedules
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ def rest_router(
         before: Annotated[str | None, Query(description="a run id: runs older than it")] = None,
         experiment: str | None = None,
     ) -> list[dict]:
-        """Run history, newest first (``runs --json`` objects); page with ``before``."""
+        """Run history, newest first (``runs --json`` objects, each with the metrics its steps
+        logged); page with ``before``."""
         records = run_service.list_runs(
             store,
             pipeline=pipeline,
@@ -109,7 +111,8 @@ def rest_router(
             before=before,
             experiment=experiment,
         )
-        return [r.to_json() for r in records]
+        metrics = run_service.runs_metrics(store, records)
+        return [r.to_json() | metrics[r.id] for r in records]
 
     @router.get("/runs/{run_id}", name="get_run", tags=["runs"])
     def get_run(run_id: str) -> dict:
@@ -140,6 +143,18 @@ def rest_router(
             return Response(data, media_type="text/plain")
         return StreamingResponse(_then(data, logs.follow_async(store)), media_type="text/plain")
 
+    @router.get("/pipelines/{name}/metrics", tags=["pipelines"])
+    def pipeline_metrics(
+        name: str,
+        metric: str | None = None,
+        last: Annotated[int, Query(ge=0, description="the newest N runs; 0 for all")] = 20,
+    ) -> list[dict]:
+        """What the pipeline's last runs logged, newest first (``metrics --json`` objects):
+        ``{id, created_at, status, metrics}``, ``metrics`` mapping a step id to ``{name:
+        value}``."""
+        history = run_service.metric_history(store, name, metric=metric, last=last)
+        return [row.to_json() for row in history]
+
     @router.get("/pipelines", tags=["pipelines"])
     def list_pipelines() -> list[dict]:
         """Every pipeline: published versions, the default one and the endpoint URLs."""
@@ -147,9 +162,10 @@ def rest_router(
 
     @router.get("/schedules", tags=["schedules"])
     def list_schedules() -> list[dict]:
-        """Every schedule (``schedules --json`` objects), sorted by next fire."""
+        """Every schedule (``schedules --json`` objects, with the expression as written, the
+        last fire and its outcome, and whether it has ended), sorted by next fire."""
         return [
-            s.to_json()
+            s.to_json() | daemon_fields(s)
             for s in collect_schedules(config, store, clock.now(), warn=_warn_api_schedule)
         ]
 
@@ -160,9 +176,10 @@ def rest_router(
 
 def pipelines_json(config: Config, store: Store) -> list[dict[str, Any]]:
     """``GET /api/v1/pipelines``: every pipeline (working copy or published), by name, with its
-    versions, the default one and the endpoint URLs."""
+    versions, the default one, the endpoint URLs and its working copy's check (description,
+    steps, status, errors, path)."""
     return [
-        _pipeline_json(e)
+        _pipeline_json(e) | pipeline_service.entry_fields(config, e)
         for e in sorted(pipeline_service.list_pipelines(config, store), key=lambda e: e.name)
     ]
 

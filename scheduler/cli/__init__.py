@@ -65,6 +65,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "completion",
         "Print the shell completion script (bash, zsh or fish).",
     ),
+    "metrics": (
+        "scheduler.cli.cmd_metrics",
+        "metrics",
+        "A pipeline's metrics, one row per run, with a sparkline each.",
+    ),
 }
 
 
@@ -96,9 +101,15 @@ class LazyGroup(click.Group):
     help="Config file [env: PIPESCHED_CONFIG; default ./config/pipesched.yaml, "
     "then /etc/pipesched/pipesched.yaml]. Accepted after the subcommand too.",
 )
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Ask the daemon at URL (its REST API, with the token in $PIPESCHED_TOKEN) instead of "
+    "this machine's config and store [env: PIPESCHED_URL]. Reads and control commands only.",
+)
 @click.version_option(package_name="pipesched")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None) -> None:
+def cli(ctx: click.Context, config_path: str | None, url: str | None) -> None:
     """pipesched runs machine-learning pipelines on schedules and keeps their history.
 
     \b
@@ -109,6 +120,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    ctx.obj["url"] = url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,15 +12,14 @@ from scheduler.cli.options import (
     complete_schedule,
     config_option,
     json_option,
-    load_config,
     no_headers_option,
-    open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import Column, format_absolute, format_moment, print_json, print_table
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.services.schedules import list_fires
+from scheduler.services.fire_history import list_fires
 
 OUTCOME_STYLES = {
     "started": "green",
@@ -53,6 +52,7 @@ COLUMNS = (
 @output_option
 @no_headers_option
 @config_option
+@url_option
 def fires(
     schedule: str | None,
     limit: int,
@@ -67,9 +67,22 @@ def fires(
     Example:
       pipesched fires weekly-diabetes-training --limit 5
     """
-    config = load_config(config_path)
-    with open_store(config) as store:
-        records = list_fires(store, schedule, limit=limit, config=config)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import fire_from_json, remote_fires
+
+        if schedule is None:
+            raise click.UsageError("with --url, name the SCHEDULE whose fires to list")
+        found = remote_fires(remote, schedule, limit=limit)
+        if wants_json(as_json, output):
+            print_json(found)
+            return
+        records = [fire_from_json(data) for data in found]
+    else:
+        config = read_config(config_path)
+        with open_reads(config) as store:
+            records = list_fires(store, schedule, limit=limit, config=config)
     if wants_json(as_json, output):
         print_json([record.to_json() for record in records])
         return

@@ -18,16 +18,15 @@ from scheduler.cli.options import (
     complete_run_id,
     complete_step,
     config_option,
-    load_config,
-    open_store,
 )
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import format_absolute
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import parse_duration
 from scheduler.services.logs import LogSource, StepLogs, open_logs, pick_attempt
 
 if TYPE_CHECKING:
-    from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
 
 
 @click.command()
@@ -63,6 +62,7 @@ if TYPE_CHECKING:
     "log written to since then is shown whole.",
 )
 @config_option
+@url_option
 def logs(
     run_id: str,
     pipeline: str | None,
@@ -82,7 +82,17 @@ def logs(
         since_seconds = parse_duration(since) if since else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from None
-    with open_store(load_config(config_path)) as store:
+    remote = remote_daemon()
+    if remote is not None:
+        if since is not None:
+            raise click.UsageError("--since reads the log files' times: not with --url")
+        # lazy: the REST reads load only with --url
+        from scheduler.cli.remote_logs import print_remote_logs
+        from scheduler.services.remote_reads import remote_run_ref
+
+        run_ref = remote_run_ref(remote, run_id, pipeline)
+        sys.exit(print_remote_logs(remote, run_ref, step, attempt, follow, lines))
+    with open_reads(read_config(config_path)) as store:
         code = print_logs(
             store, run_id, step, attempt, follow, lines, since_seconds, pipeline=pipeline
         )
@@ -90,7 +100,7 @@ def logs(
 
 
 def print_logs(
-    store: Store,
+    store: HistoryReads,
     run_id: str,
     step: str | None,
     attempt: int | None,
@@ -132,7 +142,7 @@ def print_logs(
 
 
 def follow_logs(
-    store: Store, logs: StepLogs, out: BinaryIO, *, last: tuple[str, int] | None
+    store: HistoryReads, logs: StepLogs, out: BinaryIO, *, last: tuple[str, int] | None
 ) -> int:
     """Print what the followed logs gain until the step (or, without --step, the run) ends;
     return the exit code of its outcome: 0 completed (or reused), 1 otherwise."""

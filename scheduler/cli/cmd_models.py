@@ -13,12 +13,11 @@ import click
 from scheduler.cli.options import (
     config_option,
     json_option,
-    load_config,
     no_headers_option,
-    open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     Column,
     ellipsis_for,
@@ -66,6 +65,7 @@ MAX_FILES = 20
 @output_option
 @no_headers_option
 @config_option
+@url_option
 @click.pass_context
 def models(
     ctx: click.Context,
@@ -86,8 +86,19 @@ def models(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with open_store(load_config(config_path)) as store:
-        records = list_models(store, name, tags=tags, latest=latest)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import model_from_json, remote_models
+
+        found = remote_models(remote, name, tags=tags, latest=latest)
+        if wants_json(as_json, output):
+            print_json(found)
+            return
+        records = [model_from_json(data) for data in found]
+    else:
+        with open_reads(read_config(config_path)) as store:
+            records = list_models(store, name, tags=tags, latest=latest)
     if wants_json(as_json, output):
         print_json([record.to_json() for record in records])
         return
@@ -115,11 +126,23 @@ def models(
 @json_option
 @output_option
 @config_option
+@url_option
 def show(model: str, as_json: bool, output: str | None, config_path: str | None) -> None:
     """One version of a model (the latest without :VERSION): where its files are, its tags and
     properties, and the run and step it came from."""
-    with open_store(load_config(config_path)) as store:
-        record = get_model(store, model)
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import model_from_json, remote_model
+
+        found = remote_model(remote, model)
+        if wants_json(as_json, output):
+            print_json(found)
+            return
+        record = model_from_json(found)
+    else:
+        with open_reads(read_config(config_path)) as store:
+            record = get_model(store, model)
     if wants_json(as_json, output):
         print_json(record.to_json())
         return

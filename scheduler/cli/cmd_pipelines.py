@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,17 +14,20 @@ import click
 from scheduler.cli.options import (
     config_option,
     json_option,
-    load_config,
     no_headers_option,
     open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon, url_option
 from scheduler.cli.render import Column, print_json, print_table
-from scheduler.services.pipelines import PipelineEntry, check_pipeline, list_pipelines
+from scheduler.core.errors import PipeschedError
+from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
+from scheduler.services.pipeline_view import entries_from_daemon
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
+    from scheduler.services.pipelines import PipelineEntry
 
 # On a narrow terminal the description is shortened, then left out, then the status (with an
 # invalid pipeline's first error) shortened; the name never. Endpoint and path are wide only.
@@ -45,13 +49,28 @@ _LOCATED = re.compile(r"(?P<where>.+?:\d+:\d+): error: (?P<message>.*)", re.DOTA
 @output_option
 @no_headers_option
 @config_option
+@url_option
 def pipelines(as_json: bool, output: str | None, no_headers: bool, config_path: str | None) -> None:
     """List the pipelines pipesched knows; an invalid one shows its first error. VERSIONS marks
     the endpoint's default version with '*'."""
-    config = load_config(config_path)
-    with open_store(config) as store:
-        found = list_pipelines(config, store)
-    entries = [entry_json(entry, config) for entry in found]
+    daemon: DaemonClient | RemoteClient | None = remote_daemon()
+    config = None if daemon is not None else read_config(config_path)
+    entries = None
+    if daemon is not None:
+        entries = entries_from_daemon(daemon.get(f"{API}/pipelines"))
+    elif config is not None and (local := local_daemon(config)) is not None:
+        # It checks the same files, with the pipeline models loaded; when it cannot answer,
+        # the command reads them itself and says why in its own words.
+        with suppress(PipeschedError):
+            entries = entries_from_daemon(local.get(f"{API}/pipelines"))
+    if entries is None:
+        # lazy: the pipeline models and the store load only when no daemon answers
+        from scheduler.services.pipelines import list_pipelines
+
+        assert config is not None
+        with open_store(config) as store:
+            found = list_pipelines(config, store)
+        entries = [entry_json(entry, config) for entry in found]
     if wants_json(as_json, output):
         print_json(entries)
         return
@@ -91,23 +110,10 @@ def entry_json(entry: PipelineEntry, config: Config) -> dict[str, Any]:
     """One pipeline as ``pipelines --json`` shows it: ``{name, description, steps, status,
     errors, path, versions, default_version, endpoint}``; ``status`` is ``ok``, ``invalid``
     (with every error of the file) or ``published`` (no working copy left)."""
-    data: dict[str, Any] = {
-        "name": entry.name,
-        "description": None,
-        "steps": [],
-        "status": "published",
-        "errors": [],
-        "path": None,
-    }
-    if entry.path is not None:
-        check = check_pipeline(config, entry.path)
-        data.update(
-            description=check.description,
-            steps=list(check.steps),
-            status="invalid" if check.errors else "ok",
-            errors=list(check.errors),
-            path=str(Path(entry.path).resolve()),
-        )
+    # lazy: as list_pipelines
+    from scheduler.services.pipelines import entry_fields
+
+    data: dict[str, Any] = {"name": entry.name, **entry_fields(config, entry)}
     data["versions"] = [
         {**v.to_json(), "url": entry.version_urls[v.version]} for v in entry.versions
     ]

@@ -10,12 +10,11 @@ from scheduler.cli.options import (
     complete_pipeline,
     config_option,
     json_option,
-    load_config,
     no_headers_option,
-    open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     STATUS_STYLES,
     Column,
@@ -27,7 +26,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
-from scheduler.services.runs import OWNER_GONE, list_runs, run_json, status_text
+from scheduler.services.runs import OWNER_GONE, list_runs, run_json, runs_metrics, status_text
 from scheduler.store.records import RUN_STATUSES
 
 # An open run nobody watches any more is as bad as a failed one.
@@ -70,6 +69,7 @@ COLUMNS = (
 @output_option
 @no_headers_option
 @config_option
+@url_option
 def runs(
     pipeline: str | None,
     statuses: tuple[str, ...],
@@ -80,11 +80,23 @@ def runs(
     config_path: str | None,
 ) -> None:
     """Run history, newest first (ids are never truncated)."""
-    with open_store(load_config(config_path)) as store:
-        records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
-    if wants_json(as_json, output):
-        print_json([run_json(record) for record in records])
-        return
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import remote_runs, run_from_json
+
+        found = remote_runs(remote, pipeline=pipeline, statuses=statuses, limit=limit)
+        if wants_json(as_json, output):
+            print_json(found)
+            return
+        records = [run_from_json(data) for data in found]
+    else:
+        with open_reads(read_config(config_path)) as store:
+            records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
+            metrics = runs_metrics(store, records) if as_json else {}
+        if wants_json(as_json, output):
+            print_json([run_json(record) | metrics[record.id] for record in records])
+            return
     now = SYSTEM_CLOCK.now()
     wide = output == "wide"
     rows = [

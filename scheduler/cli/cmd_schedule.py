@@ -10,12 +10,14 @@ from __future__ import annotations
 import click
 
 from scheduler.cli.options import complete_schedule, config_option, load_config, open_store
+from scheduler.cli.reads import remote_daemon, url_option
 from scheduler.core.errors import PipeschedError
-from scheduler.services.client import ServiceClient
+from scheduler.services.client import RemoteServices, ServiceClient
 
 
 @click.group()
 @config_option
+@url_option
 @click.pass_context
 def schedule(ctx: click.Context, config_path: str | None) -> None:
     """Enable, disable or fire a schedule; a running daemon takes it without a restart."""
@@ -26,6 +28,7 @@ def schedule(ctx: click.Context, config_path: str | None) -> None:
 @schedule.command()
 @click.argument("name", shell_complete=complete_schedule)
 @config_option
+@url_option
 def enable(name: str, config_path: str | None) -> None:
     """Enable schedule NAME, overriding `enabled:` until `schedule disable`."""
     click.echo(_set_enabled(name, True, config_path))
@@ -34,6 +37,7 @@ def enable(name: str, config_path: str | None) -> None:
 @schedule.command()
 @click.argument("name", shell_complete=complete_schedule)
 @config_option
+@url_option
 def disable(name: str, config_path: str | None) -> None:
     """Disable schedule NAME, overriding `enabled:` until `schedule enable`."""
     click.echo(_set_enabled(name, False, config_path))
@@ -42,6 +46,7 @@ def disable(name: str, config_path: str | None) -> None:
 @schedule.command()
 @click.argument("name", shell_complete=complete_schedule)
 @config_option
+@url_option
 def trigger(name: str, config_path: str | None) -> None:
     """Fire schedule NAME now, under its concurrency rule (trigger schedule:NAME).
 
@@ -64,6 +69,10 @@ def _set_enabled(name: str, enabled: bool, config_path: str | None) -> str:
     )
 
 
-def _client(config_path: str | None) -> ServiceClient:
+def _client(config_path: str | None) -> ServiceClient | RemoteServices:
+    """The daemon at ``--url`` when one is named, else this machine's daemon or store."""
+    remote = remote_daemon()
+    if remote is not None:
+        return RemoteServices(remote)
     config = load_config(config_path)
     return ServiceClient(config, lambda: open_store(config))

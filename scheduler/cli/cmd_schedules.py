@@ -3,6 +3,7 @@ fires next, when it fired last and with what result, and what its expression mea
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -12,12 +13,12 @@ import click
 from scheduler.cli.options import (
     config_option,
     json_option,
-    load_config,
     no_headers_option,
     open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import local_daemon, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     STATUS_STYLES,
     Column,
@@ -26,11 +27,12 @@ from scheduler.cli.render import (
     time_cell,
 )
 from scheduler.core.clock import SYSTEM_CLOCK
-from scheduler.services.schedules import list_schedules
+from scheduler.core.errors import PipeschedError
+from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
+from scheduler.services.schedule_view import ScheduleSummary, summary_from_json
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
-    from scheduler.services.schedule_summary import ScheduleSummary
     from scheduler.store import Store
 
 NEXT_STYLES = {"disabled": "dim", "ended": "dim", "on": "cyan", "error": "red"}
@@ -53,13 +55,25 @@ COLUMNS = (
 @output_option
 @no_headers_option
 @config_option
+@url_option
 def schedules(as_json: bool, output: str | None, no_headers: bool, config_path: str | None) -> None:
     """Every schedule (enabled or not): next and last fire, last result, and when it fires in
     plain English. Reads the config and the store; no daemon needed."""
-    config = load_config(config_path)
     now = SYSTEM_CLOCK.now()
-    with open_store(config) as store:
-        summaries = collect(config, store, now)
+    daemon: DaemonClient | RemoteClient | None = remote_daemon()
+    config = None if daemon is not None else read_config(config_path)
+    summaries = None
+    if daemon is not None:
+        summaries = [summary_from_json(data) for data in daemon.get(f"{API}/schedules")]
+    elif config is not None and (local := local_daemon(config)) is not None:
+        # It reads the same files and store, with the code loaded; when it cannot answer,
+        # the command reads them itself and says why in its own words.
+        with suppress(PipeschedError):
+            summaries = [summary_from_json(data) for data in local.get(f"{API}/schedules")]
+    if summaries is None:
+        assert config is not None
+        with open_store(config) as store:
+            summaries = collect(config, store, now)
     if wants_json(as_json, output):
         print_json([s.to_json() for s in summaries])
         return
@@ -70,6 +84,9 @@ def schedules(as_json: bool, output: str | None, no_headers: bool, config_path: 
 
 def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
     """Every schedule summarized at ``now`` (see ``scheduler.services.schedules.list_schedules``)."""
+    # lazy: the schedule models, triggers and store load only when no daemon answers
+    from scheduler.services.schedules import list_schedules
+
     return list_schedules(
         config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)
     )

@@ -17,11 +17,10 @@ from scheduler.cli.options import (
     complete_run_id,
     config_option,
     json_option,
-    load_config,
-    open_store,
     output_option,
     wants_json,
 )
+from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     STATUS_STYLES,
     Bar,
@@ -74,13 +73,32 @@ TIMELINE_WIDTH = 60  # most cells a timeline's track takes on a terminal
 @json_option
 @output_option
 @config_option
+@url_option
 def show(
     run_id: str, pipeline: str | None, as_json: bool, output: str | None, config_path: str | None
 ) -> None:
     """One run: steps, statuses, durations, attempts, metrics, outputs and a timeline.
 
     RUN_ID may be any unique prefix of a run id, or `latest`."""
-    with open_store(load_config(config_path)) as store:
+    remote = remote_daemon()
+    if remote is not None:
+        # lazy: the REST reads load only with --url
+        from scheduler.services.remote_reads import (
+            detail_from_json,
+            model_from_json,
+            remote_run,
+            remote_run_ref,
+        )
+
+        found = remote_run(remote, remote_run_ref(remote, run_id, pipeline))
+        if wants_json(as_json, output):
+            print_json(found)
+            return
+        detail = detail_from_json(found)
+        models = [model_from_json(model) for model in found.get("models", [])]
+        render_detail(detail, SYSTEM_CLOCK.now(), models, wide=output == "wide")
+        return
+    with open_reads(read_config(config_path)) as store:
         detail = get_run(store, run_id, pipeline=pipeline)
         models = run_models(store, detail.run.id)
     if wants_json(as_json, output):

@@ -13,14 +13,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, Literal
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
-from scheduler.definitions.validation import convert, user_error
-from scheduler.definitions.yamlsource import PathKey, YamlDocument, read_yaml
+from scheduler.definitions.yamlsource import YamlDocument, read_yaml
 
 ENV_CONFIG = "PIPESCHED_CONFIG"
 DEFAULT_LOCATIONS = (Path("config/pipesched.yaml"), Path("/etc/pipesched/pipesched.yaml"))
@@ -93,123 +90,16 @@ class Config:
         return self.datastores["default"]
 
 
-# -- the file's schema --------------------------------------------------------------------------
-
-
-def _duration(value: Any) -> Any:
-    return (
-        parse_duration(value)
-        if isinstance(value, str | int | float) and not isinstance(value, bool)
-        else value
-    )
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
 _BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
 _BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
 
 
-def _byte_count(value: Any) -> Any:
-    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes."""
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
-        if match and match.group(2).lower() in _BYTE_UNITS:
-            return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
-        raise user_error(
-            f"must be a size in bytes (got {value!r})",
-            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
-        )
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class _DatastoreFile(_Model):
-    path: str | None = None
-
-
-class _ComputeFile(_Model):
-    type: Literal["local", "dask"] = "local"
-    max_workers: int | None = Field(default=None, ge=1)
-    address: str | None = None
-
-
-_ApiBytes = Annotated[int, BeforeValidator(_byte_count), Field(ge=1)]
-
-
-class _TlsFile(_Model):
-    cert: str
-    key: str
-
-
-class _ApiFile(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8790, ge=0, le=65535)
-    tls: _TlsFile | None = None
-    allow_insecure_remote: bool = False
-    max_body_bytes: _ApiBytes = ApiConfig.max_body_bytes
-    max_upload_bytes: _ApiBytes = ApiConfig.max_upload_bytes
-
-
-class _LoggingFile(_Model):
-    format: Annotated[Literal["auto", "console", "json"], BeforeValidator(_lower)] = "auto"
-    level: Annotated[
-        Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
-    ] = "info"
-
-
-def _default_datastores() -> dict[str, _DatastoreFile | None]:
-    return {"default": _DatastoreFile()}
-
-
-def _default_compute() -> dict[str, _ComputeFile | None]:
-    return {"local": _ComputeFile()}
-
-
-class _ConfigFile(_Model):
-    state_dir: str | None = None
-    database: str | None = None
-    pipelines_dir: str = "../pipelines"
-    schedules: str = "schedules.yaml"
-    datastores: dict[str, _DatastoreFile | None] = Field(default_factory=_default_datastores)
-    compute: dict[str, _ComputeFile | None] = Field(default_factory=_default_compute)
-    max_concurrent_runs: int = Field(default=8, ge=1)
-    shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
-    api: _ApiFile = Field(default_factory=_ApiFile)
-    logging: _LoggingFile = Field(default_factory=_LoggingFile)
-    # At least 4 KiB: the head, the marker line and the tail must fit.
-    max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
-        Config.max_log_bytes
-    )
-    # 0 turns the check off.
-    min_free_space: Annotated[int, BeforeValidator(_byte_count), Field(ge=0)] = (
-        Config.min_free_space
-    )
-
-    @field_validator("database")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None:
-            from sqlalchemy.engine import make_url
-
-            try:
-                make_url(value)
-            except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError
-                raise ValueError(f"not a SQLAlchemy URL ({exc})") from None
-        return value
-
-
-def _describe(path: PathKey) -> tuple[str, PathKey]:
-    if len(path) >= 2 and path[0] == "datastores":
-        return f"datastore '{path[1]}'", path[2:]
-    if len(path) >= 2 and path[0] == "compute":
-        return f"compute target '{path[1]}'", path[2:]
-    return "the config", path
+def parse_byte_count(text: str) -> int | None:
+    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes; None for anything else."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if match and match.group(2).lower() in _BYTE_UNITS:
+        return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
+    return None
 
 
 # -- finding and loading ------------------------------------------------------------------------
@@ -240,47 +130,235 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate a config file; raise DefinitionErrors with every mistake in it."""
+    # lazy: pydantic loads only for a full check, not for the paths a read command needs
+    from pydantic import ValidationError
+
+    # lazy: as pydantic (the schema and its error wording are pydantic's)
+    from scheduler.definitions.config_schema import ConfigFile, describe
+    from scheduler.definitions.validation import convert
+
     file = Path(os.path.abspath(path))
     if not file.is_file():
         raise ConfigNotFound(f"config file {path} does not exist", hint="pass -c PATH")
     doc = read_yaml(file)
     errors: list[DefinitionError] = list(doc.errors)
     try:
-        raw: _ConfigFile | None = _ConfigFile.model_validate(doc.data)
+        raw: ConfigFile | None = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:
-        errors.extend(convert(err, _ConfigFile, doc, (), _describe) for err in exc.errors())
+        errors.extend(convert(err, ConfigFile, doc, (), describe) for err in exc.errors())
         # Check the sections that are fine as well, so every mistake shows at once.
         bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
         try:
-            raw = _ConfigFile.model_validate({k: v for k, v in doc.data.items() if k not in bad})
+            raw = ConfigFile.model_validate({k: v for k, v in doc.data.items() if k not in bad})
         except ValidationError:
             raw = None
-    config = _build(raw, file, doc, errors) if raw is not None else None
+    config = _build(raw.model_dump(), file, doc, errors) if raw is not None else None
     if errors or config is None:
         raise DefinitionErrors(errors)
     return config
 
 
+def read_config(path: str | os.PathLike[str]) -> Config:
+    """The config ``load_config`` gives, read without pydantic when the file is plainly valid
+    (a read command's start-up); any doubt, and the full check decides, with its errors."""
+    file = Path(os.path.abspath(path))
+    if file.is_file():
+        doc = read_yaml(file)
+        raw = _plain_config(doc) if not doc.errors else None
+        if raw is not None:
+            errors: list[DefinitionError] = []
+            config = _build(raw, file, doc, errors)
+            if not errors:
+                return config
+    return load_config(path)
+
+
+# -- the lean check: plain values the schema surely accepts, else None ------------------------
+
+_DEFAULT_API: dict[str, Any] = {
+    "host": ApiConfig.host,
+    "port": ApiConfig.port,
+    "tls": None,
+    "allow_insecure_remote": ApiConfig.allow_insecure_remote,
+    "max_body_bytes": ApiConfig.max_body_bytes,
+    "max_upload_bytes": ApiConfig.max_upload_bytes,
+}
+_DEFAULT_LOGGING: dict[str, Any] = {"format": "auto", "level": "info"}
+_LOG_FORMATS = frozenset({"auto", "console", "json"})
+_LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+
+
+class _Unsure(Exception):
+    """The lean check cannot vouch for a value: the full check decides."""
+
+
+def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
+    """The file's values with the schema's defaults, shaped as ``ConfigFile.model_dump()``
+    gives them, when every value is one the schema accepts as it is; None otherwise."""
+    data = doc.data
+    if not isinstance(data, dict):
+        return None
+    raw: dict[str, Any] = {
+        "state_dir": None,
+        "database": None,
+        "pipelines_dir": "../pipelines",
+        "schedules": "schedules.yaml",
+        "datastores": {"default": {"path": None}},
+        "compute": {"local": {"type": "local", "max_workers": None, "address": None}},
+        "max_concurrent_runs": 8,
+        "shutdown_grace": 10.0,
+        "api": dict(_DEFAULT_API),
+        "logging": dict(_DEFAULT_LOGGING),
+        "max_log_bytes": Config.max_log_bytes,
+        "min_free_space": Config.min_free_space,
+    }
+    checks = {
+        "state_dir": _optional_text,
+        "database": _database_url,
+        "pipelines_dir": _text,
+        "schedules": _text,
+        "datastores": lambda v: _named(v, _datastore),
+        "compute": lambda v: _named(v, _compute),
+        "max_concurrent_runs": lambda v: _count(v, 1),
+        "shutdown_grace": _seconds,
+        "api": _api,
+        "logging": _logging,
+        "max_log_bytes": lambda v: _bytes(v, 4096),
+        "min_free_space": lambda v: _bytes(v, 0),
+    }
+    try:
+        for key, value in data.items():
+            check = checks.get(key) if isinstance(key, str) else None
+            if check is None:
+                raise _Unsure(key)
+            raw[key] = check(value)
+    except _Unsure:
+        return None
+    return raw
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Unsure(value)
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _database_url(value: Any) -> str | None:
+    """Only SQLite URLs pass here; the full check asks SQLAlchemy about any other."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("sqlite:///"):
+        raise _Unsure(value)
+    return value
+
+
+def _count(value: Any, minimum: int, maximum: int | None = None) -> int:
+    if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
+        raise _Unsure(value)
+    return value
+
+
+def _bytes(value: Any, minimum: int) -> int:
+    count = parse_byte_count(value) if isinstance(value, str) else value
+    return _count(count, minimum)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _Unsure(value)
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise _Unsure(value) from None
+
+
+def _section(value: Any, keys: frozenset[str]) -> dict[str, Any]:
+    if not isinstance(value, dict) or not set(value) <= keys:
+        raise _Unsure(value)
+    return value
+
+
+def _named(value: Any, entry: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
+        raise _Unsure(value)
+    return {name: None if item is None else entry(item) for name, item in value.items()}
+
+
+def _datastore(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset({"path"}))
+    return {"path": _optional_text(section.get("path"))}
+
+
+def _compute(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset({"type", "max_workers", "address"}))
+    if section.get("type", "local") != "local":  # dask: the full check looks for Dask
+        raise _Unsure(value)
+    workers = section.get("max_workers")
+    return {
+        "type": "local",
+        "max_workers": None if workers is None else _count(workers, 1),
+        "address": _optional_text(section.get("address")),
+    }
+
+
+def _api(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset(_DEFAULT_API))
+    api = dict(_DEFAULT_API)
+    for key, item in section.items():
+        if key == "host":
+            api[key] = _text(item)
+        elif key == "port":
+            api[key] = _count(item, 0, 65535)
+        elif key == "tls":
+            if item is not None:  # its files must exist: the full check says which is missing
+                raise _Unsure(item)
+        elif key == "allow_insecure_remote":
+            if type(item) is not bool:
+                raise _Unsure(item)
+            api[key] = item
+        else:
+            api[key] = _bytes(item, 1)
+    return api
+
+
+def _logging(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset(_DEFAULT_LOGGING))
+    logging = dict(_DEFAULT_LOGGING)
+    for key, item in section.items():
+        word = _text(item).lower()
+        if word not in (_LOG_FORMATS if key == "format" else _LOG_LEVELS):
+            raise _Unsure(item)
+        logging[key] = word
+    return logging
+
+
 def _build(
-    raw: _ConfigFile, file: Path, doc: YamlDocument, errors: list[DefinitionError]
+    raw: dict[str, Any], file: Path, doc: YamlDocument, errors: list[DefinitionError]
 ) -> Config:
+    """The config of the file's checked values (``ConfigFile.model_dump()`` or the lean
+    check's); what the schema cannot see (a missing datastore, Dask, TLS files, an exposed
+    host) is added to ``errors``."""
     base = file.parent
 
     def resolve(value: str | os.PathLike[str]) -> Path:
         return Path(os.path.normpath(base / os.path.expanduser(value)))
 
-    if raw.state_dir is not None:
-        state_dir = resolve(raw.state_dir)
+    if raw["state_dir"] is not None:
+        state_dir = resolve(raw["state_dir"])
     elif os.environ.get("STATE_DIRECTORY"):
         # systemd sets a colon-separated list when the unit names several; the first is ours.
         state_dir = resolve(os.environ["STATE_DIRECTORY"].split(":")[0])
     else:
         state_dir = resolve("../var")
-    database_url = raw.database or f"sqlite:///{state_dir / 'pipesched.db'}"
+    database_url = raw["database"] or f"sqlite:///{state_dir / 'pipesched.db'}"
 
     datastores: dict[str, Datastore] = {}
-    for name, store in raw.datastores.items():
-        where = store.path if store and store.path is not None else None
+    for name, store in raw["datastores"].items():
+        where = store["path"] if store and store["path"] is not None else None
         path = resolve(where) if where is not None else state_dir / "datastore"
         datastores[name] = Datastore(name=name, path=Path(os.path.realpath(path)))
     if "default" not in datastores:
@@ -293,9 +371,9 @@ def _build(
         )
 
     compute: dict[str, ComputeTarget] = {}
-    for name, target in raw.compute.items():
-        target = target or _ComputeFile()
-        if target.type == "dask" and not target.address:
+    for name, target in raw["compute"].items():
+        target = target or {"type": "local", "max_workers": None, "address": None}
+        if target["type"] == "dask" and not target["address"]:
             errors.append(
                 doc.error(
                     ("compute", name),
@@ -304,7 +382,7 @@ def _build(
                     key=True,
                 )
             )
-        if target.type == "dask" and importlib.util.find_spec("distributed") is None:
+        if target["type"] == "dask" and importlib.util.find_spec("distributed") is None:
             errors.append(
                 doc.error(
                     ("compute", name, "type"),
@@ -314,14 +392,15 @@ def _build(
             )
         compute[name] = ComputeTarget(
             name=name,
-            type=target.type,
-            address=target.address,
-            max_workers=target.max_workers or os.cpu_count() or 1,
+            type=target["type"],
+            address=target["address"],
+            max_workers=target["max_workers"] or os.cpu_count() or 1,
         )
 
     tls = None
-    if raw.api.tls is not None:
-        tls = TlsConfig(cert=resolve(raw.api.tls.cert), key=resolve(raw.api.tls.key))
+    raw_api = raw["api"]
+    if raw_api["tls"] is not None:
+        tls = TlsConfig(cert=resolve(raw_api["tls"]["cert"]), key=resolve(raw_api["tls"]["key"]))
         for part in ("cert", "key"):
             if not getattr(tls, part).is_file():
                 errors.append(
@@ -330,12 +409,12 @@ def _build(
                     )
                 )
     api = ApiConfig(
-        host=raw.api.host,
-        port=raw.api.port,
+        host=raw_api["host"],
+        port=raw_api["port"],
         tls=tls,
-        allow_insecure_remote=raw.api.allow_insecure_remote,
-        max_body_bytes=raw.api.max_body_bytes,
-        max_upload_bytes=raw.api.max_upload_bytes,
+        allow_insecure_remote=raw_api["allow_insecure_remote"],
+        max_body_bytes=raw_api["max_body_bytes"],
+        max_upload_bytes=raw_api["max_upload_bytes"],
     )
     if tls is None and not api.allow_insecure_remote and not is_loopback(api.host):
         errors.append(
@@ -350,16 +429,16 @@ def _build(
         file=file,
         state_dir=state_dir,
         database_url=database_url,
-        pipelines_dir=resolve(raw.pipelines_dir),
-        schedules_file=resolve(raw.schedules),
+        pipelines_dir=resolve(raw["pipelines_dir"]),
+        schedules_file=resolve(raw["schedules"]),
         datastores=datastores,
         compute=compute,
-        max_concurrent_runs=raw.max_concurrent_runs,
-        shutdown_grace=raw.shutdown_grace,
+        max_concurrent_runs=raw["max_concurrent_runs"],
+        shutdown_grace=raw["shutdown_grace"],
         api=api,
-        logging=LoggingConfig(format=raw.logging.format, level=raw.logging.level),
-        max_log_bytes=raw.max_log_bytes,
-        min_free_space=raw.min_free_space,
+        logging=LoggingConfig(format=raw["logging"]["format"], level=raw["logging"]["level"]),
+        max_log_bytes=raw["max_log_bytes"],
+        min_free_space=raw["min_free_space"],
     )
 
 

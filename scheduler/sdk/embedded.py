@@ -192,7 +192,8 @@ class EmbeddedBackend:
         records = run_service.list_runs(
             self.store, pipeline=pipeline, experiment=experiment, limit=limit
         )
-        return [r.to_json() for r in records]
+        metrics = run_service.runs_metrics(self.store, records)
+        return [r.to_json() | metrics[r.id] for r in records]
 
     def cancel_run(self, run_id: str) -> dict[str, Any]:
         return self.client.cancel(run_id).run

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from scheduler.sdk.workspace import Experiment, Workspace
 
 
+# The run statuses after which nothing more is logged.
+FINISHED = frozenset({"completed", "failed", "canceled"})
+
+
 class ActivityFailedException(SdkError):
     """The run failed (Azure ML raises an exception of this name from wait_for_completion)."""
 
@@ -143,7 +147,15 @@ class PipelineRun(_RunBase):
     ) -> dict[str, Any]:
         """Metrics of the run. A pipeline run logs none itself, so without ``recursive`` this
         merges every step's metrics (a later step's value wins on a name clash); with it,
-        ``{step_run_id: {name: value}}`` as Azure returns."""
+        ``{step_run_id: {name: value}}`` as Azure returns. A run listed by
+        ``Experiment.get_runs`` that had finished then answers from that listing, which carried
+        its metrics (a finished run logs no more), without asking again."""
+        listed = self._data or {}
+        if not recursive and listed.get("status") in FINISHED and "metrics" in listed:
+            by_step = listed["metrics"].values()
+            merged_listed = {k: v for values in by_step for k, v in values.items()}
+            if len(merged_listed) == sum(len(values) for values in by_step):
+                return _only(merged_listed, name)  # no name in two steps: no order to keep
         detail = self._detail()
         if recursive:
             return {f"{self._id}/{s['name']}": _only(s["metrics"], name) for s in detail["steps"]}

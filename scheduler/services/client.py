@@ -20,6 +20,7 @@ from scheduler.services.daemon_http import (
     API,
     DaemonClient,
     DaemonNotRunning,
+    RemoteClient,
     run_path,
     schedule_path,
     socket_path,
@@ -186,3 +187,22 @@ class ServiceClient:
 
         with self.open_store() as store:
             delete_api_schedule(self.config, store, name)
+
+
+class RemoteServices:
+    """The same changes asked of the daemon at a URL (``pipesched --url``): it resolves run ids
+    and schedule names itself, and refuses what it would refuse on its own machine."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        self.client = client
+
+    def cancel(self, run_ref: str) -> Canceled:
+        return Canceled(self.client.post(run_path(run_ref, "cancel")), by_daemon=True)
+
+    def set_schedule_enabled(self, name: str, enabled: bool) -> Toggled:
+        self.client.post(schedule_path(name, "enable" if enabled else "disable"))
+        return Toggled(name, enabled, by_daemon=True)
+
+    def trigger_schedule(self, name: str) -> Fired:
+        answer = self.client.post(schedule_path(name, "trigger"))
+        return Fired(name, answer.get("run_id"), str(answer.get("outcome")), answer.get("reason"))

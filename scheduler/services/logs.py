@@ -12,7 +12,6 @@ run ends; a retry that starts is followed in its turn.
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,7 +29,7 @@ from scheduler.store.records import (
 )
 
 if TYPE_CHECKING:
-    from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
 
 POLL_SECONDS = 0.2
 TAIL_BLOCK = 64 * 1024  # read backwards in blocks: the tail of a big log never reads all of it
@@ -171,7 +170,9 @@ class StepLogs:
             chunks.append((source, data))
         return chunks
 
-    def poll(self, store: Store, *, whole_lines: bool = False) -> tuple[list[Chunk], bool | None]:
+    def poll(
+        self, store: HistoryReads, *, whole_lines: bool = False
+    ) -> tuple[list[Chunk], bool | None]:
         """What the followed logs gained, and the outcome: None while the step (or, without a
         step, the run) goes on, else whether it succeeded. With ``whole_lines``, an unfinished
         last line is held back until it ends or the outcome is known."""
@@ -206,7 +207,7 @@ class StepLogs:
         return None
 
     def follow(
-        self, store: Store, *, sleep: Callable[[float], None] = time.sleep
+        self, store: HistoryReads, *, sleep: Callable[[float], None] = time.sleep
     ) -> Iterator[Chunk | bool]:
         """Chunks as the logs gain them, then the outcome (whether it succeeded) once the
         followed step or run has ended."""
@@ -218,9 +219,11 @@ class StepLogs:
                 return
             sleep(POLL_SECONDS)
 
-    async def follow_async(self, store: Store) -> AsyncIterator[bytes]:
+    async def follow_async(self, store: HistoryReads) -> AsyncIterator[bytes]:
         """The bytes the followed logs gain until the step ends; reads run in a worker thread,
         never on the event loop."""
+        import asyncio  # only the daemon follows asynchronously; a command never loads it
+
         while True:
             chunks, outcome = await asyncio.to_thread(self.poll, store)
             for _, data in chunks:
@@ -231,7 +234,7 @@ class StepLogs:
 
 
 def open_logs(
-    store: Store,
+    store: HistoryReads,
     run_ref: str,
     step: str | None,
     attempt: int | None,
@@ -246,7 +249,7 @@ def open_logs(
 
 
 def read_step_log(
-    store: Store,
+    store: HistoryReads,
     run_ref: str,
     step: str,
     *,

@@ -34,6 +34,7 @@ from scheduler.store.records import ModelRecord, StepAttempt
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
 
 MAX_UPLOAD_MEMBERS = 100_000
 
@@ -193,14 +194,14 @@ def parse_model_ref(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def get_model(store: Store, ref: str, version: int | None = None) -> ModelRecord:
+def get_model(store: HistoryReads, ref: str, version: int | None = None) -> ModelRecord:
     """A model version by ``NAME[:VERSION]`` (or a name and ``version``); the latest without."""
     name, given = parse_model_ref(ref)
     return store.get_model(name, version if version is not None else given)
 
 
 def list_models(
-    store: Store,
+    store: HistoryReads,
     name: str | None = None,
     *,
     tags: Iterable[Any] = (),

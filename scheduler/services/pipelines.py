@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, PipeschedError
 from scheduler.definitions import discover_pipelines, load_pipeline
+from scheduler.services.pipeline_view import working_copy_fields
 from scheduler.services.publish import PublishedVersion, endpoint_url, list_versions
 
 if TYPE_CHECKING:
@@ -73,6 +74,15 @@ def check_pipeline(config: Config, path: Path) -> PipelineCheck:
     except (DefinitionError, PipeschedError) as exc:
         return PipelineCheck(None, (), (str(exc),))
     return PipelineCheck(pipeline.description, tuple(pipeline.steps), ())
+
+
+def entry_fields(config: Config, entry: PipelineEntry) -> dict[str, Any]:
+    """The working copy's part of a ``pipelines --json`` object (see
+    ``pipeline_view.working_copy_fields``), checked now."""
+    if entry.path is None:
+        return working_copy_fields(None, None, (), ())
+    check = check_pipeline(config, entry.path)
+    return working_copy_fields(entry.path, check.description, check.steps, check.errors)
 
 
 def check_pipeline_name(config: Config, store: Store, name: str) -> None:

@@ -16,6 +16,7 @@ from scheduler.core.errors import NotFound
 from scheduler.core.procinfo import is_alive
 from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
+    Metric,
     ModelRecord,
     RunDetail,
     RunRecord,
@@ -23,12 +24,12 @@ from scheduler.store.records import (
 )
 
 if TYPE_CHECKING:
-    from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
 
 LATEST = "latest"
 
 
-def resolve_run(store: Store, ref: str, *, pipeline: str | None = None) -> str:
+def resolve_run(store: HistoryReads, ref: str, *, pipeline: str | None = None) -> str:
     """The full id of the run ``ref`` names: any unique prefix of an id (as git does), or
     ``latest`` — the newest run (of ``pipeline`` when given). NotFound or AmbiguousId else."""
     if ref.strip().lower() == LATEST:
@@ -41,7 +42,7 @@ def resolve_run(store: Store, ref: str, *, pipeline: str | None = None) -> str:
 
 
 def list_runs(
-    store: Store,
+    store: HistoryReads,
     *,
     pipeline: str | None = None,
     statuses: Sequence[str] = (),
@@ -55,18 +56,18 @@ def list_runs(
     )
 
 
-def get_run(store: Store, ref: str, *, pipeline: str | None = None) -> RunDetail:
+def get_run(store: HistoryReads, ref: str, *, pipeline: str | None = None) -> RunDetail:
     """One run with every step attempt and metric (``ref`` and ``pipeline`` as
     ``resolve_run`` takes them)."""
     return store.get_run_detail(resolve_run(store, ref, pipeline=pipeline))
 
 
-def run_models(store: Store, run_id: str) -> list[ModelRecord]:
+def run_models(store: HistoryReads, run_id: str) -> list[ModelRecord]:
     """The model versions a run's steps registered, in the order they were registered."""
     return sorted(store.list_models(run_id=run_id), key=lambda m: (m.created_at, m.name))
 
 
-def models_field(store: Store, run_id: str) -> dict[str, list[dict[str, Any]]]:
+def models_field(store: HistoryReads, run_id: str) -> dict[str, list[dict[str, Any]]]:
     """``{"models": [...]}``: the ``models --json`` objects of what the run registered, added
     to the ``show --json`` object."""
     return {"models": [model.to_json() for model in run_models(store, run_id)]}
@@ -129,19 +130,34 @@ class MetricHistoryRow:
 
 
 def metric_history(
-    store: Store, pipeline: str, *, metric: str | None = None, last: int = 20
+    store: HistoryReads, pipeline: str, *, metric: str | None = None, last: int = 20
 ) -> list[MetricHistoryRow]:
     """The pipeline's last ``last`` runs (0: all), newest first, each with what its steps
-    logged; with ``metric``, only that name (steps that did not log it are left out)."""
-    rows = []
-    for run in store.list_runs(pipeline=pipeline, limit=last):
-        detail = store.get_run_detail(run.id)
-        by_step: dict[str, dict[str, Any]] = {}
-        for step in detail.latest_attempts():
-            values = metrics_by_name(m for m in detail.metrics if m.step == step)
-            if metric is not None:
-                values = {k: v for k, v in values.items() if k == metric}
-            if values:
-                by_step[step] = values
-        rows.append(MetricHistoryRow(run.id, run.created_at, run.status, by_step))
-    return rows
+    logged; with ``metric``, only that name (steps that did not log it are left out). Two
+    queries whatever the number of runs."""
+    runs = store.list_runs(pipeline=pipeline, limit=last)
+    logged = store.run_metrics([run.id for run in runs])
+    return [
+        MetricHistoryRow(
+            run.id, run.created_at, run.status, step_metrics(logged.get(run.id, []), metric)
+        )
+        for run in runs
+    ]
+
+
+def runs_metrics(store: HistoryReads, runs: Sequence[RunRecord]) -> dict[str, dict[str, Any]]:
+    """Run id → ``{"metrics": {step: {name: value}}}`` for each of ``runs`` (the field
+    ``runs --json`` adds), read in one query."""
+    logged = store.run_metrics([run.id for run in runs])
+    return {run.id: {"metrics": step_metrics(logged.get(run.id, []))} for run in runs}
+
+
+def step_metrics(metrics: Sequence[Metric], only: str | None = None) -> dict[str, dict[str, Any]]:
+    """Step id → ``{name: value}`` (as ``show`` gives each step), steps by id (steps that run
+    side by side log in any order), names in the order logged; with ``only``, that name alone,
+    and steps without it left out."""
+    by_step: dict[str, list[Metric]] = {}
+    for item in metrics:
+        if only is None or item.name == only:
+            by_step.setdefault(item.step, []).append(item)
+    return {step: metrics_by_name(by_step[step]) for step in sorted(by_step)}

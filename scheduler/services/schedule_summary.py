@@ -5,18 +5,17 @@ the REST API render the same object, and tests hand it a fixed ``now``."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from scheduler.core.clock import iso
 from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
 from scheduler.definitions import discover_pipelines, load_valid_schedules, published_names
 from scheduler.definitions.schedules import KINDS
 from scheduler.definitions.yamlsource import read_yaml
 from scheduler.services.api_schedules import KEPT_BESIDE_DEFINITION, load_api_schedules
 from scheduler.services.publish import list_versions
+from scheduler.services.schedule_view import ScheduleSummary
 from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import fire_time_check, time_trigger
 
@@ -28,73 +27,6 @@ if TYPE_CHECKING:
 
 NEXT_COUNT = 5
 _RUN_OUTCOMES = frozenset({"claimed", "started", "queued"})
-
-
-@dataclass
-class ScheduleSummary:
-    name: str
-    pipeline: str
-    kind: str
-    source: str
-    enabled: bool
-    override: bool | None
-    timezone: str
-    description: str
-    expression: str
-    next_fire_times: list[datetime]
-    ended: bool = False
-    last_fire_time: datetime | None = None
-    last_outcome: str | None = None
-    last_run_id: str | None = None
-    last_run_status: str | None = None
-    last_run_fired_at: datetime | None = None
-    watch: dict[str, Any] | None = field(default=None)
-    # The schedule as its schedules.yaml entry would read (defaults left out): what the SDK's
-    # Schedule shows as its recurrence, parameters and watched folder.
-    definition: dict[str, Any] = field(default_factory=dict)
-    # Why the schedule is not served (it fails validation, or its fire times cannot be
-    # computed): None for a schedule that is.
-    error: str | None = None
-    # Stable across updates and renames (Schedule.update); None until the store registers it.
-    id: str | None = None
-
-    @property
-    def next_fire_time(self) -> datetime | None:
-        return self.next_fire_times[0] if self.next_fire_times else None
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``schedules --json`` object. ``override`` is ``"enabled"``, ``"disabled"``
-        or null; ``next_fire_times`` keep the schedule's own offset."""
-        data: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "pipeline": self.pipeline,
-            "kind": self.kind,
-            "source": self.source,
-            "enabled": self.enabled,
-            "override": None if self.override is None else _word(self.override),
-            "timezone": self.timezone,
-            "description": self.description,
-            "next_fire_times": [t.isoformat(timespec="microseconds") for t in self.next_fire_times],
-            "last_run": None,
-        }
-        if self.error is not None:  # not served, and why
-            data["status"] = "error"
-            data["error"] = self.error
-        if self.last_run_id is not None:
-            data["last_run"] = {
-                "id": self.last_run_id,
-                "status": self.last_run_status,
-                "fired_at": iso(self.last_run_fired_at),
-            }
-        if self.watch is not None:
-            data["watch"] = self.watch
-        data["definition"] = self.definition
-        return data
-
-
-def _word(enabled: bool) -> str:
-    return "enabled" if enabled else "disabled"
 
 
 def summarize(

@@ -30,6 +30,7 @@ from scheduler.definitions import (
     validate_all,
 )
 from scheduler.definitions.yamlsource import read_yaml
+from scheduler.services import fire_history
 from scheduler.services.api_schedules import (
     create_api_schedule,
     delete_api_schedule,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from scheduler.definitions import ScheduleDef
     from scheduler.definitions.config import Config
     from scheduler.store import Store
+    from scheduler.store.reads import HistoryReads
     from scheduler.store.records import FireRecord
 
 __all__ = [
@@ -129,7 +131,7 @@ def get_schedule(
     return collect_one(config, store, name, now or SYSTEM_CLOCK.now())
 
 
-def schedule_names(config: Config, store: Store) -> set[str]:
+def schedule_names(config: Config, store: HistoryReads) -> set[str]:
     """Every schedule a daemon of this config would know: those in the schedules file (read
     leniently when the file has errors, so a broken schedule can still be disabled) and those
     kept in the store (created through the API)."""
@@ -188,14 +190,5 @@ def delete_schedule(config: Config, store: Store, name: str) -> None:
 def list_fires(
     store: Store, schedule: str | None = None, *, limit: int = 20, config: Config | None = None
 ) -> list[FireRecord]:
-    """Fire records, newest first (``limit`` 0: all). A schedule with none that no daemon knows
-    — not registered in the store, nor (given ``config``) in the schedules file — is
-    UnknownSchedule, so a typo is not an empty list. A deleted API schedule keeps its records."""
-    records = store.list_fires(schedule, limit=limit)
-    if schedule is not None and not records:
-        known = set(store.schedule_states())
-        if config is not None:
-            known |= schedule_names(config, store)
-        if schedule not in known:
-            raise UnknownSchedule(schedule, known)
-    return records
+    """Fire records, newest first (see ``fire_history.list_fires``)."""
+    return fire_history.list_fires(store, schedule, limit=limit, config=config)

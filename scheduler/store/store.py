@@ -185,6 +185,7 @@ class Store:
     get_run = _Delegate("runs", RunRepository.get_run)
     get_run_detail = _Delegate("runs", RunRepository.get_run_detail)
     list_runs = _Delegate("runs", RunRepository.list_runs)
+    run_metrics = _Delegate("runs", RunRepository.run_metrics)
     running_attempts = _Delegate("runs", RunRepository.running_attempts)
     open_runs = _Delegate("runs", RunRepository.open_runs)
 

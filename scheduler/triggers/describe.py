@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
 from scheduler.definitions.timing import split_cron
 from scheduler.triggers.recurrence import is_patterned, wall_times
+
+if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to describe an expression
+    from scheduler.definitions.schedules import OnChange, Recurrence, ScheduleDef
 
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 

@@ -28,11 +28,14 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterator
 from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from scheduler.definitions.schedules import Recurrence
 from scheduler.triggers.base import TimeTrigger, in_zone
 from scheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fire times
+    from scheduler.definitions.schedules import Recurrence
 
 WEEK_DAY_INDEX = {
     name: index

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
 from cronsim import CronSim
 
-from scheduler.definitions.schedule_loader import ScheduleCheck
-from scheduler.definitions.schedules import ScheduleDef
 from scheduler.definitions.timing import check_cron, parse_seconds_field, split_cron
 from scheduler.triggers.base import (
     COUNT_CAP,
@@ -48,6 +47,10 @@ from scheduler.triggers.base import (
 )
 from scheduler.triggers.interval import IntervalTrigger
 from scheduler.triggers.recurrence import recurrence_trigger
+
+if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fire times
+    from scheduler.definitions.schedule_loader import ScheduleCheck
+    from scheduler.definitions.schedules import ScheduleDef
 
 # -- cron -----------------------------------------------------------------------------------------
 

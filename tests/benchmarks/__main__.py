@@ -8,6 +8,7 @@ import sys
 
 from tests.benchmarks import (
     api,
+    cli_reads,
     file_burst,
     file_drop_delay,
     fire_delay,
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "file_burst": file_burst.main,
     "schedule_scale": schedule_scale.main,
     "history_scale": history_scale.main,
+    "cli_reads": cli_reads.main,
     "sdk_submit": sdk_submit.main,
     "peers": peers.main,
 }

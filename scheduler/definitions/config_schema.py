@@ -1,0 +1,125 @@
+"""The daemon config file's schema (pydantic), apart from ``config`` so that a command which only
+needs the config's paths reads them without loading pydantic (``config.read_config``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from scheduler.core.durations import parse_duration
+from scheduler.definitions.config import ApiConfig, Config, parse_byte_count
+from scheduler.definitions.validation import user_error
+from scheduler.definitions.yamlsource import PathKey
+
+
+def _duration(value: Any) -> Any:
+    return (
+        parse_duration(value)
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+        else value
+    )
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _byte_count(value: Any) -> Any:
+    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes."""
+    if isinstance(value, str):
+        count = parse_byte_count(value)
+        if count is not None:
+            return count
+        raise user_error(
+            f"must be a size in bytes (got {value!r})",
+            hint="e.g. 256MiB or 65536; units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB",
+        )
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _DatastoreFile(_Model):
+    path: str | None = None
+
+
+class _ComputeFile(_Model):
+    type: Literal["local", "dask"] = "local"
+    max_workers: int | None = Field(default=None, ge=1)
+    address: str | None = None
+
+
+_ApiBytes = Annotated[int, BeforeValidator(_byte_count), Field(ge=1)]
+
+
+class _TlsFile(_Model):
+    cert: str
+    key: str
+
+
+class _ApiFile(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8790, ge=0, le=65535)
+    tls: _TlsFile | None = None
+    allow_insecure_remote: bool = False
+    max_body_bytes: _ApiBytes = ApiConfig.max_body_bytes
+    max_upload_bytes: _ApiBytes = ApiConfig.max_upload_bytes
+
+
+class _LoggingFile(_Model):
+    format: Annotated[Literal["auto", "console", "json"], BeforeValidator(_lower)] = "auto"
+    level: Annotated[
+        Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
+    ] = "info"
+
+
+def _default_datastores() -> dict[str, _DatastoreFile | None]:
+    return {"default": _DatastoreFile()}
+
+
+def _default_compute() -> dict[str, _ComputeFile | None]:
+    return {"local": _ComputeFile()}
+
+
+class ConfigFile(_Model):
+    state_dir: str | None = None
+    database: str | None = None
+    pipelines_dir: str = "../pipelines"
+    schedules: str = "schedules.yaml"
+    datastores: dict[str, _DatastoreFile | None] = Field(default_factory=_default_datastores)
+    compute: dict[str, _ComputeFile | None] = Field(default_factory=_default_compute)
+    max_concurrent_runs: int = Field(default=8, ge=1)
+    shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
+    api: _ApiFile = Field(default_factory=_ApiFile)
+    logging: _LoggingFile = Field(default_factory=_LoggingFile)
+    # At least 4 KiB: the head, the marker line and the tail must fit.
+    max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
+        Config.max_log_bytes
+    )
+    # 0 turns the check off.
+    min_free_space: Annotated[int, BeforeValidator(_byte_count), Field(ge=0)] = (
+        Config.min_free_space
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from sqlalchemy.engine import make_url
+
+            try:
+                make_url(value)
+            except Exception as exc:  # sqlalchemy raises ArgumentError or ValueError
+                raise ValueError(f"not a SQLAlchemy URL ({exc})") from None
+        return value
+
+
+def describe(path: PathKey) -> tuple[str, PathKey]:
+    if len(path) >= 2 and path[0] == "datastores":
+        return f"datastore '{path[1]}'", path[2:]
+    if len(path) >= 2 and path[0] == "compute":
+        return f"compute target '{path[1]}'", path[2:]
+    return "the config", path
