@@ -92,7 +92,7 @@ def test_tables_read_through_the_api(live) -> None:
     shown = remote(project, url, token, "show", run_ids[-1])
     assert shown.returncode == 0, shown.stderr
     assert "accuracy=0.85" in shown.stdout and "Timeline" in shown.stdout
-    schedules = remote(project, url, token, "schedules")
+    schedules = remote(project, url, token, "schedules", "-o", "wide")
     assert schedules.returncode == 0, schedules.stderr
     assert "yearly" in schedules.stdout and "At 03:00" in schedules.stdout
 

@@ -292,6 +292,19 @@ def test_runs_fit_the_terminal_one_line_per_run_with_whole_ids(world: World, wid
 
 
 @pytest.mark.parametrize("width", WIDTHS)
+def test_metrics_fit_the_terminal_one_line_per_run_then_a_sparkline_each(
+    world: World, width: int
+) -> None:
+    lines = visible(on_terminal(world.project, width, "metrics", TRAINING))
+    assert_fits(lines, width)
+    table = lines[: lines.index("")]
+    ours = [run_id for run_id in reversed(world.run_ids) if run_id in "\n".join(table)]
+    assert_one_line_per_row(table, ours)
+    sparklines = lines[lines.index("") + 1 :]
+    assert sparklines and all("last 0.9312" in line or "last 0.8731" in line for line in sparklines)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 def test_show_fits_the_terminal_with_one_line_per_step(world: World, width: int) -> None:
     lines = visible(on_terminal(world.project, width, "show", world.shown))
     assert_fits(lines, width)
@@ -461,6 +474,7 @@ def in_process(project: Project, *args: str) -> str:
         ("models", "show", MODEL),
         ("token", "list"),
         ("next", "0 0 * * MON"),
+        ("metrics", TRAINING),
     ],
 )
 def test_output_json_is_the_json_flag(world: World, command: tuple[str, ...]) -> None:

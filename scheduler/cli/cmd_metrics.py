@@ -11,9 +11,17 @@ from typing import Any
 
 import click
 
-from scheduler.cli.options import config_option, json_option, no_headers_option
+from scheduler.cli.options import (
+    complete_metric,
+    complete_pipeline,
+    config_option,
+    json_option,
+    no_headers_option,
+    output_option,
+    wants_json,
+)
 from scheduler.cli.reads import open_reads, read_config, remote_daemon, url_option
-from scheduler.cli.render import format_moment, is_tty, print_json, print_table
+from scheduler.cli.render import is_tty, print_json, print_table, shorten, terminal_width, time_cell
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.services.runs import metric_history
 
@@ -22,8 +30,8 @@ FIXED_HEADERS = ("ID", "CREATED", "STATUS")
 
 
 @click.command()
-@click.argument("pipeline")
-@click.option("--metric", help="Only this metric (by name).")
+@click.argument("pipeline", shell_complete=complete_pipeline)
+@click.option("--metric", help="Only this metric (by name).", shell_complete=complete_metric)
 @click.option(
     "--last",
     type=click.IntRange(min=0),
@@ -32,6 +40,7 @@ FIXED_HEADERS = ("ID", "CREATED", "STATUS")
     help="How many of the newest runs; 0 for all.",
 )
 @json_option
+@output_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per run.")
 @no_headers_option
 @config_option
@@ -41,6 +50,7 @@ def metrics(
     metric: str | None,
     last: int,
     as_json: bool,
+    output: str | None,
     as_csv: bool,
     no_headers: bool,
     config_path: str | None,
@@ -53,6 +63,7 @@ def metrics(
       pipesched metrics diabetes-training --metric accuracy --last 50
       pipesched metrics diabetes-training --csv > history.csv
     """
+    as_json = wants_json(as_json, output)
     if as_json and as_csv:
         raise click.UsageError("--json and --csv: choose one")
     remote = remote_daemon()
@@ -80,15 +91,15 @@ def metrics(
     table = [
         (
             row["id"],
-            format_moment(datetime.fromisoformat(row["created_at"]), now),
+            time_cell(datetime.fromisoformat(row["created_at"]), now, wide=output == "wide"),
             row["status"],
             *(show_value(row["metrics"].get(step, {}).get(name)) for _, step, name in columns),
         )
         for row in rows
     ]
-    print_table(headers, table, no_headers=no_headers)
+    print_table(headers, table, no_headers=no_headers, wide=output == "wide")
     if is_tty():
-        lines = trend_lines(rows, columns)
+        lines = trend_lines(rows, columns, None if output == "wide" else terminal_width())
         if lines:
             click.echo()
             click.echo("\n".join(lines))
@@ -155,10 +166,13 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARKS[round((v - low) / (high - low) * top)] for v in values)
 
 
-def trend_lines(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
-    """A sparkline per numeric metric, oldest run first, with its range and latest value."""
+def trend_lines(
+    rows: list[dict[str, Any]], columns: list[tuple[str, str, str]], width: int | None = None
+) -> list[str]:
+    """A sparkline per numeric metric, oldest run first, with its range and latest value; in
+    ``width`` columns when given (the newest runs that fit, the label shortened last)."""
     lines = []
-    width = max((len(label) for label, _, _ in columns), default=0) + 2
+    label_width = max((len(label) for label, _, _ in columns), default=0) + 2
     for label, step, name in columns:
         values = [
             float(v)
@@ -168,8 +182,20 @@ def trend_lines(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]])
         ]
         if len(values) < 2:
             continue
-        lines.append(
-            f"{label.ljust(width)}{sparkline(values)}  "
-            f"min {min(values):.4g}  max {max(values):.4g}  last {values[-1]:.4g}"
-        )
+        lines.append(_trend_line(label, label_width, values, width))
     return lines
+
+
+def _trend_line(label: str, label_width: int, values: list[float], width: int | None) -> str:
+    """Label, sparkline, last value, range. Short of room the range goes first, then the
+    label is shortened; the sparkline keeps the newest values that fit, at least two."""
+    last = f"  last {values[-1]:.4g}"
+    extent = f"  min {min(values):.4g}  max {max(values):.4g}"
+    if width is None:
+        return f"{label.ljust(label_width)}{sparkline(values)}{last}{extent}"
+    if label_width + 2 + len(last) + len(extent) > width:
+        extent = ""
+    label_width = min(label_width, max(width - 2 - len(last), 6))
+    shown = shorten(label, label_width - 2, where="middle").ljust(label_width)
+    room = max(width - label_width - len(last) - len(extent), 2)
+    return shorten(f"{shown}{sparkline(values[-room:])}{last}{extent}", width)

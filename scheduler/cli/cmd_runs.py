@@ -93,7 +93,7 @@ def runs(
     else:
         with open_reads(read_config(config_path)) as store:
             records = list_runs(store, pipeline=pipeline, statuses=statuses, limit=limit)
-            metrics = runs_metrics(store, records) if as_json else {}
+            metrics = runs_metrics(store, records) if wants_json(as_json, output) else {}
         if wants_json(as_json, output):
             print_json([run_json(record) | metrics[record.id] for record in records])
             return
