@@ -135,6 +135,10 @@ def test_control_commands_act_on_the_daemon(live) -> None:
     assert fired.returncode == 0, fired.stderr
     assert fired.stdout.startswith("schedule yearly fired: run ")
 
+    reloaded = remote(project, url, token, "reload")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.strip() == "reloaded: 1 schedules served"
+
 
 def test_daemon_validate_and_run_ignore_the_url(live) -> None:
     project, _, _, _ = live

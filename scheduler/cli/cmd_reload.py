@@ -10,18 +10,24 @@ import sys
 import click
 
 from scheduler.cli.options import config_option, load_config, open_store
-from scheduler.services.client import ServiceClient
+from scheduler.cli.reads import remote_daemon, url_option
+from scheduler.services.client import RemoteServices, ServiceClient
 
 
 @click.command()
 @config_option
+@url_option
 def reload(config_path: str | None) -> None:
     """Ask the running daemon to reload config, schedules and pipelines (as SIGHUP does).
 
     Exit 0 when it serves the new definitions; 1 when it refused them (each error is
     printed; the previous definitions keep serving) or no daemon runs."""
-    config = load_config(config_path)
-    answer = ServiceClient(config, lambda: open_store(config)).reload()
+    remote = remote_daemon()
+    if remote is not None:
+        answer = RemoteServices(remote).reload()
+    else:
+        config = load_config(config_path)
+        answer = ServiceClient(config, lambda: open_store(config)).reload()
     if answer.get("reloaded"):
         click.echo(f"reloaded: {answer.get('schedules')} schedules served")
         return

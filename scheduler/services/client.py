@@ -203,6 +203,10 @@ class RemoteServices:
         self.client.post(schedule_path(name, "enable" if enabled else "disable"))
         return Toggled(name, enabled, by_daemon=True)
 
+    def reload(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.post(f"{API}/reload")
+        return answer
+
     def trigger_schedule(self, name: str) -> Fired:
         answer = self.client.post(schedule_path(name, "trigger"))
         return Fired(name, answer.get("run_id"), str(answer.get("outcome")), answer.get("reason"))
