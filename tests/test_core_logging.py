@@ -134,3 +134,27 @@ def test_stream_is_journal_compares_device_and_inode(tmp_path: Path) -> None:
         assert not stream_is_journal(stream, {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino + 1}"})
         assert not stream_is_journal(stream, {"JOURNAL_STREAM": "garbage"})
         assert not stream_is_journal(stream, {})
+
+
+def test_a_lazy_logger_in_an_unconfigured_process_warns_on_stderr_and_configures_nothing() -> None:
+    probe = textwrap.dedent(
+        """
+        import structlog
+        from scheduler.core.lazylog import lazy_logger
+        log = lazy_logger("probe")
+        log.info("quiet_line")
+        log.warning("loud_line", reason="disk")
+        print("configured:", structlog.is_configured())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout == "configured: False\n"
+    (line,) = done.stderr.splitlines()
+    assert json.loads(line) | {"timestamp": None} == {
+        "event": "loud_line",
+        "reason": "disk",
+        "level": "warning",
+        "timestamp": None,
+    }

@@ -2,8 +2,9 @@
 
 ``import structlog`` costs ~100 ms (it imports rich); modules that a foreground ``pipesched run``
 imports on its way to the first step log only on rare paths, so they hold one of these instead.
-A process that never configured structlog when the first line comes (a lean command path) gets
-pipesched's own set-up at ``warning``, on stderr: never structlog's default, which prints to stdout.
+A process that never configured structlog when the line comes (a lean command path) writes it
+with pipesched's own renderer at ``warning``, on stderr (never structlog's default, which prints
+to stdout), without configuring structlog for the whole process.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ class LazyLogger:
         import structlog  # lazy: the point of this class
 
         if not structlog.is_configured():
-            from scheduler.core.logging import configure_logging  # lazy: imports structlog
+            from scheduler.core.logging import stderr_logger  # lazy: imports structlog
 
-            configure_logging(level="warning")
+            return getattr(stderr_logger(), attribute)
         return getattr(structlog.get_logger(self._name), attribute)
 
 

@@ -85,6 +85,23 @@ def _renderer(fmt: str, stream: TextIO) -> structlog.typing.Processor:
     return structlog.processors.JSONRenderer()
 
 
+def stderr_logger(level: str = "warning") -> Any:
+    """A logger writing to stderr at ``level`` as ``configure_logging`` would, for a process
+    that never configured logging; structlog's own configuration is left as it is."""
+    stream = sys.stderr
+    renderer = _renderer("console" if stream.isatty() else "json", stream)
+    return structlog.wrap_logger(
+        structlog.PrintLogger(file=stream),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.WARNING)),
+    )
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Log to stderr at ``level``; ``fmt`` is auto | console | json (auto: console on a TTY)."""
     stream = sys.stderr
