@@ -321,7 +321,7 @@ def test_other_run_command_lines_answer_as_click_does(project: Project, tmp_path
     missing = run(project, tmp_path)
     assert missing.returncode == 2 and "Missing argument 'PIPELINE'" in missing.stderr
     unknown = run(project, tmp_path, "ml", "--bogus")
-    assert unknown.returncode == 2 and "No such option: --bogus" in unknown.stderr
+    assert unknown.returncode == 2 and "No such option '--bogus'" in unknown.stderr
     no_value = run(project, tmp_path, "ml", "-c")
     assert no_value.returncode == 2 and "requires an argument" in no_value.stderr
     helped = run(project, tmp_path, "ml", "--help")

@@ -49,6 +49,21 @@ def run_plain(config_path: str | None, pipeline: str, as_json: bool) -> None:
         report(detail, as_json, status, canceled, quick_exit=True)
 
 
+def watch_children_by_pidfd() -> None:
+    """Python 3.11's asyncio waits for each child process in a thread of its own, started with
+    every step and handing its exit over to the loop: a cost per step. A pidfd in the loop's
+    selector costs no thread (Linux 5.3 and later); Python 3.12 and later choose it themselves."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # a kernel without pidfds: the threads it is
+        return
+    import asyncio  # lazy: loaded by the executor already; only named here
+
+    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
 def say(line: str) -> None:
     """One line on stderr, at once (as ``click.echo(..., err=True)``)."""
     sys.stderr.write(line + "\n")
@@ -127,6 +142,7 @@ def run_compiled(
             before_lazy_import=warmup.join,
         )
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
+        watch_children_by_pidfd()
         status = execute_in_foreground(executor, early)
     finally:
         warmup.join()
