@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.cli import plain_run_request
 from scheduler.core.procinfo import is_alive
 from scheduler.daemon.recovery import OWNER_EXITED
 from scheduler.definitions import compiled, config
@@ -289,6 +290,66 @@ def test_failure_retries_and_timeout_on_the_compiled_path(project: Project, tmp_
     assert never["status"] == "skipped"
     log = project.cli("logs", doc["id"], "--step", "hang").stdout
     assert "timed out after 1s" in log
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "ml"], (None, "ml", False)),
+        (["run", "ml", "--json"], (None, "ml", True)),
+        (["-c", "a.yaml", "run", "--json", "ml"], ("a.yaml", "ml", True)),
+        (["--config=a.yaml", "run", "ml", "-c", "b.yaml"], ("b.yaml", "ml", False)),
+        (["run", "ml", "--config", "a.yaml", "--config", "b.yaml"], ("b.yaml", "ml", False)),
+        (["run"], None),
+        (["run", "ml", "other"], None),
+        (["run", "ml", "-p", "rows=2"], None),
+        (["run", "ml", "--regenerate-outputs"], None),
+        (["run", "ml", "--help"], None),
+        (["run", "ml", "-c"], None),
+        (["run", "ml", "-cfile.yaml"], None),
+        (["--url", "http://x", "run", "ml"], None),
+        (["runs"], None),
+        (["show", "run"], None),
+    ],
+)
+def test_only_a_plain_run_command_line_skips_click(argv: list[str], expected):
+    assert plain_run_request(argv) == expected
+
+
+def test_other_run_command_lines_answer_as_click_does(project: Project, tmp_path: Path):
+    assert run(project, tmp_path, "ml").returncode == 0  # a plan exists from here on
+    missing = run(project, tmp_path)
+    assert missing.returncode == 2 and "Missing argument 'PIPELINE'" in missing.stderr
+    unknown = run(project, tmp_path, "ml", "--bogus")
+    assert unknown.returncode == 2 and "No such option '--bogus'" in unknown.stderr
+    no_value = run(project, tmp_path, "ml", "-c")
+    assert no_value.returncode == 2 and "requires an argument" in no_value.stderr
+    helped = run(project, tmp_path, "ml", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: ")
+    assert "--regenerate-outputs" in helped.stdout
+    unknown_pipeline = run(project, tmp_path, "nope")
+    assert unknown_pipeline.returncode == 1
+    assert "error: no pipeline named 'nope'" in unknown_pipeline.stderr
+
+
+def test_the_commands_own_config_wins_on_the_compiled_path(project: Project, tmp_path: Path):
+    elsewhere = make_project(tmp_path / "elsewhere")
+    assert run(project, tmp_path, "ml").returncode == 0
+    result = run(project, tmp_path, "-c", str(project.config_path), "ml", "--json")
+    assert result.returncode == 0, result.stderr
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    argv = ["-c", str(elsewhere.config_path), "run", "ml", "--json", "-c", str(project.config_path)]
+    both = subprocess.run(
+        [sys.executable, "-c", LOADED_AT_EXIT, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=project.root,
+        timeout=120,
+    )
+    assert both.returncode == 0, both.stderr
+    assert heavy(both) == []
+    assert json.loads(both.stdout)["pipeline"] == "ml"
 
 
 def test_lean_paths_use_the_stores_sqlite_settings_schema_and_config_variable():

@@ -1,14 +1,13 @@
 """The ``pipesched`` command. Subcommands live in their own modules and are imported only when
-called, so ``pipesched runs`` never pays for the executor's or the API's imports."""
+called, so ``pipesched runs`` never pays for the executor's or the API's imports; and a plain
+``pipesched run NAME`` of a pipeline whose plan is compiled starts its first step before click
+is even imported (``cli.run_compiled``). Every other command line goes through the click group
+(``cli.group``)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
-
-import click
-
-from scheduler.core.errors import DefinitionErrors, PipeschedError
+from typing import Any
 
 # name -> (module, function, one-line help). The help is here so `pipesched --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -73,83 +72,81 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        module_name, attr, _ = COMMANDS[cmd_name]
-        return getattr(importlib.import_module(module_name), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, _, help_text) in COMMANDS.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    envvar="PIPESCHED_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="Config file [env: PIPESCHED_CONFIG; default ./config/pipesched.yaml, "
-    "then /etc/pipesched/pipesched.yaml]. Accepted after the subcommand too.",
-)
-@click.option(
-    "--url",
-    metavar="URL",
-    help="Ask the daemon at URL (its REST API, with the token in $PIPESCHED_TOKEN) instead of "
-    "this machine's config and store [env: PIPESCHED_URL]. Reads and control commands only.",
-)
-@click.version_option(package_name="pipesched")
-@click.pass_context
-def cli(ctx: click.Context, config_path: str | None, url: str | None) -> None:
-    """pipesched runs machine-learning pipelines on schedules and keeps their history.
-
-    \b
-    Start with:  pipesched validate
-                 pipesched run diabetes-training
-                 pipesched runs
-                 pipesched show <RUN_ID>
-    """
-    ctx.ensure_object(dict)
-    ctx.obj["config_path"] = config_path
-    ctx.obj["url"] = url
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line per problem and exit 1; bugs keep their traceback."""
-    try:
-        result = cli.main(args=argv, prog_name="pipesched", standalone_mode=False)
-        return result if isinstance(result, int) else 0
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except DefinitionErrors as exc:
-        for error in exc.errors:
-            click.echo(str(error), err=True)
-        click.echo(f"{exc.message} found", err=True)
-        sys.exit(1)
-    except PipeschedError as exc:
-        click.echo(f"error: {_with_causes(exc)}", err=True)
-        sys.exit(1)
+    plain = plain_run_request(sys.argv[1:] if argv is None else argv)
+    if plain is not None:
+        from scheduler.cli.run_compiled import run_plain  # lazy: this command line only
+
+        run_plain(*plain)  # returns only when the pipeline has no current plan
+    from scheduler.cli.group import click_main  # lazy: click, for every other command line
+
+    return click_main(argv)
 
 
-def _with_causes(exc: BaseException) -> str:
+def plain_run_request(args: list[str]) -> tuple[str | None, str, bool] | None:
+    """(config path, pipeline, --json) when ``args`` is ``[-c CONFIG] run NAME`` with nothing
+    but ``--json`` and ``-c CONFIG`` after ``run``, read as click reads them (the command's
+    ``-c`` over the group's, the last of each); None for any other command line."""
+    rest = list(args)
+    group_config = None
+    while rest and rest[0] != "run":
+        group_config = _take_config(rest)
+        if group_config is None:
+            return None
+    if not rest:
+        return None
+    del rest[0]
+    command_config: str | None = None
+    pipeline: str | None = None
+    as_json = False
+    while rest:
+        if rest[0] == "--json":
+            del rest[0]
+            as_json = True
+        elif rest[0].startswith("-"):
+            command_config = _take_config(rest)
+            if command_config is None:
+                return None
+        elif pipeline is None:
+            pipeline = rest.pop(0)
+        else:
+            return None
+    if pipeline is None:
+        return None
+    return command_config or group_config, pipeline, as_json
+
+
+def _take_config(rest: list[str]) -> str | None:
+    """Take ``-c VALUE``, ``--config VALUE`` or ``--config=VALUE`` off the front of ``rest``;
+    None when it starts with anything else (or a value click might read otherwise)."""
+    first = rest[0]
+    if first in ("-c", "--config"):
+        if len(rest) < 2 or not rest[1] or rest[1].startswith("-"):
+            return None
+        value = rest[1]
+        del rest[:2]
+        return value
+    if first.startswith("--config=") and len(first) > len("--config="):
+        del rest[0]
+        return first.removeprefix("--config=")
+    return None
+
+
+def with_causes(exc: BaseException) -> str:
+    """An error's message followed by its causes', as one line."""
     parts = [str(exc)]
     cause = exc.__cause__
     while cause is not None:
         parts.append(str(cause))
         cause = cause.__cause__
     return ": ".join(parts)
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` and ``LazyGroup`` live in ``cli.group``, imported on first use."""
+    if name in ("cli", "LazyGroup"):
+        from scheduler.cli import group  # lazy: click, only when the group is asked for
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,8 @@ unless ``continue_on_step_failure``. Its records are those of the full path, wri
 id while it runs, the metrics with the attempt's end. That end waits for the next write (the next
 step's start in a chain, the run's finish after the last step) to share its transaction, one sync
 to disk instead of two, and is reported once committed. Store writes leave the loop for the store
-thread (``run_blocking``) and hashing goes to a worker thread, so a signal is handled at once.
+thread (``run_blocking``) and listing a step's input folders goes to a worker thread, so a signal
+is handled at once.
 """
 
 from __future__ import annotations
@@ -260,7 +261,10 @@ class ExpressExecutor:
     async def _run_step(self, step_id: str) -> str:
         step = self.steps[step_id]
         try:
-            fingerprint = await run_parallel(self._fingerprint, step)
+            if step["path_refs"]:  # input folders to list: off the loop
+                fingerprint = await run_parallel(self._fingerprint, step)
+            else:  # the plan's own values and a few stats: less than a hand-over to a thread
+                fingerprint = self._fingerprint(step)
             if step["allow_reuse"] and not self.regenerate_outputs:
                 earlier = await run_blocking(self.writer.find_reusable, fingerprint)
                 if earlier is not None and all(Path(p).exists() for p in earlier[2].values()):

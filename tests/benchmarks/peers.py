@@ -9,7 +9,8 @@ pip-installed here only when ``--peers`` is given (never a project dependency; a
 is reused, so ``--work DIR`` keeps them between runs). Each peer's run is one
 ``<venv>/bin/python <runner>`` process, so its time is cold like ``pipesched run``. Every tool
 runs the scripts with this interpreter (numpy is here, not in the peers' venvs). Trials are
-interleaved so machine noise hits all tools alike."""
+interleaved so machine noise hits all tools alike. ``PIPESCHED_BENCH_BEFORE=/path/to/a/checkout``
+adds that checkout's ``pipesched run``, measured in the same trials."""
 
 from __future__ import annotations
 
@@ -155,6 +156,10 @@ def _runners(
             [str(venvs["dagster"]), str(HERE / "peers_dagster.py"), py, *paths], env=env
         ),
         "luigi": luigi,
+        "pipesched before": lambda: run(
+            [pipesched, "-c", str(project.config_path), "run", chain],
+            env={**env, "PYTHONPATH": before_checkout(), "XDG_CACHE_HOME": str(work / "cache-b")},
+        ),
         "driver": lambda: run(driver, env=env),
         "by hand": lambda: run([str(hand)], env=env),
     }
@@ -182,6 +187,12 @@ def chosen_peers() -> list[str]:
     return [peer for peer in PEERS if peer in {w.strip() for w in wanted.split(",")}]
 
 
+def before_checkout() -> str:
+    """``PIPESCHED_BENCH_BEFORE``: an earlier checkout whose ``pipesched run`` is measured too
+    (with a plan cache of its own: a plan records the code that built it)."""
+    return os.environ.get("PIPESCHED_BENCH_BEFORE", "")
+
+
 def _measure(work: Path, trials: int) -> list[dict]:
     work.mkdir(parents=True, exist_ok=True)
     installed = {peer: ensure_venv(work, peer) for peer in chosen_peers()}
@@ -205,7 +216,8 @@ def _measure(work: Path, trials: int) -> list[dict]:
         "ml3": [ml / f"{s}.py" for s in ("prepare", "train", "register")],
     }
     runners = {c: _runners(work, project, c, s, venvs) for c, s in chains.items()}
-    tools = ["pipesched", *venvs, "driver", "by hand"]
+    before = ["pipesched before"] if before_checkout() else []
+    tools = ["pipesched", *before, *venvs, "driver", "by hand"]
     for chain in chains:  # untimed warm-up: page cache, databases, Prefect's migrations
         for tool in list(tools):
             try:

@@ -166,7 +166,13 @@ def three_step_chain(trials: int) -> list[dict]:
         envs = {tool: env for tool in tools}
         if before:
             tools["pipesched before"] = ours
-            envs["pipesched before"] = {**env, "PYTHONPATH": before}
+            # Its own plan cache: a plan records the code that built it, so two checkouts
+            # sharing one cache would each find the other's plan stale and never run theirs.
+            envs["pipesched before"] = {
+                **env,
+                "PYTHONPATH": before,
+                "XDG_CACHE_HOME": str(root / "cache-before"),
+            }
         for tool, argv in tools.items():  # untimed: page cache, database, bytecode, plan
             subprocess.run(argv, check=True, capture_output=True, env=envs[tool])
         samples: dict[str, list[float]] = {tool: [] for tool in tools}
