@@ -29,7 +29,6 @@ from scheduler.definitions.listing_cache import (
     save_listing,
     sources,
 )
-from scheduler.services.lean_pipelines import Published
 from scheduler.services.schedule_summary import Served, by_next_fire, summarize_served
 from scheduler.services.schedule_view import ScheduleSummary, daemon_fields
 from scheduler.store.sqlite_reads import SqliteReads
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 
     from scheduler.definitions.config import Config
     from scheduler.definitions.schedules import ScheduleDef
+    from scheduler.services.lean_pipelines import Published
     from scheduler.store import Store
     from scheduler.store.records import ScheduleState
 
