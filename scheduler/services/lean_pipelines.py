@@ -29,7 +29,7 @@ from scheduler.definitions.listing_cache import (
     sources,
 )
 from scheduler.services.pipeline_view import working_copy_fields
-from scheduler.store.sqlite_reads import PublishedEntry, SqliteReads
+from scheduler.store.sqlite_reads import PublishedEntry, SqliteReads, sqlite_file
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -166,8 +166,8 @@ def list_pipeline_entries(config: Config, store: Store) -> list[dict[str, Any]]:
             }
         )
     checked = checked_paths((c.folders, c.files) for c in checks)
-    if checked is None or any(c.errors for c in checks):
-        return entries
+    if checked is None or any(c.errors for c in checks) or sqlite_file(config.database_url) is None:
+        return entries  # nothing the lean path could vouch for
     origin = endpoint_url(config, "p", None).removesuffix("/api/v1/pipelines/p/runs")
     published = [
         PublishedEntry(

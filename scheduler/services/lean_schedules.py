@@ -31,7 +31,7 @@ from scheduler.definitions.listing_cache import (
 )
 from scheduler.services.schedule_summary import Served, by_next_fire, summarize_served
 from scheduler.services.schedule_view import ScheduleSummary, daemon_fields
-from scheduler.store.sqlite_reads import SqliteReads
+from scheduler.store.sqlite_reads import SqliteReads, sqlite_file
 from scheduler.triggers.time import fire_time_problems
 
 if TYPE_CHECKING:
@@ -183,16 +183,18 @@ def gather_schedules(
     from scheduler.services.schedule_summary import gather
 
     api = store.api_schedules()
+    published = store.list_published()
+    files, folders = definition_files(config)
+    if api:  # an API schedule may run a published version: its snapshot must still be there
+        folders += [str(p.snapshot_dir) for p in published]
     # Read before validating: an edit meanwhile makes the listing stale, never wrong.
-    recorded = sources(
-        *definition_files(config), [], _schedule_facts(config, store.list_published(), api)
-    )
+    recorded = sources(files, folders, [], _schedule_facts(config, published, api))
     # API schedules run pipelines that must load: what their validity rests on counts too.
     checks = [check_pipeline(config, p) for p in discover_pipelines(config).values()] if api else []
     gathered = gather(config, store, now, warn=warn)
     checked = checked_paths((c.folders, c.files) for c in checks if not c.errors)
-    if not gathered.clean or checked is None:
-        return gathered.summaries
+    if not gathered.clean or checked is None or sqlite_file(config.database_url) is None:
+        return gathered.summaries  # nothing the lean path could vouch for
     try:
         entries = json.loads(
             json.dumps(
