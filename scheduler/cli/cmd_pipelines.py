@@ -7,7 +7,7 @@ import os
 import re
 from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -24,10 +24,6 @@ from scheduler.cli.render import Column, print_json, print_table
 from scheduler.core.errors import PipeschedError
 from scheduler.services.daemon_http import API, DaemonClient, RemoteClient
 from scheduler.services.pipeline_view import entries_from_daemon
-
-if TYPE_CHECKING:
-    from scheduler.definitions.config import Config
-    from scheduler.services.pipelines import PipelineEntry
 
 # On a narrow terminal the description is shortened, then left out, then the status (with an
 # invalid pipeline's first error) shortened; the name never. Endpoint and path are wide only.
@@ -64,13 +60,18 @@ def pipelines(as_json: bool, output: str | None, no_headers: bool, config_path: 
         with suppress(PipeschedError):
             entries = entries_from_daemon(local.get(f"{API}/pipelines"))
     if entries is None:
-        # lazy: the pipeline models and the store load only when no daemon answers
-        from scheduler.services.pipelines import list_pipelines
+        # lazy: sqlite3 and the cached listing load only when no daemon answers
+        from scheduler.services.lean_pipelines import cached_pipelines
+
+        assert config is not None
+        entries = cached_pipelines(config)
+    if entries is None:
+        # lazy: the pipeline models and the store load only when nothing else answers
+        from scheduler.services.lean_pipelines import list_pipeline_entries
 
         assert config is not None
         with open_store(config) as store:
-            found = list_pipelines(config, store)
-        entries = [entry_json(entry, config) for entry in found]
+            entries = list_pipeline_entries(config, store)
     if wants_json(as_json, output):
         print_json(entries)
         return
@@ -104,19 +105,3 @@ def _status(entry: dict[str, Any], *, wide: bool) -> str:
     if entry["path"]:
         where = where.removeprefix(str(Path(entry["path"]).parent) + os.sep)
     return f"invalid: {located['message']} ({where})"
-
-
-def entry_json(entry: PipelineEntry, config: Config) -> dict[str, Any]:
-    """One pipeline as ``pipelines --json`` shows it: ``{name, description, steps, status,
-    errors, path, versions, default_version, endpoint}``; ``status`` is ``ok``, ``invalid``
-    (with every error of the file) or ``published`` (no working copy left)."""
-    # lazy: as list_pipelines
-    from scheduler.services.pipelines import entry_fields
-
-    data: dict[str, Any] = {"name": entry.name, **entry_fields(config, entry)}
-    data["versions"] = [
-        {**v.to_json(), "url": entry.version_urls[v.version]} for v in entry.versions
-    ]
-    data["default_version"] = entry.default_version
-    data["endpoint"] = entry.endpoint
-    return data

@@ -72,6 +72,9 @@ def schedules(as_json: bool, output: str | None, no_headers: bool, config_path: 
             summaries = [summary_from_json(data) for data in local.get(f"{API}/schedules")]
     if summaries is None:
         assert config is not None
+        summaries = cached(config, now)
+    if summaries is None:
+        assert config is not None
         with open_store(config) as store:
             summaries = collect(config, store, now)
     if wants_json(as_json, output):
@@ -82,12 +85,22 @@ def schedules(as_json: bool, output: str | None, no_headers: bool, config_path: 
     print_table(COLUMNS, rows, no_headers=no_headers, wide=wide)
 
 
-def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
-    """Every schedule summarized at ``now`` (see ``scheduler.services.schedules.list_schedules``)."""
-    # lazy: the schedule models, triggers and store load only when no daemon answers
-    from scheduler.services.schedules import list_schedules
+def cached(config: Config, now: datetime) -> list[ScheduleSummary] | None:
+    """Every schedule summarized at ``now`` from the listing the last full read kept, when it
+    still holds; None otherwise."""
+    # lazy: the triggers and sqlite3 load only when no daemon answers
+    from scheduler.services.lean_schedules import cached_schedules
 
-    return list_schedules(
+    return cached_schedules(config, now)
+
+
+def collect(config: Config, store: Store, now: datetime) -> list[ScheduleSummary]:
+    """Every schedule summarized at ``now`` (see ``scheduler.services.schedules.list_schedules``),
+    with the definitions checked; what the next read needs of them is kept."""
+    # lazy: the schedule models, triggers and store load only when no daemon answers
+    from scheduler.services.lean_schedules import gather_schedules
+
+    return gather_schedules(
         config, store, now, warn=lambda text: click.echo(f"warning: {text}", err=True)
     )
 

@@ -37,11 +37,15 @@ class PipelineEntry:
 
 @dataclass(frozen=True)
 class PipelineCheck:
-    """A working copy as loaded now: ``errors`` empty when it is valid."""
+    """A working copy as loaded now: ``errors`` empty when it is valid. A valid one also names
+    what its validity rests on besides its file: the step folders (``folders``) and the files in
+    them (``files``) that had to exist."""
 
     description: str | None
     steps: tuple[str, ...]
     errors: tuple[str, ...]
+    folders: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
 
 def list_pipelines(config: Config, store: Store) -> list[PipelineEntry]:
@@ -73,7 +77,18 @@ def check_pipeline(config: Config, path: Path) -> PipelineCheck:
         return PipelineCheck(None, (), tuple(str(e) for e in exc.errors))
     except (DefinitionError, PipeschedError) as exc:
         return PipelineCheck(None, (), (str(exc),))
-    return PipelineCheck(pipeline.description, tuple(pipeline.steps), ())
+    steps = pipeline.steps.values()
+    return PipelineCheck(
+        pipeline.description,
+        tuple(pipeline.steps),
+        (),
+        folders=tuple(str(step.source_directory) for step in steps),
+        files=tuple(
+            str(step.source_directory / getattr(step, field))
+            for step in steps
+            for field in step.FILES
+        ),
+    )
 
 
 def entry_fields(config: Config, entry: PipelineEntry) -> dict[str, Any]:

@@ -4,17 +4,13 @@ the REST API render the same object, and tests hand it a fixed ``now``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound
-from scheduler.definitions import discover_pipelines, load_valid_schedules, published_names
-from scheduler.definitions.schedules import KINDS
-from scheduler.definitions.yamlsource import read_yaml
-from scheduler.services.api_schedules import KEPT_BESIDE_DEFINITION, load_api_schedules
-from scheduler.services.publish import list_versions
 from scheduler.services.schedule_view import ScheduleSummary
 from scheduler.triggers.describe import describe, expression
 from scheduler.triggers.time import fire_time_check, time_trigger
@@ -23,10 +19,44 @@ if TYPE_CHECKING:
     from scheduler.definitions.config import Config
     from scheduler.definitions.schedules import ScheduleDef
     from scheduler.store import Store
-    from scheduler.store.records import RunRecord, ScheduleState
+    from scheduler.store.records import FileKey, RunRecord, ScheduleState
 
 NEXT_COUNT = 5
 _RUN_OUTCOMES = frozenset({"claimed", "started", "queued"})
+# ``api_schedules.KEPT_BESIDE_DEFINITION``, without loading the API schedules' checks (a test
+# holds them equal): kept with an API schedule beside its definition, and shown with it.
+KEPT_BESIDE_DEFINITION = frozenset({"pipeline_endpoint_id"})
+
+
+class SummaryReads(Protocol):
+    """What summarizing reads of the store: the full ``Store`` and ``SqliteReads`` offer it."""
+
+    def schedule_states(self) -> dict[str, ScheduleState]: ...
+    def get_run(self, run_id: str) -> RunRecord: ...
+    def list_runs(self, *, statuses: Sequence[str] = (), limit: int = 20) -> list[RunRecord]: ...
+    def claimed_files(self, schedule: str) -> list[FileKey]: ...
+    def last_file(self, schedule: str) -> str | None: ...
+    def count_file_fires(self, schedule: str, *, outcome: str | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class Served:
+    """A schedule a daemon would serve: its definition, where it comes from (``file`` or
+    ``api``) and its entry as written (defaults left out)."""
+
+    schedule: ScheduleDef
+    source: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """Every schedule summarized, the served ones among them, and whether nothing was left
+    out or warned about (``clean``)."""
+
+    summaries: list[ScheduleSummary]
+    served: list[Served]
+    clean: bool
 
 
 def summarize(
@@ -37,9 +67,11 @@ def summarize(
     *,
     count: int = NEXT_COUNT,
     source: str | None = None,
+    definition: dict[str, Any] | None = None,
 ) -> ScheduleSummary:
     """The summary of one schedule at ``now``. A schedule never registered counts its interval
-    or recurrence from ``now``, as it would if the daemon registered it now."""
+    or recurrence from ``now``, as it would if the daemon registered it now. ``definition``:
+    the schedule's entry as written, when the caller has it already."""
     override = state.override if state is not None else None
     enabled = override if override is not None else schedule.enabled
     registered = state.registered_at if state is not None and state.registered_at else now
@@ -66,7 +98,11 @@ def summarize(
         expression=expression(schedule),
         next_fire_times=next_times,
         ended=ended,
-        definition=schedule.model_dump(mode="json", exclude_defaults=True),
+        definition=dict(
+            definition
+            if definition is not None
+            else schedule.model_dump(mode="json", exclude_defaults=True)
+        ),
         error=error,
     )
     if state is not None:
@@ -106,6 +142,18 @@ def collect(
     times cannot be computed) is summarized with its ``error``, and each error goes to ``warn``;
     a file of which no schedule can be read raises DefinitionErrors. An API schedule a daemon would leave out (its pipeline gone, its name now taken by
     the file) is left out here too, with a ``warn``."""
+    return gather(config, store, now, warn=warn).summaries
+
+
+def gather(
+    config: Config, store: Store, now: datetime, *, warn: Callable[[str], None] = lambda text: None
+) -> Gathered:
+    """``collect``'s summaries, with the schedules served and whether all went clean."""
+    # lazy: the schedule models and their checks load only when definitions are validated
+    from scheduler.definitions import discover_pipelines, load_valid_schedules, published_names
+    from scheduler.services.api_schedules import load_api_schedules
+    from scheduler.services.publish import list_versions
+
     names = set(discover_pipelines(config)) | published_names(config)
     names |= {v.pipeline for v in list_versions(store)}
     rejected: dict[str, list[DefinitionError]] = {}
@@ -122,17 +170,36 @@ def collect(
     for problem in problems:
         warn(f"{problem.message} ({problem.hint})" if problem.hint else problem.message)
     definitions += [(schedule, "api") for schedule, _ in api]
-    states = store.schedule_states()
-    queued = store.list_runs(statuses=["queued"], limit=0)
-    summaries = [
-        _summary(store, schedule, states.get(schedule.name), queued, now, source)
+    served = [
+        Served(schedule, source, schedule.model_dump(mode="json", exclude_defaults=True))
         for schedule, source in definitions
     ]
+    summaries = summarize_served(store, served, now, sort=False)
+    states = store.schedule_states()
     states_raw = _raw_entries(config)
     for name, errs in rejected.items():
         summaries.append(_broken(name, states_raw.get(name, {}), states.get(name), errs, "file"))
     for name, (raw, errs) in api_rejected.items():
         summaries.append(_broken(name, raw, states.get(name), errs, "api"))
+    clean = not errors and not problems and not rejected and not api_rejected
+    return Gathered(by_next_fire(summaries), served, clean)
+
+
+def summarize_served(
+    store: SummaryReads, served: Sequence[Served], now: datetime, *, sort: bool = True
+) -> list[ScheduleSummary]:
+    """The served schedules summarized at ``now`` with what the store keeps of them, sorted by
+    next fire unless ``sort`` is False."""
+    states = store.schedule_states()
+    queued = store.list_runs(statuses=["queued"], limit=0)
+    summaries = [
+        _summary(store, entry, states.get(entry.schedule.name), queued, now) for entry in served
+    ]
+    return by_next_fire(summaries) if sort else summaries
+
+
+def by_next_fire(summaries: list[ScheduleSummary]) -> list[ScheduleSummary]:
+    """Sorted by next fire; those that never fire again last, by name."""
     far = datetime.max.replace(tzinfo=UTC)
     return sorted(
         summaries,
@@ -142,6 +209,9 @@ def collect(
 
 def _raw_entries(config: Config) -> dict[str, dict[str, Any]]:
     """The schedules file's entries by name, as written (read leniently)."""
+    # lazy: as gather
+    from scheduler.definitions.yamlsource import read_yaml
+
     entries = read_yaml(config.schedules_file).get(("schedules",)) or []
     if not isinstance(entries, list):
         return {}
@@ -156,6 +226,9 @@ def _broken(
     source: str,
 ) -> ScheduleSummary:
     """A schedule (of the file or the API) that no daemon serves, with the reason: its errors."""
+    # lazy: as gather
+    from scheduler.definitions.schedules import KINDS
+
     pipeline = raw.get("pipeline")
     timezone = raw.get("timezone")
     kind = next((k for k in KINDS if k in raw), "error")
@@ -192,20 +265,22 @@ def collect_one(config: Config, store: Store, name: str, now: datetime) -> Sched
 
 
 def _summary(
-    store: Store,
-    schedule: ScheduleDef,
+    store: SummaryReads,
+    entry: Served,
     state: ScheduleState | None,
     queued: list[RunRecord],
     now: datetime,
-    source: str,
 ) -> ScheduleSummary:
+    schedule = entry.schedule
     last_run = None
     if state is not None and state.last_run_id:
         try:
             last_run = store.get_run(state.last_run_id)
         except NotFound:
             last_run = None
-    summary = summarize(schedule, state, last_run, now, source=source)
+    summary = summarize(
+        schedule, state, last_run, now, source=entry.source, definition=entry.definition
+    )
     if summary.watch is not None:  # file drops: the ledger knows what waits
         waiting = sum(1 for r in queued if r.schedule == schedule.name)
         summary.watch["pending"] = len(store.claimed_files(schedule.name)) + waiting

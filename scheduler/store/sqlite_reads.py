@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from scheduler.core.errors import AmbiguousId, NotFound
 from scheduler.core.ids import is_id_prefix, normalize_id, prefix_bounds
 from scheduler.store.records import (
+    FileKey,
     FireOutcome,
     FireRecord,
     Metric,
@@ -53,6 +55,19 @@ _STEP_COLUMNS = (
 )
 _METRIC_COLUMNS = "run_id, step, attempt, name, kind, value, logged_at"
 _MODEL_COLUMNS = "name, version, path, tags, properties, description, run_id, step, created_at"
+
+
+@dataclass(frozen=True)
+class PublishedEntry:
+    """A published version as ``Store.list_published`` gives it (its ``PublishedRecord``)."""
+
+    pipeline: str
+    version: str
+    description: str | None
+    content_hash: str
+    snapshot_dir: str
+    published_at: datetime
+    is_default: bool
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -246,6 +261,69 @@ class SqliteReads:
             )
             for row in rows
         }
+
+    def api_schedules(self) -> list[ScheduleState]:
+        """Every API schedule, oldest first (as ``Store.api_schedules``)."""
+        return sorted(
+            (state for state in self.schedule_states().values() if state.source == "api"),
+            key=lambda state: (state.registered_at or datetime.min.replace(tzinfo=UTC), state.name),
+        )
+
+    # -- the file-drop ledger ----------------------------------------------------------------
+
+    def claimed_files(self, schedule: str) -> list[FileKey]:
+        """Files claimed but not yet given a run, oldest first."""
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns FROM fires WHERE schedule = ? AND outcome = 'claimed' "
+            "AND path IS NOT NULL ORDER BY id",
+            (schedule,),
+        )
+        return [FileKey(p or "", int(s or 0), int(m or 0)) for p, s, m in rows]
+
+    def last_file(self, schedule: str) -> str | None:
+        """The path of the file most recently given a run."""
+        row = self._db.execute(
+            "SELECT path FROM fires WHERE schedule = ? AND path IS NOT NULL "
+            "AND outcome = 'started' ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (schedule,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def count_file_fires(self, schedule: str, *, outcome: str | None = None) -> int:
+        """The schedule's ledger rows; only those with ``outcome`` when given."""
+        sql = "SELECT count(*) FROM fires WHERE schedule = ? AND path IS NOT NULL"
+        values: list[Any] = [schedule]
+        if outcome is not None:
+            sql += " AND outcome = ?"
+            values.append(FireOutcome(outcome).value)
+        row = self._db.execute(sql, values).fetchone()
+        return int(row[0])
+
+    # -- published pipelines -----------------------------------------------------------------
+
+    def list_published(self) -> list[PublishedEntry]:
+        """Published versions by pipeline, then in publishing order; ``is_default`` as the
+        store's: the endpoint's default version, unless the endpoint now runs another
+        pipeline."""
+        rows = self._db.execute(
+            "SELECT p.pipeline, p.version, p.description, p.content_hash, p.snapshot_dir, "
+            "p.published_at, e.default_version, "
+            "NULLIF(COALESCE(e.default_pipeline, e.pipeline), e.pipeline) "
+            "FROM published_pipelines p LEFT JOIN pipeline_endpoints e ON e.pipeline = p.pipeline "
+            "ORDER BY p.pipeline, p.id"
+        )
+        return [
+            PublishedEntry(
+                pipeline=row[0],
+                version=row[1],
+                description=row[2],
+                content_hash=row[3],
+                snapshot_dir=row[4],
+                published_at=_required_time(row[5]),
+                is_default=row[1] == row[6] and row[7] is None,
+            )
+            for row in rows
+        ]
 
     # -- the model registry ------------------------------------------------------------------
 

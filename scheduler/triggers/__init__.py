@@ -3,18 +3,33 @@ every trigger answers), ``interval``, ``recurrence`` (Azure's ScheduleRecurrence
 the trigger of any time schedule, and the APScheduler face) and ``describe`` (plain English).
 Triggers know nothing of processes, the store or the clock."""
 
+from typing import TYPE_CHECKING, Any
+
 from scheduler.triggers.base import COUNT_CAP, Fires, TimeTrigger
 from scheduler.triggers.describe import describe, describe_cron, expression
 from scheduler.triggers.interval import IntervalTrigger
 from scheduler.triggers.recurrence import RecurrenceTrigger, resolve_wall_time
 from scheduler.triggers.time import (
-    APSchedulerTrigger,
     CronTrigger,
     cron_trigger,
     fire_time_check,
     fire_time_problems,
     time_trigger,
 )
+
+if TYPE_CHECKING:
+    from scheduler.triggers.aps import APSchedulerTrigger
+
+
+def __getattr__(name: str) -> Any:
+    """``APSchedulerTrigger`` on first use (see ``triggers.time``)."""
+    if name == "APSchedulerTrigger":
+        # lazy: APScheduler loads only for the daemon
+        from scheduler.triggers.aps import APSchedulerTrigger
+
+        return APSchedulerTrigger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COUNT_CAP",

@@ -29,11 +29,10 @@ minute the five-field expression gives.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.base import BaseTrigger
 from cronsim import CronSim
 
 from scheduler.definitions.timing import check_cron, parse_seconds_field, split_cron
@@ -51,6 +50,7 @@ from scheduler.triggers.recurrence import recurrence_trigger
 if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fire times
     from scheduler.definitions.schedule_loader import ScheduleCheck
     from scheduler.definitions.schedules import ScheduleDef
+    from scheduler.triggers.aps import APSchedulerTrigger as APSchedulerTrigger
 
 # -- cron -----------------------------------------------------------------------------------------
 
@@ -193,32 +193,12 @@ def cron_trigger(expression: str, zone: ZoneInfo | str = "UTC") -> CronTrigger:
     return CronTrigger(expression, zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone))
 
 
-# -- APScheduler ----------------------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``APSchedulerTrigger`` on first use: APScheduler loads only for the daemon, not for a
+    command that only computes fire times."""
+    if name == "APSchedulerTrigger":
+        # lazy: APScheduler's import reads package metadata; the read commands never need it
+        from scheduler.triggers.aps import APSchedulerTrigger
 
-
-class APSchedulerTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
-    """The daemon's APScheduler (3.x) face of a ``TimeTrigger``: the job fires at exactly the
-    times ``next``/``schedules`` print (handed over in UTC, the same instants). Jitter is not applied
-    here: the dispatcher adds it after the nominal time is recorded, so the fire record keeps the nominal time."""
-
-    __slots__ = ("trigger",)
-
-    def __init__(self, trigger: TimeTrigger) -> None:
-        self.trigger = trigger
-
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime | None:
-        # After a fire, the next is strictly after it (even if the wall clock went back: no
-        # nominal time fires twice); on registration, a fire time equal to now still counts.
-        after = previous_fire_time if previous_fire_time is not None else now - MICROSECOND
-        moment = self.trigger.next_after(after)
-        # In UTC: APScheduler compares fire times with ``<=`` and sorts them, and Python
-        # compares two datetimes of one zone by wall time, ignoring fold (wrong in an overlap).
-        return moment.astimezone(UTC) if moment is not None else None
-
-    def __str__(self) -> str:
-        return f"pipesched[{self.trigger!r}]"
-
-    def __repr__(self) -> str:
-        return f"<APSchedulerTrigger {self.trigger!r}>"
+        return APSchedulerTrigger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
