@@ -153,6 +153,23 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def processes_of_run(run_id: str) -> list[int]:
+    """PIDs of live processes whose environment names this run (steps and their children)."""
+    needle = f"PIPESCHED_RUN_ID={run_id}\0".encode()
+    found = []
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle in handle.read():
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def exit_description(code: int) -> str:
     """A process's exit status in words: ``exit code 3``, ``killed by SIGKILL``."""
     if code < 0:

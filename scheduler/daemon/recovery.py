@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from scheduler.core.loopguard import run_blocking
-from scheduler.core.procinfo import is_alive
+from scheduler.core.procinfo import is_alive, processes_of_run
 from scheduler.store.protocols import RecoveryStore
 from scheduler.store.records import FINISHED_RUN_STATUSES, RunDetail, RunRecord
 
@@ -138,23 +138,6 @@ def _kill_step_processes(store: RecoveryStore, run_id: str) -> int:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
     return len(groups)
-
-
-def processes_of_run(run_id: str) -> list[int]:
-    """PIDs of live processes whose environment names this run (steps and their children)."""
-    needle = f"PIPESCHED_RUN_ID={run_id}\0".encode()
-    found = []
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as handle:
-                if needle in handle.read():
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 OWNER_CHECK_SECONDS = 2.0  # a foreground run whose owner was killed is closed within ~2 s
