@@ -8,6 +8,7 @@ server URL and dropped afterwards, so xdist workers never see each other's rows.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -25,6 +27,19 @@ POSTGRES_URL_ENV = "PIPESCHED_TEST_DATABASE_URL"
 BACKENDS = ("sqlite", "postgresql")
 
 T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """Each test starts with logging as the process had it: code that configures logging in
+    this process (an in-process ``pipesched run``, a daemon's set-up) must not decide where a
+    later test's log lines go."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def wait_until(

@@ -179,6 +179,25 @@ def test_cancel_leaves_a_reused_pid_alone(project: Project, store: Store):
     assert store.get_run(run_id).status == "canceled"
 
 
+def test_cancel_kills_a_step_whose_pid_its_dead_owner_never_recorded(
+    project: Project, store: Store
+):
+    """The owner died between spawning the step and recording its pid: the step's
+    environment still names the run, and the cancel finds it by that."""
+    run_id = _run_of_a_dead_owner(store)
+    store.begin_attempt(run_id, "wait", 1)
+    step_env = {**os.environ, "PIPESCHED_RUN_ID": run_id, "PIPESCHED_STEP": "wait"}
+    step = subprocess.Popen(["sleep", "600"], start_new_session=True, env=step_env)
+    try:
+        result = pipesched(project, "cancel", run_id)
+        assert result.returncode == 0, result.stderr
+        assert step.wait(timeout=30) == -signal.SIGTERM
+    finally:
+        step.kill()
+        step.wait()
+    assert store.get_run(run_id).status == "canceled"
+
+
 def test_cancel_of_a_finished_run_says_so_and_exits_1(project: Project, store: Store):
     run_id = _run_of_a_dead_owner(store)
     store.finish_run(run_id, "completed")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from scheduler.core.errors import PipeschedError
-from scheduler.core.procinfo import is_alive, process_start_ticks
+from scheduler.core.procinfo import is_alive, process_start_ticks, processes_of_run
 from scheduler.store.records import FINISHED_RUN_STATUSES, Owner, RunRecord, StepAttempt
 
 if TYPE_CHECKING:
@@ -106,9 +106,16 @@ def close_orphaned_run(store: Store, run_id: str, reason: str) -> None:
     attempts = store.running_attempts(run_id)
     for attempt in attempts:
         _signal_group(attempt, signal.SIGTERM)
-    _wait_for(lambda: not any(_leader_alive(a) for a in attempts), KILL_GRACE)
+    # A step spawned just before its owner died may not have its pid recorded yet: its
+    # environment still names the run.
+    _signal_each(processes_of_run(run_id), signal.SIGTERM)
+    _wait_for(
+        lambda: not any(_leader_alive(a) for a in attempts) and not processes_of_run(run_id),
+        KILL_GRACE,
+    )
     for attempt in attempts:
         _signal_group(attempt, signal.SIGKILL)
+    _signal_each(processes_of_run(run_id), signal.SIGKILL)
     detail = store.get_run_detail(run_id)
     for step, latest in detail.latest_attempts().items():
         if latest.status in ("running", "pending"):
@@ -124,6 +131,12 @@ def _signal_group(attempt: StepAttempt, sig: signal.Signals) -> None:
     if _group_is_ours(attempt):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(attempt.pgid, sig)  # type: ignore[arg-type]  # the group: steps may fork
+
+
+def _signal_each(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
 
 
 def _group_is_ours(attempt: StepAttempt) -> bool:
