@@ -251,7 +251,18 @@ CHANGES: dict[str, Callable[[Listings], None]] = {
 }
 
 
-@pytest.mark.parametrize("change", list(CHANGES))
+# Two kinds of change run in the default stage; every kind runs in the slow one (each is two
+# cold reads of a full project, about ten seconds).
+QUICK_CHANGES = ("schedules.yaml edited", "pipeline.yaml edited")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(name, marks=() if name in QUICK_CHANGES else pytest.mark.slow)
+        for name in CHANGES
+    ],
+)
 def test_a_change_between_two_reads_shows_in_the_second(
     change: str, listings: Listings, tmp_path: Path
 ) -> None:
@@ -280,6 +291,7 @@ def test_an_api_schedule_whose_pipeline_breaks_is_left_out_with_its_warning(
     assert [(s["source"], s["status"]) for s in broken] == [("api", "error")]
 
 
+@pytest.mark.slow
 def test_a_store_the_lean_reads_leave_alone_takes_the_full_path(
     listings: Listings, tmp_path: Path
 ) -> None:

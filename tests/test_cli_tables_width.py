@@ -31,7 +31,13 @@ from scheduler.store import Store
 from scheduler.store.records import Metric
 from tests.projects import Project, make_project
 
-WIDTHS = (80, 100, 120, 200)
+# 80 columns in the default stage; every width in the slow one (each is a cold subprocess).
+WIDTHS = (
+    80,
+    pytest.param(100, marks=pytest.mark.slow),
+    pytest.param(120, marks=pytest.mark.slow),
+    pytest.param(200, marks=pytest.mark.slow),
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START = datetime.now(UTC) - timedelta(days=3)
 
