@@ -18,14 +18,14 @@ read, parsed or trusted is simply not used.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from scheduler.definitions import json_cache
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -79,8 +79,7 @@ _ENVIRONMENT_FIELDS = frozenset({"python", "variables"})
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pipesched" / "plans"
+    return json_cache.cache_dir("plans")
 
 
 def config_request(explicit: str | None) -> list[str | None]:
@@ -100,23 +99,7 @@ def plan_path(request: list[str | None], pipeline: str) -> Path:
     working folder, which then keys the plan too."""
     is_path = os.sep in pipeline or pipeline.endswith((".yaml", ".yml"))
     where = os.getcwd() if is_path else None
-    key = json.dumps([request, pipeline, where])
-    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
-
-
-def _file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def _listing(folder: str) -> list[str] | None:
-    try:
-        return sorted(os.listdir(folder))
-    except OSError:
-        return None
+    return json_cache.keyed_path(cache_dir(), [request, pipeline, where])
 
 
 def _code_stamp() -> list[list[Any]]:
@@ -134,8 +117,8 @@ def _code_stamp() -> list[list[Any]]:
 
 def _sources(files: Iterable[str], folders: Iterable[str]) -> dict[str, Any]:
     return {
-        "files": {path: _file_digest(path) for path in sorted(set(files))},
-        "folders": {path: _listing(path) for path in sorted(set(folders))},
+        "files": {path: json_cache.file_digest(path) for path in sorted(set(files))},
+        "folders": {path: json_cache.folder_listing(path) for path in sorted(set(folders))},
         "environment": {name: os.environ.get(name) for name in PLAN_ENVIRONMENT},
         "code": _code_stamp(),
         "format": PLAN_FORMAT,
@@ -158,36 +141,9 @@ def load_plan(request: list[str | None], pipeline: str) -> dict[str, Any] | None
     return plan if current == recorded else None
 
 
-#: A plan not rewritten for this long is deleted when another is saved (its project may be gone).
-STALE_PLAN_SECONDS = 30 * 24 * 3600
-
-
 def save_plan(request: list[str | None], pipeline: str, plan: Mapping[str, Any]) -> None:
     """Write ``plan`` for the next run, atomically and privately; a failure only costs speed."""
-    path = plan_path(request, pipeline)
-    _prune(path.parent)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(plan, handle)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):  # TypeError, ValueError: a value JSON cannot hold
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _prune(folder: Path) -> None:
-    cutoff = time.time() - STALE_PLAN_SECONDS
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.stat().st_mtime < cutoff:
-                os.unlink(entry.path)
+    json_cache.save_json(plan_path(request, pipeline), plan)
 
 
 def forget_plan(request: list[str | None], pipeline: str) -> None:
@@ -274,7 +230,7 @@ def compile_plan(
     discovered = [str(config.pipelines_dir)]
     discovered += [
         str(config.pipelines_dir / name)
-        for name in _listing(str(config.pipelines_dir)) or []
+        for name in json_cache.folder_listing(str(config.pipelines_dir)) or []
         if not name.startswith(".")
     ]
     # The config file, and every place the default search looks before it: one appearing there

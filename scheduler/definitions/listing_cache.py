@@ -15,14 +15,14 @@ Listings live beside the compiled plans, in the user's cache folder
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from scheduler.definitions import json_cache
+from scheduler.definitions.json_cache import file_digest, folder_listing
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -30,36 +30,17 @@ if TYPE_CHECKING:
 PIPELINE_FILE = "pipeline.yaml"  # ``definitions.pipeline.PIPELINE_FILE`` (a test holds them equal)
 #: Bumped whenever a listing's fields change meaning.
 LISTING_FORMAT = 1
-#: A listing not rewritten for this long is deleted when another is saved (its project may be gone).
-STALE_LISTING_SECONDS = 30 * 24 * 3600
 #: Packages whose code shapes a listing: a change to one (a development checkout) rebuilds it.
 _SHAPING_PACKAGES = ("definitions", "services", "triggers", "store")
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pipesched" / "listings"
+    return json_cache.cache_dir("listings")
 
 
 def listing_path(kind: str, config_file: Path) -> Path:
     """Where the ``kind`` listing of the config at ``config_file`` is kept."""
-    key = json.dumps([kind, os.path.abspath(config_file)])
-    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
-
-
-def file_digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
-        return None
-
-
-def folder_listing(folder: str) -> list[str] | None:
-    try:
-        return sorted(os.listdir(folder))
-    except OSError:
-        return None
+    return json_cache.keyed_path(cache_dir(), [kind, os.path.abspath(config_file)])
 
 
 def _code_stamp() -> list[list[Any]]:
@@ -156,27 +137,4 @@ def load_listing(kind: str, config_file: Path, facts: Mapping[str, Any]) -> dict
 def save_listing(kind: str, config_file: Path, listing: Mapping[str, Any]) -> None:
     """Write ``listing`` for the next command, atomically and privately; a failure only costs
     speed."""
-    path = listing_path(kind, config_file)
-    _prune(path.parent)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(listing, handle)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):  # TypeError, ValueError: a value JSON cannot hold
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-
-
-def _prune(folder: Path) -> None:
-    cutoff = time.time() - STALE_LISTING_SECONDS
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        with contextlib.suppress(OSError):
-            if entry.stat().st_mtime < cutoff:
-                os.unlink(entry.path)
+    json_cache.save_json(listing_path(kind, config_file), listing)
