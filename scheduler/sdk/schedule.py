@@ -9,10 +9,18 @@ that made the call.
 from __future__ import annotations
 
 import builtins
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scheduler.core.errors import DefinitionError, DefinitionErrors, NotFound, ParameterError
+from scheduler.core.errors import (
+    DefinitionError,
+    DefinitionErrors,
+    NotFound,
+    ParameterError,
+    SourcePosition,
+)
 from scheduler.sdk._warn import SdkError, ignore_given
 from scheduler.sdk.datapath import path_default
 from scheduler.sdk.published import PipelineEndpoint
@@ -156,20 +164,8 @@ class Schedule:
     def _create(workspace: Workspace, definition: dict[str, Any]) -> Schedule:
         """Errors about the call's arguments point at the user's line; an error about a file
         (a pipeline.yaml, schedules.yaml) keeps naming that file."""
-        where = _caller()
-        try:
+        with _errors_at(_caller()):
             data = workspace._backend.create_schedule(definition)
-        except DefinitionErrors as exc:
-            if not all(_about_arguments(e) for e in exc.errors):
-                raise
-            raise DefinitionErrors(
-                [
-                    DefinitionError(_field_message(e), position=where, hint=e.hint)
-                    for e in exc.errors
-                ]
-            ) from exc
-        except (ParameterError, InvalidRequest) as exc:
-            raise DefinitionError(exc.message, position=where, hint=exc.hint) from exc
         return Schedule(workspace, data, definition)
 
     # -- finding ------------------------------------------------------------------------------
@@ -339,20 +335,8 @@ class Schedule:
         if any(value is not None for value in changes.values()):
             current = self._workspace._backend.get_schedule(self.name)
             definition = _updated(dict(current.get("definition") or {}), **changes)
-            where = _caller()
-            try:
+            with _errors_at(_caller()):
                 data = self._workspace._backend.update_schedule(self.name, definition)
-            except DefinitionErrors as exc:
-                if not all(_about_arguments(e) for e in exc.errors):
-                    raise
-                raise DefinitionErrors(
-                    [
-                        DefinitionError(_field_message(e), position=where, hint=e.hint)
-                        for e in exc.errors
-                    ]
-                ) from exc
-            except (ParameterError, InvalidRequest) as exc:
-                raise DefinitionError(exc.message, position=where, hint=exc.hint) from exc
             self._refresh(data)
             self._definition = definition
         if status is not None:
@@ -455,6 +439,22 @@ def _field_message(error: DefinitionError) -> str:
     if field and field not in error.message:
         return f"{field}: {error.message}"
     return error.message
+
+
+@contextlib.contextmanager
+def _errors_at(where: SourcePosition) -> Iterator[None]:
+    """Errors about the call's arguments point at the user's line ``where``; an error about a
+    file (a pipeline.yaml, schedules.yaml) keeps naming that file."""
+    try:
+        yield
+    except DefinitionErrors as exc:
+        if not all(_about_arguments(e) for e in exc.errors):
+            raise
+        raise DefinitionErrors(
+            [DefinitionError(_field_message(e), position=where, hint=e.hint) for e in exc.errors]
+        ) from exc
+    except (ParameterError, InvalidRequest) as exc:
+        raise DefinitionError(exc.message, position=where, hint=exc.hint) from exc
 
 
 def _parameter(value: Any) -> Any:
