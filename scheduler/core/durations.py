@@ -85,3 +85,15 @@ def format_duration(seconds: float | None) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours:02d}h"
+
+
+def backoff_wait(delay: float, backoff: float, cap: float, failed_attempt: int) -> float:
+    """Seconds to wait after attempt ``failed_attempt`` failed: ``delay`` × ``backoff``^(n-1),
+    at most ``cap``; 0 when there is no delay."""
+    if delay <= 0:
+        return 0.0
+    try:
+        wait = delay * backoff ** (failed_attempt - 1)
+    except OverflowError:
+        return cap
+    return min(wait, cap)

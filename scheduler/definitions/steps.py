@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from scheduler.core.durations import parse_duration
+from scheduler.core.durations import backoff_wait, parse_duration
 from scheduler.definitions.templating import (
     find_references,
     partially_substitute,
@@ -133,13 +133,9 @@ class StepBase(Model):
 
     def retry_wait(self, failed_attempt: int) -> float:
         """Seconds to wait after attempt ``failed_attempt`` failed, before the next one."""
-        if self.retry_delay <= 0:
-            return 0.0
-        try:
-            wait = self.retry_delay * self.retry_backoff ** (failed_attempt - 1)
-        except OverflowError:
-            return self.retry_max_delay
-        return min(wait, self.retry_max_delay)
+        return backoff_wait(
+            self.retry_delay, self.retry_backoff, self.retry_max_delay, failed_attempt
+        )
 
     def produces(self) -> list[str]:
         """Data names this step writes: ``outputs`` plus output/destination/export."""

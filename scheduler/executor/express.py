@@ -28,7 +28,7 @@ from typing import Any
 
 from scheduler.compute.local import LocalProcess, step_environment
 from scheduler.core.crashpoints import crashpoint
-from scheduler.core.durations import format_duration
+from scheduler.core.durations import backoff_wait, format_duration
 from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.procinfo import current_owner, exit_description
@@ -54,14 +54,12 @@ MODELS_FOLDER = Path(".pipesched") / "models"  # as ``store.model_files.models_r
 def retry_wait(step: dict[str, Any], failed_attempt: int) -> float:
     """Seconds to wait after attempt ``failed_attempt`` failed: the plan's retry fields, by the
     same rule as ``StepBase.retry_wait``."""
-    delay = float(step.get("retry_delay") or 0.0)
-    if delay <= 0:
-        return 0.0
-    try:
-        wait = delay * float(step.get("retry_backoff") or 1.0) ** (failed_attempt - 1)
-    except OverflowError:
-        return float(step["retry_max_delay"])
-    return min(wait, float(step["retry_max_delay"]))
+    return backoff_wait(
+        float(step.get("retry_delay") or 0.0),
+        float(step.get("retry_backoff") or 1.0),
+        float(step["retry_max_delay"]),
+        failed_attempt,
+    )
 
 
 @dataclass(frozen=True)
