@@ -25,6 +25,9 @@ Figures:
   (0 until the file-drop trigger hands one in);
 - ``pipesched_state_dir_bytes`` — disk space used under the state directory (blocks allocated,
   symlinks not followed; walked at most once per ``DISK_WALK_INTERVAL`` seconds);
+- ``pipesched_zygote_up{target}``, ``pipesched_zygote_resident_bytes{target}`` and
+  ``pipesched_warm_steps_total{target,how}`` — each warm compute target's zygote: ready or not,
+  its resident memory, and the steps forked from it or spawned instead;
 - ``pipesched_state_dir_free_bytes`` / ``pipesched_state_dir_filesystem_bytes`` — space free to
   the daemon's user on the state directory's filesystem, and its size (at every scrape).
 """
@@ -51,6 +54,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from scheduler import __version__
+from scheduler.compute.warm import active_pool
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.services.schedules import list_schedules
@@ -216,6 +220,37 @@ def _timestamps(name: str, documentation: str, times: Mapping[str, datetime]) ->
     return family
 
 
+class WarmCollector(Collector):
+    """The zygotes of warm compute targets (``compute/warm.py``), when the daemon has any."""
+
+    def collect(self) -> Iterator[Metric]:
+        pool = active_pool()
+        rows = pool.describe() if pool is not None else []
+        up = GaugeMetricFamily(
+            "pipesched_zygote_up",
+            "1 when the target's zygote is ready to fork steps",
+            labels=["target"],
+        )
+        memory = GaugeMetricFamily(
+            "pipesched_zygote_resident_bytes",
+            "Resident memory of the target's zygote",
+            labels=["target"],
+            unit="bytes",
+        )
+        started = CounterMetricFamily(
+            "pipesched_warm_steps",
+            "Steps started on a warm target since the daemon started, by how: forked or spawned",
+            labels=["target", "how"],
+        )
+        for row in rows:
+            up.add_metric([row["target"]], 1 if row["state"] == "ready" else 0)
+            if row["resident_bytes"] is not None:
+                memory.add_metric([row["target"]], row["resident_bytes"])
+            started.add_metric([row["target"], "forked"], row["forked"])
+            started.add_metric([row["target"], "spawned"], row["spawned"])
+        yield from (up, memory, started)
+
+
 class StateDirCollector(Collector):
     """The state directory's disk use and its filesystem's free space."""
 
@@ -300,6 +335,7 @@ def make_registry(
     registry.register(StoreCollector(store, backlog, next_fires, clock))
     if state_dir is not None:
         registry.register(StateDirCollector(state_dir))
+    registry.register(WarmCollector())
     return registry
 
 

@@ -106,6 +106,7 @@ def run_compiled(
     from scheduler.dispatch.freespace import LowFreeSpace, free_space_problem_at
     from scheduler.executor import express
     from scheduler.executor.foreground import execute_in_foreground, note_cancel_signals
+    from scheduler.executor.warmpool import ensure_foreground_pool
     from scheduler.store.lean_writes import LeanRunWriter, LeanStoreRefused
 
     plan = load_plan(request, pipeline)
@@ -143,6 +144,11 @@ def run_compiled(
         )
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
         watch_children_by_pidfd()
+        ensure_foreground_pool(
+            config.get("warm_imports") or {},
+            [(s["type"], s["compute"], s.get("warm", True), s["python"]) for s in plan["steps"]],
+            Path(config["state_dir"]),
+        )
         status = execute_in_foreground(executor, early)
     finally:
         warmup.join()

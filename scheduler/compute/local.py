@@ -17,6 +17,7 @@ from pathlib import Path
 from scheduler.compute import reaper
 from scheduler.compute.cgroups import StepCgroup, delegated_tree
 from scheduler.compute.logcap import CappedLog
+from scheduler.compute.warm import ForkedChild, Zygote, ZygoteUnavailable, active_pool
 from scheduler.core.procinfo import process_start_ticks
 
 #: Variables a step must never inherit: they belong to the daemon's own systemd unit.
@@ -46,12 +47,13 @@ class LocalProcess:
 
     def __init__(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: asyncio.subprocess.Process | ForkedChild,
         log: CappedLog,
         env: Mapping[str, str],
         cgroup: StepCgroup | None = None,
     ) -> None:
         self._proc = proc
+        self.forked = isinstance(proc, ForkedChild)
         self._log = log
         self.pid = proc.pid
         self.pgid = proc.pid  # start_new_session makes the child its group's (and session's) leader
@@ -70,14 +72,26 @@ class LocalProcess:
         env: Mapping[str, str],
         log_path: Path,
         max_log_bytes: int | None = None,
+        zygote: Zygote | None = None,
     ) -> LocalProcess:
         """Start ``argv`` (never through a shell) with stdout and stderr going, in the order
-        written, to ``log_path``, capped at ``max_log_bytes`` (head and tail kept)."""
+        written, to ``log_path``, capped at ``max_log_bytes`` (head and tail kept). With a
+        ``zygote``, fork it from there (``compute/warm.py``), or spawn it if the zygote cannot."""
         log = CappedLog(log_path, max_log_bytes)
         tree = delegated_tree()
         cgroup = tree.new_step() if tree is not None else None
         try:
             with reaper.spawning():
+                if zygote is not None:
+                    procs = str(cgroup.path / "cgroup.procs") if cgroup is not None else None
+                    try:
+                        pid = zygote.fork(
+                            argv, cwd=cwd, env=env, log_fd=log.write_fd, cgroup_procs=procs
+                        )
+                    except ZygoteUnavailable:
+                        pass  # spawned below: a step never waits on a broken zygote
+                    else:
+                        return cls(ForkedChild(pid), log, env, cgroup)
                 proc = await asyncio.create_subprocess_exec(
                     *argv,
                     cwd=cwd,
@@ -152,3 +166,25 @@ class LocalProcess:
             # Something we could not kill (another user's process?) holds the step's output.
             self._log.stop()
             await finished
+
+
+async def start_step(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: Path,
+    max_log_bytes: int | None,
+    target: str,
+    warm: bool = True,
+) -> LocalProcess:
+    """Start one step on compute target ``target``: forked from its zygote when the process has
+    a warm pool (``warm.activate``) and the step qualifies, spawned otherwise."""
+    pool = active_pool()
+    zygote = await pool.zygote_for(target, argv, env, warm) if pool is not None else None
+    proc = await LocalProcess.start(
+        argv, cwd=cwd, env=env, log_path=log_path, max_log_bytes=max_log_bytes, zygote=zygote
+    )
+    if pool is not None and not proc.forked:
+        pool.count_spawned(target)
+    return proc

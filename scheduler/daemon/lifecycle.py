@@ -45,6 +45,7 @@ from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.dispatcher import Dispatcher
+from scheduler.executor.warmpool import start_warm_pool, stop_warm_pool, warm_targets, watch_zygotes
 from scheduler.fires.files import FileDropService
 from scheduler.fires.handler import FireHandler
 from scheduler.fires.timer import Firing
@@ -138,6 +139,14 @@ class Daemon:
         self._install_signals()
         self.notifier.ready(self._status_line())
         log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
+        # After READY: the zygotes import while the daemon already serves (steps spawn meanwhile).
+        warm = start_warm_pool(
+            warm_targets(config.compute),
+            config.state_dir,
+            wait_for_start=False,
+            watch_files=True,
+            for_daemon=True,
+        )
         background = [
             asyncio.ensure_future(watchdog_loop(self.notifier, self.stop_event)),
             asyncio.ensure_future(self.firing.follow_clock_jumps()),
@@ -154,6 +163,8 @@ class Daemon:
             ),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
+        if warm is not None:
+            background.append(asyncio.ensure_future(watch_zygotes(warm, self.stop_event)))
         await self.stop_event.wait()
         self.notifier.stopping("stopping")
         log.info("daemon_stopping")
@@ -174,6 +185,7 @@ class Daemon:
             task.cancel()
         for server in servers:
             await server.stop()
+        stop_warm_pool()
         log.info("daemon_stopped")
         return self.exit_status
 

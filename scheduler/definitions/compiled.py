@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: The variable naming the config (``definitions.config.ENV_CONFIG``; a test holds them equal).
 ENV_CONFIG = "PIPESCHED_CONFIG"
 #: Bumped whenever a plan's fields change meaning.
-PLAN_FORMAT = 2
+PLAN_FORMAT = 3
 #: The environment variables that change what a config or a pipeline resolves to.
 PLAN_ENVIRONMENT = ("STATE_DIRECTORY",)
 #: Modules whose code shapes a plan: a change to one (a development checkout) rebuilds plans.
@@ -71,6 +71,7 @@ _STEP_FIELDS = frozenset(
         "retry_backoff",
         "retry_max_delay",
         "environment",
+        "warm",
         "script",
         "arguments",
     }
@@ -216,6 +217,7 @@ def compile_plan(
                 "allow_reuse": step.allow_reuse,
                 "source_directory": str(step.source_directory),
                 "python": step.environment.python,
+                "warm": step.warm,
                 "variables": dict(step.environment.variables),
                 "script": script,
                 "arguments": [str(a) for a in step.arguments],
@@ -250,6 +252,11 @@ def compile_plan(
             "min_free_space": config.min_free_space,
             "datastores": {name: str(store.path) for name, store in config.datastores.items()},
             "default_datastore": str(config.default_datastore.path),
+            "warm_imports": {
+                name: list(target.warm_imports)
+                for name, target in config.compute.items()
+                if target.type == "local" and target.warm_imports is not None
+            },
         },
         "pipeline": {
             "name": pipeline.name,

@@ -11,6 +11,7 @@ import importlib.util
 import ipaddress
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,9 @@ class ComputeTarget:
     type: Literal["local", "dask"]
     max_workers: int
     address: str | None = None
+    # Modules a warm target's zygote imports once, so steps fork with them loaded; None: cold.
+    # ("auto",): learned from what its steps imported.
+    warm_imports: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,9 @@ def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
         "pipelines_dir": "../pipelines",
         "schedules": "schedules.yaml",
         "datastores": {"default": {"path": None}},
-        "compute": {"local": {"type": "local", "max_workers": None, "address": None}},
+        "compute": {
+            "local": {"type": "local", "max_workers": None, "address": None, "warm_imports": None}
+        },
         "max_concurrent_runs": 8,
         "shutdown_grace": 10.0,
         "api": dict(_DEFAULT_API),
@@ -294,15 +300,27 @@ def _datastore(value: Any) -> dict[str, Any]:
 
 
 def _compute(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset({"type", "max_workers", "address"}))
+    section = _section(value, frozenset({"type", "max_workers", "address", "warm_imports"}))
     if section.get("type", "local") != "local":  # dask: the full check looks for Dask
         raise _Unsure(value)
     workers = section.get("max_workers")
+    warm = section.get("warm_imports")
+    if warm is not None and not (
+        warm == "auto"
+        or (isinstance(warm, list) and all(isinstance(m, str) and is_module_name(m) for m in warm))
+    ):
+        raise _Unsure(warm)
     return {
         "type": "local",
         "max_workers": None if workers is None else _count(workers, 1),
         "address": _optional_text(section.get("address")),
+        "warm_imports": warm,
     }
+
+
+def is_module_name(name: str) -> bool:
+    """A dotted module name (``sklearn.linear_model``), as ``warm_imports`` lists them."""
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
 
 
 def _api(value: Any) -> dict[str, Any]:
@@ -372,7 +390,30 @@ def _build(
 
     compute: dict[str, ComputeTarget] = {}
     for name, target in raw["compute"].items():
-        target = target or {"type": "local", "max_workers": None, "address": None}
+        target = target or {
+            "type": "local", "max_workers": None, "address": None, "warm_imports": None
+        }  # fmt: skip
+        warm = target.get("warm_imports")
+        if warm is not None and target["type"] != "local":
+            errors.append(
+                doc.error(
+                    ("compute", name, "warm_imports"),
+                    f"compute target '{name}' has type {target['type']}: warm_imports is for "
+                    "local targets only",
+                    hint="remove warm_imports, or put it on a target of type local",
+                    key=True,
+                )
+            )
+        for module in warm if isinstance(warm, list) else ():
+            if importlib.util.find_spec(module.partition(".")[0]) is None:
+                errors.append(
+                    doc.error(
+                        ("compute", name, "warm_imports"),
+                        f"compute target '{name}': warm_imports names {module}, which "
+                        "pipesched's interpreter cannot import",
+                        hint=f"install it ({sys.executable} -m pip install ...), or remove it",
+                    )
+                )
         if target["type"] == "dask" and not target["address"]:
             errors.append(
                 doc.error(
@@ -395,6 +436,7 @@ def _build(
             type=target["type"],
             address=target["address"],
             max_workers=target["max_workers"] or os.cpu_count() or 1,
+            warm_imports=None if warm is None else ("auto",) if warm == "auto" else tuple(warm),
         )
 
     tls = None

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from scheduler.core.durations import parse_duration
-from scheduler.definitions.config import ApiConfig, Config, parse_byte_count
+from scheduler.definitions.config import ApiConfig, Config, is_module_name, parse_byte_count
 from scheduler.definitions.validation import user_error
 from scheduler.definitions.yamlsource import PathKey
 
@@ -46,10 +46,25 @@ class _DatastoreFile(_Model):
     path: str | None = None
 
 
+def _module_names(value: Any) -> Any:
+    if isinstance(value, list):
+        for name in value:
+            if isinstance(name, str) and not is_module_name(name):
+                raise user_error(
+                    f"{name!r} is not a module name",
+                    hint="list modules as you would import them, e.g. [pandas, sklearn.linear_model]",
+                )
+    return value
+
+
 class _ComputeFile(_Model):
     type: Literal["local", "dask"] = "local"
     max_workers: int | None = Field(default=None, ge=1)
     address: str | None = None
+    # Module names, or "auto": learned from what the target's steps imported.
+    warm_imports: Annotated[list[str], BeforeValidator(_module_names)] | Literal["auto"] | None = (
+        None
+    )
 
 
 _ApiBytes = Annotated[int, BeforeValidator(_byte_count), Field(ge=1)]

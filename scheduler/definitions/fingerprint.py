@@ -149,8 +149,11 @@ def step_fingerprint(
     manifests: Mapping[str, Any],
 ) -> str:
     """The reuse key of one step run; see the module docstring for what goes in."""
+    # Forked or spawned, a step does the same work: ``warm`` does not change what it produces.
     material = {
-        "definition": _resolve_params(dict(definition), argv_parameters),
+        "definition": _resolve_params(
+            {k: v for k, v in definition.items() if k != "warm"}, argv_parameters
+        ),
         "parameters": dict(sorted(referenced_parameters.items())),
         "source": source_hash,
         "interpreter": interpreter,

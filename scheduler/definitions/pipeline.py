@@ -74,4 +74,6 @@ class Pipeline(Model):
         for step_id, step in self.steps.items():
             rel = os.path.relpath(step.source_directory, self.directory)
             dumped["steps"][step_id]["source_directory"] = Path(rel).as_posix()
+            if step.warm:  # the default: absent, so definitions from before it hash the same
+                dumped["steps"][step_id].pop("warm", None)
         return dumped

@@ -110,6 +110,8 @@ class StepBase(Model):
     retry_backoff: float = Field(default=1.0, ge=1.0)
     retry_max_delay: Duration = 600.0
     environment: Environment = Field(default_factory=Environment)
+    # On a warm compute target: false spawns this step instead of forking it from the zygote.
+    warm: bool = True
 
     @model_validator(mode="before")
     @classmethod

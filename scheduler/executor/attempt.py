@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scheduler.compute.local import LocalProcess, step_environment
+from scheduler.compute.local import LocalProcess, start_step, step_environment
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
 from scheduler.core.errors import PipeschedError
@@ -119,12 +119,14 @@ class AttemptRunner:
         argv = command_builder(step.type)(invocation)
         env = step_environment(self._step_env(step, attempt, paths, interpreter))
         paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
-        proc = await LocalProcess.start(
+        proc = await start_step(
             argv,
             cwd=paths.workdir,
             env=env,
             log_path=paths.log,
             max_log_bytes=self.config.max_log_bytes,
+            target=step.compute,
+            warm=step.warm,
         )
         crashpoint("step_spawned")
         await patiently(

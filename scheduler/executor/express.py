@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scheduler.compute.local import LocalProcess, step_environment
+from scheduler.compute.local import LocalProcess, start_step, step_environment
 from scheduler.core.crashpoints import crashpoint
 from scheduler.core.durations import backoff_wait, format_duration
 from scheduler.core.errors import PipeschedError
@@ -364,12 +364,14 @@ class ExpressExecutor:
         argv = [interpreter, step["script"], *(substitute(a, values) for a in step["arguments"])]
         env = step_environment(self._variables(step, attempt, paths, interpreter, values))
         paths.log.parent.mkdir(parents=True, exist_ok=True)
-        proc = await LocalProcess.start(
+        proc = await start_step(
             argv,
             cwd=paths.workdir,
             env=env,
             log_path=paths.log,
             max_log_bytes=self.config["max_log_bytes"],
+            target=step["compute"],
+            warm=step.get("warm", True),
         )
         crashpoint("step_spawned")
         # Recorded while the step runs; committed before its end is.

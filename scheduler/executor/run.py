@@ -31,6 +31,7 @@ from scheduler.definitions.pipeline import Pipeline
 from scheduler.executor.attempt import AttemptRunner
 from scheduler.executor.events import StepEvent
 from scheduler.executor.values import StepValues
+from scheduler.executor.warmpool import ensure_pool
 from scheduler.store.patience import patiently
 from scheduler.store.protocols import ExecutorStore
 from scheduler.store.records import RunRecord
@@ -96,6 +97,7 @@ class RunExecutor:
 
     async def execute(self) -> str:
         """Run every step that can run; return the run's final status."""
+        ensure_pool(self.config, self.pipeline)
         await patiently(self.store.start_run, self.run.id, current_owner())
         self.log.info("run_started")
         running: dict[asyncio.Task[str], str] = {}

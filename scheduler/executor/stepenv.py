@@ -44,12 +44,25 @@ def step_variables(
         "PIPESCHED_MODELS_DIR": str(models_dir),
         "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
     }
-    # First on the path: the runtime for an interpreter without pipesched, and the azureml
-    # stand-in's bootstrap (which takes itself off the path again); then the step's own
-    # PYTHONPATH, or else the one pipesched was started with.
-    ours = [] if wd.is_own_interpreter(interpreter) else [wd.runtime_shim(state_dir)]
-    ours.append(wd.azureml_shim(state_dir))
     theirs = variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
     env.update(variables)
-    env["PYTHONPATH"] = os.pathsep.join([*map(str, ours), *([theirs] if theirs else [])])
+    env["PYTHONPATH"] = python_path(interpreter, state_dir, theirs)
     return env
+
+
+def python_path(interpreter: str, state_dir: Path, theirs: str | None) -> str:
+    """A step's ``PYTHONPATH``. First: the runtime for an interpreter without pipesched, and the
+    azureml stand-in's bootstrap (which takes itself off the path again); then the step's own
+    PYTHONPATH, or else the one pipesched was started with (``theirs``)."""
+    ours = [] if wd.is_own_interpreter(interpreter) else [wd.runtime_shim(state_dir)]
+    ours.append(wd.azureml_shim(state_dir))
+    return os.pathsep.join([*map(str, ours), *([theirs] if theirs else [])])
+
+
+def zygote_variables(interpreter: str, state_dir: Path) -> dict[str, str]:
+    """The interpreter start-up variables of a zygote: those of a step that sets none itself,
+    so that such a step can be forked from it."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": python_path(interpreter, state_dir, os.environ.get("PYTHONPATH")),
+    }

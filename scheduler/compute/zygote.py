@@ -1,0 +1,322 @@
+"""The zygote: a process that imports a compute target's ``warm_imports`` once and then forks
+each step from itself, so a step that imports pandas starts with pandas already loaded.
+
+Run as a program (``python zygote.py FD MODULE...``) by ``compute/warm.py``, on the interpreter
+the steps use. Standard library only, and nothing of pipesched is imported here: whatever this
+process holds, every step forked from it holds too.
+
+The protocol on the socket ``FD`` (a stream; each message a 4-byte big-endian length and a JSON
+object):
+
+- zygote → daemon, once the imports are done: ``{"ready": true, "dirs": [...], "threads": N}``
+  (the folders the imported modules came from, and the live Python threads), or ``{"ready":
+  false, "error": "..."}``, after which the zygote exits;
+- daemon → zygote: ``{"argv", "cwd", "env", "cgroup"}`` with the step's log descriptor attached
+  (``SCM_RIGHTS``); zygote → daemon: ``{"pid": PID}`` or ``{"error": "..."}``.
+
+Each step is forked twice: the zygote forks a middle process, which forks the step and exits at
+once. The daemon is a child subreaper, so the step is re-parented to it: the daemon waits for the
+step as for any child it spawned, learns its exit status from the kernel, and a zygote that dies
+never takes a running step's status with it.
+
+The step then becomes what a spawned ``python script.py`` would be: its own session and process
+group, stdin from ``/dev/null``, stdout and stderr into its log, its working folder, exactly its
+environment, its ``sys.argv`` and ``sys.path[0]``, the signal handlers and mask a fresh
+interpreter has, ``random`` and NumPy's global generator reseeded from ``os.urandom``, and its
+script run as ``__main__`` (``runpy``). Uncaught exceptions are printed by ``sys.excepthook`` and
+exit 1; ``sys.exit`` and signals end it as they would end a spawned step, and the interpreter's
+usual finalisation (``atexit``, waiting for threads) runs.
+
+What a step can still tell: ``sys.modules`` holds the warm modules before it imports them,
+``sys.orig_argv`` is the zygote's, the hash seed (``PYTHONHASHSEED``) is shared by every step
+forked from one zygote, and ``os.getppid()`` names the daemon only once the middle process has
+gone (the step waits for that before its script starts).
+
+Why not ``multiprocessing``'s forkserver: it is one per process for one interpreter, runs
+pickled ``Process`` objects rather than a script as ``__main__``, and reports exit codes through
+itself rather than leaving the step a child of the daemon.
+"""
+
+import contextlib
+import importlib
+import json
+import os
+import runpy
+import signal
+import socket
+import struct
+import sys
+import time
+
+HEADER = struct.Struct(">I")
+MAX_MESSAGE = 64 * 1024 * 1024
+REPARENT_WAIT = 2.0  # seconds a step waits to be re-parented to the daemon
+HERE = os.path.dirname(os.path.realpath(__file__))
+
+
+def send(channel, message, fds=()):
+    """Send one message; ``fds`` travel with its first bytes."""
+    data = HEADER.pack(len(data := json.dumps(message).encode())) + data
+    sent = socket.send_fds(channel, [data], list(fds)) if fds else 0
+    channel.sendall(data[sent:])
+
+
+def receive(channel):
+    """One message and the descriptors sent with it; (None, []) at end of stream."""
+    head, fds, _flags, _addr = socket.recv_fds(channel, HEADER.size, 4)
+    while head and len(head) < HEADER.size:
+        more = channel.recv(HEADER.size - len(head))
+        if not more:
+            break
+        head += more
+    if len(head) < HEADER.size:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    (size,) = HEADER.unpack(head)
+    if size > MAX_MESSAGE:
+        raise ValueError(f"message of {size} bytes")
+    body = bytearray()
+    while len(body) < size:
+        chunk = channel.recv(min(size - len(body), 1 << 20))
+        if not chunk:
+            raise EOFError("daemon closed the socket mid-message")
+        body += chunk
+    return json.loads(bytes(body)), fds
+
+
+def fresh_signals():
+    """The handlers this interpreter started with, taken before any warm module ran."""
+    handlers = {}
+    for number in signal.valid_signals():
+        try:
+            handler = signal.getsignal(number)
+        except (OSError, ValueError):
+            continue
+        if handler is not None:
+            handlers[number] = handler
+    return handlers
+
+
+def warm_up(modules, tolerant):
+    """Import ``modules``; the folders their code came from, or the error of the first that
+    failed (``tolerant``: a module that fails is left out instead)."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            if not tolerant:
+                return None, f"import {name} failed: {type(exc).__name__}: {exc}"
+            print(f"warm import {name} left out: {type(exc).__name__}: {exc}", file=sys.stderr)
+    folders = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            folders.add(os.path.dirname(os.path.abspath(path)))
+    return sorted(folders), None
+
+
+def python_threads():
+    threading = sys.modules.get("threading")
+    return threading.active_count() if threading is not None else 1
+
+
+def fork_step(channel, request, fds):
+    """Fork the step (through a middle process). In the step: returns ``(request, log fd,
+    middle pid)``; in the zygote: reports the step's pid and returns None."""
+    reader, writer = os.pipe()
+    try:
+        middle = os.fork()
+    except OSError as exc:
+        os.close(reader)
+        os.close(writer)
+        for fd in fds:
+            os.close(fd)
+        send(channel, {"error": f"fork failed: {exc}"})
+        return None
+    if middle == 0:
+        os.close(reader)
+        try:
+            step = os.fork()
+        except OSError:
+            os._exit(1)
+        if step == 0:
+            os.close(writer)
+            channel.close()
+            return request, fds[0], os.getppid()
+        os.write(writer, str(step).encode())
+        os._exit(0)
+    os.close(writer)
+    for fd in fds:
+        os.close(fd)  # the zygote keeps no copy of the step's log pipe
+    with os.fdopen(reader, "rb") as pipe:
+        reported = pipe.read()
+    os.waitpid(middle, 0)  # once reaped, the step is the daemon's child
+    if reported:
+        send(channel, {"pid": int(reported)})
+    else:
+        send(channel, {"error": "the middle process could not fork"})
+    return None
+
+
+def serve(channel, signals):
+    """Answer fork requests until the daemon closes the socket. Returns only in a forked step."""
+    while True:
+        request, fds = receive(channel)
+        if request is None:
+            return None
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            send(channel, {"error": "a fork request carries exactly one log descriptor"})
+            continue
+        forked = fork_step(channel, request, fds)
+        if forked is not None:
+            return forked
+
+
+def become_step(request, log_fd, middle, signals):
+    """Turn this forked process into the step a spawn would have started."""
+    os.setsid()
+    deadline = time.monotonic() + REPARENT_WAIT
+    while os.getppid() == middle and time.monotonic() < deadline:
+        time.sleep(0.0002)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    cgroup = request.get("cgroup")
+    if cgroup:
+        join_cgroup(cgroup)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    if request.get("learn"):
+        learn_imports(request["learn"])
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for number, handler in signals.items():
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            signal.signal(number, handler)
+    reseed()
+
+
+def learn_imports(folder):
+    """At exit, note in ``folder`` the installed modules the step imported that the zygote had
+    not (``warm_imports: auto``). The step's own modules are left out: they change as it is
+    edited."""
+    import atexit
+    import sysconfig
+
+    before = set(sys.modules)
+    paths = sysconfig.get_paths()
+    roots = tuple(
+        os.path.join(paths[key], "")
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if paths.get(key)
+    )
+
+    def note():
+        names = set()
+        for name, module in list(sys.modules.items()):
+            top = name.partition(".")[0]
+            if name in before or top in names:
+                continue
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and os.path.abspath(path).startswith(roots):
+                names.add(top)
+        if not names:
+            return
+        try:
+            target = os.path.join(folder, f"{os.getpid()}.json")
+            with open(target + ".tmp", "w") as handle:
+                json.dump(sorted(names), handle)
+            os.replace(target + ".tmp", target)
+        except OSError:
+            pass
+
+    atexit.register(note)
+
+
+def join_cgroup(procs):
+    try:
+        fd = os.open(procs, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"0")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def reseed():
+    """Every step forked from one zygote would otherwise draw the same random numbers."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def run_step(request):
+    """Run the step's script (or module) as ``__main__``, as the interpreter would."""
+    argv = request["argv"][1:]
+    safe_path = False
+    while argv and argv[0] == "-P":
+        safe_path, argv = True, argv[1:]
+    module = None
+    if argv[:1] == ["-m"]:
+        module, argv = argv[1], argv[1:]
+    if not safe_path:
+        first = os.getcwd() if module else os.path.dirname(os.path.realpath(argv[0]))
+        sys.path.insert(0, first)
+    sys.argv = list(argv)
+    try:
+        if module:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        trace = exc.__traceback__
+        ours = (__file__, runpy.__file__, "<frozen runpy>")
+        while trace is not None and trace.tb_frame.f_code.co_filename in ours:
+            trace = trace.tb_next
+        sys.excepthook(type(exc), exc.with_traceback(trace), trace)
+        if isinstance(exc, KeyboardInterrupt):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        raise SystemExit(1) from None
+
+
+def main():
+    if sys.path and os.path.realpath(sys.path[0] or os.curdir) == HERE:
+        del sys.path[0]  # a step's sys.path[0] is its own script's folder
+    signals = fresh_signals()
+    channel = socket.socket(fileno=int(sys.argv[1]))
+    modules = sys.argv[2:]
+    tolerant = modules[:1] == ["--tolerant"]
+    folders, error = warm_up(modules[1:] if tolerant else modules, tolerant)
+    if error is not None:
+        send(channel, {"ready": False, "error": error})
+        return None
+    send(channel, {"ready": True, "dirs": folders, "threads": python_threads()})
+    forked = serve(channel, signals)
+    if forked is None:
+        return None
+    request, log_fd, middle = forked
+    become_step(request, log_fd, middle, signals)
+    return request
+
+
+if __name__ == "__main__":
+    step = main()
+    if step is not None:
+        run_step(step)
