@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from scheduler.store import Store
+from tests import projects
 
 POSTGRES_URL_ENV = "PIPESCHED_TEST_DATABASE_URL"
 BACKENDS = ("sqlite", "postgresql")
@@ -125,3 +126,57 @@ def daemons():
     yield make
     for daemon in started:
         daemon.close()
+
+
+#: Test modules whose steps run in both modes: spawned, and forked from a warm target's zygote.
+#: The warm copies are slow-marked: CI runs them in its second stage.
+BOTH_STEP_MODES = (
+    "test_executor",
+    "test_executor_azureml_shim",
+    "test_executor_parallel_run",
+    "test_executor_parallel_tabular",
+    "test_executor_retry_delay",
+    "test_executor_reuse",
+    "test_executor_step_command",
+    "test_executor_step_data_transfer",
+    "test_executor_step_notebook",
+    "test_executor_step_sql",
+    "test_executor_step_variables",
+    "test_runtime",
+    "test_runtime_models",
+    "test_cli_run_foreground",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rpartition(".")[2] in BOTH_STEP_MODES:
+        metafunc.fixturenames.append("step_mode")
+        metafunc.parametrize("step_mode", ["spawn", pytest.param("warm", marks=pytest.mark.slow)])
+
+
+@pytest.fixture(autouse=True)
+def _in_step_mode(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """``step_mode`` ``warm``: every project's local target lists ``warm_imports`` and a run
+    forks even a single step; afterwards, a zygote that was started must have forked what it
+    could. Autouse, so that it is in place before the fixtures that make projects."""
+    callspec = getattr(request.node, "callspec", None)
+    mode = callspec.params.get("step_mode") if callspec is not None else None
+    if mode is None:
+        yield
+        return
+    from scheduler.compute.warm import active_pool  # lazy: only the two-mode modules need it
+    from scheduler.executor import warmpool  # lazy: as above
+
+    if mode == "warm":
+        monkeypatch.setattr(projects, "WARM_LOCAL", {"warm_imports": ["json"]})
+        monkeypatch.setattr(warmpool, "MIN_FOREGROUND_STEPS", 1)
+    try:
+        yield
+        pool = active_pool()
+        if mode == "warm" and pool is not None:
+            rows = pool.describe()
+            assert all(r["forked"] > 0 or r["spawned"] == 0 for r in rows), rows
+    finally:
+        warmpool.stop_warm_pool()

@@ -115,6 +115,11 @@ class Project:
         )
 
 
+#: Extra settings of the ``local`` target of every project made: the ``step_mode`` fixture
+#: puts ``warm_imports`` here to run a test's steps forked from a zygote.
+WARM_LOCAL: dict[str, object] = {}
+
+
 def make_project(
     root: Path, *, max_workers: int = 4, database_url: str | None = None, **settings
 ) -> Project:
@@ -126,7 +131,7 @@ def make_project(
         "pipelines_dir": "../pipelines",
         "schedules": "schedules.yaml",
         "datastores": {"default": {"path": None}},
-        "compute": {"local": {"type": "local", "max_workers": max_workers}},
+        "compute": {"local": {"type": "local", "max_workers": max_workers, **WARM_LOCAL}},
         "api": {"host": "127.0.0.1", "port": 0},  # parallel test daemons never share a port
         **settings,
     }

@@ -173,6 +173,7 @@ class Zygote:
     _proc: subprocess.Popen[bytes] | None = None
     _channel: socket.socket | None = None
     _started_at: float = 0.0
+    _readable_soon: asyncio.Future[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -228,20 +229,22 @@ class Zygote:
         return self.state
 
     async def wait_ready(self) -> bool:
-        """Wait while it starts; True once it is ready."""
+        """Wait while it starts; True once it is ready. Every waiter shares one reader on the
+        socket (the loop keeps one callback per descriptor)."""
         loop = asyncio.get_running_loop()
         while self.poll() == "starting":
             assert self._channel is not None
-            readable: asyncio.Future[None] = loop.create_future()
-            fd = self._channel.fileno()
-            loop.add_reader(fd, _wake, readable)
-            try:
-                await asyncio.wait_for(readable, 1.0)  # also notices a zygote that died
-            except TimeoutError:
-                pass
-            finally:
-                loop.remove_reader(fd)
+            if self._readable_soon is None or self._readable_soon.done():
+                self._readable_soon = loop.create_future()
+                loop.add_reader(self._channel.fileno(), self._on_readable, self._channel.fileno())
+            with contextlib.suppress(TimeoutError):  # a second later: also notices a death
+                await asyncio.wait_for(asyncio.shield(self._readable_soon), 1.0)
         return self.state == "ready"
+
+    def _on_readable(self, fd: int) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+        if self._readable_soon is not None and not self._readable_soon.done():
+            self._readable_soon.set_result(None)
 
     def fork(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_fd: int,
@@ -297,6 +300,10 @@ class Zygote:
         channel, proc = self._channel, self._proc
         self._channel, self._proc = None, None
         if channel is not None:
+            waiting = self._readable_soon
+            if waiting is not None and not waiting.done():
+                waiting.get_loop().remove_reader(channel.fileno())
+                waiting.set_result(None)
             channel.close()
         if proc is not None:
             try:
@@ -352,11 +359,6 @@ class Zygote:
         except OSError:
             return ""
         return f": {tail.splitlines()[-1]}" if tail else ""
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def resident_bytes(pid: int) -> int | None:

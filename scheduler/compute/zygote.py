@@ -136,6 +136,7 @@ def fork_step(channel, request, fds):
         return None
     if middle == 0:
         os.close(reader)
+        middle = os.getpid()  # the step's first parent, which it waits to lose
         try:
             step = os.fork()
         except OSError:
@@ -143,7 +144,7 @@ def fork_step(channel, request, fds):
         if step == 0:
             os.close(writer)
             channel.close()
-            return request, fds[0], os.getppid()
+            return request, fds[0], middle
         os.write(writer, str(step).encode())
         os._exit(0)
     os.close(writer)
