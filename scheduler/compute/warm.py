@@ -53,6 +53,7 @@ FORK_UNSAFE = {
     "grpc": "channels made before a fork hang in the child unless fork support is enabled",
     "ray": "starts background threads and connects to its cluster when imported",
 }
+ENVIRONMENT_ROOM_BYTES = 64 * 1024
 REQUEST_TIMEOUT = 5.0  # a fork request unanswered this long: the zygote is broken
 START_TIMEOUT = 600.0  # imports that take longer than this: the zygote is broken
 QUIET_AFTER_CHANGE = 2.0  # seconds without file changes before a new zygote starts
@@ -186,6 +187,9 @@ class Zygote:
         self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
+            # Room in the zygote's environment block for each step's variables
+            # (``zygote.show_environment``).
+            env = {**self.env, zygote.ENVIRONMENT_ROOM: " " * ENVIRONMENT_ROOM_BYTES}
             self._proc = subprocess.Popen(
                 [
                     self.interpreter,
@@ -194,7 +198,7 @@ class Zygote:
                     *(["--tolerant"] if self.learn_dir is not None else []),
                     *self.modules,
                 ],
-                env=self.env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=fd,

@@ -194,6 +194,7 @@ def become_step(request, log_fd, middle, signals):
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    show_environment(request["env"])
     if request.get("learn"):
         learn_imports(request["learn"])
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -238,6 +239,41 @@ def learn_imports(folder):
             pass
 
     atexit.register(note)
+
+
+#: Started with this variable, the zygote's ``/proc/PID/environ`` has room for a step's own.
+ENVIRONMENT_ROOM = "PIPESCHED_ENVIRONMENT_ROOM"
+#: Written first: they tell which run, step and attempt a process belongs to.
+MARKS = ("PIPESCHED_RUN_ID", "PIPESCHED_STEP", "PIPESCHED_ATTEMPT")
+
+
+def show_environment(env):
+    """Make ``/proc/PID/environ`` show the step's environment, as a spawned step's does: it is
+    how pipesched (and ``ps e``) finds the processes of a run. That file shows the memory where
+    the environment was placed when the zygote started (a fork does not change it), so the
+    step's variables are written over it, the run's marks first, as many as fit in the room
+    the zygote was started with; ``setproctitle`` rewrites this memory the same way. Python's
+    ``os.environ`` and the C library's view no longer point there once the environment was
+    replaced."""
+    import ctypes
+
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50, 51)
+    except (OSError, IndexError, ValueError):
+        return
+    if end <= start:
+        return
+    entries = [f"{k}={env[k]}".encode() + b"\0" for k in MARKS if k in env]
+    entries += [f"{k}={v}".encode() + b"\0" for k, v in env.items() if k not in MARKS]
+    data = bytearray()
+    for entry in entries:
+        if len(data) + len(entry) > end - start:
+            break
+        data += entry
+    data += b"\0" * (end - start - len(data))
+    ctypes.memmove(start, bytes(data), len(data))
 
 
 def join_cgroup(procs):
