@@ -223,7 +223,7 @@ class Zygote:
             self.stale_requested = False
             self.mark_stale()
         if self.state in ("starting", "ready") and self._proc is not None:
-            if self._proc.poll() is not None and not self._readable():
+            if self._proc.poll() is not None and (self.state == "ready" or not self._readable()):
                 self._broken(f"exited with {self._proc.returncode}{self._log_tail()}")
             elif self.state == "starting":
                 if self._readable():
@@ -477,7 +477,9 @@ class WarmPool:
                     seen.update(n for n in names if isinstance(n, str))
             with contextlib.suppress(OSError):
                 note.unlink()
-        if seen and record_imports(self._log_dir, zyg.target, seen):
+        if seen and record_imports(self._log_dir, zyg.target, seen) and not self.wait_for_start:
+            # In the daemon, at once; a ``pipesched run`` keeps its zygote: the next run
+            # starts with what this one learned.
             unsafe = fork_unsafe(learned_imports(self._log_dir, zyg.target))
             zyg.modules = tuple(
                 m for m in learned_imports(self._log_dir, zyg.target) if m not in unsafe
