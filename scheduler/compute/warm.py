@@ -114,6 +114,20 @@ def startup_variables(env: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if name.startswith("PYTHON")}
 
 
+def unsupported() -> str | None:
+    """Why this process cannot adopt and wait for forked steps, or None when it can: it must
+    be a child subreaper (the steps become its children) and have ``pidfd_open`` (Linux 5.3)."""
+    if not hasattr(os, "pidfd_open"):
+        return "this system has no pidfd_open"
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as exc:
+        return f"pidfd_open refused: {exc}"
+    if not reaper.become_subreaper():
+        return "this process cannot become a child subreaper"
+    return None
+
+
 def step_program(argv: Sequence[str]) -> bool:
     """Whether ``argv`` (after the interpreter) is a form the zygote runs: ``script.py ...``,
     ``-m module ...`` or ``-P -m module ...``."""
@@ -407,6 +421,8 @@ class WarmPool:
         for name, listed in targets.items():
             learn_dir = log_dir / f"{name}.seen" if tuple(listed) == AUTO else None
             modules = learned_imports(log_dir, name) if learn_dir is not None else tuple(listed)
+            if learn_dir is not None:  # learned, not listed: leave out what cannot be forked
+                modules = tuple(m for m in modules if m not in fork_unsafe(modules))
             unsafe = fork_unsafe(modules)
             if unsafe:
                 module, why = next(iter(unsafe.items()))
@@ -426,9 +442,11 @@ class WarmPool:
         self._log_dir = log_dir
 
     def start(self) -> WarmPool:
-        if self.zygotes and not reaper.become_subreaper():
+        why = None if not self.zygotes else unsupported()
+        if why is not None:
             for name in self.zygotes:
-                self.cold[name] = "this process cannot become a child subreaper"
+                self.cold[name] = why
+                log.warning("warm_target_cold", target=name, reason=why)
             self.zygotes.clear()
         for zyg in self.zygotes.values():
             zyg.start()
