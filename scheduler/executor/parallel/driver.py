@@ -20,7 +20,6 @@ from pathlib import Path
 
 from scheduler.core.errors import PipeschedError
 from scheduler.executor.parallel import tables
-from scheduler.executor.parallel.dask_pool import DaskPool
 from scheduler.executor.parallel.local_pool import LocalPool
 from scheduler.executor.parallel.pools import MiniBatch, Outcome, Pool, Say, SlotRetired
 from scheduler.executor.parallel.spec import ParallelSpec, list_input, mini_batches, resolve_input
@@ -231,6 +230,9 @@ class Driver:
 
 def make_pool(spec: ParallelSpec, spec_path: Path, say: Say) -> Pool:
     if spec.target_type == "dask":
+        # lazy: only a Dask target needs the Dask side; a local step starts faster without it.
+        from scheduler.executor.parallel.dask_pool import DaskPool
+
         return DaskPool(spec, say)
     return LocalPool(spec, spec_path, say)
 

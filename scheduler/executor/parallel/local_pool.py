@@ -1,8 +1,9 @@
 """parallel_run workers as local processes of the step's interpreter.
 
-Each worker is ``python worker.py SPEC N`` with its stderr (and, after it moves the protocol pipes
-away, its stdout) appended to ``<attempt>.workers/worker-N.log``. Workers stay in the step's
-process group — no ``start_new_session`` — so the executor's group kill (timeout, cancel,
+When the step's interpreter is the driver's own, each worker is forked from the driver: no new
+interpreter to start, nothing to import twice. Otherwise it is ``python worker.py SPEC N``. Either
+way its stdout and stderr are appended to ``<attempt>.workers/worker-N.log`` and it speaks JSON
+lines on private pipes (``worker.serve``). Workers stay in the step's process group — no ``start_new_session`` — so the executor's group kill (timeout, cancel,
 shutdown) reaches them too. A worker whose ``run()`` outlives ``run_invocation_timeout`` is killed
 and a new one (with a fresh ``init()``) takes its slot.
 """
@@ -10,12 +11,16 @@ and a new one (with a fresh ``init()``) takes its slot.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
 import signal
-from dataclasses import dataclass
+import sys
+import traceback
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn, Protocol
 
 from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
@@ -28,10 +33,72 @@ LINE_LIMIT = 1 << 30
 CLOSE_GRACE = 5.0
 
 
+class WorkerProcess(Protocol):
+    """What the pool needs of a worker process: a started interpreter (asyncio's ``Process``) or
+    a fork of the driver (``ForkedProcess``)."""
+
+    stdin: asyncio.StreamWriter | None
+    stdout: asyncio.StreamReader | None
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
+class ForkedProcess:
+    """A worker forked from the driver, watched through a pidfd: it is reaped as soon as it exits,
+    and a signal never reaches another process that reused its pid."""
+
+    def __init__(self, pid: int, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader) -> None:
+        self.pid = pid
+        self.stdin: asyncio.StreamWriter | None = stdin
+        self.stdout: asyncio.StreamReader | None = stdout
+        self._code: int | None = None
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._pidfd = os.pidfd_open(pid)
+        loop.add_reader(self._pidfd, self._reap)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._code
+
+    def _reap(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._pidfd)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            code = 255
+        os.close(self._pidfd)
+        self._code = code
+        self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def send_signal(self, sig: int) -> None:
+        if self._code is None:
+            signal.pidfd_send_signal(self._pidfd, sig)
+
+
+def can_fork(interpreter: str) -> bool:
+    """Fork workers only when they would run on this very interpreter (same path, so the same
+    environment and site-packages) and the platform can watch a child through a pidfd."""
+    same = os.path.abspath(interpreter) == os.path.abspath(sys.executable)
+    return same and hasattr(os, "fork") and hasattr(os, "pidfd_open")
+
+
 @dataclass
 class LocalWorker:
     number: int
-    proc: asyncio.subprocess.Process
+    proc: WorkerProcess
     log: Path
 
     @property
@@ -48,6 +115,7 @@ class LocalPool:
         self._workers: list[LocalWorker | None] = []
         self._started = 0
         self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
+        self._fork = can_fork(spec.interpreter)
 
     async def open(self, batches: int) -> None:
         if self.spec.node_count > 1:
@@ -106,18 +174,7 @@ class LocalPool:
         log = Path(self.spec.workers_dir) / f"worker-{number}.log"
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.spec.interpreter,
-                WORKER_SCRIPT,
-                str(self.spec_path),
-                str(number),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=fd,
-                cwd=self.spec.workdir,
-                limit=LINE_LIMIT,
-                # no start_new_session: workers must die with the step's process group
-            )
+            proc = await (self._forked(number, fd) if self._fork else self._spawned(number, fd))
         finally:
             os.close(fd)
         worker = LocalWorker(number, proc, log)
@@ -135,6 +192,42 @@ class LocalPool:
         self.say(f"{worker.name} (pid {proc.pid}) ready; its log: {log}")
         return worker
 
+    async def _spawned(self, number: int, log_fd: int) -> WorkerProcess:
+        return await asyncio.create_subprocess_exec(
+            self.spec.interpreter,
+            WORKER_SCRIPT,
+            str(self.spec_path),
+            str(number),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_fd,
+            cwd=self.spec.workdir,
+            limit=LINE_LIMIT,
+            # no start_new_session: workers must die with the step's process group
+        )
+
+    async def _forked(self, number: int, log_fd: int) -> WorkerProcess:
+        worker_in, driver_out = os.pipe()  # (read end, write end)
+        driver_in, worker_out = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write the driver's buffered text again
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the driver's event loop
+            _worker_child(self.spec, number, log_fd, worker_in, worker_out)
+        os.close(worker_in)
+        os.close(worker_out)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(driver_in, "rb", buffering=0)
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+            os.fdopen(driver_out, "wb", buffering=0),
+        )
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        return ForkedProcess(pid, writer, reader)
+
     async def _discard(self, slot: int, worker: LocalWorker) -> None:
         self._workers[slot] = None
         await self._stop(worker, abort=True)
@@ -149,6 +242,45 @@ class LocalPool:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
+
+
+def _worker_child(
+    spec: ParallelSpec, number: int, log_fd: int, proto_in: int, proto_out: int
+) -> NoReturn:
+    """The forked worker: the state a freshly started worker would have (stdio on its log, the
+    attempt's working directory, default signal handling, no exit handlers or open files of the
+    driver's), then ``worker.serve`` until the driver closes its pipe."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        atexit._clear()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        low, high = sorted((proto_in, proto_out))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, 1 << 20)
+        os.chdir(spec.workdir)
+        asyncio.set_event_loop_policy(None)  # forget the driver's loop
+        code = worker_module.serve(
+            asdict(spec),
+            str(number),
+            os.fdopen(proto_in, "rb"),
+            os.fdopen(proto_out, "wb"),
+        )
+        atexit._run_exitfuncs()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
 
 
 def _note(log: Path, text: str) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import PipeschedError
-from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
 from scheduler.executor.parallel.tables import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_FILES,
@@ -98,6 +97,9 @@ def resolve_input(value: str, datastores: dict[str, str]) -> str:
     ``${{parameters.X}}`` and ``${{data.X}}`` give — are taken as they are."""
     if os.path.isabs(value):
         return value
+    # lazy: the driver imports this module, and pydantic (under definitions) would slow its start.
+    from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
+
     stores = {name: _Store(name, path) for name, path in datastores.items()}
     if value.startswith(SCHEME) or stores:
         return str(resolve_datastore_path(value, stores, name="input")[1])
