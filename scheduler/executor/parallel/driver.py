@@ -148,19 +148,24 @@ class Driver:
 
     async def _slot(self, slot: int) -> None:
         while self.queue:
-            batch = self.queue.popleft()
-            self.tries[batch] += 1
+            take = [self.queue.popleft() for _ in range(min(self.pool.chunk, len(self.queue)))]
+            for batch in take:
+                self.tries[batch] += 1
             try:
-                outcome = await self.pool.run(slot, batch, self.batches[batch])  # or InitFailed
+                outcomes = await self.pool.run(slot, [(b, self.batches[b]) for b in take])
             except SlotRetired:
-                self.tries[batch] -= 1
-                self.queue.appendleft(batch)
+                self._requeue(take)
                 return
-            if outcome.kind == "requeue":  # its worker was replaced before it ran
-                self.tries[batch] -= 1
-                self.queue.appendleft(batch)
-                continue
-            self._record(batch, outcome)
+            self._requeue([b for b, o in zip(take, outcomes, strict=True) if o.kind == "requeue"])
+            for batch, outcome in zip(take, outcomes, strict=True):
+                if outcome.kind != "requeue":  # requeued: its worker went away before it ran
+                    self._record(batch, outcome)
+
+    def _requeue(self, batches: list[int]) -> None:
+        """Back to the front of the queue, in order, with no try counted."""
+        for batch in reversed(batches):
+            self.tries[batch] -= 1
+            self.queue.appendleft(batch)
 
     def _record(self, batch: int, outcome: Outcome) -> None:
         spec, mini_batch = self.spec, self.batches[batch]

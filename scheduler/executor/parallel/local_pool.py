@@ -18,19 +18,22 @@ import os
 import signal
 import sys
 import traceback
-from dataclasses import asdict, dataclass
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
-from scheduler.executor.parallel.pools import InitFailed, MiniBatch, Outcome, Say
+from scheduler.executor.parallel.pools import Chunk, InitFailed, Outcome, Say, chunk_size
 from scheduler.executor.parallel.spec import ParallelSpec
 
 WORKER_SCRIPT = os.path.abspath(worker_module.__file__)
 #: Largest reply line (a mini-batch's rows); asyncio's default of 64 KiB is far too small.
 LINE_LIMIT = 1 << 30
 CLOSE_GRACE = 5.0
+PIPELINE_DEPTH = 2  # chunks a worker holds at once: one runs, the next waits in its pipe
+MOST_PER_CHUNK = 8  # mini-batches the driver writes (and awaits) at once
 
 
 class WorkerProcess(Protocol):
@@ -96,10 +99,30 @@ def can_fork(interpreter: str) -> bool:
 
 
 @dataclass
+class _Sent:
+    """A chunk of mini-batches written to a worker's pipe: their outcomes so far, in order."""
+
+    batches: list[int]
+    outcomes: list[Outcome]
+    done: asyncio.Future[list[Outcome]]
+
+    @property
+    def running(self) -> int:
+        """The mini-batch the worker is on (once the chunks before this one are answered)."""
+        return self.batches[len(self.outcomes)]
+
+
+@dataclass
 class LocalWorker:
     number: int
     proc: WorkerProcess
     log: Path
+    #: Chunks sent and not fully answered, in the order the worker runs them.
+    sent: deque[_Sent] = field(default_factory=deque)
+    alive: bool = True  # until its replies end
+    timer: asyncio.TimerHandle | None = None  # run_invocation_timeout of the first in ``sent``
+    timed_out: bool = False
+    reader: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -107,12 +130,21 @@ class LocalWorker:
 
 
 class LocalPool:
-    """Up to ``process_count_per_node`` worker processes on this machine."""
+    """Up to ``process_count_per_node`` worker processes on this machine.
+
+    Each worker holds up to ``PIPELINE_DEPTH`` mini-batches (the driver has that many slots per
+    worker): while it runs one, the next already waits in its pipe, so it never sits idle waiting
+    for the driver to read a reply and write the next request. Replies come back in the order the
+    mini-batches were sent; ``run_invocation_timeout`` is timed from when a mini-batch's run()
+    starts (the reply before it arrived), not from when it was queued."""
 
     def __init__(self, spec: ParallelSpec, spec_path: Path, say: Say) -> None:
         self.spec, self.spec_path, self.say = spec, spec_path, say
         self.slots = 0
+        self.chunk = 1
         self._workers: list[LocalWorker | None] = []
+        self._starting: dict[int, asyncio.Future[LocalWorker]] = {}
+        self._readers: set[asyncio.Task[None]] = set()
         self._started = 0
         self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
         self._fork = can_fork(spec.interpreter)
@@ -120,53 +152,136 @@ class LocalPool:
     async def open(self, batches: int) -> None:
         if self.spec.node_count > 1:
             self.say(f"node_count {self.spec.node_count} has no meaning on local processes")
-        self.slots = max(1, min(self.spec.process_count_per_node, batches))
-        self._workers = [None] * self.slots
+        count = max(1, min(self.spec.process_count_per_node, batches))
+        self._workers = [None] * count
+        # Slot n feeds worker n % count: the first slots spread over every worker.
+        self.slots = max(1, min(count * PIPELINE_DEPTH, batches))
+        self.chunk = chunk_size(batches, self.slots, MOST_PER_CHUNK)
         Path(self.spec.workers_dir).mkdir(parents=True, exist_ok=True)
 
-    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
-        worker = self._workers[slot]
-        if worker is None:
-            worker = self._workers[slot] = await self._start()
-        message: dict[str, object] = {"id": batch, "files": mini_batch.items}
-        if mini_batch.partition is not None:
-            message["partition"] = mini_batch.partition
-        request = json.dumps(message).encode() + b"\n"
-        assert worker.proc.stdin is not None and worker.proc.stdout is not None
+    async def run(self, slot: int, chunk: Chunk) -> list[Outcome]:
+        worker = await self._worker(slot % len(self._workers))
+        requests = []
+        for batch, mini_batch in chunk:
+            message: dict[str, object] = {"id": batch, "files": mini_batch.items}
+            if mini_batch.partition is not None:
+                message["partition"] = mini_batch.partition
+            requests.append(json.dumps(message).encode() + b"\n")
+        sent = _Sent([b for b, _ in chunk], [], asyncio.get_running_loop().create_future())
+        worker.sent.append(sent)
+        if len(worker.sent) == 1:
+            self._arm_timer(worker)
+        assert worker.proc.stdin is not None
         try:
-            worker.proc.stdin.write(request)
+            worker.proc.stdin.write(b"".join(requests))
             await worker.proc.stdin.drain()
-            line = await asyncio.wait_for(worker.proc.stdout.readline(), self._timeout)
-        except TimeoutError:
-            await self._discard(slot, worker)
-            _note(worker.log, f"killed: run() of mini-batch {batch} exceeded the timeout")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker is gone: its reader answers every mini-batch it held
+        return await sent.done
+
+    async def close(self, *, abort: bool) -> None:
+        workers = [w for w in self._workers if w is not None]
+        self._workers = [None] * len(self._workers)
+        await asyncio.gather(*(self._stop(w, abort=abort) for w in workers))
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+    # ---- replies ------------------------------------------------------------------------------
+
+    async def _read_replies(self, lane: int, worker: LocalWorker) -> None:
+        """Answer the worker's mini-batches in order; when its replies end (it died, was killed
+        or closed), the one it was running is lost (or timed out) and the rest never ran."""
+        assert worker.proc.stdout is not None
+        while True:
+            line = await worker.proc.stdout.readline()
+            if not line:
+                break
+            sent = worker.sent[0]
+            sent.outcomes.append(self._outcome(worker, json.loads(line)))
+            if len(sent.outcomes) == len(sent.batches):
+                worker.sent.popleft()
+                if not sent.done.done():
+                    sent.done.set_result(sent.outcomes)
+            self._disarm_timer(worker)
+            if worker.sent:
+                self._arm_timer(worker)
+        worker.alive = False
+        self._disarm_timer(worker)
+        if self._workers[lane] is worker:
+            self._workers[lane] = None
+        code = await worker.proc.wait()
+        running = True  # the first unanswered mini-batch is the one the worker was on
+        for sent in worker.sent:
+            while len(sent.outcomes) < len(sent.batches):
+                sent.outcomes.append(self._ended(worker, code) if running else requeue(worker))
+                running = False
+            if not sent.done.done():
+                sent.done.set_result(sent.outcomes)
+        worker.sent.clear()
+
+    def _ended(self, worker: LocalWorker, code: int) -> Outcome:
+        """The outcome of the mini-batch a worker was running when it ended."""
+        if worker.timed_out:
             return Outcome(
                 "timeout",
                 worker.name,
                 error=f"run() took longer than {self.spec.run_invocation_timeout:g}s; "
                 f"{worker.name} (pid {worker.proc.pid}) killed",
             )
-        except (BrokenPipeError, ConnectionResetError):
-            line = b""
-        if not line:
-            code = await worker.proc.wait()
-            self._workers[slot] = None
-            return Outcome(
-                "lost", worker.name, error=f"{worker.name} died ({exit_description(code)})"
-            )
-        reply = json.loads(line)
+        return Outcome("lost", worker.name, error=f"{worker.name} died ({exit_description(code)})")
+
+    def _outcome(self, worker: LocalWorker, reply: dict[str, Any]) -> Outcome:
         items = reply.get("items")
         if reply.get("ok"):
             rows = reply.get("rows") or []
             return Outcome("ok", worker.name, count=reply["count"], rows=rows, items=items)
         return Outcome("error", worker.name, error=reply.get("error"), items=items)
 
-    async def close(self, *, abort: bool) -> None:
-        workers = [w for w in self._workers if w is not None]
-        self._workers = [None] * self.slots
-        await asyncio.gather(*(self._stop(w, abort=abort) for w in workers))
+    def _arm_timer(self, worker: LocalWorker) -> None:
+        if self._timeout is not None:
+            loop = asyncio.get_running_loop()
+            worker.timer = loop.call_later(self._timeout, self._time_out, worker)
+
+    def _disarm_timer(self, worker: LocalWorker) -> None:
+        if worker.timer is not None:
+            worker.timer.cancel()
+            worker.timer = None
+
+    def _time_out(self, worker: LocalWorker) -> None:
+        """The running mini-batch's run() outlived the timeout: kill the worker; its reader then
+        reports the timeout, and a new worker (with a fresh init()) takes the slot."""
+        worker.timer = None
+        if not worker.alive or not worker.sent:
+            return
+        worker.timed_out = True
+        worker.alive = False  # mini-batches from now on go to its replacement
+        _note(
+            worker.log,
+            f"killed: run() of mini-batch {worker.sent[0].running} exceeded the timeout",
+        )
+        if worker.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.send_signal(signal.SIGKILL)
 
     # ---- workers ------------------------------------------------------------------------------
+
+    async def _worker(self, lane: int) -> LocalWorker:
+        """The lane's live worker, started (once, whichever slot asks first) if it has none."""
+        while True:
+            worker = self._workers[lane]
+            if worker is not None and worker.alive:
+                return worker
+            starting = self._starting.get(lane)
+            if starting is None:
+                starting = self._starting[lane] = asyncio.ensure_future(self._start())
+                starting.add_done_callback(lambda _: self._starting.pop(lane, None))
+            worker = await asyncio.shield(starting)
+            current = self._workers[lane]
+            if current is None or not current.alive:
+                self._workers[lane] = worker
+                reader = asyncio.ensure_future(self._read_replies(lane, worker))
+                worker.reader = reader
+                self._readers.add(reader)
+                reader.add_done_callback(self._readers.discard)
 
     async def _start(self) -> LocalWorker:
         self._started += 1
@@ -228,10 +343,6 @@ class LocalPool:
         writer = asyncio.StreamWriter(transport, protocol, None, loop)
         return ForkedProcess(pid, writer, reader)
 
-    async def _discard(self, slot: int, worker: LocalWorker) -> None:
-        self._workers[slot] = None
-        await self._stop(worker, abort=True)
-
     async def _stop(self, worker: LocalWorker, *, abort: bool) -> None:
         proc = worker.proc
         if not abort and proc.stdin is not None:
@@ -281,6 +392,10 @@ def _worker_child(
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def requeue(worker: LocalWorker) -> Outcome:
+    return Outcome("requeue", worker.name)
 
 
 def _note(log: Path, text: str) -> None:

@@ -58,18 +58,30 @@ class Outcome:
     error: str | None = None
 
 
+#: Mini-batches for one ``Pool.run`` call, each with its index in the input's order.
+Chunk = list[tuple[int, MiniBatch]]
+
+
+def chunk_size(batches: int, lanes: int, most: int) -> int:
+    """Mini-batches per ``run`` call: up to ``most`` (fewer messages, fewer round trips), but
+    small enough that every lane gets at least eight calls and the last ones finish together."""
+    return max(1, min(most, batches // (max(1, lanes) * 8)))
+
+
 class Pool(Protocol):
-    """Worker slots that each run one mini-batch at a time."""
+    """Worker slots that each run a chunk of mini-batches at a time, one ``run()`` after another;
+    every mini-batch keeps its own outcome (and its own ``run_invocation_timeout``)."""
 
     slots: int
+    chunk: int  # mini-batches per ``run`` call, at most
 
     async def open(self, batches: int) -> None:
-        """Get ready to run ``batches`` mini-batches; sets ``slots``."""
+        """Get ready to run ``batches`` mini-batches; sets ``slots`` and ``chunk``."""
 
-    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
-        """Run one mini-batch on the slot's worker (starting it, and its init(), if needed).
-        Raises InitFailed when a worker cannot start, SlotRetired when the slot has no worker
-        any more (the batch was not tried)."""
+    async def run(self, slot: int, chunk: Chunk) -> list[Outcome]:
+        """Run a chunk of mini-batches on the slot's worker (starting it, and its init(), if
+        needed): one outcome per mini-batch, in order. Raises InitFailed when a worker cannot
+        start, SlotRetired when the slot has no worker any more (none was tried)."""
         ...
 
     async def close(self, *, abort: bool) -> None:
