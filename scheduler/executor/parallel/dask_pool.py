@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from scheduler.compute import dask as dask_target
 from scheduler.executor.parallel.pools import (
     Chunk,
+    Dispatcher,
     InitFailed,
     Outcome,
     Say,
@@ -101,6 +102,36 @@ class DaskPool:
         self._topic = f"parallel_run-progress-{uuid.uuid4().hex}"
         self._entries: dict[str, _Entry] = {}  # task key -> its entry, for progress events
         self._subscribed = False
+
+    def run_all(self, driver: Dispatcher) -> None:
+        asyncio.run(self._run_all(driver))
+
+    async def _run_all(self, driver: Dispatcher) -> None:
+        try:
+            await self.open(len(driver.batches))
+        except BaseException:
+            await self.close(abort=True)
+            raise
+        driver.announce(f"{self.slots} worker slots")
+        tasks = [asyncio.ensure_future(self._slot(driver, slot)) for slot in range(self.slots)]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        error = next((t.exception() for t in done if t.exception() is not None), None)
+        driver.progress(force=True)
+        await self.close(abort=error is not None)
+        if error is not None:
+            raise error
+
+    async def _slot(self, driver: Dispatcher, slot: int) -> None:
+        while taken := driver.take(self.chunk):
+            try:
+                outcomes = await self.run(slot, [(b, driver.batches[b]) for b in taken])
+            except SlotRetired:
+                driver.give_back(taken)
+                return
+            driver.settle(taken, outcomes)
 
     @property
     def client(self) -> Client:

@@ -68,21 +68,38 @@ def chunk_size(batches: int, lanes: int, most: int) -> int:
     return max(1, min(most, batches // (max(1, lanes) * 8)))
 
 
-class Pool(Protocol):
-    """Worker slots that each run a chunk of mini-batches at a time, one ``run()`` after another;
-    every mini-batch keeps its own outcome (and its own ``run_invocation_timeout``)."""
+class Dispatcher(Protocol):
+    """What a pool needs of the driver (``driver.Driver``)."""
 
-    slots: int
-    chunk: int  # mini-batches per ``run`` call, at most
+    batches: list[MiniBatch]
 
-    async def open(self, batches: int) -> None:
-        """Get ready to run ``batches`` mini-batches; sets ``slots`` and ``chunk``."""
+    def announce(self, workers: str) -> None:
+        """The plan's line in the step log, once the pool knows its ``workers``."""
 
-    async def run(self, slot: int, chunk: Chunk) -> list[Outcome]:
-        """Run a chunk of mini-batches on the slot's worker (starting it, and its init(), if
-        needed): one outcome per mini-batch, in order. Raises InitFailed when a worker cannot
-        start, SlotRetired when the slot has no worker any more (none was tried)."""
+    def waiting(self) -> int:
+        """Mini-batches not handed to any worker yet."""
         ...
 
-    async def close(self, *, abort: bool) -> None:
-        """Stop the workers: politely (so ``shutdown()`` runs) or, with ``abort``, at once."""
+    def take(self, most: int) -> list[int]:
+        """Up to ``most`` mini-batches to run next; each counts one try."""
+        ...
+
+    def give_back(self, batches: list[int]) -> None:
+        """Mini-batches that did not run: run them later, no try counted."""
+
+    def settle(self, batches: list[int], outcomes: list[Outcome]) -> None:
+        """Record each mini-batch's outcome; raises when error_threshold is exceeded."""
+
+    def progress(self, force: bool = False) -> None:
+        """A progress line in the step log (at most every few seconds unless forced)."""
+
+
+class Pool(Protocol):
+    """Workers that run every mini-batch the driver has, a chunk at a time per worker thread,
+    one ``run()`` after another; every mini-batch keeps its own outcome (and its own
+    ``run_invocation_timeout``)."""
+
+    def run_all(self, driver: Dispatcher) -> None:
+        """Start the workers, run mini-batches until the driver has none left (or no worker is
+        left), print the final progress line and stop the workers: politely (so ``shutdown()``
+        runs) or, when something raised (InitFailed, the driver's ThresholdExceeded), at once."""
