@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.core.procinfo import is_alive
+from scheduler.executor.parallel.spec import list_input
 from tests.projects import Project, make_project
 from tests.test_executor import execute, steps_of
 from tests.test_executor_parallel_run import (
@@ -203,3 +204,20 @@ def run(mini_batch):
     assert steps_of(detail)["score"]["status"] == "completed", log
     assert "took longer" not in log
     assert output_rows(detail) == [f"f{i:03d}.txt" for i in range(MANY)]
+
+
+def test_a_folder_input_lists_its_files_and_linked_files_in_path_order(tmp_path: Path):
+    """A file-drop batch folder holds symlinks to files; a symlinked folder is not entered and a
+    dangling link is no file."""
+    inbox = tmp_path / "inbox"
+    (inbox / "b" / "deep").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ("b/deep/3.csv", "b/2.csv", "1.csv"):
+        (inbox / name).write_text("x")
+    (elsewhere / "kept.csv").write_text("x")
+    (inbox / "a-link.csv").symlink_to(elsewhere / "kept.csv")
+    (inbox / "folder-link").symlink_to(elsewhere)
+    (inbox / "dangling.csv").symlink_to(tmp_path / "gone.csv")
+    names = [os.path.relpath(path, inbox) for path in list_input(str(inbox))]
+    assert names == ["1.csv", "a-link.csv", "b/2.csv", "b/deep/3.csv"]

@@ -139,8 +139,11 @@ class LocalWorker:
                 return None
             return self.code
         assert self._pidfd is not None
-        if timeout is not None and not select.select([self._pidfd], [], [], timeout)[0]:
-            return None
+        if timeout is not None:  # its pidfd turns readable when it exits
+            exits = select.poll()
+            exits.register(self._pidfd, select.POLLIN)
+            if not exits.poll(timeout * 1000):
+                return None
         try:
             _, status = os.waitpid(self.pid, 0)
             self.code = os.waitstatus_to_exitcode(status)
@@ -171,7 +174,7 @@ class LocalPool:
         self._workers = [None] * count
         self.chunk = chunk_size(len(driver.batches), count * PIPELINE_DEPTH, MOST_PER_CHUNK)
         Path(spec.workers_dir).mkdir(parents=True, exist_ok=True)
-        driver.announce(f"{count} worker processes")
+        driver.announce(f"{count} worker slots")
         try:
             self._loop(driver)
         except BaseException:
