@@ -155,9 +155,10 @@ class Driver:
 
     def _plan(self) -> str:
         spec, count = self.spec, len(self.batches)
-        files = len(
-            {i["path"] if isinstance(i, dict) else i for b in self.batches for i in b.items}
-        )
+        if spec.tabular is None:  # each file in one mini-batch
+            files = sum(len(b.items) for b in self.batches)
+        else:  # a big file comes in several pieces
+            files = len({i["path"] for b in self.batches for i in b.items})
         if spec.partition_keys:
             return f"{files} files in {count} partitions by {', '.join(spec.partition_keys)}"
         if spec.tabular is not None:
