@@ -221,3 +221,19 @@ def test_a_folder_input_lists_its_files_and_linked_files_in_path_order(tmp_path:
     (inbox / "dangling.csv").symlink_to(tmp_path / "gone.csv")
     names = [os.path.relpath(path, inbox) for path in list_input(str(inbox))]
     assert names == ["1.csv", "a-link.csv", "b/2.csv", "b/deep/3.csv"]
+
+
+def test_metrics_logged_in_forked_workers_reach_the_step(project: Project):
+    make_inbox(project, 8)
+    entry = """
+from scheduler.runtime import Run
+def run(mini_batch):
+    Run.get_context().log("seen", len(mini_batch))
+    return mini_batch
+"""
+    parallel_pipeline(project, entry, mini_batch_size=2)
+    detail = execute(project, "par")
+    assert steps_of(detail)["score"]["status"] == "completed", step_log(detail)
+    metrics = steps_of(detail)["score"]["metrics"]
+    assert metrics["seen"] == [2, 2, 2, 2]
+    assert metrics["items_total"] == 8
