@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
 from scheduler.executor.parallel.pools import Dispatcher, InitFailed, Outcome, Say, chunk_size
 from scheduler.executor.parallel.spec import ParallelSpec
@@ -465,6 +464,13 @@ def _worker_child(
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def exit_description(code: int) -> str:
+    # lazy: only a worker that died needs it, and procinfo brings socket into every step's start.
+    from scheduler.core.procinfo import exit_description as describe
+
+    return describe(code)
 
 
 def _note(log: Path, text: str) -> None:

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.core.durations import parse_duration
 from scheduler.core.errors import PipeschedError
 from scheduler.executor.parallel.tables import (
     DEFAULT_BATCH_BYTES,
@@ -149,6 +148,9 @@ def setting(name: str, value: object, minimum: int, kind: type[int] | type[float
     setting is a duration (``90``, ``90s``, ``15m``)."""
     try:
         if kind is float:
+            # lazy: the step module reads durations; the driver, which imports this module, never.
+            from scheduler.core.durations import parse_duration
+
             number: float = parse_duration(value if isinstance(value, int | float) else str(value))
         elif isinstance(value, str):
             number = int(value.strip())
