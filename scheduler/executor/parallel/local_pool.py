@@ -446,7 +446,7 @@ def _worker_child(
         low, high = sorted((proto_in, proto_out))
         os.closerange(3, low)
         os.closerange(low + 1, high)
-        os.closerange(high + 1, 1 << 20)
+        os.closerange(high + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
         os.chdir(spec.workdir)
         code = worker_module.serve(
             asdict(spec),
