@@ -7,9 +7,12 @@ script's ``init()`` in each process and ``run()`` over the same mini-batches, ro
 order to one file, pool start-up included.
 
 Dask: the same step on a two-worker cluster (``dask scheduler`` + two ``dask worker --nworkers 1
---nthreads 1`` on 127.0.0.1) with ``node_count: 2`` against ``node_count: 1``, and against Dask's
-own ceiling for the same work (``client.map`` of every mini-batch at once, no timeouts, retries or
-per-worker flow control).
+--nthreads 1`` on 127.0.0.1) with ``node_count: 2`` against ``node_count: 1``, and against plain
+Dask doing the same work (``client.map`` of every mini-batch at once, one task each, no timeouts,
+retries or per-worker flow control).
+
+The step's figures include its interpreter's start and imports; where ``PYTHONDONTWRITEBYTECODE``
+is set (as in some sandboxes) that start also compiles pipesched's modules from source every time.
 Trials are interleaved so machine noise hits both sides alike.
 """
 

@@ -9,9 +9,14 @@ datastore), its ``sys.argv`` is ``[entry_script, *arguments]``, the step's ``PIP
 variables are set (so ``Run.get_context()`` logs to this step) and its prints go to
 ``<attempt>.workers/dask-<worker>-<pid>.log`` on the datastore.
 
-A ``run()`` that outlives ``run_invocation_timeout`` cannot be stopped inside a thread: the worker
-process is killed (its nanny starts a new one, which runs ``init()`` again) and the mini-batch
-counts one failed try. A worker without a nanny is not killed; its slots are retired instead.
+Each task carries a chunk of mini-batches (several per task when there are many: Dask's cost is
+per task, not per mini-batch) and returns one reply per mini-batch. As each mini-batch of a chunk
+finishes, the task logs a progress event on the attempt's topic, so each mini-batch's ``run()`` is
+timed on its own. A ``run()`` that outlives ``run_invocation_timeout`` cannot be stopped inside a
+thread: the worker process is killed (its nanny starts a new one, which runs ``init()`` again) and
+the mini-batch counts one failed try; the others of its chunk run again, with no try counted
+(those done before it lost their replies with the process). A worker without a nanny is not
+killed; its slots are retired instead.
 """
 
 from __future__ import annotations
@@ -25,14 +30,22 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
-from scheduler.executor.parallel.pools import InitFailed, MiniBatch, Outcome, Say, SlotRetired
+from scheduler.executor.parallel.pools import (
+    Chunk,
+    Dispatcher,
+    InitFailed,
+    Outcome,
+    Say,
+    SlotRetired,
+    chunk_size,
+)
 from scheduler.executor.parallel.spec import ParallelSpec
 from scheduler.executor.parallel.worker import (
     call_init,
@@ -48,7 +61,8 @@ from scheduler.executor.parallel.worker import (
 if TYPE_CHECKING:  # the dask extra: imported by the step process once it connects
     from distributed import Client, Future
 
-PIPELINE_DEPTH = 4  # mini-batches handed to a worker thread at once: one runs, the rest wait
+PIPELINE_DEPTH = 4  # tasks handed to a worker thread at once: one runs, the rest wait
+MOST_PER_TASK = 16  # mini-batches in one task, at most
 REPLACEMENT_WAIT = 30.0  # seconds a killed worker's nanny gets to bring a new process up
 KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent attempt)
 
@@ -57,6 +71,8 @@ KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent 
 class _Entry:
     future: Future[Any]
     moved: bool = False  # its worker was replaced before it ran: run it again, no try counted
+    done: int = 0  # mini-batches of its chunk finished, as its progress events tell
+    progressed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -72,6 +88,7 @@ class DaskPool:
     def __init__(self, spec: ParallelSpec, say: Say) -> None:
         self.spec, self.say = spec, say
         self.slots = 0
+        self.chunk = 1
         self._client: Client | None = None
         self._lanes: list[_Lane] = []
         self._slot_lane: list[int] = []
@@ -82,6 +99,39 @@ class DaskPool:
         self._order = itertools.count()
         self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
         self._payload: dict[str, Any] = {}
+        self._topic = f"parallel_run-progress-{uuid.uuid4().hex}"
+        self._entries: dict[str, _Entry] = {}  # task key -> its entry, for progress events
+        self._subscribed = False
+
+    def run_all(self, driver: Dispatcher) -> None:
+        asyncio.run(self._run_all(driver))
+
+    async def _run_all(self, driver: Dispatcher) -> None:
+        try:
+            await self.open(len(driver.batches))
+        except BaseException:
+            await self.close(abort=True)
+            raise
+        driver.announce(f"{self.slots} worker slots")
+        tasks = [asyncio.ensure_future(self._slot(driver, slot)) for slot in range(self.slots)]
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        error = next((t.exception() for t in done if t.exception() is not None), None)
+        driver.progress(force=True)
+        await self.close(abort=error is not None)
+        if error is not None:
+            raise error
+
+    async def _slot(self, driver: Dispatcher, slot: int) -> None:
+        while taken := driver.take(self.chunk):
+            try:
+                outcomes = await self.run(slot, [(b, driver.batches[b]) for b in taken])
+            except SlotRetired:
+                driver.give_back(taken)
+                return
+            driver.settle(taken, outcomes)
 
     @property
     def client(self) -> Client:
@@ -133,10 +183,14 @@ class DaskPool:
         self._slot_lane = [lane for _ in range(PIPELINE_DEPTH) for lane in range(len(self._lanes))]
         self._slot_lane = self._slot_lane[: max(1, batches)]
         self.slots = len(self._slot_lane)
+        self.chunk = chunk_size(batches, self.slots, MOST_PER_TASK)
+        if self.chunk > 1 and self._timeout is not None:
+            client.subscribe_topic(self._topic, self._on_progress)
+            self._subscribed = True
         names = ", ".join(f"{workers[a].get('name')} ({a})" for a in chosen)
         self.say(f"Dask workers used: {names}")
 
-    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
+    async def run(self, slot: int, chunk: Chunk) -> list[Outcome]:
         lane = self._lanes[self._slot_lane[slot]]
         while lane.address in self._replacing:  # never submit to a worker being replaced
             await asyncio.shield(self._replacing[lane.address])
@@ -145,60 +199,90 @@ class DaskPool:
         address = lane.address
         await self._ensure_ready(address)
         if lane.address != address or address in self._replacing:  # replaced meanwhile
-            return Outcome("requeue", address)
+            return [Outcome("requeue", address) for _ in chunk]
+        key = f"parallel_run-{chunk[0][0]}-{uuid.uuid4().hex}"
+        progress = self._topic if len(chunk) > 1 and self._timeout is not None else None
         future = self.client.submit(
-            run_batch,
+            run_batches,
             self._payload,
-            mini_batch.items,
-            mini_batch.partition,
-            key=f"parallel_run-{batch}-{uuid.uuid4().hex}",
+            [(mini_batch.items, mini_batch.partition) for _, mini_batch in chunk],
+            progress,
+            key,
+            key=key,
             workers=[address],
             allow_other_workers=False,
             pure=False,
             priority=-next(self._order),  # first in, first run: the lane clock relies on it
         )
-        entry = _Entry(future)
+        entry = self._entries[key] = _Entry(future)
         lane.inflight.append(entry)
         self._futures.add(future)
         ahead = lane.tail
         finished = lane.tail = asyncio.get_running_loop().create_future()
         waiter = asyncio.ensure_future(_result(future))
         try:
-            # The timeout clock starts when the lane's earlier mini-batch is done: until then
-            # this one waits in the worker's queue, not in run().
+            # The timeout clock starts when the lane's earlier task is done: until then this
+            # one waits in the worker's queue, not in run().
             await asyncio.wait([waiter, *([ahead] if ahead else [])], return_when="FIRST_COMPLETED")
-            reply = await asyncio.wait_for(asyncio.shield(waiter), self._timeout)
+            replies = await self._wait_timed(entry, waiter)
         except TimeoutError:
             if entry.moved:
-                return Outcome("requeue", address)
+                return [Outcome("requeue", address) for _ in chunk]
             await self.client.cancel([future])
             await self._replace(address)
-            return Outcome(
+            timeout = Outcome(
                 "timeout",
                 address,
                 error=f"run() took longer than {self.spec.run_invocation_timeout:g}s on "
                 f"{address}; the worker process was killed",
             )
+            return _around(timeout, entry.done, len(chunk))
         except Exception as exc:  # the worker died, or the task was canceled
             if entry.moved:
-                return Outcome("requeue", address)
-            return Outcome("lost", address, error=f"worker lost: {exc!r}")
+                return [Outcome("requeue", address) for _ in chunk]
+            lost = Outcome("lost", address, error=f"worker lost: {exc!r}")
+            return _around(lost, entry.done, len(chunk))
         finally:
             if not finished.done():
                 finished.set_result(None)
             lane.inflight.remove(entry)
             self._futures.discard(future)
+            self._entries.pop(key, None)
             waiter.cancel()
-        items = reply.get("items")
-        if reply["ok"]:
-            rows = reply.get("rows") or []
-            return Outcome("ok", address, count=reply["count"], rows=rows, items=items)
-        return Outcome("error", address, error=reply["error"], items=items)
+        return [_outcome(address, reply) for reply in replies]
+
+    async def _wait_timed(self, entry: _Entry, waiter: asyncio.Future[Any]) -> Any:
+        """The task's replies; TimeoutError when one mini-batch's run() (the task's first, or
+        the one after its latest progress event) outlives run_invocation_timeout."""
+        if self._timeout is None:
+            return await waiter
+        while True:
+            entry.progressed.clear()
+            progressed = asyncio.ensure_future(entry.progressed.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    [waiter, progressed], timeout=self._timeout, return_when="FIRST_COMPLETED"
+                )
+            finally:
+                progressed.cancel()
+            if waiter in done:
+                return waiter.result()
+            if not done:
+                raise TimeoutError()
+
+    def _on_progress(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        entry = self._entries.get(message.get("task", ""))
+        if entry is not None:
+            entry.done = max(entry.done, int(message["done"]))
+            entry.progressed.set()
 
     async def close(self, *, abort: bool) -> None:
         client = self._client
         if client is None:
             return
+        if self._subscribed:
+            client.unsubscribe_topic(self._topic)
         if self._futures:
             await client.cancel(list(self._futures))
         logs = sorted(Path(self.spec.workers_dir).glob("dask-*.log"))
@@ -285,6 +369,22 @@ async def _result(future: Future[Any]) -> Any:
     return await future
 
 
+def _outcome(address: str, reply: dict[str, Any]) -> Outcome:
+    items = reply.get("items")
+    if reply["ok"]:
+        return Outcome(
+            "ok", address, count=reply["count"], rows=reply.get("rows") or [], items=items
+        )
+    return Outcome("error", address, error=reply["error"], items=items)
+
+
+def _around(ended: Outcome, done: int, size: int) -> list[Outcome]:
+    """A chunk whose task ended with its mini-batch ``done`` running: that one gets ``ended``;
+    the others run again, no try counted (those before it lost their replies with the task)."""
+    again = Outcome("requeue", ended.worker)
+    return [ended if position == done else again for position in range(size)]
+
+
 # ---- what runs inside a Dask worker process ---------------------------------------------------
 
 _ENTRIES: dict[str, tuple[ModuleType, str]] = {}  # run_key -> (module, log path)
@@ -301,29 +401,55 @@ def init_worker(payload: dict[str, Any]) -> dict[str, Any]:
     return {"pid": os.getpid(), "log": log}
 
 
-def run_batch(
-    payload: dict[str, Any], items: list[Any], partition: dict[str, str] | None = None
-) -> dict[str, Any]:
+def run_batches(
+    payload: dict[str, Any],
+    batches: list[tuple[list[Any], dict[str, str] | None]],
+    progress: str | None = None,
+    key: str = "",
+) -> list[dict[str, Any]]:
+    """Run a chunk of mini-batches: one reply each. With ``progress`` (a topic), log an event
+    as each one but the last finishes, so the driver times each run() on its own."""
     try:
         module, log = _entry(payload)
     except BaseException as exc:
-        return {"ok": False, "error": f"init() failed: {error_text(exc)}"}
-    reply: dict[str, Any] = {}
-    with _inside(payload, log):
-        try:
-            mini_batch, context = prepare_batch(items, partition, payload)
-            if payload.get("tabular") is not None:
-                reply["items"] = len(mini_batch)
-            result = call_run(module, mini_batch, context)
-            reply.update(ok=True, count=result_count(result))
-            if payload["append_row"]:
-                reply["rows"] = to_rows(result)
-            return reply
-        except BaseException as exc:
-            import traceback
+        return [{"ok": False, "error": f"init() failed: {error_text(exc)}"} for _ in batches]
+    report: Callable[[int], None] | None = None
+    if progress is not None:
+        from distributed import get_worker
 
-            traceback.print_exc()
-            return {**reply, "ok": False, "error": error_text(exc)}
+        worker, topic = get_worker(), progress
+
+        def report(done: int) -> None:
+            worker.log_event(topic, {"task": key, "done": done})
+
+    replies = []
+    with _inside(payload, log):
+        for position, (items, partition) in enumerate(batches, 1):
+            sys.argv = [payload["entry_script"], *payload["arguments"]]
+            replies.append(_run_one(module, payload, items, partition))
+            if report is not None and position < len(batches):
+                report(position)
+    return replies
+
+
+def _run_one(
+    module: ModuleType, payload: dict[str, Any], items: list[Any], partition: dict[str, str] | None
+) -> dict[str, Any]:
+    reply: dict[str, Any] = {}
+    try:
+        mini_batch, context = prepare_batch(items, partition, payload)
+        if payload.get("tabular") is not None:
+            reply["items"] = len(mini_batch)
+        result = call_run(module, mini_batch, context)
+        reply.update(ok=True, count=result_count(result))
+        if payload["append_row"]:
+            reply["rows"] = to_rows(result)
+        return reply
+    except BaseException as exc:
+        import traceback
+
+        traceback.print_exc()
+        return {**reply, "ok": False, "error": error_text(exc)}
 
 
 def _entry(payload: dict[str, Any]) -> tuple[ModuleType, str]:

@@ -12,7 +12,6 @@ Exit status: 0 when the step succeeded (failures within the threshold), 1 otherw
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections import deque
@@ -20,9 +19,8 @@ from pathlib import Path
 
 from scheduler.core.errors import PipeschedError
 from scheduler.executor.parallel import tables
-from scheduler.executor.parallel.dask_pool import DaskPool
 from scheduler.executor.parallel.local_pool import LocalPool
-from scheduler.executor.parallel.pools import MiniBatch, Outcome, Pool, Say, SlotRetired
+from scheduler.executor.parallel.pools import MiniBatch, Outcome, Pool, Say
 from scheduler.executor.parallel.spec import ParallelSpec, list_input, mini_batches, resolve_input
 from scheduler.runtime import Run
 
@@ -64,8 +62,12 @@ class RowWriter:
 
 
 class Driver:
-    def __init__(self, spec: ParallelSpec, pool: Pool, batches: list[MiniBatch], say: Say) -> None:
-        self.spec, self.pool, self.batches, self.say = spec, pool, batches, say
+    """The step's bookkeeping, whatever runs the mini-batches: which are left, how many tries each
+    had, what failed, the rows in order, progress and metrics. A pool takes chunks of mini-batches
+    from it (``take``) and hands back their outcomes (``settle``)."""
+
+    def __init__(self, spec: ParallelSpec, batches: list[MiniBatch], say: Say) -> None:
+        self.spec, self.batches, self.say = spec, batches, say
         self.tries = [0] * len(batches)
         self.queue: deque[int] = deque(range(len(batches)))
         self.done = 0
@@ -83,7 +85,7 @@ class Driver:
     def _items(self, batch: MiniBatch) -> int | None:
         return batch.rows if batch.tabular else len(batch.items)
 
-    async def execute(self) -> int:
+    def execute(self, pool: Pool) -> int:
         spec = self.spec
         if spec.append_row:
             self.writer = RowWriter(spec.output_file())
@@ -91,16 +93,8 @@ class Driver:
             if not self.batches:
                 self.say("no input files: nothing to do")
                 return 0
-            try:
-                await self.pool.open(len(self.batches))
-            except BaseException:
-                await self.pool.close(abort=True)
-                raise
-            self.say(
-                f"{self._plan()}; {self.pool.slots} worker slots on {spec.target_type} "
-                f"'{spec.target_name}'; worker logs in {spec.workers_dir}"
-            )
-            status = await self._run_all()
+            pool.run_all(self)
+            status = self._conclude()
         except PipeschedError as exc:
             self.say(f"error: {exc}")
             status = 1
@@ -110,31 +104,68 @@ class Driver:
             self._log_metrics()
         return status
 
+    # ---- what a pool calls --------------------------------------------------------------------
+
+    def announce(self, workers: str) -> None:
+        """The plan's line in the step log, once the pool knows its ``workers``."""
+        spec = self.spec
+        self.say(
+            f"{self._plan()}; {workers} on {spec.target_type} '{spec.target_name}'; "
+            f"worker logs in {spec.workers_dir}"
+        )
+
+    def waiting(self) -> int:
+        """Mini-batches not handed to any worker yet."""
+        return len(self.queue)
+
+    def take(self, most: int) -> list[int]:
+        """Up to ``most`` mini-batches to run next, in input order; each counts one try."""
+        taken = [self.queue.popleft() for _ in range(min(most, len(self.queue)))]
+        for batch in taken:
+            self.tries[batch] += 1
+        return taken
+
+    def give_back(self, batches: list[int]) -> None:
+        """Mini-batches that did not run: back to the front of the queue, no try counted."""
+        for batch in reversed(batches):
+            self.tries[batch] -= 1
+            self.queue.appendleft(batch)
+
+    def settle(self, batches: list[int], outcomes: list[Outcome]) -> None:
+        """Record what happened to each mini-batch of a chunk. Raises ThresholdExceeded when
+        more items failed than error_threshold allows."""
+        self.give_back([b for b, o in zip(batches, outcomes, strict=True) if o.kind == "requeue"])
+        for batch, outcome in zip(batches, outcomes, strict=True):
+            if outcome.kind != "requeue":  # requeued: its worker went away before it ran
+                self._record(batch, outcome)
+
+    def progress(self, force: bool = False) -> None:
+        """A progress line, at most every PROGRESS_EVERY seconds unless forced."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        elapsed = now - self._started
+        self.say(
+            f"{self.done}/{len(self.batches)} mini-batches done, {self.failed_batches} failed, "
+            f"{self.failed_items} items failed ({elapsed:.1f}s)"
+        )
+
+    # ---- bookkeeping ----------------------------------------------------------------------------
+
     def _plan(self) -> str:
         spec, count = self.spec, len(self.batches)
-        files = len(
-            {i["path"] if isinstance(i, dict) else i for b in self.batches for i in b.items}
-        )
+        if spec.tabular is None:  # each file in one mini-batch
+            files = sum(len(b.items) for b in self.batches)
+        else:  # a big file comes in several pieces
+            files = len({i["path"] for b in self.batches for i in b.items})
         if spec.partition_keys:
             return f"{files} files in {count} partitions by {', '.join(spec.partition_keys)}"
         if spec.tabular is not None:
             return f"{files} files in {count} mini-batches of about {spec.mini_batch_size} bytes"
         return f"{files} files in {count} mini-batches of up to {spec.mini_batch_size}"
 
-    async def _run_all(self) -> int:
-        tasks = [asyncio.ensure_future(self._slot(slot)) for slot in range(self.pool.slots)]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        error = next((t.exception() for t in done if t.exception() is not None), None)
-        self._progress(force=True)
-        await self.pool.close(abort=error is not None)
-        if error is not None:
-            if not isinstance(error, PipeschedError):
-                raise error
-            self.say(f"error: {error}")
-            return 1
+    def _conclude(self) -> int:
         if self.queue:
             self.say(f"error: no workers left; {len(self.queue)} mini-batches not run")
             return 1
@@ -146,22 +177,6 @@ class Driver:
         if self.writer is not None:
             self.say(f"{self.writer.rows} rows appended to {self.writer.path}")
         return 0
-
-    async def _slot(self, slot: int) -> None:
-        while self.queue:
-            batch = self.queue.popleft()
-            self.tries[batch] += 1
-            try:
-                outcome = await self.pool.run(slot, batch, self.batches[batch])  # or InitFailed
-            except SlotRetired:
-                self.tries[batch] -= 1
-                self.queue.appendleft(batch)
-                return
-            if outcome.kind == "requeue":  # its worker was replaced before it ran
-                self.tries[batch] -= 1
-                self.queue.appendleft(batch)
-                continue
-            self._record(batch, outcome)
 
     def _record(self, batch: int, outcome: Outcome) -> None:
         spec, mini_batch = self.spec, self.batches[batch]
@@ -196,7 +211,7 @@ class Driver:
                 self.failed_items += self._items(mini_batch) or 0
                 if self.writer is not None:
                     self.writer.add(batch, [])
-        self._progress()
+        self.progress()
         if 0 <= spec.error_threshold < self.failed_items:
             raise ThresholdExceeded(
                 f"{self.failed_items} items failed, more than error_threshold "
@@ -205,17 +220,6 @@ class Driver:
 
     def _name(self, batch: int) -> str:
         return f"{batch + 1}/{len(self.batches)} ({self.batches[batch].label()})"
-
-    def _progress(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_EVERY:
-            return
-        self._last_progress = now
-        elapsed = now - self._started
-        self.say(
-            f"{self.done}/{len(self.batches)} mini-batches done, {self.failed_batches} failed, "
-            f"{self.failed_items} items failed ({elapsed:.1f}s)"
-        )
 
     def _log_metrics(self) -> None:
         run = Run.get_context()
@@ -230,7 +234,11 @@ class Driver:
 
 
 def make_pool(spec: ParallelSpec, spec_path: Path, say: Say) -> Pool:
+    """Dask workers for a dask target, else processes on this machine."""
     if spec.target_type == "dask":
+        # lazy: only a Dask target needs the Dask side; a local step starts faster without it.
+        from scheduler.executor.parallel.dask_pool import DaskPool
+
         return DaskPool(spec, say)
     return LocalPool(spec, spec_path, say)
 
@@ -256,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     except PipeschedError as exc:
         say(f"error: {exc}")
         return 1
-    driver = Driver(spec, make_pool(spec, spec_path, say), batches, say)
-    return asyncio.run(driver.execute())
+    return Driver(spec, batches, say).execute(make_pool(spec, spec_path, say))
 
 
 def plan(spec: ParallelSpec, pattern: str, files: list[str]) -> list[MiniBatch]:

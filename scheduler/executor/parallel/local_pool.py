@@ -1,42 +1,156 @@
 """parallel_run workers as local processes of the step's interpreter.
 
-Each worker is ``python worker.py SPEC N`` with its stderr (and, after it moves the protocol pipes
-away, its stdout) appended to ``<attempt>.workers/worker-N.log``. Workers stay in the step's
-process group — no ``start_new_session`` — so the executor's group kill (timeout, cancel,
-shutdown) reaches them too. A worker whose ``run()`` outlives ``run_invocation_timeout`` is killed
-and a new one (with a fresh ``init()``) takes its slot.
+When the step's interpreter is the driver's own, each worker is forked from the driver: no new
+interpreter to start, nothing to import twice. Otherwise it is ``python worker.py SPEC N``. Either
+way its stdout and stderr are appended to ``<attempt>.workers/worker-N.log`` and it speaks JSON
+lines on private pipes (``worker.serve``). Workers stay in the step's process group — no
+``start_new_session`` — so the executor's group kill (timeout, cancel, shutdown) reaches them too.
+
+The driver runs them from one plain loop over the pipes (``selectors``; no asyncio, whose import
+alone costs a short step a noticeable share of its time). Each worker holds up to
+``PIPELINE_DEPTH`` chunks of mini-batches: while it runs one mini-batch, the next already waits in
+its pipe, so it never sits idle waiting for the driver. It answers each mini-batch as soon as it is
+done, so each ``run()`` is timed on its own: one that outlives ``run_invocation_timeout`` gets its
+worker killed, the mini-batches queued behind it run again (no try counted) and a new worker (with a
+fresh ``init()``) takes its place.
 """
 
 from __future__ import annotations
 
-import asyncio
+import atexit
 import contextlib
 import json
 import os
+import select
+import selectors
 import signal
-from dataclasses import dataclass
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any, NoReturn
 
-from scheduler.core.procinfo import exit_description
 from scheduler.executor.parallel import worker as worker_module
-from scheduler.executor.parallel.pools import InitFailed, MiniBatch, Outcome, Say
+from scheduler.executor.parallel.pools import Dispatcher, InitFailed, Outcome, Say, chunk_size
 from scheduler.executor.parallel.spec import ParallelSpec
 
 WORKER_SCRIPT = os.path.abspath(worker_module.__file__)
-#: Largest reply line (a mini-batch's rows); asyncio's default of 64 KiB is far too small.
-LINE_LIMIT = 1 << 30
 CLOSE_GRACE = 5.0
+PIPELINE_DEPTH = 2  # chunks a worker holds at once: one runs, the next waits in its pipe
+MOST_PER_CHUNK = 8  # mini-batches the driver hands a worker at once
+READ_SIZE = 1 << 16
+
+
+def can_fork(interpreter: str) -> bool:
+    """Fork workers only when they would run on this very interpreter (same path, so the same
+    environment and site-packages) and the platform can watch a child through a pidfd."""
+    same = os.path.abspath(interpreter) == os.path.abspath(sys.executable)
+    return same and hasattr(os, "fork") and hasattr(os, "pidfd_open")
 
 
 @dataclass
+class _Sent:
+    """A chunk of mini-batches handed to a worker: their outcomes so far, in order."""
+
+    batches: list[int]
+    outcomes: list[Outcome]
+
+    @property
+    def running(self) -> int:
+        """The mini-batch the worker is on (once the chunks before this one are answered)."""
+        return self.batches[len(self.outcomes)]
+
+
 class LocalWorker:
-    number: int
-    proc: asyncio.subprocess.Process
-    log: Path
+    """One worker process and the driver's ends of its pipes (non-blocking)."""
+
+    def __init__(
+        self,
+        number: int,
+        pid: int,
+        to_worker: int,
+        from_worker: int,
+        log: Path,
+        *,
+        pidfd: int | None = None,
+        pipes: tuple[IO[bytes], IO[bytes]] | None = None,
+        popen: Any = None,
+    ) -> None:
+        self.number, self.pid, self.log = number, pid, log
+        self.to_worker, self.from_worker = to_worker, from_worker
+        self.ready = False  # init() done
+        self.sent: deque[_Sent] = deque()  # chunks handed to it and not fully answered
+        self.outbox = bytearray()  # requests not yet written to its pipe
+        self.inbox = bytearray()  # the start of a reply line
+        self.running_since: float | None = None  # when the mini-batch it is on started
+        self.timed_out = False
+        self.attached = True  # until the driver is done with its pipes
+        self.code: int | None = None  # its exit status, once reaped
+        self._pidfd = pidfd  # a forked worker
+        self._pipes = pipes  # a started worker's pipe files, which own its fds
+        self._popen = popen  # a started worker's subprocess.Popen
+        self._input_open = self._output_open = True
+        for fd in (to_worker, from_worker):
+            os.set_blocking(fd, False)
 
     @property
     def name(self) -> str:
         return f"worker-{self.number}"
+
+    def close_input(self) -> None:
+        """The worker sees EOF: it calls shutdown() and exits."""
+        if self._input_open:
+            self._input_open = False
+            if self._pipes is not None:
+                self._pipes[0].close()
+            else:
+                os.close(self.to_worker)
+
+    def close_output(self) -> None:
+        if self._output_open:
+            self._output_open = False
+            if self._pipes is not None:
+                self._pipes[1].close()
+            else:
+                os.close(self.from_worker)
+
+    def kill(self) -> None:
+        if self.code is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self._pidfd is not None:  # never another process that reused its pid
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            else:
+                self._popen.kill()
+
+    def wait(self, timeout: float | None) -> int | None:
+        """Its exit status, reaped; None when it is still running after ``timeout`` seconds."""
+        if self.code is not None:
+            return self.code
+        if self._popen is not None:
+            import subprocess  # a started worker only: forked ones never need the module
+
+            try:
+                self.code = self._popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
+            return self.code
+        assert self._pidfd is not None
+        if timeout is not None:  # its pidfd turns readable when it exits
+            exits = select.poll()
+            exits.register(self._pidfd, select.POLLIN)
+            if not exits.poll(timeout * 1000):
+                return None
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            self.code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:  # reaped by someone else: its status is lost
+            self.code = 255
+        os.close(self._pidfd)
+        self._pidfd = None
+        return self.code
 
 
 class LocalPool:
@@ -44,111 +158,319 @@ class LocalPool:
 
     def __init__(self, spec: ParallelSpec, spec_path: Path, say: Say) -> None:
         self.spec, self.spec_path, self.say = spec, spec_path, say
-        self.slots = 0
+        self.chunk = 1
         self._workers: list[LocalWorker | None] = []
+        self._selector = selectors.DefaultSelector()
         self._started = 0
         self._timeout = spec.run_invocation_timeout if spec.run_invocation_timeout > 0 else None
+        self._fork = can_fork(spec.interpreter)
 
-    async def open(self, batches: int) -> None:
-        if self.spec.node_count > 1:
-            self.say(f"node_count {self.spec.node_count} has no meaning on local processes")
-        self.slots = max(1, min(self.spec.process_count_per_node, batches))
-        self._workers = [None] * self.slots
-        Path(self.spec.workers_dir).mkdir(parents=True, exist_ok=True)
-
-    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
-        worker = self._workers[slot]
-        if worker is None:
-            worker = self._workers[slot] = await self._start()
-        message: dict[str, object] = {"id": batch, "files": mini_batch.items}
-        if mini_batch.partition is not None:
-            message["partition"] = mini_batch.partition
-        request = json.dumps(message).encode() + b"\n"
-        assert worker.proc.stdin is not None and worker.proc.stdout is not None
+    def run_all(self, driver: Dispatcher) -> None:
+        spec = self.spec
+        if spec.node_count > 1:
+            self.say(f"node_count {spec.node_count} has no meaning on local processes")
+        count = max(1, min(spec.process_count_per_node, len(driver.batches)))
+        self._workers = [None] * count
+        self.chunk = chunk_size(len(driver.batches), count * PIPELINE_DEPTH, MOST_PER_CHUNK)
+        Path(spec.workers_dir).mkdir(parents=True, exist_ok=True)
+        driver.announce(f"{count} worker slots")
         try:
-            worker.proc.stdin.write(request)
-            await worker.proc.stdin.drain()
-            line = await asyncio.wait_for(worker.proc.stdout.readline(), self._timeout)
-        except TimeoutError:
-            await self._discard(slot, worker)
-            _note(worker.log, f"killed: run() of mini-batch {batch} exceeded the timeout")
+            self._loop(driver)
+        except BaseException:
+            driver.progress(force=True)
+            self._close(abort=True)
+            raise
+        driver.progress(force=True)
+        self._close(abort=False)
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def _loop(self, driver: Dispatcher) -> None:
+        while True:
+            self._dispatch(driver)
+            busy = [w for w in self._workers if w is not None and w.sent]
+            if not busy:
+                return
+            for key, mask in self._selector.select(self._wait(busy)):
+                worker: LocalWorker = key.data
+                if worker.attached and mask & selectors.EVENT_WRITE:
+                    self._flush(worker)
+                if worker.attached and mask & selectors.EVENT_READ:
+                    self._receive(worker, driver)
+            self._time_out(busy)
+
+    def _dispatch(self, driver: Dispatcher) -> None:
+        """Start a worker wherever one is missing while mini-batches wait, and top every worker up
+        to PIPELINE_DEPTH chunks (a starting one too, so that every worker started gets work;
+        its requests are written once its init() is done)."""
+        for depth in range(1, PIPELINE_DEPTH + 1):  # round-robin: the first chunks spread out
+            for lane, worker in enumerate(self._workers):
+                if worker is None:
+                    if not driver.waiting():
+                        continue
+                    worker = self._workers[lane] = self._start()
+                if worker.timed_out or len(worker.sent) >= depth:
+                    continue
+                taken = driver.take(self.chunk)
+                if not taken:
+                    return
+                self._send(worker, taken, driver)
+
+    def _wait(self, busy: list[LocalWorker]) -> float | None:
+        """Seconds until the first running mini-batch's run_invocation_timeout."""
+        if self._timeout is None:
+            return None
+        starts = [w.running_since for w in busy if w.running_since is not None]
+        if not starts:
+            return None
+        return max(0.0, min(starts) + self._timeout - time.monotonic())
+
+    def _time_out(self, busy: list[LocalWorker]) -> None:
+        if self._timeout is None:
+            return
+        now = time.monotonic()
+        for worker in busy:
+            since = worker.running_since
+            if not worker.attached or since is None or worker.timed_out:
+                continue
+            if now - since < self._timeout or not worker.sent:
+                continue
+            worker.timed_out = True  # its replies end soon: _ended reports the timeout
+            running = worker.sent[0].running
+            _note(worker.log, f"killed: run() of mini-batch {running} exceeded the timeout")
+            worker.kill()
+
+    # ---- requests and replies -----------------------------------------------------------------
+
+    def _send(self, worker: LocalWorker, taken: list[int], driver: Dispatcher) -> None:
+        for batch in taken:
+            mini_batch = driver.batches[batch]
+            message: dict[str, object] = {"id": batch, "files": mini_batch.items}
+            if mini_batch.partition is not None:
+                message["partition"] = mini_batch.partition
+            worker.outbox += json.dumps(message).encode() + b"\n"
+        worker.sent.append(_Sent(taken, []))
+        if worker.ready:
+            if len(worker.sent) == 1:
+                worker.running_since = time.monotonic()
+            self._flush(worker)
+
+    def _flush(self, worker: LocalWorker) -> None:
+        """Write what the pipe takes now; the rest when the selector says it has room."""
+        written = 0
+        try:
+            written = os.write(worker.to_worker, worker.outbox)
+        except BlockingIOError:
+            pass
+        except (BrokenPipeError, ConnectionResetError):
+            written = len(worker.outbox)  # it is gone: _ended answers what it held
+        del worker.outbox[:written]
+        registered = worker.to_worker in self._selector.get_map()
+        if worker.outbox and not registered:
+            self._selector.register(worker.to_worker, selectors.EVENT_WRITE, worker)
+        elif not worker.outbox and registered:
+            self._selector.unregister(worker.to_worker)
+
+    def _receive(self, worker: LocalWorker, driver: Dispatcher) -> None:
+        try:
+            data = os.read(worker.from_worker, READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            self._ended(worker, driver)
+            return
+        worker.inbox += data
+        if b"\n" not in data:
+            return
+        *lines, rest = worker.inbox.split(b"\n")
+        worker.inbox = bytearray(rest)
+        for line in lines:
+            reply = json.loads(line)
+            if not worker.ready:
+                self._ready(worker, reply)
+                continue
+            sent = worker.sent[0]
+            sent.outcomes.append(_outcome(worker, reply))
+            done = len(sent.outcomes) == len(sent.batches)
+            if done:
+                worker.sent.popleft()
+            worker.running_since = time.monotonic() if worker.sent else None
+            if done:
+                driver.settle(sent.batches, sent.outcomes)
+
+    def _ready(self, worker: LocalWorker, reply: dict[str, Any]) -> None:
+        if "init_error" in reply:
+            self._forget(worker)
+            worker.kill()
+            worker.wait(None)
+            raise InitFailed(
+                f"init() failed in {worker.name}: {reply['init_error']} (see {worker.log})"
+            )
+        worker.ready = True
+        self.say(f"{worker.name} (pid {worker.pid}) ready; its log: {worker.log}")
+        if worker.sent:
+            worker.running_since = time.monotonic()
+        self._flush(worker)
+
+    def _ended(self, worker: LocalWorker, driver: Dispatcher) -> None:
+        """Its replies ended (it died, or was killed): the mini-batch it was on is lost (or timed
+        out), those queued behind it never ran."""
+        self._forget(worker)
+        code = worker.wait(CLOSE_GRACE)
+        if code is None:  # it closed its pipe but lives on
+            worker.kill()
+            code = worker.wait(None)
+        assert code is not None
+        if not worker.ready:
+            raise InitFailed(
+                f"{worker.name} exited ({exit_description(code)}) before init() finished; "
+                f"see {worker.log}"
+            )
+        running = True  # the first unanswered mini-batch is the one it was on
+        chunks = list(worker.sent)
+        worker.sent.clear()
+        for sent in chunks:
+            while len(sent.outcomes) < len(sent.batches):
+                ended = self._end_of(worker, code) if running else Outcome("requeue", worker.name)
+                sent.outcomes.append(ended)
+                running = False
+            driver.settle(sent.batches, sent.outcomes)
+
+    def _end_of(self, worker: LocalWorker, code: int) -> Outcome:
+        """The outcome of the mini-batch a worker was running when it ended."""
+        if worker.timed_out:
             return Outcome(
                 "timeout",
                 worker.name,
                 error=f"run() took longer than {self.spec.run_invocation_timeout:g}s; "
-                f"{worker.name} (pid {worker.proc.pid}) killed",
+                f"{worker.name} (pid {worker.pid}) killed",
             )
-        except (BrokenPipeError, ConnectionResetError):
-            line = b""
-        if not line:
-            code = await worker.proc.wait()
-            self._workers[slot] = None
-            return Outcome(
-                "lost", worker.name, error=f"{worker.name} died ({exit_description(code)})"
-            )
-        reply = json.loads(line)
-        items = reply.get("items")
-        if reply.get("ok"):
-            rows = reply.get("rows") or []
-            return Outcome("ok", worker.name, count=reply["count"], rows=rows, items=items)
-        return Outcome("error", worker.name, error=reply.get("error"), items=items)
-
-    async def close(self, *, abort: bool) -> None:
-        workers = [w for w in self._workers if w is not None]
-        self._workers = [None] * self.slots
-        await asyncio.gather(*(self._stop(w, abort=abort) for w in workers))
+        return Outcome("lost", worker.name, error=f"{worker.name} died ({exit_description(code)})")
 
     # ---- workers ------------------------------------------------------------------------------
 
-    async def _start(self) -> LocalWorker:
+    def _start(self) -> LocalWorker:
         self._started += 1
         number = self._started
         log = Path(self.spec.workers_dir) / f"worker-{number}.log"
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.spec.interpreter,
-                WORKER_SCRIPT,
-                str(self.spec_path),
-                str(number),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=fd,
-                cwd=self.spec.workdir,
-                limit=LINE_LIMIT,
-                # no start_new_session: workers must die with the step's process group
-            )
+            worker = self._forked(number, fd, log) if self._fork else self._spawned(number, fd, log)
         finally:
             os.close(fd)
-        worker = LocalWorker(number, proc, log)
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()  # init() has no bound of its own: the step's timeout
-        if not line:
-            code = await proc.wait()
-            raise InitFailed(
-                f"{worker.name} exited ({exit_description(code)}) before init() finished; see {log}"
-            )
-        reply = json.loads(line)
-        if "init_error" in reply:
-            await self._stop(worker, abort=True)
-            raise InitFailed(f"init() failed in {worker.name}: {reply['init_error']} (see {log})")
-        self.say(f"{worker.name} (pid {proc.pid}) ready; its log: {log}")
+        self._selector.register(worker.from_worker, selectors.EVENT_READ, worker)
         return worker
 
-    async def _discard(self, slot: int, worker: LocalWorker) -> None:
-        self._workers[slot] = None
-        await self._stop(worker, abort=True)
+    def _spawned(self, number: int, log_fd: int, log: Path) -> LocalWorker:
+        import subprocess  # only for a worker on another interpreter
 
-    async def _stop(self, worker: LocalWorker, *, abort: bool) -> None:
-        proc = worker.proc
-        if not abort and proc.stdin is not None:
-            proc.stdin.close()  # the worker sees EOF, calls shutdown() and exits
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), CLOSE_GRACE)
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL)
-            await proc.wait()
+        proc = subprocess.Popen(
+            [self.spec.interpreter, WORKER_SCRIPT, str(self.spec_path), str(number)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_fd,
+            cwd=self.spec.workdir,
+            # no start_new_session: workers must die with the step's process group
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        return LocalWorker(
+            number,
+            proc.pid,
+            proc.stdin.fileno(),
+            proc.stdout.fileno(),
+            log,
+            pipes=(proc.stdin, proc.stdout),
+            popen=proc,
+        )
+
+    def _forked(self, number: int, log_fd: int, log: Path) -> LocalWorker:
+        worker_in, driver_out = os.pipe()  # (read end, write end)
+        driver_in, worker_out = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write the driver's buffered text again
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the driver
+            _worker_child(self.spec, number, log_fd, worker_in, worker_out)
+        os.close(worker_in)
+        os.close(worker_out)
+        return LocalWorker(number, pid, driver_out, driver_in, log, pidfd=os.pidfd_open(pid))
+
+    def _forget(self, worker: LocalWorker) -> None:
+        """No more traffic with the worker: its pipes leave the selector and close."""
+        worker.attached = False
+        for fd in (worker.to_worker, worker.from_worker):
+            with contextlib.suppress(KeyError):
+                self._selector.unregister(fd)
+        worker.close_input()
+        worker.close_output()
+        if worker in self._workers:
+            self._workers[self._workers.index(worker)] = None
+
+    def _close(self, *, abort: bool) -> None:
+        workers = [w for w in self._workers if w is not None]
+        for worker in workers:
+            self._forget(worker)
+            if abort:
+                worker.kill()
+        deadline = time.monotonic() + CLOSE_GRACE
+        for worker in workers:
+            if worker.wait(max(0.0, deadline - time.monotonic())) is None:
+                worker.kill()
+                worker.wait(None)
+        self._selector.close()
+
+
+def _outcome(worker: LocalWorker, reply: dict[str, Any]) -> Outcome:
+    items = reply.get("items")
+    if reply.get("ok"):
+        rows = reply.get("rows") or []
+        return Outcome("ok", worker.name, count=reply["count"], rows=rows, items=items)
+    return Outcome("error", worker.name, error=reply.get("error"), items=items)
+
+
+def _worker_child(
+    spec: ParallelSpec, number: int, log_fd: int, proto_in: int, proto_out: int
+) -> NoReturn:
+    """The forked worker: the state a freshly started worker would have (stdio on its log, the
+    attempt's working directory, default signal handling, no exit handlers or open files of the
+    driver's), then ``worker.serve`` until the driver closes its pipe."""
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        atexit._clear()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        low, high = sorted((proto_in, proto_out))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
+        os.chdir(spec.workdir)
+        code = worker_module.serve(
+            asdict(spec),
+            str(number),
+            os.fdopen(proto_in, "rb"),
+            os.fdopen(proto_out, "wb"),
+        )
+        atexit._run_exitfuncs()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def exit_description(code: int) -> str:
+    # lazy: only a worker that died needs it, and procinfo brings socket into every step's start.
+    from scheduler.core.procinfo import exit_description as describe
+
+    return describe(code)
 
 
 def _note(log: Path, text: str) -> None:

@@ -58,19 +58,48 @@ class Outcome:
     error: str | None = None
 
 
-class Pool(Protocol):
-    """Worker slots that each run one mini-batch at a time."""
+#: Mini-batches for one ``Pool.run`` call, each with its index in the input's order.
+Chunk = list[tuple[int, MiniBatch]]
 
-    slots: int
 
-    async def open(self, batches: int) -> None:
-        """Get ready to run ``batches`` mini-batches; sets ``slots``."""
+def chunk_size(batches: int, lanes: int, most: int) -> int:
+    """Mini-batches per ``run`` call: up to ``most`` (fewer messages, fewer round trips), but
+    small enough that every lane gets at least eight calls and the last ones finish together."""
+    return max(1, min(most, batches // (max(1, lanes) * 8)))
 
-    async def run(self, slot: int, batch: int, mini_batch: MiniBatch) -> Outcome:
-        """Run one mini-batch on the slot's worker (starting it, and its init(), if needed).
-        Raises InitFailed when a worker cannot start, SlotRetired when the slot has no worker
-        any more (the batch was not tried)."""
+
+class Dispatcher(Protocol):
+    """What a pool needs of the driver (``driver.Driver``)."""
+
+    batches: list[MiniBatch]
+
+    def announce(self, workers: str) -> None:
+        """The plan's line in the step log, once the pool knows its ``workers``."""
+
+    def waiting(self) -> int:
+        """Mini-batches not handed to any worker yet."""
         ...
 
-    async def close(self, *, abort: bool) -> None:
-        """Stop the workers: politely (so ``shutdown()`` runs) or, with ``abort``, at once."""
+    def take(self, most: int) -> list[int]:
+        """Up to ``most`` mini-batches to run next; each counts one try."""
+        ...
+
+    def give_back(self, batches: list[int]) -> None:
+        """Mini-batches that did not run: run them later, no try counted."""
+
+    def settle(self, batches: list[int], outcomes: list[Outcome]) -> None:
+        """Record each mini-batch's outcome; raises when error_threshold is exceeded."""
+
+    def progress(self, force: bool = False) -> None:
+        """A progress line in the step log (at most every few seconds unless forced)."""
+
+
+class Pool(Protocol):
+    """Workers that run every mini-batch the driver has, a chunk at a time per worker thread,
+    one ``run()`` after another; every mini-batch keeps its own outcome (and its own
+    ``run_invocation_timeout``)."""
+
+    def run_all(self, driver: Dispatcher) -> None:
+        """Start the workers, run mini-batches until the driver has none left (or no worker is
+        left), print the final progress line and stop the workers: politely (so ``shutdown()``
+        runs) or, when something raised (InitFailed, the driver's ThresholdExceeded), at once."""

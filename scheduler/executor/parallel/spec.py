@@ -14,9 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.core.durations import parse_duration
 from scheduler.core.errors import PipeschedError
-from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
 from scheduler.executor.parallel.tables import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_FILES,
@@ -98,6 +96,9 @@ def resolve_input(value: str, datastores: dict[str, str]) -> str:
     ``${{parameters.X}}`` and ``${{data.X}}`` give — are taken as they are."""
     if os.path.isabs(value):
         return value
+    # lazy: the driver imports this module, and pydantic (under definitions) would slow its start.
+    from scheduler.definitions.parameters import SCHEME, resolve_datastore_path
+
     stores = {name: _Store(name, path) for name, path in datastores.items()}
     if value.startswith(SCHEME) or stores:
         return str(resolve_datastore_path(value, stores, name="input")[1])
@@ -110,16 +111,32 @@ def list_input(pattern: str) -> list[str]:
     holds symlinks)."""
     path = Path(pattern)
     if path.is_dir():
-        found: list[str] = []
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            found.extend(os.path.join(root, name) for name in files)
-        return sorted(f for f in found if os.path.isfile(f))
+        return sorted(_files_under(str(path)))
     if path.is_file():
         return [str(path)]
     if GLOB_CHARACTERS & set(pattern):
         return sorted(f for f in glob.glob(pattern, recursive=True) if os.path.isfile(f))
     raise InputNotFound(f"input {pattern} does not exist")
+
+
+def _files_under(folder: str) -> list[str]:
+    """Every file under ``folder``, as ``os.walk`` finds them (symlinked folders are not entered,
+    unreadable ones are skipped), from the directory entries' types: no ``stat`` per file, which
+    is most of the time on a folder of many small files."""
+    found: list[str] = []
+    folders = [folder]
+    while folders:
+        try:
+            entries = os.scandir(folders.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                elif entry.is_file():  # a symlink to a file counts
+                    found.append(entry.path)
+    return found
 
 
 def mini_batches(files: list[str], size: int) -> list[list[str]]:
@@ -131,6 +148,9 @@ def setting(name: str, value: object, minimum: int, kind: type[int] | type[float
     setting is a duration (``90``, ``90s``, ``15m``)."""
     try:
         if kind is float:
+            # lazy: the step module reads durations; the driver, which imports this module, never.
+            from scheduler.core.durations import parse_duration
+
             number: float = parse_duration(value if isinstance(value, int | float) else str(value))
         elif isinstance(value, str):
             number = int(value.strip())

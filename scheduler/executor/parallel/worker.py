@@ -190,8 +190,14 @@ def main(argv: list[str]) -> int:
         del sys.path[0]  # started by path: our folder must not shadow the entry script's imports
     with open(argv[1]) as handle:
         spec = json.load(handle)
-    number = argv[2]
     proto_in, proto_out = _take_protocol_pipes()
+    return serve(spec, argv[2], proto_in, proto_out)
+
+
+def serve(spec: Mapping[str, Any], number: str, proto_in: BinaryIO, proto_out: BinaryIO) -> int:
+    """The worker's life once its protocol pipes are private: ``init()``, then one ``run()`` per
+    request line until the driver closes ``proto_in``, then ``shutdown()``. Shared by a worker
+    started by path and one the driver forks."""
     append = spec["output_action"] == "append_row"
     print(f"[pipesched] worker {number} (pid {os.getpid()}): importing {spec['entry_script']}")
     try:
