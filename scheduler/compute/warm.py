@@ -407,8 +407,10 @@ class WarmPool:
         watch_files: bool,
         interpreter: str = sys.executable,
         key: str = "",
+        preload: tuple[str, ...] = (),
     ) -> None:
         self.key = key  # what the pool was started for (the state directory)
+        self._preload = preload
         self.targets = {name: tuple(modules) for name, modules in targets.items()}
         self.wait_for_start = wait_for_start
         self.interpreter = interpreter
@@ -423,6 +425,7 @@ class WarmPool:
             modules = learned_imports(log_dir, name) if learn_dir is not None else tuple(listed)
             if learn_dir is not None:  # learned, not listed: leave out what cannot be forked
                 modules = tuple(m for m in modules if m not in fork_unsafe(modules))
+            modules = (*preload, *(m for m in modules if m not in preload))
             unsafe = fork_unsafe(modules)
             if unsafe:
                 module, why = next(iter(unsafe.items()))
@@ -499,9 +502,8 @@ class WarmPool:
             # In the daemon, at once; a ``pipesched run`` keeps its zygote: the next run
             # starts with what this one learned.
             unsafe = fork_unsafe(learned_imports(self._log_dir, zyg.target))
-            zyg.modules = tuple(
-                m for m in learned_imports(self._log_dir, zyg.target) if m not in unsafe
-            )
+            learned = [m for m in learned_imports(self._log_dir, zyg.target) if m not in unsafe]
+            zyg.modules = (*self._preload, *(m for m in learned if m not in self._preload))
             zyg.mark_stale()
 
     def serves(self, key: object, targets: Mapping[str, Sequence[str]]) -> bool:

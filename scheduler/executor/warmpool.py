@@ -29,6 +29,10 @@ def warm_targets(compute: Mapping[str, ComputeTarget]) -> dict[str, tuple[str, .
     }
 
 
+#: Imported by every zygote besides its target's list: the runtime most steps import, and the
+#: parallel_run driver (standard library only, both), which then starts without imports.
+PRELOADED = ("scheduler.runtime", "scheduler.executor.parallel.driver")
+
 #: ``pipesched run`` starts a zygote for a target only when this many of the run's steps would
 #: be forked on it (one step pays the zygote's imports just as it would pay its own).
 MIN_FOREGROUND_STEPS = 2
@@ -82,6 +86,7 @@ def start_warm_pool(
         wait_for_start=wait_for_start,
         watch_files=watch_files,
         key=str(state_dir),
+        preload=PRELOADED,
     ).start()
     activate(pool)
     return pool

@@ -34,6 +34,7 @@ from types import ModuleType
 
 import yaml
 
+from scheduler.executor import warmpool
 from scheduler.executor.parallel.spec import list_input, mini_batches
 from scheduler.executor.parallel.worker import call_init, load_entry, to_rows
 from tests.projects import Project, make_project
@@ -243,24 +244,36 @@ def main(quick: bool = False) -> list[dict]:
     trials = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        project = make_project(root / "project")
+        project = make_project(
+            root / "project",
+            compute={
+                "local": {"type": "local", "max_workers": 4},
+                "warm": {"type": "local", "max_workers": 4, "warm_imports": []},
+            },
+        )
         inbox = project.datastore / "inbox"
         _make_files(inbox, FILES)
         entry = root / "entry.py"
         entry.write_text(ENTRY)
         _pipeline(project, "local", 1)
-        pool, local, local_inner = [], [], []
+        _pipeline(project, "warm", 1)
+        warmpool.MIN_FOREGROUND_STEPS = 1  # one step forked from the warm target's zygote
+        _step_trial(project, "bench-warm-1")  # starts the zygote before any trial is timed
+        pool, local, local_inner, warm = [], [], [], []
         for _ in range(trials):
             pool.append(_pool_trial(entry, inbox, root / "pool.txt"))
             whole, inner = _step_trial(project, "bench-local-1")
             local.append(whole)
             local_inner.append(inner)
+            warm.append(_step_trial(project, "bench-warm-1")[0])
+        warmpool.stop_warm_pool()
         figures = [
             _figure(f"multiprocessing.Pool({PROCESSES}), {FILES} files", pool, None, None),
             _figure(
                 f"parallel_run local, {PROCESSES} processes", local, pool, "multiprocessing.Pool"
             ),
             _figure("  same, driver's own count", local_inner, pool, "multiprocessing.Pool"),
+            _figure("parallel_run local, warm target", warm, pool, "multiprocessing.Pool"),
         ]
         with _cluster(root) as address:
             config = yaml.safe_load(project.config_path.read_text())
