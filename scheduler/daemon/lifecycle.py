@@ -53,7 +53,7 @@ from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.patience import patiently
 from scheduler.store.records import RunRecord, ScheduleState
-from scheduler.triggers.time import APSchedulerTrigger, time_trigger
+from scheduler.triggers.time import time_trigger
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
@@ -275,7 +275,7 @@ class Daemon:
             log.error("schedule_failed", schedule=schedule.name, error=str(exc))
             self.firing.remove(schedule.name)
             return
-        self.firing.set(schedule.name, APSchedulerTrigger(trigger), first)
+        self.firing.set(schedule.name, trigger, first)
 
     async def _requeue(self, runs: list[RunRecord]) -> None:
         assert self.set is not None

@@ -29,7 +29,7 @@ minute the five-field expression gives.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fi
 
 # -- cron -----------------------------------------------------------------------------------------
 
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
+
 
 class CronTrigger(TimeTrigger):
     """A cron expression (five fields, or six with seconds first; ``@daily`` and friends)."""
@@ -71,6 +73,9 @@ class CronTrigger(TimeTrigger):
         self.expression = expression
         seconds, self.five = split_cron(expression)
         self.seconds = parse_seconds_field(seconds) if seconds is not None else None
+        # cronsim walks a zone without DST (UTC) several times faster when handed Python's own
+        # UTC: it then skips its DST bookkeeping, which cannot change a time in such a zone.
+        self._walk_zone: tzinfo = UTC if zone.key in _UTC_NAMES else zone
 
     def _minutes_after(self, after: datetime) -> Iterator[datetime]:
         """The five-field expression's fire times strictly after ``after``, increasing in UTC.
@@ -78,7 +83,7 @@ class CronTrigger(TimeTrigger):
         For fixed-time expressions cronsim walks wall-clock time, so in the second pass of an
         overlap it may hand back the first pass's time again: those are dropped here."""
         last = after
-        for moment in CronSim(self.five, in_zone(after, self.zone)):
+        for moment in CronSim(self.five, in_zone(after, self._walk_zone)):
             instant = to_utc(moment)
             if instant > last:
                 last = instant
