@@ -56,6 +56,23 @@ if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fi
 
 _UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
 
+_Run = tuple[datetime, tuple[datetime, ...]]
+_RUNS: dict[tuple[str, tzinfo], _Run] = {}
+"""Per five-field expression and zone, the fire times last computed from a moment:
+``(after, times)`` says ``times`` are the first fire times strictly after ``after``, one after
+another with none between. A fact about the expression alone, so any trigger of it may answer
+from it: at a start, each schedule's first fire times are asked for by the check, the catch-up
+and the timer in turn, and schedules sharing an expression ask for the same ones. One entry per
+expression and zone."""
+_RUN_LENGTH = 2
+_MAX_RUNS = 50_000
+
+
+def _remember(key: tuple[str, tzinfo], run: _Run) -> None:
+    if len(_RUNS) >= _MAX_RUNS and key not in _RUNS:
+        _RUNS.clear()
+    _RUNS[key] = run
+
 
 class CronTrigger(TimeTrigger):
     """A cron expression (five fields, or six with seconds first; ``@daily`` and friends)."""
@@ -80,8 +97,25 @@ class CronTrigger(TimeTrigger):
     def _minutes_after(self, after: datetime) -> Iterator[datetime]:
         """The five-field expression's fire times strictly after ``after``, increasing in UTC.
 
-        For fixed-time expressions cronsim walks wall-clock time, so in the second pass of an
-        overlap it may hand back the first pass's time again: those are dropped here."""
+        The first ones come from the expression's remembered run (see ``_RUNS``) when ``after``
+        falls in it; a walk starts only when more are asked for."""
+        key = (self.five, self._walk_zone)
+        run = _RUNS.get(key)
+        if run is not None and run[0] <= after and (ahead := [t for t in run[1] if t > after]):
+            yield from ahead
+            yield from self._walk(ahead[-1])
+            return
+        known: list[datetime] = []
+        for moment in self._walk(after):
+            if len(known) < _RUN_LENGTH:
+                known.append(moment)
+                _remember(key, (after, tuple(known)))
+            yield moment
+
+    def _walk(self, after: datetime) -> Iterator[datetime]:
+        """cronsim's fire times strictly after ``after``. For fixed-time expressions cronsim walks
+        wall-clock time, so in the second pass of an overlap it may hand back the first pass's
+        time again: those are dropped here."""
         last = after
         for moment in CronSim(self.five, in_zone(after, self._walk_zone)):
             instant = to_utc(moment)
