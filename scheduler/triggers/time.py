@@ -1,8 +1,8 @@
 """When time schedules fire: the trigger of any cron, interval or recurrence schedule
-(``time_trigger``), cron's own trigger, and their APScheduler face. Pure functions of a schedule
-and a moment, no clock, no waiting.
+(``time_trigger``) and cron's own trigger. Pure functions of a schedule and a moment, no clock,
+no waiting.
 
-``pipesched next``, ``pipesched schedules`` and the daemon's APScheduler jobs all go through the
+``pipesched next``, ``pipesched schedules`` and the daemon's timer all go through the
 ``TimeTrigger`` built here, so what the CLI prints is what the daemon fires.
 
 **cron** means what crontab(5) says, computed by cronsim: 0 and 7 are Sunday, and when both
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
@@ -50,7 +50,6 @@ from scheduler.triggers.recurrence import recurrence_trigger
 if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fire times
     from scheduler.definitions.schedule_loader import ScheduleCheck
     from scheduler.definitions.schedules import ScheduleDef
-    from scheduler.triggers.aps import APSchedulerTrigger as APSchedulerTrigger
 
 # -- cron -----------------------------------------------------------------------------------------
 
@@ -230,14 +229,3 @@ def whole_seconds(moment: datetime) -> datetime:
 def cron_trigger(expression: str, zone: ZoneInfo | str = "UTC") -> CronTrigger:
     """A bare expression's trigger, for ``pipesched next``. ValueError names what is wrong."""
     return CronTrigger(expression, zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone))
-
-
-def __getattr__(name: str) -> Any:
-    """``APSchedulerTrigger`` on first use: APScheduler loads only for the daemon, not for a
-    command that only computes fire times."""
-    if name == "APSchedulerTrigger":
-        # lazy: APScheduler's import reads package metadata; the read commands never need it
-        from scheduler.triggers.aps import APSchedulerTrigger
-
-        return APSchedulerTrigger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
