@@ -195,7 +195,7 @@ def fire_time_problems(
     """What keeps the daemon from computing a time schedule's fire times, each as (field,
     message); empty when it can (and for an on_change schedule). The same ``time_trigger`` the
     daemon registers, counted from ``now`` as a registration now would be, asked for its next
-    two fire times: a schedule whose next fire would fall past year 9999 is refused, one whose
+    two fire times (a cron's next one): a schedule whose next fire would fall past year 9999 is refused, one whose
     ``end`` has passed is not."""
     if schedule.on_change is not None:
         return []
@@ -205,7 +205,10 @@ def fire_time_problems(
         after = now - MICROSECOND
         if trigger.start is not None and trigger.start > after:
             after = trigger.start - MICROSECOND
-        upcoming = trigger.next_times(after, 2)
+        # A cron's walk past its first time is the walk to it again (cronsim fails only on the
+        # expression, which the trigger checked, and past year 9999 a walk just ends): its first
+        # time says what two would, for half the walking.
+        upcoming = trigger.next_times(after, 1 if isinstance(trigger, CronTrigger) else 2)
     except (ValueError, OverflowError, ArithmeticError) as exc:
         where = f"{schedule.kind} of schedule '{schedule.name}'"
         return [(field, f"the fire times of {where} cannot be computed: {exc}")]
