@@ -256,3 +256,25 @@ def test_fire_times_are_kept_in_utc_so_an_overlap_orders_right() -> None:
     assert first.tzinfo is UTC and second.tzinfo is UTC
     assert (first.hour, first.minute, second.hour, second.minute) == (5, 15, 6, 5)
     assert first < second
+
+
+def test_a_schedule_replaced_thousands_of_times_fires_once_at_its_last_time() -> None:
+    clock, seen = MovableClock(NOW), Recorder()
+    trigger = cron_trigger("* * * * *")
+
+    async def scenario() -> None:
+        firing = Firing(seen, clock)
+        firing.start()
+        for minutes in range(5_000, 0, -1):  # each replacement sooner than the one before
+            firing.set("again", trigger, NOW + minutes * MINUTE)
+        firing.set("other", trigger, NOW + 2 * MINUTE)
+        clock.moment = NOW + 2 * MINUTE
+        firing.wakeup()
+        await _until(lambda: len(seen.calls) == 2)
+        firing.shutdown()
+
+    asyncio.run(scenario())
+    assert sorted(seen.calls) == [
+        ("again", [NOW + MINUTE, NOW + 2 * MINUTE]),
+        ("other", [NOW + 2 * MINUTE]),
+    ]

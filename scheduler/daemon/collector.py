@@ -21,5 +21,5 @@ def rest_until_ready() -> None:
 
 
 def running_again() -> None:
-    """The collector runs again (at READY, or when start-up fails)."""
+    """The collector runs again (at READY, or when the daemon stops short of it)."""
     gc.enable()

@@ -80,12 +80,21 @@ class Firing:
         if next_time is None:
             self.remove(name)
             return
+        when = self._push(name, trigger, next_time)
+        if self._loop is not None and (self._armed_for is None or when < self._armed_for):
+            self._arm()
+
+    def _push(self, name: str, trigger: TimeTrigger, next_time: datetime) -> datetime:
+        """Serve ``name`` from ``next_time`` (returned in UTC); its older heap item goes stale.
+        A heap grown mostly stale (schedules replaced again and again) is rebuilt."""
         when = next_time.astimezone(UTC)
         serial = next(self._serials)
         self._entries[name] = _Entry(trigger, when, serial)
         heapq.heappush(self._heap, (when, serial, name))
-        if self._loop is not None and (self._armed_for is None or when < self._armed_for):
-            self._arm()
+        if len(self._heap) > 2 * len(self._entries) + 1024:
+            self._heap = [(e.next_time, e.serial, n) for n, e in self._entries.items()]
+            heapq.heapify(self._heap)
+        return when
 
     def remove(self, name: str) -> None:
         """Stop serving ``name`` (its heap item goes stale and is dropped when reached)."""
@@ -168,7 +177,7 @@ class Firing:
             times, following = _times_until(entry, now)
             due.append((name, times))
             if following is not None:
-                self.set(name, entry.trigger, following)
+                self._push(name, entry.trigger, following)
         for name, times in due:
             try:
                 self._on_due(name, times)
