@@ -123,8 +123,8 @@ def main(quick: bool = False) -> list[dict]:
                 f"daemon idle CPU over {idle_seconds:.0f}s, {n} schedules",
                 [value],
                 unit="% CPU",
-                baseline=idle[base] or None,
-                baseline_name=f"{base} schedules",
+                baseline=idle[SIZES[0]] or None,
+                baseline_name=base,
             )
         )
     return figures  # fmt: skip
