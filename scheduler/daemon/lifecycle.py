@@ -34,6 +34,7 @@ from scheduler.core.errors import DefinitionErrors
 from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
+from scheduler.daemon import collector
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls, Reloaded
 from scheduler.daemon.lock import acquire
@@ -54,7 +55,7 @@ from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.patience import patiently
 from scheduler.store.records import RunRecord, ScheduleState
-from scheduler.triggers.time import APSchedulerTrigger, time_trigger
+from scheduler.triggers.time import time_trigger
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
@@ -85,6 +86,7 @@ class Daemon:
         # A watchdog kill (SIGABRT) then leaves the stuck loop's traceback in the journal.
         faulthandler.enable()
         become_subreaper()  # what a step leaves behind stays below us, to be killed and reaped
+        collector.rest_until_ready()
         current = await run_parallel(load_schedule_set, self.config_path, strict=False)
         config = current.config
         configure_logging(config.logging.level, config.logging.format)
@@ -96,6 +98,7 @@ class Daemon:
             await run_parallel(self._take_step_cgroups)  # ours only once the lock is
             return await self._serve(current)
         finally:
+            collector.running_again()
             await run_blocking(self.lock.release)
             await run_blocking(self.store.close)
 
@@ -137,6 +140,7 @@ class Daemon:
         await run_parallel(self.ballast.ensure)
         servers = await self._start_api()
         self._install_signals()
+        collector.running_again()
         self.notifier.ready(self._status_line())
         log.info("daemon_ready", schedules=len(current.schedules), pid=os.getpid())
         # After READY: the zygotes import while the daemon already serves (steps spawn meanwhile).
@@ -287,7 +291,7 @@ class Daemon:
             log.error("schedule_failed", schedule=schedule.name, error=str(exc))
             self.firing.remove(schedule.name)
             return
-        self.firing.set(schedule.name, APSchedulerTrigger(trigger), first)
+        self.firing.set(schedule.name, trigger, first)
 
     async def _requeue(self, runs: list[RunRecord]) -> None:
         assert self.set is not None

@@ -103,7 +103,12 @@ def with_api_schedules(current: ScheduleSet, store: Store) -> ScheduleSet:
     """``current``'s file schedules plus the API schedules the store holds now. Pipelines
     already loaded are reused (only SIGHUP re-reads them); problems go to ``api_errors``."""
     pipelines = dict(current.pipelines)
-    good, errors = load_api_schedules(current.config, store, pipelines=pipelines)
+    good: list[tuple[ScheduleDef, Pipeline]] = []
+    errors: list[DefinitionError] = []
+    # With none in the store there is nothing to check: spare a second read of schedules.yaml
+    # (for the names an API schedule may not take), which costs as much as the first.
+    if store.api_schedules():
+        good, errors = load_api_schedules(current.config, store, pipelines=pipelines)
     schedules = {n: s for n, s in current.schedules.items() if n not in current.api}
     schedules.update((schedule.name, schedule) for schedule, _ in good)
     return ScheduleSet(

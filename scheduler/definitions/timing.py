@@ -6,6 +6,7 @@ seconds field is split off and interpreted here; the trigger code uses the same 
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from datetime import datetime
@@ -59,8 +60,11 @@ def parse_seconds_field(field: str) -> list[int]:
     return sorted(seconds)
 
 
+@functools.lru_cache(maxsize=4096)
 def check_cron(expr: str) -> None:
-    """Raise ValueError naming what is wrong with a cron expression."""
+    """Raise ValueError naming what is wrong with a cron expression. Remembered per expression
+    (an error is not): a start validates each schedule's, then builds its trigger, which checks
+    it again, and many schedules share one expression."""
     from cronsim import CronSim, CronSimError
 
     seconds, five = split_cron(expr)

@@ -1,2 +1,2 @@
-"""Where a time fire or a dropped file becomes a run request: the timer (APScheduler), fire records
+"""Where a time fire or a dropped file becomes a run request: the timer, fire records
 and catch-up, the file watcher and its ledger."""

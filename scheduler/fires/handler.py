@@ -78,7 +78,7 @@ class FireHandler:
     # ---- due times from the timer ---------------------------------------------------------
 
     def on_due(self, name: str, times: list[datetime]) -> None:
-        """Called by APScheduler's listener in the event loop; the work goes to a task."""
+        """Called by the timer in the event loop; the work goes to a task."""
         task = asyncio.ensure_future(self.handle_due(name, times))
         self._tasks.add(task)
         task.add_done_callback(self._handled)

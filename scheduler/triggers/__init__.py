@@ -1,9 +1,7 @@
 """Triggers: when time schedules fire, as pure functions of a schedule and a moment. ``base`` (what
 every trigger answers), ``interval``, ``recurrence`` (Azure's ScheduleRecurrence), ``time`` (cron,
-the trigger of any time schedule, and the APScheduler face) and ``describe`` (plain English).
+the trigger of any time schedule) and ``describe`` (plain English).
 Triggers know nothing of processes, the store or the clock."""
-
-from typing import TYPE_CHECKING, Any
 
 from scheduler.triggers.base import COUNT_CAP, Fires, TimeTrigger
 from scheduler.triggers.describe import describe, describe_cron, expression
@@ -17,23 +15,8 @@ from scheduler.triggers.time import (
     time_trigger,
 )
 
-if TYPE_CHECKING:
-    from scheduler.triggers.aps import APSchedulerTrigger
-
-
-def __getattr__(name: str) -> Any:
-    """``APSchedulerTrigger`` on first use (see ``triggers.time``)."""
-    if name == "APSchedulerTrigger":
-        # lazy: APScheduler loads only for the daemon
-        from scheduler.triggers.aps import APSchedulerTrigger
-
-        return APSchedulerTrigger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "COUNT_CAP",
-    "APSchedulerTrigger",
     "CronTrigger",
     "Fires",
     "IntervalTrigger",

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -38,7 +38,7 @@ class Fires:
         return self.count > COUNT_CAP
 
 
-def in_zone(moment: datetime, zone: ZoneInfo) -> datetime:
+def in_zone(moment: datetime, zone: tzinfo) -> datetime:
     """``moment`` in ``zone`` with a canonical ``fold`` (``astimezone`` to the same zone is a
     no-op, so go through UTC)."""
     return moment.astimezone(UTC).astimezone(zone)
@@ -101,6 +101,8 @@ class TimeTrigger(ABC):
         if end <= start:
             return Fires([], 0)
         count = self._count(start, end)
+        if count == 0:  # the common answer at a start: nothing missed, no second walk
+            return Fires([], 0)
         if newest and count > limit:
             return Fires(self._newest(start, end, limit), count)
         times: list[datetime] = []

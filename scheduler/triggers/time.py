@@ -1,8 +1,8 @@
 """When time schedules fire: the trigger of any cron, interval or recurrence schedule
-(``time_trigger``), cron's own trigger, and their APScheduler face. Pure functions of a schedule
-and a moment, no clock, no waiting.
+(``time_trigger``) and cron's own trigger. Pure functions of a schedule and a moment, no clock,
+no waiting.
 
-``pipesched next``, ``pipesched schedules`` and the daemon's APScheduler jobs all go through the
+``pipesched next``, ``pipesched schedules`` and the daemon's timer all go through the
 ``TimeTrigger`` built here, so what the CLI prints is what the daemon fires.
 
 **cron** means what crontab(5) says, computed by cronsim: 0 and 7 are Sunday, and when both
@@ -29,8 +29,8 @@ minute the five-field expression gives.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
@@ -50,9 +50,27 @@ from scheduler.triggers.recurrence import recurrence_trigger
 if TYPE_CHECKING:  # the schedule models (pydantic) are not needed to compute fire times
     from scheduler.definitions.schedule_loader import ScheduleCheck
     from scheduler.definitions.schedules import ScheduleDef
-    from scheduler.triggers.aps import APSchedulerTrigger as APSchedulerTrigger
 
 # -- cron -----------------------------------------------------------------------------------------
+
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "Etc/Universal", "Etc/Zulu", "Universal", "Zulu"})
+
+_Run = tuple[datetime, tuple[datetime, ...]]
+_RUNS: dict[tuple[str, tzinfo], _Run] = {}
+"""Per five-field expression and zone, the fire times last computed from a moment:
+``(after, times)`` says ``times`` are the first fire times strictly after ``after``, one after
+another with none between. A fact about the expression alone, so any trigger of it may answer
+from it: at a start, each schedule's first fire times are asked for by the check, the catch-up
+and the timer in turn, and schedules sharing an expression ask for the same ones. One entry per
+expression and zone."""
+_RUN_LENGTH = 2
+_MAX_RUNS = 50_000
+
+
+def _remember(key: tuple[str, tzinfo], run: _Run) -> None:
+    if len(_RUNS) >= _MAX_RUNS and key not in _RUNS:
+        _RUNS.clear()
+    _RUNS[key] = run
 
 
 class CronTrigger(TimeTrigger):
@@ -71,14 +89,34 @@ class CronTrigger(TimeTrigger):
         self.expression = expression
         seconds, self.five = split_cron(expression)
         self.seconds = parse_seconds_field(seconds) if seconds is not None else None
+        # cronsim walks a zone without DST (UTC) several times faster when handed Python's own
+        # UTC: it then skips its DST bookkeeping, which cannot change a time in such a zone.
+        self._walk_zone: tzinfo = UTC if zone.key in _UTC_NAMES else zone
 
     def _minutes_after(self, after: datetime) -> Iterator[datetime]:
         """The five-field expression's fire times strictly after ``after``, increasing in UTC.
 
-        For fixed-time expressions cronsim walks wall-clock time, so in the second pass of an
-        overlap it may hand back the first pass's time again: those are dropped here."""
+        The first ones come from the expression's remembered run (see ``_RUNS``) when ``after``
+        falls in it; a walk starts only when more are asked for."""
+        key = (self.five, self._walk_zone)
+        run = _RUNS.get(key)
+        if run is not None and run[0] <= after and (ahead := [t for t in run[1] if t > after]):
+            yield from ahead
+            yield from self._walk(ahead[-1])
+            return
+        known: list[datetime] = []
+        for moment in self._walk(after):
+            if len(known) < _RUN_LENGTH:
+                known.append(moment)
+                _remember(key, (after, tuple(known)))
+            yield moment
+
+    def _walk(self, after: datetime) -> Iterator[datetime]:
+        """cronsim's fire times strictly after ``after``. For fixed-time expressions cronsim walks
+        wall-clock time, so in the second pass of an overlap it may hand back the first pass's
+        time again: those are dropped here."""
         last = after
-        for moment in CronSim(self.five, in_zone(after, self.zone)):
+        for moment in CronSim(self.five, in_zone(after, self._walk_zone)):
             instant = to_utc(moment)
             if instant > last:
                 last = instant
@@ -157,7 +195,7 @@ def fire_time_problems(
     """What keeps the daemon from computing a time schedule's fire times, each as (field,
     message); empty when it can (and for an on_change schedule). The same ``time_trigger`` the
     daemon registers, counted from ``now`` as a registration now would be, asked for its next
-    two fire times: a schedule whose next fire would fall past year 9999 is refused, one whose
+    two fire times (a cron's next one): a schedule whose next fire would fall past year 9999 is refused, one whose
     ``end`` has passed is not."""
     if schedule.on_change is not None:
         return []
@@ -167,7 +205,10 @@ def fire_time_problems(
         after = now - MICROSECOND
         if trigger.start is not None and trigger.start > after:
             after = trigger.start - MICROSECOND
-        upcoming = trigger.next_times(after, 2)
+        # A cron's walk past its first time is the walk to it again (cronsim fails only on the
+        # expression, which the trigger checked, and past year 9999 a walk just ends): its first
+        # time says what two would, for half the walking.
+        upcoming = trigger.next_times(after, 1 if isinstance(trigger, CronTrigger) else 2)
     except (ValueError, OverflowError, ArithmeticError) as exc:
         where = f"{schedule.kind} of schedule '{schedule.name}'"
         return [(field, f"the fire times of {where} cannot be computed: {exc}")]
@@ -191,14 +232,3 @@ def whole_seconds(moment: datetime) -> datetime:
 def cron_trigger(expression: str, zone: ZoneInfo | str = "UTC") -> CronTrigger:
     """A bare expression's trigger, for ``pipesched next``. ValueError names what is wrong."""
     return CronTrigger(expression, zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone))
-
-
-def __getattr__(name: str) -> Any:
-    """``APSchedulerTrigger`` on first use: APScheduler loads only for the daemon, not for a
-    command that only computes fire times."""
-    if name == "APSchedulerTrigger":
-        # lazy: APScheduler's import reads package metadata; the read commands never need it
-        from scheduler.triggers.aps import APSchedulerTrigger
-
-        return APSchedulerTrigger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
