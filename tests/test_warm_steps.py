@@ -177,6 +177,36 @@ def test_exits_exceptions_and_signals_end_a_forked_step_as_a_spawned_one(tmp_pat
     assert counts()["forked"] == len(ENDINGS) + 1
 
 
+ENDING_WELL = """
+import atexit, sys, threading, time
+out = open(sys.argv[1], "w")
+out.write("left open, ")
+cycle = [out]
+cycle.append(cycle)  # not freed before exit: only the exit's flush saves it
+atexit.register(lambda: open(sys.argv[2], "w").write("atexit ran"))
+def late():
+    time.sleep(0.2)
+    open(sys.argv[3], "w").write("thread finished")
+threading.Thread(target=late).start()
+"""
+
+
+def test_a_forked_step_ends_as_the_interpreter_would_end_it(tmp_path: Path):
+    files = [tmp_path / name for name in ("open.txt", "atexit.txt", "thread.txt")]
+    project = make_project(tmp_path / "p", compute={"local": WARM})
+    project.pipeline(
+        "ending",
+        "steps:\n  s: {type: python_script, script: s.py, allow_reuse: false, arguments: "
+        + json.dumps([str(f) for f in files])
+        + "}\n",
+        {"s.py": ENDING_WELL},
+    )
+    detail = execute(project, "ending")
+    assert by_step(detail)["s"]["status"] == "completed", log_of(detail, "s")
+    assert [f.read_text() for f in files] == ["left open, ", "atexit ran", "thread finished"]
+    assert counts()["forked"] == 1
+
+
 def test_steps_that_cannot_be_forked_are_spawned(tmp_path: Path):
     other = Path(sys.executable).resolve()  # the same program by another path: another interpreter
     project = make_project(tmp_path, compute={"local": WARM})

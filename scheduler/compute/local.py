@@ -85,7 +85,7 @@ class LocalProcess:
                 if zygote is not None:
                     procs = str(cgroup.path / "cgroup.procs") if cgroup is not None else None
                     try:
-                        pid = zygote.fork(
+                        pid = await zygote.fork(
                             argv, cwd=cwd, env=env, log_fd=log.write_fd, cgroup_procs=procs
                         )
                     except ZygoteUnavailable:

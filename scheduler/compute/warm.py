@@ -189,6 +189,8 @@ class Zygote:
     _channel: socket.socket | None = None
     _started_at: float = 0.0
     _readable_soon: asyncio.Future[None] | None = None
+    _lock: asyncio.Lock | None = None
+    _lock_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pid(self) -> int | None:
@@ -264,28 +266,36 @@ class Zygote:
         if self._readable_soon is not None and not self._readable_soon.done():
             self._readable_soon.set_result(None)
 
-    def fork(
+    async def fork(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_fd: int,
         cgroup_procs: str | None,
     ) -> int:  # fmt: skip
         """Fork one step; its pid. Raises ``ZygoteUnavailable`` (and marks the zygote broken)
-        when the zygote does not answer."""
-        if self.poll() != "ready" or self._channel is None:
-            raise ZygoteUnavailable(self.state)
-        request = {
-            "argv": list(argv),
-            "cwd": str(cwd),
-            "env": dict(env),
-            "cgroup": cgroup_procs,
-            "learn": str(self.learn_dir) if self.learn_dir is not None else None,
-        }
-        try:
-            self._channel.settimeout(REQUEST_TIMEOUT)
-            zygote.send(self._channel, request, [log_fd])
-            reply, fds = zygote.receive(self._channel)
-        except (OSError, ValueError, EOFError) as exc:
-            self._broken(f"fork request failed: {exc}")
-            raise ZygoteUnavailable(self.error) from exc
+        when the zygote does not answer. One request at a time; the loop runs on while the
+        zygote forks."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        lock = self._lock
+        async with lock:
+            if self.poll() != "ready" or self._channel is None:
+                raise ZygoteUnavailable(self.state)
+            channel = self._channel
+            request = {
+                "argv": list(argv),
+                "cwd": str(cwd),
+                "env": dict(env),
+                "cgroup": cgroup_procs,
+                "learn": str(self.learn_dir) if self.learn_dir is not None else None,
+            }
+            try:
+                channel.settimeout(REQUEST_TIMEOUT)
+                zygote.send(channel, request, [log_fd])
+                await self._answered(channel)
+                reply, fds = zygote.receive(channel)
+            except (OSError, ValueError, EOFError, TimeoutError) as exc:
+                self._broken(f"fork request failed: {exc!r}")
+                raise ZygoteUnavailable(self.error) from exc
         for extra in fds:
             os.close(extra)
         if reply is None:
@@ -295,6 +305,18 @@ class Zygote:
             raise ZygoteUnavailable(str(reply.get("error")))
         self.forks += 1
         return int(reply["pid"])
+
+    @staticmethod
+    async def _answered(channel: socket.socket) -> None:
+        """Until the zygote's answer can be read (``REQUEST_TIMEOUT`` at most)."""
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+        fd = channel.fileno()
+        loop.add_reader(fd, _settle, readable)
+        try:
+            await asyncio.wait_for(readable, REQUEST_TIMEOUT)
+        finally:
+            loop.remove_reader(fd)
 
     def mark_stale(self) -> None:
         """A module's file changed on disk: no more forks from this process."""
@@ -377,6 +399,11 @@ class Zygote:
         except OSError:
             return ""
         return f": {tail.splitlines()[-1]}" if tail else ""
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def resident_bytes(pid: int) -> int | None:

@@ -53,13 +53,15 @@ def ensure_foreground_pool(
     state_dir: Path,
 ) -> None:
     """``ensure_pool`` from the parts a compiled plan holds."""
-    if _owner == "daemon" or not targets:
+    if _owner == "daemon":
         return
-    wanted = foreground_targets(steps, targets)
+    wanted = foreground_targets(steps, targets) if targets else {}
     pool = active_pool()
-    if not wanted or (pool is not None and pool.serves(state_dir, wanted)):
+    if pool is not None and wanted and pool.serves(state_dir, wanted):
         return
-    stop_warm_pool()
+    stop_warm_pool()  # a pool of another config's targets forks nothing of this run
+    if not wanted:
+        return
     start_warm_pool(wanted, state_dir, wait_for_start=True, watch_files=False)
 
 
