@@ -370,7 +370,7 @@ def main(quick: bool = False) -> list[dict]:
         figures += daemon_figures(
             root / "daemon",
             trials=3 if quick else 7,
-            files=50 if quick else 200,
+            files=30 if quick else 200,
             burst_trials=1,
         )
     return figures
