@@ -19,6 +19,7 @@ from tests.benchmarks import (
     schedule_scale,
     sdk_submit,
     step_overhead,
+    warm_steps,
 )
 
 BENCHMARKS = {
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "history_scale": history_scale.main,
     "cli_reads": cli_reads.main,
     "sdk_submit": sdk_submit.main,
+    "warm_steps": warm_steps.main,
     "peers": peers.main,
 }
 

@@ -8,7 +8,8 @@ Every process runs as an installed program does, with its bytecode cached (in a 
 benchmark's, so no checkout gets ``__pycache__``); a development environment's
 ``PYTHONDONTWRITEBYTECODE`` would otherwise recompile pipesched's sources on every run and none of
 a peer's installed ones. ``PIPESCHED_BENCH_BEFORE=/path/to/a/checkout`` adds that checkout's
-``pipesched run`` to the 3-step chain, measured in the same run: before and after, side by side."""
+``pipesched run`` to the 3-step chain, measured in the same run: before and after, side by side.
+Last, the no-op chain in a running daemon, cold and warm (each step forked from a zygote)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ import time
 from pathlib import Path
 
 from tests.benchmarks.figures import figure
+from tests.benchmarks.warmth import spawned_steps, wait_zygote_ready, warm_project
+from tests.conftest import wait_until
+from tests.daemon_harness import DaemonProcess, daemon_request
 from tests.projects import make_project
 
 NOOP = "pass\n"
@@ -55,7 +59,7 @@ def _chain(n: int) -> str:
 
 def main(quick: bool = False, steps: int = 10) -> list[dict]:
     trials = 3 if quick else 7
-    return _chains(trials, steps) + three_step_chain(trials)
+    return _chains(trials, steps) + three_step_chain(trials) + daemon_chains(trials, steps)
 
 
 def _chains(trials: int, steps: int) -> list[dict]:
@@ -227,3 +231,70 @@ def _in_process(project) -> float:
     elapsed = time.perf_counter() - t0
     store.close()
     return elapsed
+
+
+def _daemon_chain_run(project) -> float:
+    """One chain run submitted to the daemon; ms from its recorded start to its finish."""
+    status, body = daemon_request(project, "POST", "/api/v1/pipelines/chain/runs", {})
+    assert status == 202, body
+    with project.store() as store:
+        run = wait_until(
+            lambda: (r := store.get_run(body["Id"])).finished_at is not None and r,
+            timeout=60,
+            interval=0.01,
+        )
+    assert run.status == "completed", run.status
+    return (run.finished_at - run.started_at).total_seconds() * 1000
+
+
+def daemon_chains(trials: int, steps: int) -> list[dict]:
+    """The no-op chain in a running daemon, cold and warm (``warm_imports: []``: each step
+    forked from a zygote), trials interleaved between the two daemons; against the shell."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        projects = {
+            "cold": warm_project(root / "cold", None),
+            "warm": warm_project(root / "warm", []),
+        }
+        for project in projects.values():
+            project.pipeline("chain", _chain(steps), {f"noop{i}.py": NOOP for i in range(steps)})
+        folder = projects["cold"].root / "pipelines" / "chain"
+        script = root / "by_hand.sh"
+        script.write_text(
+            "#!/bin/sh\nset -e\n"
+            + "".join(f"{sys.executable} {folder}/noop{i}.py\n" for i in range(steps))
+        )
+        script.chmod(0o755)
+        env = installed_env(root)
+        daemons = {}
+        samples: dict[str, list[float]] = {"by hand": [], "cold": [], "warm": []}
+        try:
+            for kind, project in projects.items():
+                daemons[kind] = DaemonProcess(project).start()
+            wait_zygote_ready(projects["warm"])
+            subprocess.run([str(script)], check=True, env=env)  # untimed: page cache
+            for project in projects.values():
+                _daemon_chain_run(project)  # untimed: database, plan
+            spawned = spawned_steps(projects["warm"])
+            for _ in range(trials):
+                t0 = time.perf_counter()
+                subprocess.run([str(script)], check=True, env=env)
+                samples["by hand"].append((time.perf_counter() - t0) * 1000)
+                for kind, project in projects.items():
+                    samples[kind].append(_daemon_chain_run(project))
+            assert spawned_steps(projects["warm"]) == spawned, "a step was spawned, not forked"
+        finally:
+            for daemon in daemons.values():
+                daemon.stop()
+                daemon.close()
+    hand = statistics.median(samples["by hand"])
+    added = [(c - h) / steps for c, h in zip(samples["cold"], samples["by hand"], strict=True)]
+    return [
+        figure(f"{steps} no-op steps in the daemon: cold", samples["cold"], baseline=hand,
+               baseline_name="shell"),
+        figure(f"{steps} no-op steps in the daemon: warm", samples["warm"], baseline=hand,
+               baseline_name="shell"),
+        figure("daemon added time per step (cold, over the shell)", added),
+        figure("daemon time per step, warm, all in (goal <= 3 ms)",
+               [w / steps for w in samples["warm"]]),
+    ]  # fmt: skip
