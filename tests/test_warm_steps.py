@@ -120,6 +120,22 @@ def test_the_step_was_forked_and_its_environment_shows_in_proc(tmp_path: Path):
     assert counts()["forked"] == 1 and counts()["spawned"] == 0
 
 
+def test_each_request_runs_its_step_exactly_once(tmp_path: Path):
+    project = make_project(tmp_path, compute={"local": WARM})
+    project.pipeline(
+        "twice",
+        "steps:\n"
+        "  a: {type: python_script, script: once.py, allow_reuse: false}\n"
+        "  b: {type: python_script, script: once.py, allow_reuse: false}\n",
+        {"once.py": "import os\nprint(os.getpid())\n"},
+    )
+    for _ in range(8):
+        detail = execute(project, "twice")
+        for attempt in detail.attempts:
+            assert Path(attempt.log_path).read_text() == f"{attempt.pid}\n"
+    assert counts()["forked"] == 16
+
+
 RANDOM = """
 import random, numpy
 print(random.random(), numpy.random.rand())

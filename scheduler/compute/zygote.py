@@ -17,7 +17,8 @@ object):
 Each step is forked twice: the zygote forks a middle process, which forks the step and exits at
 once. The daemon is a child subreaper, so the step is re-parented to it: the daemon waits for the
 step as for any child it spawned, learns its exit status from the kernel, and a zygote that dies
-never takes a running step's status with it.
+never takes a running step's status with it. The next step is forked ahead of its request (a
+``Spare``, waiting on a socket of its own), so a request costs a message, not two forks.
 
 The step then becomes what a spawned ``python script.py`` would be: its own session and process
 group, stdin from ``/dev/null``, stdout and stderr into its log, its working folder, exactly its
@@ -61,7 +62,8 @@ def send(channel, message, fds=()):
     """Send one message; ``fds`` travel with its first bytes."""
     data = HEADER.pack(len(data := json.dumps(message).encode())) + data
     sent = socket.send_fds(channel, [data], list(fds)) if fds else 0
-    channel.sendall(data[sent:])
+    if sent < len(data):  # never an empty send: the peer may have read all and gone
+        channel.sendall(data[sent:])
 
 
 def receive(channel):
@@ -124,48 +126,105 @@ def python_threads():
     return threading.active_count() if threading is not None else 1
 
 
-def fork_step(channel, request, fds):
-    """Fork the step (through a middle process). In the step: returns ``(request, log fd,
-    middle pid)``; in the zygote: reports the step's pid and returns None."""
+def fork_twice(close_in_child):
+    """Fork a process through a middle one that exits at once, so that it is re-parented to the
+    daemon. In that process: ``("child", None)``, with its own session, once it has lost the
+    middle parent (``close_in_child`` closed); in the zygote: ``("zygote", pid)``, the pid None
+    when a fork failed."""
     reader, writer = os.pipe()
     try:
         middle = os.fork()
-    except OSError as exc:
+    except OSError:
         os.close(reader)
         os.close(writer)
-        for fd in fds:
-            os.close(fd)
-        send(channel, {"error": f"fork failed: {exc}"})
-        return None
+        return "zygote", None
     if middle == 0:
         os.close(reader)
-        middle = os.getpid()  # the step's first parent, which it waits to lose
+        middle = os.getpid()  # the child's first parent, which it waits to lose
         try:
-            step = os.fork()
+            child = os.fork()
         except OSError:
             os._exit(1)
-        if step == 0:
+        if child == 0:
             os.close(writer)
-            channel.close()
-            return request, fds[0], middle
-        os.write(writer, str(step).encode())
+            for thing in close_in_child:
+                thing.close()
+            os.setsid()
+            deadline = time.monotonic() + REPARENT_WAIT
+            while os.getppid() == middle and time.monotonic() < deadline:
+                time.sleep(0.0002)
+            return "child", None
+        os.write(writer, str(child).encode())
         os._exit(0)
     os.close(writer)
-    for fd in fds:
-        os.close(fd)  # the zygote keeps no copy of the step's log pipe
     with os.fdopen(reader, "rb") as pipe:
         reported = pipe.read()
-    os.waitpid(middle, 0)  # once reaped, the step is the daemon's child
-    if reported:
-        send(channel, {"pid": int(reported)})
-    else:
-        send(channel, {"error": "the middle process could not fork"})
+    os.waitpid(middle, 0)  # once reaped, the child is the daemon's
+    return "zygote", int(reported) if reported else None
+
+
+class Spare:
+    """A step forked ahead of its request, waiting on its own socket for the request: a fork
+    of a zygote that holds pandas takes milliseconds, which a step then need not wait for."""
+
+    def __init__(self, pid, channel):
+        self.pid, self.channel = pid, channel
+
+
+def make_spare(channel):
+    """In the zygote: a new ``Spare``, or None. In the spare, once a request came: ``(request,
+    log fd)``; a spare whose zygote went away exits."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    side, pid = fork_twice([channel, ours])
+    if side == "zygote":
+        theirs.close()
+        if pid is None:
+            ours.close()
+            return None
+        return Spare(pid, ours)
+    try:
+        request, fds = receive(theirs)
+    except (OSError, ValueError, EOFError):
+        request, fds = None, []
+    if request is None or len(fds) != 1:
+        os._exit(0)
+    theirs.close()
+    return request, fds[0]
+
+
+def hand_to_spare(spare, request, fds):
+    """The spare's pid once it has the request, or None when it is gone."""
+    try:
+        send(spare.channel, request, fds)
+    except OSError:
+        return None
+    finally:
+        spare.channel.close()
+    return spare.pid
+
+
+def fork_step(channel, request, fds):
+    """Fork the step now. In the step: returns ``(request, log fd)``; in the zygote: reports the
+    step's pid and returns None."""
+    side, pid = fork_twice([channel])
+    if side == "child":
+        return request, fds[0]
+    for fd in fds:
+        os.close(fd)  # the zygote keeps no copy of the step's log pipe
+    send(channel, {"pid": pid} if pid is not None else {"error": "fork failed"})
     return None
 
 
 def serve(channel, signals):
-    """Answer fork requests until the daemon closes the socket. Returns only in a forked step."""
+    """Answer fork requests until the daemon closes the socket, with a spare step forked ahead
+    of each. Returns only in a step."""
+    spare = None
     while True:
+        if spare is None:
+            made = make_spare(channel)
+            if isinstance(made, tuple):
+                return made  # in the spare, which now has its request
+            spare = made
         request, fds = receive(channel)
         if request is None:
             return None
@@ -174,17 +233,22 @@ def serve(channel, signals):
                 os.close(fd)
             send(channel, {"error": "a fork request carries exactly one log descriptor"})
             continue
+        if spare is not None:
+            pid = hand_to_spare(spare, request, fds)
+            spare = None
+            if pid is not None:
+                for fd in fds:
+                    os.close(fd)
+                send(channel, {"pid": pid})
+                continue
         forked = fork_step(channel, request, fds)
         if forked is not None:
             return forked
 
 
-def become_step(request, log_fd, middle, signals):
-    """Turn this forked process into the step a spawn would have started."""
-    os.setsid()
-    deadline = time.monotonic() + REPARENT_WAIT
-    while os.getppid() == middle and time.monotonic() < deadline:
-        time.sleep(0.0002)
+def become_step(request, log_fd, signals):
+    """Turn this process (forked, in its own session, a child of the daemon) into the step a
+    spawn would have started."""
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -390,8 +454,8 @@ def main():
     forked = serve(channel, signals)
     if forked is None:
         return None
-    request, log_fd, middle = forked
-    become_step(request, log_fd, middle, signals)
+    request, log_fd = forked
+    become_step(request, log_fd, signals)
     return request
 
 
