@@ -159,7 +159,9 @@ def set_clock(path: Path, offset_seconds: float, rate: float = 1.0) -> None:
     tmp.replace(path)
 
 
-class _UnixHTTP(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to the daemon over its Unix socket."""
+
     def __init__(self, path: Path) -> None:
         super().__init__("localhost", timeout=30)
         self._path = path
@@ -173,7 +175,7 @@ class _UnixHTTP(http.client.HTTPConnection):
 def daemon_request(project: Project, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     """One request to the daemon of ``project`` over its unix socket, whatever the status:
     (status, decoded JSON body or None). ``path`` is absolute, e.g. ``/api/v1/schedules``."""
-    conn = _UnixHTTP(socket_path(project.config().state_dir))
+    conn = UnixHTTPConnection(socket_path(project.config().state_dir))
     try:
         data = None if body is None else json.dumps(body).encode()
         conn.request(method, path, body=data, headers={"Content-Type": "application/json"})

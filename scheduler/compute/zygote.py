@@ -344,6 +344,7 @@ def show_environment(env):
 
 
 def join_cgroup(procs):
+    """As ``cgroups.StepCgroup.join``, written again: the zygote imports nothing of pipesched."""
     try:
         fd = os.open(procs, os.O_WRONLY)
     except OSError:

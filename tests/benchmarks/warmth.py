@@ -3,13 +3,12 @@ daemon's zygote read from its ``/metrics`` (over the daemon's unix socket)."""
 
 from __future__ import annotations
 
-import http.client
 import re
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 
 from tests.conftest import wait_until
+from tests.daemon_harness import UnixHTTPConnection
 from tests.projects import Project, make_project
 
 TARGET = "local"
@@ -23,23 +22,12 @@ def warm_project(root: Path, modules: Sequence[str] | None, *, max_workers: int 
     return make_project(root, compute={TARGET: local})
 
 
-class _UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=30)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(30)
-        self.sock.connect(str(self._path))
-
-
 def metrics(project: Project) -> dict[str, float]:
     """The daemon's ``/metrics`` samples of the local target's zygote, by metric name (a
     counter's ``how`` label folded into its name: ``pipesched_warm_steps_total:forked``)."""
     from scheduler.services.daemon_http import socket_path  # lazy: after the project exists
 
-    conn = _UnixHTTP(socket_path(project.state_dir))
+    conn = UnixHTTPConnection(socket_path(project.state_dir))
     try:
         conn.request("GET", "/metrics")
         text = conn.getresponse().read().decode()
