@@ -17,7 +17,8 @@ from pathlib import Path
 from scheduler.compute import reaper
 from scheduler.compute.cgroups import StepCgroup, delegated_tree
 from scheduler.compute.logcap import CappedLog
-from scheduler.compute.warm import ForkedChild, Zygote, ZygoteUnavailable, active_pool
+from scheduler.compute.warm import active_pool
+from scheduler.compute.zygote_process import ForkedChild, Zygote, ZygoteUnavailable
 from scheduler.core.procinfo import process_start_ticks
 
 #: Variables a step must never inherit: they belong to the daemon's own systemd unit.
