@@ -81,7 +81,6 @@ class Zygote:
     _proc: subprocess.Popen[bytes] | None = None
     _channel: socket.socket | None = None
     _started_at: float = 0.0
-    _readable_soon: asyncio.Future[None] | None = None
     _lock: asyncio.Lock | None = None
     _lock_loop: asyncio.AbstractEventLoop | None = None
 
@@ -142,22 +141,22 @@ class Zygote:
         return self.state
 
     async def wait_ready(self) -> bool:
-        """Wait while it starts; True once it is ready. Every waiter shares one reader on the
-        socket (the loop keeps one callback per descriptor)."""
-        loop = asyncio.get_running_loop()
+        """Wait while it starts; True once it is ready. Waiters take turns (the loop keeps one
+        reader per descriptor), looking again at least every second: that notices a death."""
         while self.poll() == "starting":
-            assert self._channel is not None
-            if self._readable_soon is None or self._readable_soon.done():
-                self._readable_soon = loop.create_future()
-                loop.add_reader(self._channel.fileno(), self._on_readable, self._channel.fileno())
-            with contextlib.suppress(TimeoutError):  # a second later: also notices a death
-                await asyncio.wait_for(asyncio.shield(self._readable_soon), 1.0)
+            async with self._turn():
+                if self.poll() != "starting" or self._channel is None:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await _readable(self._channel, 1.0)
         return self.state == "ready"
 
-    def _on_readable(self, fd: int) -> None:
-        asyncio.get_running_loop().remove_reader(fd)
-        if self._readable_soon is not None and not self._readable_soon.done():
-            self._readable_soon.set_result(None)
+    def _turn(self) -> asyncio.Lock:
+        """One conversation with the zygote at a time (a lock of the running loop's)."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     async def fork(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_fd: int,
@@ -166,11 +165,7 @@ class Zygote:
         """Fork one step; its pid. Raises ``ZygoteUnavailable`` (and marks the zygote broken)
         when the zygote does not answer. One request at a time; the loop runs on while the
         zygote forks."""
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        lock = self._lock
-        async with lock:
+        async with self._turn():
             if self.poll() != "ready" or self._channel is None:
                 raise ZygoteUnavailable(self.state)
             channel = self._channel
@@ -184,7 +179,7 @@ class Zygote:
             try:
                 channel.settimeout(REQUEST_TIMEOUT)
                 zygote.send(channel, request, [log_fd])
-                await self._answered(channel)
+                await _readable(channel, REQUEST_TIMEOUT)
                 reply, fds = zygote.receive(channel)
             except (OSError, ValueError, EOFError, TimeoutError) as exc:
                 self._broken(f"fork request failed: {exc!r}")
@@ -198,18 +193,6 @@ class Zygote:
             raise ZygoteUnavailable(str(reply.get("error")))
         self.forks += 1
         return int(reply["pid"])
-
-    @staticmethod
-    async def _answered(channel: socket.socket) -> None:
-        """Until the zygote's answer can be read (``REQUEST_TIMEOUT`` at most)."""
-        loop = asyncio.get_running_loop()
-        readable: asyncio.Future[None] = loop.create_future()
-        fd = channel.fileno()
-        loop.add_reader(fd, _settle, readable)
-        try:
-            await asyncio.wait_for(readable, REQUEST_TIMEOUT)
-        finally:
-            loop.remove_reader(fd)
 
     def mark_stale(self) -> None:
         """A module's file changed on disk: no more forks from this process."""
@@ -233,10 +216,8 @@ class Zygote:
         channel, proc = self._channel, self._proc
         self._channel, self._proc = None, None
         if channel is not None:
-            waiting = self._readable_soon
-            if waiting is not None and not waiting.done():
-                waiting.get_loop().remove_reader(channel.fileno())
-                waiting.set_result(None)
+            with contextlib.suppress(RuntimeError):  # no loop: no reader either
+                asyncio.get_running_loop().remove_reader(channel.fileno())
             channel.close()
         if proc is not None:
             # SIGKILL at once: it holds nothing to save, and its own exit would free a heap
@@ -292,6 +273,19 @@ class Zygote:
         except OSError:
             return ""
         return f": {tail.splitlines()[-1]}" if tail else ""
+
+
+async def _readable(channel: socket.socket, timeout: float) -> None:
+    """Until ``channel`` can be read; ``TimeoutError`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    readable: asyncio.Future[None] = loop.create_future()
+    fd = channel.fileno()
+    loop.add_reader(fd, _settle, readable)
+    try:
+        await asyncio.wait_for(readable, timeout)
+    finally:
+        if channel.fileno() == fd:  # closed meanwhile: the number may be another's now
+            loop.remove_reader(fd)
 
 
 def _settle(future: asyncio.Future[None]) -> None:
