@@ -22,21 +22,15 @@ killed; its slots are retired instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
-import signal
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
+from scheduler.executor.parallel.dask_tasks import init_worker, kill_self, run_batches
 from scheduler.executor.parallel.pools import (
     Chunk,
     Dispatcher,
@@ -47,16 +41,6 @@ from scheduler.executor.parallel.pools import (
     chunk_size,
 )
 from scheduler.executor.parallel.spec import ParallelSpec
-from scheduler.executor.parallel.worker import (
-    call_init,
-    call_run,
-    error_text,
-    load_entry,
-    prepare_batch,
-    result_count,
-    tables_module,
-    to_rows,
-)
 
 if TYPE_CHECKING:  # the dask extra: imported by the step process once it connects
     from distributed import Client, Future
@@ -64,7 +48,6 @@ if TYPE_CHECKING:  # the dask extra: imported by the step process once it connec
 PIPELINE_DEPTH = 4  # tasks handed to a worker thread at once: one runs, the rest wait
 MOST_PER_TASK = 16  # mini-batches in one task, at most
 REPLACEMENT_WAIT = 30.0  # seconds a killed worker's nanny gets to bring a new process up
-KEEP_ENTRIES = 4  # loaded entry scripts a worker process keeps (one per recent attempt)
 
 
 @dataclass
@@ -344,7 +327,7 @@ class DaskPool:
             self.say(f"worker {address} has no nanny and cannot be restarted: its slots retire")
         else:
             before = set(await dask_target.workers_of(self.client))
-            await self.client.run(_kill_self, workers=[address], on_error="return")
+            await self.client.run(kill_self, workers=[address], on_error="return")
             in_use = {other.address for other in self._lanes}
             deadline = time.monotonic() + REPLACEMENT_WAIT
             while not replacement and time.monotonic() < deadline:
@@ -383,126 +366,3 @@ def _around(ended: Outcome, done: int, size: int) -> list[Outcome]:
     the others run again, no try counted (those before it lost their replies with the task)."""
     again = Outcome("requeue", ended.worker)
     return [ended if position == done else again for position in range(size)]
-
-
-# ---- what runs inside a Dask worker process ---------------------------------------------------
-
-_ENTRIES: dict[str, tuple[ModuleType, str]] = {}  # run_key -> (module, log path)
-_LOCK = threading.Lock()
-
-
-def init_worker(payload: dict[str, Any]) -> dict[str, Any]:
-    try:
-        if payload.get("tabular") is not None:  # a clear error when pandas is missing
-            tables_module().pandas_module(payload["tabular"], " (on the Dask workers)")
-        _, log = _entry(payload)
-    except BaseException as exc:
-        return {"init_error": error_text(exc), "log": _log_path(payload)}
-    return {"pid": os.getpid(), "log": log}
-
-
-def run_batches(
-    payload: dict[str, Any],
-    batches: list[tuple[list[Any], dict[str, str] | None]],
-    progress: str | None = None,
-    key: str = "",
-) -> list[dict[str, Any]]:
-    """Run a chunk of mini-batches: one reply each. With ``progress`` (a topic), log an event
-    as each one but the last finishes, so the driver times each run() on its own."""
-    try:
-        module, log = _entry(payload)
-    except BaseException as exc:
-        return [{"ok": False, "error": f"init() failed: {error_text(exc)}"} for _ in batches]
-    report: Callable[[int], None] | None = None
-    if progress is not None:
-        from distributed import get_worker
-
-        worker, topic = get_worker(), progress
-
-        def report(done: int) -> None:
-            worker.log_event(topic, {"task": key, "done": done})
-
-    replies = []
-    with _inside(payload, log):
-        for position, (items, partition) in enumerate(batches, 1):
-            sys.argv = [payload["entry_script"], *payload["arguments"]]
-            replies.append(_run_one(module, payload, items, partition))
-            if report is not None and position < len(batches):
-                report(position)
-    return replies
-
-
-def _run_one(
-    module: ModuleType, payload: dict[str, Any], items: list[Any], partition: dict[str, str] | None
-) -> dict[str, Any]:
-    reply: dict[str, Any] = {}
-    try:
-        mini_batch, context = prepare_batch(items, partition, payload)
-        if payload.get("tabular") is not None:
-            reply["items"] = len(mini_batch)
-        result = call_run(module, mini_batch, context)
-        reply.update(ok=True, count=result_count(result))
-        if payload["append_row"]:
-            reply["rows"] = to_rows(result)
-        return reply
-    except BaseException as exc:
-        import traceback
-
-        traceback.print_exc()
-        return {**reply, "ok": False, "error": error_text(exc)}
-
-
-def _entry(payload: dict[str, Any]) -> tuple[ModuleType, str]:
-    key = payload["run_key"]
-    with _LOCK:
-        if key not in _ENTRIES:
-            log = _log_path(payload)
-            with _inside(payload, log):
-                print(f"[pipesched] pid {os.getpid()}: importing {payload['entry_script']}")
-                module = load_entry(payload["entry_script"], list(payload["arguments"]))
-                call_init(module)
-                print("[pipesched] init() done", flush=True)
-            while len(_ENTRIES) >= KEEP_ENTRIES:
-                _ENTRIES.pop(next(iter(_ENTRIES)))
-            _ENTRIES[key] = (module, log)
-        return _ENTRIES[key]
-
-
-def _log_path(payload: dict[str, Any]) -> str:
-    try:
-        from distributed import get_worker
-
-        name = str(get_worker().name)
-    except (ImportError, ValueError):
-        name = "worker"
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return os.path.join(payload["workers_dir"], f"dask-{safe}-{os.getpid()}.log")
-
-
-@contextlib.contextmanager
-def _inside(payload: dict[str, Any], log: str) -> Iterator[None]:
-    """The process-wide state the entry script expects, for the length of one call."""
-    saved_env = {key: os.environ.get(key) for key in payload["env"]}
-    saved_cwd = os.getcwd()
-    os.environ.update(payload["env"])
-    sys.argv = [payload["entry_script"], *payload["arguments"]]
-    os.chdir(payload["workdir"])
-    with (
-        open(log, "a", buffering=1) as out,
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(out),
-    ):
-        try:
-            yield
-        finally:
-            os.chdir(saved_cwd)
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-def _kill_self() -> None:
-    """Runs on the worker's event loop (not in the hung thread): ends the process at once."""
-    os.kill(os.getpid(), signal.SIGKILL)

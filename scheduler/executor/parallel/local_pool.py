@@ -17,140 +17,28 @@ fresh ``init()``) takes its place.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
-import select
 import selectors
-import signal
-import sys
 import time
-import traceback
-from collections import deque
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any
 
-from scheduler.executor.parallel import worker as worker_module
+from scheduler.executor.parallel.local_workers import (
+    LocalWorker,
+    Sent,
+    can_fork,
+    fork_worker,
+    start_worker,
+)
 from scheduler.executor.parallel.pools import Dispatcher, InitFailed, Outcome, Say, chunk_size
 from scheduler.executor.parallel.spec import ParallelSpec
 
-WORKER_SCRIPT = os.path.abspath(worker_module.__file__)
 CLOSE_GRACE = 5.0
 PIPELINE_DEPTH = 2  # chunks a worker holds at once: one runs, the next waits in its pipe
 MOST_PER_CHUNK = 8  # mini-batches the driver hands a worker at once
 READ_SIZE = 1 << 16
-
-
-def can_fork(interpreter: str) -> bool:
-    """Fork workers only when they would run on this very interpreter (same path, so the same
-    environment and site-packages) and the platform can watch a child through a pidfd."""
-    same = os.path.abspath(interpreter) == os.path.abspath(sys.executable)
-    return same and hasattr(os, "fork") and hasattr(os, "pidfd_open")
-
-
-@dataclass
-class _Sent:
-    """A chunk of mini-batches handed to a worker: their outcomes so far, in order."""
-
-    batches: list[int]
-    outcomes: list[Outcome]
-
-    @property
-    def running(self) -> int:
-        """The mini-batch the worker is on (once the chunks before this one are answered)."""
-        return self.batches[len(self.outcomes)]
-
-
-class LocalWorker:
-    """One worker process and the driver's ends of its pipes (non-blocking)."""
-
-    def __init__(
-        self,
-        number: int,
-        pid: int,
-        to_worker: int,
-        from_worker: int,
-        log: Path,
-        *,
-        pidfd: int | None = None,
-        pipes: tuple[IO[bytes], IO[bytes]] | None = None,
-        popen: Any = None,
-    ) -> None:
-        self.number, self.pid, self.log = number, pid, log
-        self.to_worker, self.from_worker = to_worker, from_worker
-        self.ready = False  # init() done
-        self.sent: deque[_Sent] = deque()  # chunks handed to it and not fully answered
-        self.outbox = bytearray()  # requests not yet written to its pipe
-        self.inbox = bytearray()  # the start of a reply line
-        self.running_since: float | None = None  # when the mini-batch it is on started
-        self.timed_out = False
-        self.attached = True  # until the driver is done with its pipes
-        self.code: int | None = None  # its exit status, once reaped
-        self._pidfd = pidfd  # a forked worker
-        self._pipes = pipes  # a started worker's pipe files, which own its fds
-        self._popen = popen  # a started worker's subprocess.Popen
-        self._input_open = self._output_open = True
-        for fd in (to_worker, from_worker):
-            os.set_blocking(fd, False)
-
-    @property
-    def name(self) -> str:
-        return f"worker-{self.number}"
-
-    def close_input(self) -> None:
-        """The worker sees EOF: it calls shutdown() and exits."""
-        if self._input_open:
-            self._input_open = False
-            if self._pipes is not None:
-                self._pipes[0].close()
-            else:
-                os.close(self.to_worker)
-
-    def close_output(self) -> None:
-        if self._output_open:
-            self._output_open = False
-            if self._pipes is not None:
-                self._pipes[1].close()
-            else:
-                os.close(self.from_worker)
-
-    def kill(self) -> None:
-        if self.code is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if self._pidfd is not None:  # never another process that reused its pid
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            else:
-                self._popen.kill()
-
-    def wait(self, timeout: float | None) -> int | None:
-        """Its exit status, reaped; None when it is still running after ``timeout`` seconds."""
-        if self.code is not None:
-            return self.code
-        if self._popen is not None:
-            import subprocess  # a started worker only: forked ones never need the module
-
-            try:
-                self.code = self._popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return None
-            return self.code
-        assert self._pidfd is not None
-        if timeout is not None:  # its pidfd turns readable when it exits
-            exits = select.poll()
-            exits.register(self._pidfd, select.POLLIN)
-            if not exits.poll(timeout * 1000):
-                return None
-        try:
-            _, status = os.waitpid(self.pid, 0)
-            self.code = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:  # reaped by someone else: its status is lost
-            self.code = 255
-        os.close(self._pidfd)
-        self._pidfd = None
-        return self.code
 
 
 class LocalPool:
@@ -249,7 +137,7 @@ class LocalPool:
             if mini_batch.partition is not None:
                 message["partition"] = mini_batch.partition
             worker.outbox += json.dumps(message).encode() + b"\n"
-        worker.sent.append(_Sent(taken, []))
+        worker.sent.append(Sent(taken, []))
         if worker.ready:
             if len(worker.sent) == 1:
                 worker.running_since = time.monotonic()
@@ -355,45 +243,15 @@ class LocalPool:
         log = Path(self.spec.workers_dir) / f"worker-{number}.log"
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            worker = self._forked(number, fd, log) if self._fork else self._spawned(number, fd, log)
+            worker = (
+                fork_worker(self.spec, number, fd, log)
+                if self._fork
+                else start_worker(self.spec, self.spec_path, number, fd, log)
+            )
         finally:
             os.close(fd)
         self._selector.register(worker.from_worker, selectors.EVENT_READ, worker)
         return worker
-
-    def _spawned(self, number: int, log_fd: int, log: Path) -> LocalWorker:
-        import subprocess  # only for a worker on another interpreter
-
-        proc = subprocess.Popen(
-            [self.spec.interpreter, WORKER_SCRIPT, str(self.spec_path), str(number)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log_fd,
-            cwd=self.spec.workdir,
-            # no start_new_session: workers must die with the step's process group
-        )
-        assert proc.stdin is not None and proc.stdout is not None
-        return LocalWorker(
-            number,
-            proc.pid,
-            proc.stdin.fileno(),
-            proc.stdout.fileno(),
-            log,
-            pipes=(proc.stdin, proc.stdout),
-            popen=proc,
-        )
-
-    def _forked(self, number: int, log_fd: int, log: Path) -> LocalWorker:
-        worker_in, driver_out = os.pipe()  # (read end, write end)
-        driver_in, worker_out = os.pipe()
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # or the child would write the driver's buffered text again
-        pid = os.fork()
-        if pid == 0:  # the worker: never returns into the driver
-            _worker_child(self.spec, number, log_fd, worker_in, worker_out)
-        os.close(worker_in)
-        os.close(worker_out)
-        return LocalWorker(number, pid, driver_out, driver_in, log, pidfd=os.pidfd_open(pid))
 
     def _forget(self, worker: LocalWorker) -> None:
         """No more traffic with the worker: its pipes leave the selector and close."""
@@ -426,44 +284,6 @@ def _outcome(worker: LocalWorker, reply: dict[str, Any]) -> Outcome:
         rows = reply.get("rows") or []
         return Outcome("ok", worker.name, count=reply["count"], rows=rows, items=items)
     return Outcome("error", worker.name, error=reply.get("error"), items=items)
-
-
-def _worker_child(
-    spec: ParallelSpec, number: int, log_fd: int, proto_in: int, proto_out: int
-) -> NoReturn:
-    """The forked worker: the state a freshly started worker would have (stdio on its log, the
-    attempt's working directory, default signal handling, no exit handlers or open files of the
-    driver's), then ``worker.serve`` until the driver closes its pipe."""
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        atexit._clear()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        low, high = sorted((proto_in, proto_out))
-        os.closerange(3, low)
-        os.closerange(low + 1, high)
-        os.closerange(high + 1, max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
-        os.chdir(spec.workdir)
-        code = worker_module.serve(
-            asdict(spec),
-            str(number),
-            os.fdopen(proto_in, "rb"),
-            os.fdopen(proto_out, "wb"),
-        )
-        atexit._run_exitfuncs()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-        os._exit(code)
 
 
 def exit_description(code: int) -> str:
