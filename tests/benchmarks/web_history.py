@@ -119,6 +119,7 @@ SCHEDULES = """
 #: the schedule was later disabled (``pipesched schedule disable``: its override, not its YAML).
 FREQUENT = "score-every-15m"  # disabled: a live one would fire during the benchmark
 DROPS = "score-drops"
+RARE = "weekly-report"  # a run in 2,000: its runs are far apart in the history
 MODELS = ("risk-model", "demand-forecast", "churn-baseline", "ltv-model", "fraud-score",
           "price-elasticity", "segmenter", "uplift-model")  # fmt: skip
 

@@ -29,6 +29,7 @@ from tests.benchmarks.web_history import (
     FREQUENT,
     METRIC_PIPELINE,
     METRICS,
+    RARE,
     SeededHistory,
     seeded_project,
 )
@@ -42,8 +43,8 @@ _CSRF = re.compile(r'<input[^>]*name="csrf"[^>]*>')
 _VALUE = re.compile(r'value="([^"]*)"')
 
 
-def pages(history: SeededHistory) -> dict[str, tuple[str, str]]:
-    """label -> (page path, the JSON read of the same data)."""
+def pages(history: SeededHistory) -> dict[str, tuple[str, str | None]]:
+    """label -> (page path, the JSON read of the same data, if the API has one)."""
     run, old, metric = history.newest_real_run, history.old_run, METRICS[0]
     api = "/api/v1"
     return {
@@ -53,6 +54,8 @@ def pages(history: SeededHistory) -> dict[str, tuple[str, str]]:
             f"/runs?pipeline={METRIC_PIPELINE}", f"{api}/runs?pipeline={METRIC_PIPELINE}&limit=20"
         ),
         "/runs?before=<old id>": (f"/runs?before={old}", f"{api}/runs?before={old}&limit=20"),
+        f"/runs?schedule={RARE}": (f"/runs?schedule={RARE}", None),
+        f"/runs?trigger=schedule:{RARE}": (f"/runs?trigger=schedule:{RARE}", None),
         "/runs/<finished id>": (f"/runs/{run}", f"{api}/runs/{run}"),
         "/pipelines": ("/pipelines", f"{api}/pipelines"),
         f"/pipelines/{METRIC_PIPELINE}?metric={metric}&last=20": (
@@ -149,7 +152,8 @@ def measure(
             print("web_pages: the daemon serves no web view; JSON reads only", file=sys.stderr)
         targets: dict[str, tuple[Client, str]] = {}
         for label, (page, json_path) in pages(history).items():
-            targets[f"json {label}"] = (api, json_path)
+            if json_path is not None:
+                targets[f"json {label}"] = (api, json_path)
             if has_web:
                 targets[f"page {label}"] = (web, page)
         for client, path in targets.values():  # once each: a failure shows before timing
