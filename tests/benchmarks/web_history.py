@@ -41,7 +41,7 @@ from scheduler.store.models import (
 )
 from tests.projects import Project, make_project
 
-SEED_VERSION = 1  # bump when what is seeded changes: the cache is keyed by it
+SEED_VERSION = 2  # bump when what is seeded changes: the cache is keyed by it
 CHUNK = 20_000  # rows per INSERT statement list
 YEAR = timedelta(days=365)
 
@@ -147,10 +147,17 @@ def seeded_project(root: Path, size: int) -> SeededHistory:
               f"(cached in {cache})", file=sys.stderr)  # fmt: skip
         shutil.rmtree(cache, ignore_errors=True)
         staging.rename(cache)
-    shutil.copytree(cache / "project", root, symlinks=True)
-    seeded = json.loads((cache / "seeded.json").read_text())
+    return copy_seeded(cache, root)
+
+
+def copy_seeded(built: Path, root: Path) -> SeededHistory:
+    """A copy at ``root`` of the project built in ``built`` (its ``project`` folder)."""
+    seeded = json.loads((built / "seeded.json").read_text())
+    shutil.copytree(built / "project", root, symlinks=True)
     _moved(Path(seeded["built_in"]), root)
-    return SeededHistory(Project(root), seeded["newest_real_run"], seeded["old_run"], size)
+    return SeededHistory(
+        Project(root), seeded["newest_real_run"], seeded["old_run"], seeded["size"]
+    )
 
 
 def _moved(old: Path, new: Path) -> None:
@@ -190,7 +197,12 @@ def build(root: Path, size: int) -> None:
     with project.store() as store:
         oldest_real = store.get_run(real[0]).created_at
         ids = fill_history(store, size, end=oldest_real - timedelta(minutes=1))
-    seeded = {"newest_real_run": real[-1], "old_run": ids[len(ids) // 10], "built_in": str(root)}
+    seeded = {
+        "newest_real_run": real[-1],
+        "old_run": ids[len(ids) // 10],
+        "built_in": str(root),
+        "size": size,
+    }
     (root.parent / "seeded.json").write_text(json.dumps(seeded))
 
 
