@@ -270,6 +270,26 @@ def test_two_hundred_steps_lay_out_with_every_edge_pointing_right() -> None:
         assert xs[edge.get("data-from", "")] < xs[edge.get("data-to", "")]
 
 
+def test_an_edge_that_skips_columns_runs_between_their_boxes() -> None:
+    edges = [("load", "a"), ("a", "b"), ("b", "report"), ("load", "report")]
+    edges += [("load", "a2"), ("a2", "b2"), ("b2", "report"), ("load", "a3"), ("a3", "b3")]
+    root = parse(graph_svg(nodes_of("load", "a", "a2", "a3", "b", "b2", "b3", "report"), edges))
+    boxes = []
+    for node in elements(root, "g", "node"):
+        [rect] = node.iter(f"{SVG}rect")
+        x, y = float(rect.get("x", "nan")), float(rect.get("y", "nan"))
+        boxes.append(
+            (x, y, x + float(rect.get("width", "nan")), y + float(rect.get("height", "nan")))
+        )
+    [skip] = [edge for edge in elements(root, "path", "edge") if edge.get("data-to") == "report"
+              and edge.get("data-from") == "load"]  # fmt: skip
+    numbers = [float(number) for number in re.findall(r"-?[\d.]+", skip.get("d", ""))]
+    stops = list(zip(numbers[::2], numbers[1::2], strict=True))
+    assert len(stops) > 4  # it bends through the two columns it skips
+    for x, y in stops[1:-1]:
+        assert not [box for box in boxes if box[0] <= x <= box[2] and box[1] < y < box[3]]
+
+
 def test_barycenter_ordering_uncrosses_two_chains() -> None:
     """Two chains given in crossing order (a1 feeds the lower b2) come out without crossing."""
     edges = [("a1", "b2"), ("a2", "b1"), ("b2", "c2"), ("b1", "c1")]
