@@ -65,6 +65,7 @@ class WebView:
         env.filters["when"] = self.when
         env.filters["short_id"] = short_id
         env.filters["metric"] = metric_text
+        env.filters["clock"] = self.clock_time
         env.globals["live_statuses"] = LIVE_RUN_STATUSES
 
     def when(self, moment: datetime | None) -> str:
@@ -72,6 +73,10 @@ class WebView:
         if moment is None:
             return "-"
         return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
+
+    def clock_time(self, moment: datetime | None) -> str:
+        """The time of day alone, for times inside a run the page has dated already."""
+        return "-" if moment is None else moment.astimezone().strftime("%H:%M:%S")
 
     def page(
         self,
@@ -111,9 +116,11 @@ def metric_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
+        if value and all(isinstance(item, dict) for item in value):
+            return f"[{len(value)} rows]"
         return f"[{len(value)} values, last {metric_text(value[-1])}]" if value else "[]"
     text = str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:

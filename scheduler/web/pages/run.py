@@ -175,6 +175,20 @@ def run_routes(view: WebView) -> APIRouter:
         selected = _selected_step(detail, request.query_params.get("step"))
         return view.page(request, "_run_live.html", live_context(detail, selected), session=session)
 
+    @router.get("/runs/{run_id}/log-section", response_class=HTMLResponse)
+    def run_log_section(request: Request, run_id: str, session: PageSession) -> Response:
+        """The log part of the page, polled while the run has no step to show yet."""
+        try:
+            detail = load(run_id)
+        except NotFound as exc:
+            return error_page(view, request, session, 404, "No such run", exc)
+        selected = _selected_step(detail, None)
+        context = log_context(detail, selected) | {
+            "run": detail.run,
+            "live": str(detail.run.status) in LIVE_RUN_STATUSES,
+        }
+        return view.page(request, "_log.html", context, session=session)
+
     @router.get("/runs/{run_id}/log", response_class=HTMLResponse)
     def run_log(request: Request, run_id: str, session: PageSession) -> Response:
         """New log bytes from ``offset`` on, appended to the page's log, and the next poll."""
