@@ -39,8 +39,8 @@ SIZE = 100_000
 BUDGET_MS = 50.0
 BASELINE = "json /runs"  # GET /api/v1/runs?limit=20
 _SERVER_TIMING = re.compile(r"(?:^|,)\s*app;dur=([0-9.]+)")
-_CSRF = re.compile(r'<input[^>]*name="csrf"[^>]*>')
-_VALUE = re.compile(r'value="([^"]*)"')
+_LOGIN_FORM = re.compile(r'<form id="login-form".*?</form>', re.DOTALL)
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
 
 
 def pages(history: SeededHistory) -> dict[str, tuple[str, str | None]]:
@@ -99,22 +99,24 @@ def _cookies(response: http.client.HTTPResponse) -> dict[str, str]:
 
 
 def log_in(client: Client, token: str) -> bool:
-    """Log in through the form (its CSRF field, and any cookie the form set) and keep the
-    session cookie on ``client``; False when the daemon serves no web view."""
+    """Log in through the form as a browser would (its hidden fields, any cookie it set, a
+    same-site Origin) and keep the session cookie on ``client``; False when the daemon serves
+    no web view."""
     response, body = client.request("GET", "/login")
     if response.status == 404:
         return False
     assert response.status == 200, (response.status, body[:500])
-    field_html = _CSRF.search(body.decode())
-    assert field_html, "no csrf field in the login form"
-    csrf = _VALUE.search(field_html.group(0))
-    assert csrf, field_html.group(0)
+    form = _LOGIN_FORM.search(body.decode())
+    assert form, "no login form"
+    fields = dict(_HIDDEN.findall(form.group(0))) | {"token": token, "next": "/runs"}
     cookies = _cookies(response)
-    form = urlencode({"token": token, "csrf": csrf.group(1), "next": "/runs"})
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Origin": f"http://{client.host}:{client.port}",
+    }
     if cookies:
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    response, body = client.request("POST", "/login", body=form, headers=headers)
+    response, body = client.request("POST", "/login", body=urlencode(fields), headers=headers)
     assert response.status == 303, (response.status, body[:500])
     cookies |= _cookies(response)
     assert "pipesched_session" in cookies, response.headers
