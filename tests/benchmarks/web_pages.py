@@ -56,6 +56,7 @@ def pages(history: SeededHistory) -> dict[str, tuple[str, str | None]]:
         "/runs?before=<old id>": (f"/runs?before={old}", f"{api}/runs?before={old}&limit=20"),
         f"/runs?schedule={RARE}": (f"/runs?schedule={RARE}", None),
         f"/runs?trigger=schedule:{RARE}": (f"/runs?trigger=schedule:{RARE}", None),
+        "/runs?trigger=files": ("/runs?trigger=files", None),  # a kind the form offers; no run
         "/runs/<finished id>": (f"/runs/{run}", f"{api}/runs/{run}"),
         "/pipelines": ("/pipelines", f"{api}/pipelines"),
         f"/pipelines/{METRIC_PIPELINE}?metric={metric}&last=20": (
