@@ -191,6 +191,9 @@ class FireRow(Base):
         UniqueConstraint("schedule", "path", "size", "mtime_ns"),
         Index(None, "schedule", "id"),
         Index(None, "outcome"),
+        # A schedule's fires of one outcome, newest settled first: a file-drop schedule's
+        # last file, its claims and its skipped files, without reading its whole ledger.
+        Index(None, "schedule", "outcome", "updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
