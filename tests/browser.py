@@ -200,9 +200,13 @@ def page_weight(context: BrowserContext, url: str) -> dict[str, int]:
     """Body bytes of ``url`` and of every subresource it loaded, by URL, in a new tab of
     ``context`` (give it a fresh context: nothing comes from cache)."""
     sizes: dict[str, int] = {}
-    pending = []
+    pending: list[Any] = []
+
+    def on_response(response: Any) -> None:  # Playwright takes functions, not bound builtins
+        pending.append(response)
+
     page = context.new_page()
-    page.on("response", pending.append)
+    page.on("response", on_response)
     try:
         page.goto(url, wait_until="networkidle")
         for response in pending:

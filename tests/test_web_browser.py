@@ -48,6 +48,15 @@ def browser(live: Served, request: pytest.FixtureRequest) -> Iterator[BrowserSes
         pytest.fail(str(missing))
 
 
+@pytest.fixture(autouse=True)
+def stays_with_the_daemon(browser: BrowserSession) -> Iterator[None]:
+    """After each test: no page asked another host for anything, none logged an error (per
+    test, since xdist may split this module's tests between workers)."""
+    yield
+    assert not browser.recorder.outside(), f"requests left the daemon: {browser.recorder.outside()}"
+    browser.recorder.assert_no_console_errors()
+
+
 @pytest.fixture
 def signed_in(browser: BrowserSession, live: Served) -> BrowserSession:
     """The browser with a session: logs in through the form when it has none yet."""
@@ -251,6 +260,11 @@ def test_the_models_page_lists_models(signed_in: BrowserSession) -> None:
     signed_in.shoot("models")
 
 
-def test_no_page_reached_beyond_the_daemon_nor_logged_an_error(browser: BrowserSession) -> None:
-    browser.recorder.assert_same_origin()
-    browser.recorder.assert_no_console_errors()
+def test_every_page_of_the_nav_loads_from_the_daemon_alone(signed_in: BrowserSession) -> None:
+    signed_in.goto("/")
+    for section in ("runs", "pipelines", "schedules", "models"):
+        signed_in.page.click(f'nav a[href="/{section}"]')
+        signed_in.page.wait_for_url(re.compile(f"/{section}$"))
+        signed_in.page.wait_for_load_state("networkidle")
+    signed_in.recorder.assert_same_origin()
+    signed_in.recorder.assert_no_console_errors()
