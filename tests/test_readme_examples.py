@@ -44,6 +44,7 @@ SECTIONS = (
     "A short tour",
     "The daemon and schedules",
     "Published pipelines and the REST API",
+    "The web view",
     "Python pipelines in Azure ML SDK v1's words (`scheduler.sdk`)",
 )
 EXAMPLE_ID = "1m89gh8n"

@@ -56,6 +56,7 @@ from scheduler.store import Store
 from scheduler.store.patience import patiently
 from scheduler.store.records import RunRecord, ScheduleState
 from scheduler.triggers.time import time_trigger
+from scheduler.web.app import install_web_view
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
@@ -226,7 +227,7 @@ class Daemon:
         config = self.set.config
 
         def app(require_token: bool) -> Any:
-            return create_app(
+            served = create_app(
                 self.controls,
                 self.store,
                 config,
@@ -234,6 +235,16 @@ class Daemon:
                 clock=self.clock,
                 file_backlog=self._file_backlog,
             )
+            if require_token:  # the web view: on the TCP listener, behind its login
+                install_web_view(
+                    served,
+                    self.controls,
+                    self.store,
+                    config,
+                    clock=self.clock,
+                    file_backlog=self._file_backlog,
+                )
+            return served
 
         unix = await serve_unix(app(False), socket_path(config.state_dir))
         try:

@@ -283,3 +283,32 @@ def _read_new(source: LogSource, *, whole_lines: bool) -> bytes:
         cut = data.rfind(b"\n") + 1
         data, source.held = data[:cut], data[cut:]
     return data
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """A piece of one attempt's log: its bytes from ``start`` to ``end`` (the offset to read
+    on from), and whether the start of the file was left out."""
+
+    attempt: int
+    start: int
+    end: int
+    data: bytes
+
+    @property
+    def cut(self) -> bool:
+        return self.start > 0
+
+
+def read_log_window(attempt: StepAttempt, offset: int | None, max_bytes: int) -> LogWindow:
+    """What an attempt's log holds from ``offset`` on (at most ``max_bytes``), or, without an
+    offset, its last ``max_bytes``: a page shows the tail of a large log and then follows it."""
+    path = Path(attempt.log_path) if attempt.log_path else None
+    if path is None or not path.is_file():
+        return LogWindow(attempt.attempt, 0, 0, b"")
+    with path.open("rb") as handle:
+        size = handle.seek(0, 2)
+        start = max(0, size - max_bytes) if offset is None else min(max(0, offset), size)
+        handle.seek(start)
+        data = handle.read(min(max_bytes, size - start))
+    return LogWindow(attempt.attempt, start, start + len(data), data)

@@ -49,10 +49,19 @@ def list_runs(
     limit: int = 20,
     before: str | None = None,
     experiment: str | None = None,
+    schedule: str | None = None,
+    trigger: str | None = None,
 ) -> list[RunRecord]:
-    """Runs newest first; ``limit`` 0 lists all; ``before`` a run id, to page."""
+    """Runs newest first; ``limit`` 0 lists all; ``before`` a run id, to page. ``trigger`` is
+    a whole trigger (``schedule:nightly``) or its kind (``schedule``)."""
     return store.list_runs(
-        pipeline=pipeline, statuses=statuses, limit=limit, before=before, experiment=experiment
+        pipeline=pipeline,
+        statuses=statuses,
+        limit=limit,
+        before=before,
+        experiment=experiment,
+        schedule=schedule,
+        trigger=trigger,
     )
 
 

@@ -64,6 +64,12 @@ def revoke_token(store: Store, name: str) -> None:
 def verify_token(store: Store, token: str | None) -> str | None:
     """The name of a live token equal to ``token``, else None (missing, malformed, wrong or
     revoked)."""
+    found = live_token(store, token)
+    return None if found is None else found[1]
+
+
+def live_token(store: Store, token: str | None) -> tuple[str, str] | None:
+    """``(token id, name)`` of a live token equal to ``token``, else None; marks it used."""
     match = _TOKEN.fullmatch(token or "")
     record = store.find_token(match.group(1)) if match else None
     expected = record.token_hash if record is not None else _DUMMY_HASH
@@ -71,4 +77,13 @@ def verify_token(store: Store, token: str | None) -> str | None:
     if not equal or record is None or record.revoked:
         return None
     store.touch_token(record.token_id, record.last_used_at)
+    return record.token_id, record.name
+
+
+def token_still_live(store: Store, token_id: str) -> str | None:
+    """The name of the token with this id while it is not revoked, else None: a session made
+    from a token ends when the token is revoked."""
+    record = store.find_token(token_id)
+    if record is None or record.revoked:
+        return None
     return record.name

@@ -97,6 +97,7 @@ class RunRow(Base):
         Index(None, "pipeline", "id"),
         Index(None, "status", "id"),
         Index(None, "experiment", "id"),  # Experiment.get_runs(), GET /api/v1/runs?experiment=
+        Index(None, "schedule", "id"),  # the web view's runs of one schedule
     )
 
     id: Mapped[str] = mapped_column(primary_key=True)

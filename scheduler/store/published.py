@@ -99,6 +99,18 @@ class PublishedRepository:
             with self._sessions.read() as session:
                 return session.scalars(wanted).one()
 
+    def pipeline_definition(self, pipeline: str, content_hash: str) -> dict[str, Any] | None:
+        """The stored definition of a pipeline's content (as it ran), or None."""
+        wanted = (
+            select(PipelineVersion.definition)
+            .where(
+                PipelineVersion.pipeline == pipeline, PipelineVersion.content_hash == content_hash
+            )
+            .limit(1)
+        )
+        with self._sessions.read() as session:
+            return session.scalar(wanted)
+
     def add_published(
         self,
         *,

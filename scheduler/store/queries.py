@@ -91,6 +91,8 @@ def list_runs_statement(
     limit: int = 20,
     before: str | None = None,
     experiment: str | None = None,
+    schedule: str | None = None,
+    trigger: str | None = None,
 ) -> Select[RunRow]:
     """Newest first. Ids sort by time, so ordering and paging use the primary key and the
     (pipeline, id) / (status, id) indexes. An experiment alone has no index: the newest-first
@@ -102,6 +104,12 @@ def list_runs_statement(
         statement = statement.where(RunRow.status.in_(list(statuses)))
     if experiment is not None:
         statement = statement.where(RunRow.experiment == experiment)
+    if schedule is not None:
+        statement = statement.where(RunRow.schedule == schedule)
+    if trigger is not None:  # a kind (``schedule``) or a whole trigger (``schedule:nightly``)
+        statement = statement.where(
+            (RunRow.trigger == trigger) | RunRow.trigger.startswith(f"{trigger}:", autoescape=True)
+        )
     if before is not None:
         statement = statement.where(RunRow.id < before)
     if limit:

@@ -331,10 +331,18 @@ class RunRepository:
         limit: int = 20,
         before: str | None = None,
         experiment: str | None = None,
+        schedule: str | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
         """Newest first; ``limit`` 0 means all; ``before`` a run id, for paging."""
         statement = queries.list_runs_statement(
-            pipeline=pipeline, statuses=statuses, limit=limit, before=before, experiment=experiment
+            pipeline=pipeline,
+            statuses=statuses,
+            limit=limit,
+            before=before,
+            experiment=experiment,
+            schedule=schedule,
+            trigger=trigger,
         )
         with self._sessions.read() as session:
             return [queries.run_record(row) for row in session.scalars(statement)]

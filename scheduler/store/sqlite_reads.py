@@ -37,7 +37,7 @@ from scheduler.store.records import (
 )
 
 # The schema these queries read: ``migrate.HEAD_REVISION`` (a test holds them equal).
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 AMBIGUOUS_CANDIDATES = 5
 BUSY_TIMEOUT_SECONDS = 5.0
 # SQLite allows 32766 parameters in one statement (999 before 3.32): ask in batches.
@@ -177,6 +177,8 @@ class SqliteReads:
         limit: int = 20,
         before: str | None = None,
         experiment: str | None = None,
+        schedule: str | None = None,
+        trigger: str | None = None,
     ) -> list[RunRecord]:
         """Newest first; ``limit`` 0 means all; ``before`` a run id, for paging."""
         where: list[str] = []
@@ -190,6 +192,12 @@ class SqliteReads:
         if experiment is not None:
             where.append("experiment = ?")
             values.append(experiment)
+        if schedule is not None:
+            where.append("schedule = ?")
+            values.append(schedule)
+        if trigger is not None:  # a kind, or a whole trigger; substr keeps LIKE's wildcards out
+            where.append("(trigger = ? OR substr(trigger, 1, ?) = ?)")
+            values.extend([trigger, len(trigger) + 1, f"{trigger}:"])
         if before is not None:
             where.append("id < ?")
             values.append(before)

@@ -219,6 +219,7 @@ class Store:
     # -- published pipelines and versions -----------------------------------------------------
     ensure_pipeline_version = _Delegate("published", PublishedRepository.ensure_pipeline_version)
     add_published = _Delegate("published", PublishedRepository.add_published)
+    pipeline_definition = _Delegate("published", PublishedRepository.pipeline_definition)
     get_published = _Delegate("published", PublishedRepository.get_published)
     list_published = _Delegate("published", PublishedRepository.list_published)
     get_default_version = _Delegate("published", PublishedRepository.get_default_version)

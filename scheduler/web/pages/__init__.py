@@ -1,0 +1,1 @@
+"""One module per page of the web view; each gives an APIRouter."""
