@@ -320,13 +320,20 @@ def free_port() -> int:
 
 def web_project(root: Path) -> Project:
     """Pipelines ``chain`` (prep → train → score; train logs ``accuracy`` = its ``quality``
-    parameter) and ``slow`` (see SLOW), the cron schedule ``nightly`` and the file-drop
-    schedule ``drops``, with the API on a free port."""
+    parameter) and ``slow`` (see SLOW), the cron schedule ``nightly``, the file-drop schedule
+    ``drops`` and a registered model ``chain-model``, with the API on a free port."""
     project = make_project(root, api={"host": "127.0.0.1", "port": free_port()})
     project.pipeline("chain", CHAIN, CHAIN_SCRIPTS)
     project.pipeline("slow", SLOW, SLOW_SCRIPTS)
     project.schedules(SCHEDULES)
     (project.datastore / "inbox").mkdir(parents=True, exist_ok=True)
+    weights = root / "model.txt"
+    weights.write_text("weights\n")
+    with project.store() as store:
+        # lazy: the registry's service, only to give the models page a row
+        from scheduler.services.models import register_model
+
+        register_model(project.config(), store, weights, "chain-model", tags={"area": "tests"})
     return project
 
 
