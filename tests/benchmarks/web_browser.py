@@ -1,6 +1,6 @@
 """The web view as a browser gets it (headless Chromium, a real daemon; tests/browser.py):
 
-- page weight: the bytes of each page's body and every subresource it loads, in a fresh
+- page weight: the bytes of each page's body and every subresource it loads (decoded), in a fresh
   browser context (nothing cached), against a budget of 200 KB;
 - log latency: from a running step writing a line (it stamps the wall time right after) to
   the run's page, already open and following that step's log, showing it — the page itself
@@ -69,7 +69,7 @@ def page_weights(browser: BrowserSession, live: Served) -> list[dict]:
         )
         figures.append(
             figure(
-                f"web page weight {label}",
+                f"web page {label}",
                 [kb],
                 unit="KB",
                 baseline=PAGE_BUDGET_KB,
