@@ -106,6 +106,10 @@ def test_the_right_token_lands_on_the_runs_page(browser: BrowserSession, live: S
     expect(browser.page.locator("table#runs")).to_be_visible()
     session = next(c for c in browser.page.context.cookies() if c["name"] == "pipesched_session")
     assert session["httpOnly"] and session["sameSite"] == "Strict"
+    expect(browser.page.locator("form#filters")).to_be_visible()
+    expect(browser.page.locator("form#logout-form button#logout")).to_be_visible()
+    again = browser.goto("/runs")
+    assert again is not None and re.fullmatch(r"app;dur=[\d.]+", again.headers["server-timing"])
     browser.shoot("runs")
 
 
@@ -140,8 +144,12 @@ def test_a_post_without_its_csrf_token_is_refused(live: Served) -> None:
 def test_a_finished_run_shows_its_timeline_and_graph(signed_in: BrowserSession, live: Served):
     run_id = live.submit("chain", quality=0.5)
     live.wait_status(run_id, "completed")
-    signed_in.goto(f"/runs/{run_id}")
+    signed_in.goto("/runs")
     page = signed_in.page
+    row = page.locator(f'table#runs tr[data-run-id="{run_id}"]')
+    expect(row).to_have_attribute("data-status", "completed", timeout=SHOWS)
+    row.locator("a.run-link").click()
+    page.wait_for_url(re.compile(f"/runs/{run_id}$"))
     expect(page.locator("#run-status")).to_have_attribute("data-status", "completed")
     bars = page.locator("svg#timeline rect.bar")
     expect(bars).to_have_count(3)
@@ -259,6 +267,31 @@ def test_the_models_page_lists_models(signed_in: BrowserSession) -> None:
     signed_in.goto("/models")
     expect(signed_in.page.locator('table#models tr[data-model="chain-model"]')).to_be_visible()
     signed_in.shoot("models")
+
+
+def test_logging_out_ends_the_session(signed_in: BrowserSession) -> None:
+    signed_in.page.click("form#logout-form button#logout")
+    signed_in.page.wait_for_url(re.compile(r"/login"))
+    signed_in.goto("/schedules")
+    signed_in.page.wait_for_url(re.compile(r"/login\?next=(%2F|/)schedules"))
+
+
+def test_revoking_a_token_ends_its_sessions(browser: BrowserSession, live: Served) -> None:
+    created = live.project.cli("token", "create", "short-lived")
+    assert created.returncode == 0, created.stderr
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{live.origin}/login")
+        page.fill("#token", created.stdout.strip().splitlines()[-1])
+        page.click("#login")
+        page.wait_for_url(re.compile(r"/runs$"))
+        revoked = live.project.cli("token", "revoke", "short-lived")
+        assert revoked.returncode == 0, revoked.stderr
+        page.goto(f"{live.origin}/models")
+        page.wait_for_url(re.compile(r"/login\?next=(%2F|/)models"))
+    finally:
+        context.close()
 
 
 def test_every_page_of_the_nav_loads_from_the_daemon_alone(signed_in: BrowserSession) -> None:
