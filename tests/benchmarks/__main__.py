@@ -20,6 +20,7 @@ from tests.benchmarks import (
     sdk_submit,
     step_overhead,
     warm_steps,
+    web_browser,
     web_pages,
 )
 
@@ -37,6 +38,7 @@ BENCHMARKS = {
     "sdk_submit": sdk_submit.main,
     "warm_steps": warm_steps.main,
     "peers": peers.main,
+    "web_browser": web_browser.main,
     "web_pages": web_pages.main,
 }
 

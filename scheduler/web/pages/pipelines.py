@@ -139,7 +139,7 @@ def _points(history: list[run_service.MetricHistoryRow], metric: str) -> list[Po
                 points.append(
                     Point(
                         run_id=row.id,
-                        label=row.created_at.astimezone().strftime("%m-%d %H:%M"),
+                        label=row.created_at.astimezone().strftime("%m-%d %H:%M:%S"),
                         value=value,
                         href=f"/runs/{quote(row.id)}",
                         status=row.status,
