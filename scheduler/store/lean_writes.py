@@ -103,10 +103,10 @@ class LeanRunWriter:
                     conn.execute(
                         "INSERT INTO runs (id, pipeline, version, pipeline_version_id, "
                         "content_hash, experiment, status, status_reason, recovered, trigger, "
-                        "schedule, parameters, owner_host, owner_pid, owner_start_ticks, "
-                        "created_at, started_at, finished_at) "
-                        "VALUES (?, ?, NULL, ?, ?, ?, 'running', NULL, 0, 'manual', NULL, ?, ?, "
-                        "?, ?, ?, ?, NULL)",
+                        "trigger_kind, schedule, parameters, owner_host, owner_pid, "
+                        "owner_start_ticks, created_at, started_at, finished_at) "
+                        "VALUES (?, ?, NULL, ?, ?, ?, 'running', NULL, 0, 'manual', 'manual', "
+                        "NULL, ?, ?, ?, ?, ?, ?, NULL)",
                         (
                             run_id,
                             pipeline,

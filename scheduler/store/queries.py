@@ -106,10 +106,9 @@ def list_runs_statement(
         statement = statement.where(RunRow.experiment == experiment)
     if schedule is not None:
         statement = statement.where(RunRow.schedule == schedule)
-    if trigger is not None:  # a kind (``schedule``) or a whole trigger (``schedule:nightly``)
-        statement = statement.where(
-            (RunRow.trigger == trigger) | RunRow.trigger.startswith(f"{trigger}:", autoescape=True)
-        )
+    if trigger is not None:  # a whole trigger (``schedule:nightly``) or a kind (``schedule``)
+        column = RunRow.trigger if ":" in trigger else RunRow.trigger_kind
+        statement = statement.where(column == trigger)
     if before is not None:
         statement = statement.where(RunRow.id < before)
     if limit:

@@ -97,6 +97,11 @@ AZURE_STATUS_CODES = {
 }
 
 
+def trigger_kind(trigger: str) -> str:
+    """A trigger's kind: what it says before its first ':' (``file`` of ``file:inbox/a.csv``)."""
+    return trigger.split(":", 1)[0]
+
+
 @dataclass
 class RunRecord:
     id: str

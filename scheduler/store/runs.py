@@ -37,6 +37,7 @@ from scheduler.store.records import (
     RunStatus,
     StepAttempt,
     StepStatus,
+    trigger_kind,
 )
 from scheduler.store.sessions import NO_SYNC, Sessions, rowcount
 
@@ -93,6 +94,7 @@ class RunRepository:
                 status_reason=None,
                 recovered=False,
                 trigger=trigger,
+                trigger_kind=trigger_kind(trigger),
                 schedule=schedule,
                 parameters=dict(parameters),
                 created_at=now,

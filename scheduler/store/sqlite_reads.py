@@ -37,7 +37,7 @@ from scheduler.store.records import (
 )
 
 # The schema these queries read: ``migrate.HEAD_REVISION`` (a test holds them equal).
-SCHEMA_REVISION = "0009"
+SCHEMA_REVISION = "0010"
 AMBIGUOUS_CANDIDATES = 5
 BUSY_TIMEOUT_SECONDS = 5.0
 # SQLite allows 32766 parameters in one statement (999 before 3.32): ask in batches.
@@ -195,9 +195,9 @@ class SqliteReads:
         if schedule is not None:
             where.append("schedule = ?")
             values.append(schedule)
-        if trigger is not None:  # a kind, or a whole trigger; substr keeps LIKE's wildcards out
-            where.append("(trigger = ? OR substr(trigger, 1, ?) = ?)")
-            values.extend([trigger, len(trigger) + 1, f"{trigger}:"])
+        if trigger is not None:  # a whole trigger, or a kind (both indexed)
+            where.append("trigger = ?" if ":" in trigger else "trigger_kind = ?")
+            values.append(trigger)
         if before is not None:
             where.append("id < ?")
             values.append(before)
