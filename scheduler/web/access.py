@@ -56,6 +56,7 @@ def current_session(request: Request) -> WebSession:
     if session is None:
         wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(local_path(wanted))
+    request.state.session = session
     return session
 
 

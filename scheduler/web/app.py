@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.services.web_sessions import WebSessions
 from scheduler.web.access import install_login_redirect
+from scheduler.web.errors import install_page_errors
 from scheduler.web.pages.login import login_routes
 from scheduler.web.pages.models import model_routes
 from scheduler.web.pages.pipelines import pipeline_routes
@@ -48,6 +49,7 @@ def install_web_view(
     )
     app.state.web_view = view
     install_login_redirect(app)
+    install_page_errors(app, view)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for routes in (
         login_routes,

@@ -18,7 +18,7 @@ from scheduler.services.schedules import list_schedules
 from scheduler.web.access import PageSession
 from scheduler.web.drawing.chart import Point, metric_chart_svg
 from scheduler.web.drawing.graph import Node, graph_svg
-from scheduler.web.errors import error_page
+from scheduler.web.errors import not_found
 
 if TYPE_CHECKING:
     from scheduler.services.pipelines import PipelineEntry
@@ -48,7 +48,7 @@ def pipeline_routes(view: WebView) -> APIRouter:
         entry = _find(view, name)
         if entry is None:
             error = NotFound(f"no pipeline named {name!r}", hint="the Pipelines page lists them")
-            return error_page(view, request, session, 404, "No such pipeline", error)
+            raise not_found("No such pipeline", error)
         last = _bounded(request.query_params.get("last"), DEFAULT_LAST, 1, MAX_LAST)
         history = run_service.metric_history(view.store, entry.name, last=last)
         names = _metric_names(history)

@@ -25,7 +25,7 @@ from scheduler.store.records import FINISHED_STEP_STATUSES, RunDetail, StepAttem
 from scheduler.web.access import PageSession, checked_form
 from scheduler.web.drawing.graph import Node, graph_svg
 from scheduler.web.drawing.timeline import Bar, timeline_svg
-from scheduler.web.errors import error_page
+from scheduler.web.errors import PageError, not_found
 from scheduler.web.view import LIVE_RUN_STATUSES, seconds_between
 
 if TYPE_CHECKING:
@@ -58,7 +58,10 @@ def run_routes(view: WebView) -> APIRouter:
     router = APIRouter()
 
     def load(run_id: str) -> RunDetail:
-        return run_service.get_run(view.store, run_id[:64])
+        try:
+            return run_service.get_run(view.store, run_id[:64])
+        except NotFound as exc:
+            raise not_found("No such run", exc) from exc
 
     def live_context(detail: RunDetail, selected: str | None) -> dict[str, Any]:
         run = detail.run
@@ -157,10 +160,7 @@ def run_routes(view: WebView) -> APIRouter:
 
     @router.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str, session: PageSession) -> Response:
-        try:
-            detail = load(run_id)
-        except NotFound as exc:
-            return error_page(view, request, session, 404, "No such run", exc)
+        detail = load(run_id)
         selected = _selected_step(detail, request.query_params.get("step"))
         context = (
             live_context(detail, selected)
@@ -172,20 +172,14 @@ def run_routes(view: WebView) -> APIRouter:
     @router.get("/runs/{run_id}/live", response_class=HTMLResponse)
     def run_live(request: Request, run_id: str, session: PageSession) -> Response:
         """The status part of the page alone, for its refresh."""
-        try:
-            detail = load(run_id)
-        except NotFound as exc:
-            return error_page(view, request, session, 404, "No such run", exc)
+        detail = load(run_id)
         selected = _selected_step(detail, request.query_params.get("step"))
         return view.page(request, "_run_live.html", live_context(detail, selected), session=session)
 
     @router.get("/runs/{run_id}/log-section", response_class=HTMLResponse)
     def run_log_section(request: Request, run_id: str, session: PageSession) -> Response:
         """The log part of the page, polled while the run has no step to show yet."""
-        try:
-            detail = load(run_id)
-        except NotFound as exc:
-            return error_page(view, request, session, 404, "No such run", exc)
+        detail = load(run_id)
         selected = _selected_step(detail, None)
         context = log_context(detail, selected) | {
             "run": detail.run,
@@ -196,12 +190,12 @@ def run_routes(view: WebView) -> APIRouter:
     @router.get("/runs/{run_id}/log", response_class=HTMLResponse)
     def run_log(request: Request, run_id: str, session: PageSession) -> Response:
         """New log bytes from ``offset`` on, appended to the page's log, and the next poll."""
+        detail = load(run_id)
+        step = request.query_params.get("step") or ""
         try:
-            detail = load(run_id)
-            step = request.query_params.get("step") or ""
             attempt = pick_attempt(detail, step, None)
         except NotFound as exc:
-            return error_page(view, request, session, 404, "No such step", exc)
+            raise not_found("No such step", exc) from exc
         if str(attempt.attempt) != request.query_params.get("attempt"):
             return Response(status_code=204, headers={"HX-Refresh": "true"})  # a retry began
         following = _following(detail, attempt)
@@ -217,13 +211,13 @@ def run_routes(view: WebView) -> APIRouter:
     @router.post("/runs/{run_id}/cancel")
     async def cancel(request: Request, run_id: str, session: PageSession) -> Response:
         await checked_form(request, session)
+        detail = await asyncio.to_thread(load, run_id)
         try:
-            detail = await asyncio.to_thread(load, run_id)
             await view.control.cancel_run(detail.run.id)
         except NotFound as exc:
-            return error_page(view, request, session, 404, "No such run", exc)
+            raise not_found("No such run", exc) from exc
         except PipeschedError as exc:
-            return error_page(view, request, session, 409, "The run was not canceled", exc)
+            raise PageError(409, "The run was not canceled", exc) from exc
         return RedirectResponse(f"/runs/{quote(detail.run.id)}", status_code=303)
 
     return router

@@ -14,7 +14,7 @@ from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.services import runs as run_service
 from scheduler.services.schedules import get_schedule, list_fires, list_schedules
 from scheduler.web.access import PageSession, checked_form, local_path
-from scheduler.web.errors import error_page
+from scheduler.web.errors import PageError, not_found
 
 if TYPE_CHECKING:
     from scheduler.web.view import WebView
@@ -41,7 +41,7 @@ def schedule_routes(view: WebView) -> APIRouter:
         try:
             summary = get_schedule(view.config, view.store, name, view.clock.now())
         except NotFound as exc:
-            return error_page(view, request, session, 404, "No such schedule", exc)
+            raise not_found("No such schedule", exc) from exc
         fires = list_fires(view.store, summary.name, limit=FIRES_SHOWN, config=view.config)
         context: dict[str, Any] = {
             "s": summary,
@@ -69,9 +69,9 @@ def schedule_routes(view: WebView) -> APIRouter:
             else:
                 raise NotFound(f"no action {action!r}", hint="enable, disable or trigger")
         except NotFound as exc:
-            return error_page(view, request, session, 404, "Not done", exc)
+            raise not_found("Not done", exc) from exc
         except PipeschedError as exc:
-            return error_page(view, request, session, 409, "Not done", exc)
+            raise PageError(409, "Not done", exc) from exc
         return RedirectResponse(back, status_code=303)
 
     return router
