@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from sqlalchemy import Engine, create_engine, inspect, text
@@ -64,6 +64,7 @@ os.close(fd)
 """
 
 Spawn = Callable[..., DaemonProcess]
+T = TypeVar("T")
 
 
 def log_records(process: DaemonProcess) -> list[dict[str, Any]]:
@@ -126,9 +127,11 @@ class Member:
         """A request to this daemon's own API, over its unix socket."""
         return daemon_request(self.project, method, path, body)
 
-    def logs(self) -> str:
+    def logs(self, tail: int = 60) -> str:
+        """The last ``tail`` log lines of each of its processes, for a failure's message."""
         return "\n".join(
-            f"--- {self.name} pid {p.proc.pid if p.proc else '-'}\n{p.log()}"
+            f"--- {self.name} pid {p.proc.pid if p.proc else '-'} (last {tail} lines)\n"
+            + "\n".join(p.log().splitlines()[-tail:])
             for p in self.processes
         )
 
@@ -340,13 +343,18 @@ class HaCluster:
 
     # -- who leads -------------------------------------------------------------------------
 
+    def wait(self, condition: Callable[[], T], what: str, timeout: float = 30) -> T:
+        """``wait_until``, failing with ``what`` and the members' logs as they are then."""
+        try:
+            return wait_until(condition, timeout=timeout, interval=0.05, message=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        return "\n".join(m.logs() for m in self.members)
+
     def wait_role(self, member: Member, role: str, timeout: float = 30) -> Member:
-        wait_until(
-            lambda: member.role() == role,
-            timeout=timeout,
-            interval=0.05,
-            message=f"{member.name} to be {role} (it is {member.role()}):\n{member.logs()}",
-        )
+        self.wait(lambda: member.role() == role, f"{member.name} to be {role}", timeout)
         return member
 
     def leaders(self) -> list[Member]:
@@ -372,13 +380,9 @@ class HaCluster:
                 return None
             return candidates[0]
 
-        return wait_until(
-            found,
-            timeout=timeout,
-            interval=0.05,
-            message=f"a member other than {previous.name} to lead:\n"
-            + "\n".join(m.logs() for m in self.members),
-        )
+        leader = self.wait(found, f"a member other than {previous.name} to lead", timeout)
+        assert leader is not None
+        return leader
 
     # -- the store, read directly ----------------------------------------------------------
 
@@ -436,22 +440,14 @@ class HaCluster:
         self, epoch: int | None, after: datetime, count: int = 1, timeout: float = 30
     ) -> bool:
         """Wait until ``count`` tick fires were written after ``after`` (of ``epoch``)."""
-        return wait_until(
-            lambda: (
-                len(
-                    [
-                        f
-                        for f in self.fires(TICK)
-                        if f["created_at"] > after and (epoch is None or f["epoch"] == epoch)
-                    ]
-                )
-                >= count
-            ),
-            timeout=timeout,
-            interval=0.1,
-            message=f"{count} tick fires of epoch {epoch} after {after.isoformat()}:\n"
-            + "\n".join(m.logs() for m in self.members),
-        )
+
+        def written() -> bool:
+            fires = self.fires(TICK)
+            mine = [f for f in fires if epoch is None or f["epoch"] == epoch]
+            return len([f for f in mine if f["created_at"] > after]) >= count
+
+        what = f"{count} tick fires of epoch {epoch} after {after.isoformat()}"
+        return self.wait(written, what, timeout)
 
     def settled(self, dropped: list[str]) -> bool:
         """Every dropped file has a run, no tick fire is only claimed, and no run is open."""
@@ -469,15 +465,13 @@ class HaCluster:
         leader = self.leader()
         status, body = leader.request("POST", f"/api/v1/schedules/{TICK}/disable")
         assert status == 200, (status, body)
-        wait_until(
+        self.wait(
             lambda: self.settled(dropper.dropped),
-            timeout=timeout,
-            interval=0.2,
-            message="the leader did not handle everything dropped and fired:\n"
-            + "\n".join(m.logs() for m in self.members),
+            "the leader to handle everything dropped and fired",
+            timeout,
         )
         codes = self.stop_all()
-        assert set(codes.values()) == {0}, (codes, "\n".join(m.logs() for m in self.members))
+        assert set(codes.values()) == {0}, (codes, self.logs())
 
     # -- the checks ------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from tests.benchmarks import (
     file_burst,
     file_drop_delay,
     fire_delay,
+    ha_takeover,
     heavy_import,
     history_scale,
     parallel_run,
@@ -40,6 +41,7 @@ BENCHMARKS = {
     "peers": peers.main,
     "web_browser": web_browser.main,
     "web_pages": web_pages.main,
+    "ha_takeover": ha_takeover.main,
 }
 
 
