@@ -67,19 +67,6 @@ Spawn = Callable[..., DaemonProcess]
 T = TypeVar("T")
 
 
-def log_records(process: DaemonProcess) -> list[dict[str, Any]]:
-    """The daemon's JSON log lines, in order."""
-    records = []
-    for line in process.log().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
-
-
 @dataclass(eq=False)
 class Member:
     """One daemon of the cluster: its own project folder (config and state dir), its proxy if
@@ -89,6 +76,8 @@ class Member:
     project: Project
     proxy: TcpProxy | None
     processes: list[DaemonProcess] = field(default_factory=list)
+    # Per log file: how far role() has read it, and the role it found there.
+    _read_roles: dict[Path, tuple[int, str]] = field(default_factory=dict)
 
     @property
     def process(self) -> DaemonProcess:
@@ -114,9 +103,21 @@ class Member:
             return "never started"
         if not self.alive():
             return "exited"
-        role = "starting"
-        for record in log_records(self.process):
-            role = ROLE_EVENTS.get(record.get("event", ""), role)
+        process = self.process
+        read, role = self._read_roles.get(process.log_path, (0, "starting"))
+        # Only what was logged since the last look: the log grows for as long as a test runs.
+        with open(process.log_path, "rb") as log:
+            log.seek(read)
+            chunk = log.read()
+        complete = chunk.rfind(b"\n") + 1
+        for line in chunk[:complete].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                role = ROLE_EVENTS.get(record.get("event", ""), role)
+        self._read_roles[process.log_path] = (read + complete, role)
         return role
 
     def events(self, name: str) -> list[dict[str, Any]]:
@@ -364,9 +365,6 @@ class HaCluster:
     def leader(self) -> Member:
         (leader,) = self.leaders()
         return leader
-
-    def member_of(self, pid: int | None) -> Member | None:
-        return next((m for m in self.members if pid is not None and m.pid == pid), None)
 
     def wait_new_leader(self, previous: Member, timeout: float = 30) -> Member:
         """Another member leads (by its log), and the store's leadership names its process."""

@@ -113,6 +113,7 @@ def test_a_standby_answers_reads_and_does_not_take_writes_itself(make_cluster):
     status, runs = standby.request("GET", "/api/v1/runs?limit=5")
     assert status == 200, runs
     assert runs, "the standby reads the runs the leader made"
+    assert {r["id"] for r in runs} <= {r["id"] for r in cluster.runs()}
 
     status, body = standby.request("POST", "/api/v1/pipelines/tick/runs", {})
     if status == 503:  # refused: the answer names the leader
@@ -122,6 +123,13 @@ def test_a_standby_answers_reads_and_does_not_take_writes_itself(make_cluster):
         run = next(r for r in cluster.runs() if r["id"] == body["Id"])
         assert run["owner_pid"] == leader.pid, run
     assert not standby.events("api_run_submitted")
+
+    status, body = standby.request("POST", f"/api/v1/schedules/{TICK}/disable")
+    if status == 503:
+        assert f"{leader.pid}" in str(body), body
+    else:  # forwarded: the leader disabled it; enabled again so that the interval goes on
+        assert status == 200, body
+        assert leader.request("POST", f"/api/v1/schedules/{TICK}/enable")[0] == 200
     cluster.quiesce(dropper)
     cluster.check(dropper.dropped).assert_hold()
 
