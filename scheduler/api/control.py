@@ -19,7 +19,7 @@ from scheduler.api.limits import MAX_NAME, MAX_TEXT
 from scheduler.core.errors import NotFound, ParameterError, PipeschedError
 from scheduler.services import schedules as schedule_service
 from scheduler.services.api_schedules import InvalidSchedule
-from scheduler.services.control import DaemonControl
+from scheduler.services.control import DaemonControl, NotLeader
 
 if TYPE_CHECKING:
     from scheduler.store import Store
@@ -38,6 +38,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": [parameter_problem(exc)]}, status_code=422)
         if isinstance(exc, InvalidSchedule):
             return JSONResponse({"detail": definition_problems(exc)}, status_code=422)
+        if isinstance(exc, NotLeader):
+            return JSONResponse({"detail": str(exc)}, status_code=503)
         status = 404 if isinstance(exc, NotFound) else 409
         return JSONResponse({"detail": str(exc)}, status_code=status)
 

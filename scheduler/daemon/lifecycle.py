@@ -17,6 +17,8 @@ import contextlib
 import faulthandler
 import os
 import signal
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,24 +39,28 @@ from scheduler.core.testclock import clock_from_env
 from scheduler.daemon import collector
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls, Reloaded
-from scheduler.daemon.lock import acquire
+from scheduler.daemon.lock import DaemonLock, acquire
 from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
+from scheduler.daemon.standby import Identity, keep_lease, leader_words, wait_for_lead
+from scheduler.daemon.standby_api import StandbyControls
 from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
+from scheduler.definitions.config import Config, HaConfig
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.dispatcher import Dispatcher
 from scheduler.executor.warmpool import start_warm_pool, stop_warm_pool, warm_targets, watch_zygotes
 from scheduler.fires.files import FileDropService
 from scheduler.fires.handler import FireHandler
 from scheduler.fires.timer import Firing
+from scheduler.services.control import DaemonControl
 from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.patience import patiently
-from scheduler.store.records import RunRecord, ScheduleState
+from scheduler.store.records import Leadership, RunRecord, ScheduleState
 from scheduler.triggers.time import time_trigger
 from scheduler.web.app import install_web_view
 
@@ -67,8 +73,13 @@ SHUTDOWN_STORE_GRACE = 15.0
 
 
 class Daemon:
-    def __init__(self, config_path: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config_path: Path, clock: Clock | None = None, *, standby: bool = False
+    ) -> None:
         self.config_path = config_path
+        self.standby = standby  # `pipesched daemon --standby`: ha.mode standby for this one
+        self.epoch: int | None = None  # the epoch this daemon leads, among standbys
+        self.me: Identity | None = None
         self.clock = clock or clock_from_env()
         self.stop_event = asyncio.Event()
         # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
@@ -94,7 +105,19 @@ class Daemon:
         for error in current.errors:
             log.error("definition_invalid", error=str(error))
         self.store = await run_blocking(Store.open, config.database_url, clock=self.clock)
-        self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
+        ha = replace(config.ha, mode="standby") if self.standby else config.ha
+        if ha.mode == "standby":
+            if self.store.engine.dialect.name != "postgresql":
+                log.error(
+                    "ha_needs_postgresql",
+                    error="standby daemons share a PostgreSQL store; this one is SQLite",
+                    hint="set database: postgresql+psycopg://... in the config",
+                )
+                await run_blocking(self.store.close)
+                return 1
+            self.lock = await self._lead_or_stand_by(config, ha)
+        else:
+            self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
         try:
             await run_parallel(self._take_step_cgroups)  # ours only once the lock is
             return await self._serve(current)
@@ -139,7 +162,9 @@ class Daemon:
         await self.files.start(self.file_schedules(current, states))
         self.ballast = Ballast(config.state_dir)
         await run_parallel(self.ballast.ensure)
-        servers = await self._start_api()
+        servers = await self._start_api(config, self.controls, self._file_backlog)
+        if self.me is not None:
+            self.me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
         self._install_signals()
         collector.running_again()
         self.notifier.ready(self._status_line())
@@ -168,6 +193,9 @@ class Daemon:
             ),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
+        if self.epoch is not None and self.me is not None:
+            lease = keep_lease(self.store, self.epoch, config.ha, self.me, self._lock_lost)
+            background.append(asyncio.ensure_future(lease))
         if warm is not None:
             background.append(asyncio.ensure_future(watch_zygotes(warm, self.stop_event)))
         await self.stop_event.wait()
@@ -193,6 +221,34 @@ class Daemon:
         stop_warm_pool()
         log.info("daemon_stopped")
         return self.exit_status
+
+    async def _lead_or_stand_by(self, config: Config, ha: HaConfig) -> DaemonLock:
+        """Wait as a standby while another daemon leads (a read-only API meanwhile), then lead
+        under a new epoch."""
+        self.me = me = Identity.of(self.started_at, None)
+        seen: list[Leadership] = []
+        servers: list[Any] = []
+
+        async def standing_by(leadership: Leadership) -> None:
+            changed = not seen or seen[-1].holder != leadership.holder
+            seen[:] = [leadership]
+            if not servers:
+                controls = StandbyControls(
+                    self.started_at, lambda: seen[-1], config, self.store, self.clock
+                )
+                servers.extend(await self._start_api(config, controls, None))
+                me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
+            if changed:
+                self.notifier.ready(f"standby; leader {leader_words(leadership)}")
+
+        try:
+            lock, self.epoch = await wait_for_lead(
+                self.store, config.state_dir, self.started_at, ha, me, standing_by
+            )
+        finally:
+            for server in servers:
+                await server.stop()
+        return lock
 
     def _lock_lost(self, reason: str) -> None:
         """Another daemon holds the store now (``reason`` names it; the store stays fenced):
@@ -220,29 +276,32 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
 
-    async def _start_api(self) -> list[Any]:
+    async def _start_api(
+        self,
+        config: Config,
+        controls: DaemonControl,
+        file_backlog: Callable[[], dict[str, int]] | None,
+    ) -> list[Any]:
         """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
         /api/ path needs a bearer token)."""
-        assert self.set is not None
-        config = self.set.config
 
         def app(require_token: bool) -> Any:
             served = create_app(
-                self.controls,
+                controls,
                 self.store,
                 config,
                 require_token=require_token,
                 clock=self.clock,
-                file_backlog=self._file_backlog,
+                file_backlog=file_backlog,
             )
             if require_token:  # the web view: on the TCP listener, behind its login
                 install_web_view(
                     served,
-                    self.controls,
+                    controls,
                     self.store,
                     config,
                     clock=self.clock,
-                    file_backlog=self._file_backlog,
+                    file_backlog=file_backlog,
                 )
             return served
 

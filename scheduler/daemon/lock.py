@@ -26,7 +26,13 @@ from sqlalchemy.exc import DBAPIError
 
 from scheduler.core.clock import iso
 from scheduler.core.errors import PipeschedError
-from scheduler.store.daemon_lock import lock_engine, lock_granted, session_name, try_advisory_lock
+from scheduler.store.daemon_lock import (
+    LockHolder,
+    lock_engine,
+    lock_granted,
+    session_name,
+    try_advisory_lock,
+)
 from scheduler.store.health import failure_reason
 
 
@@ -120,6 +126,44 @@ def holder_description(started_at: datetime) -> dict[str, Any]:
 def acquire(state_dir: Path, store: Any, started_at: datetime) -> DaemonLock:
     """Take the lock for this state directory (always) and, on PostgreSQL, for the database."""
     me = holder_description(started_at)
+    handle = take_file_lock(state_dir, me)
+    if store.engine.dialect.name != "postgresql":
+        return DaemonLock(handle)
+    label = lock_label(me)
+    engine = lock_engine(store.engine.url)
+    try:
+        taken = try_database_lock(handle, engine, label)
+    except BaseException:
+        engine.dispose()
+        handle.close()
+        raise
+    if isinstance(taken, DaemonLock):
+        return taken
+    engine.dispose()
+    handle.close()
+    raise DaemonAlreadyRunning(
+        "another pipesched daemon holds this PostgreSQL database: "
+        + (taken.describe() if taken else "another session"),
+        hint="one daemon per database; stop the other first (or run it with ha.mode standby)",
+    )
+
+
+def lock_label(me: dict[str, Any]) -> str:
+    """The name of the lock's session: how ``pg_stat_activity`` and other daemons see us."""
+    return f"pipesched daemon {me['host']} pid {me['pid']} {me['started_at']}"
+
+
+def try_database_lock(handle: Any, engine: Engine, label: str) -> DaemonLock | LockHolder | None:
+    """One try at the advisory lock: the whole lock when taken, else the session holding it
+    (None when nobody held it by the time we looked: try again)."""
+    connection, holder = try_advisory_lock(engine, label)
+    if connection is not None:
+        return DaemonLock(handle, connection, engine, label)
+    return holder
+
+
+def take_file_lock(state_dir: Path, me: dict[str, Any]) -> Any:
+    """The flock on ``<state_dir>/daemon.lock``, with our description written into it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "daemon.lock"
     handle = open(path, "a+")  # noqa: SIM115 - held open for the daemon's life
@@ -137,25 +181,7 @@ def acquire(state_dir: Path, store: Any, started_at: datetime) -> DaemonLock:
     handle.truncate()
     handle.write(json.dumps(me) + "\n")
     handle.flush()
-    if store.engine.dialect.name != "postgresql":
-        return DaemonLock(handle)
-    label = f"pipesched daemon {me['host']} pid {me['pid']} {me['started_at']}"
-    engine = lock_engine(store.engine.url)
-    try:
-        connection, db_holder = try_advisory_lock(engine, label)
-    except BaseException:
-        engine.dispose()
-        handle.close()
-        raise
-    if connection is None:
-        engine.dispose()
-        handle.close()
-        raise DaemonAlreadyRunning(
-            "another pipesched daemon holds this PostgreSQL database: "
-            + (db_holder.describe() if db_holder else "another session"),
-            hint="one daemon per database; stop the other first",
-        )
-    return DaemonLock(handle, connection, engine, label)
+    return handle
 
 
 def _describe(text: str) -> str:

@@ -68,6 +68,16 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class HaConfig:
+    """Several daemons on one PostgreSQL store: ``standby`` daemons wait for the lock and take
+    over when the leader's session ends or its lease (renewed every ``heartbeat``) lapses."""
+
+    mode: Literal["single", "standby"] = "single"
+    lease: float = 10.0
+    heartbeat: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     """A loaded, validated daemon config; every path absolute."""
 
@@ -84,6 +94,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
     min_free_space: int = 1024**3  # below it on the state directory's filesystem, no run starts
+    ha: HaConfig = field(default_factory=HaConfig)
 
     @property
     def runs_dir(self) -> Path:
@@ -217,6 +228,7 @@ def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
         "logging": dict(_DEFAULT_LOGGING),
         "max_log_bytes": Config.max_log_bytes,
         "min_free_space": Config.min_free_space,
+        "ha": dict(_DEFAULT_HA),
     }
     checks = {
         "state_dir": _optional_text,
@@ -231,6 +243,7 @@ def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
         "logging": _logging,
         "max_log_bytes": lambda v: _bytes(v, 4096),
         "min_free_space": lambda v: _bytes(v, 0),
+        "ha": _ha,
     }
     try:
         for key, value in data.items():
@@ -354,6 +367,25 @@ def _logging(value: Any) -> dict[str, Any]:
     return logging
 
 
+_DEFAULT_HA: dict[str, Any] = {"mode": "single", "lease": 10.0, "heartbeat": 2.0}
+
+
+def _ha(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset(_DEFAULT_HA))
+    ha = dict(_DEFAULT_HA)
+    for key, item in section.items():
+        if key == "mode":
+            if item not in ("single", "standby"):
+                raise _Unsure(item)
+            ha[key] = item
+        else:
+            seconds = _seconds(item)
+            if not 0 < seconds <= 1800:
+                raise _Unsure(item)
+            ha[key] = seconds
+    return ha
+
+
 def _build(
     raw: dict[str, Any], file: Path, doc: YamlDocument, errors: list[DefinitionError]
 ) -> Config:
@@ -467,6 +499,25 @@ def _build(
             )
         )
 
+    ha = HaConfig(**raw["ha"])
+    if ha.heartbeat * 2 > ha.lease:
+        errors.append(
+            doc.error(
+                ("ha", "heartbeat"),
+                f"ha.heartbeat ({ha.heartbeat:g}s) must be at most half of ha.lease ({ha.lease:g}s)",
+                hint="a leader renews its lease every heartbeat; two missed renewals must fit in it",
+            )
+        )
+    if ha.mode == "standby" and not database_url.startswith("postgresql"):
+        errors.append(
+            doc.error(
+                ("ha", "mode"),
+                "ha.mode standby needs a PostgreSQL database: daemons on other machines must "
+                "share the store",
+                hint="set database: postgresql+psycopg://... , or ha.mode: single",
+            )
+        )
+
     return Config(
         file=file,
         state_dir=state_dir,
@@ -481,6 +532,7 @@ def _build(
         logging=LoggingConfig(format=raw["logging"]["format"], level=raw["logging"]["level"]),
         max_log_bytes=raw["max_log_bytes"],
         min_free_space=raw["min_free_space"],
+        ha=ha,
     )
 
 

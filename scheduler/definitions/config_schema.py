@@ -91,6 +91,12 @@ class _LoggingFile(_Model):
     ] = "info"
 
 
+class _HaFile(_Model):
+    mode: Literal["single", "standby"] = "single"
+    lease: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=3600)] = 10.0
+    heartbeat: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=1800)] = 2.0
+
+
 def _default_datastores() -> dict[str, _DatastoreFile | None]:
     return {"default": _DatastoreFile()}
 
@@ -110,6 +116,7 @@ class ConfigFile(_Model):
     shutdown_grace: Annotated[float, BeforeValidator(_duration), Field(ge=0)] = 10.0
     api: _ApiFile = Field(default_factory=_ApiFile)
     logging: _LoggingFile = Field(default_factory=_LoggingFile)
+    ha: _HaFile = Field(default_factory=_HaFile)
     # At least 4 KiB: the head, the marker line and the tail must fit.
     max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
         Config.max_log_bytes

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from scheduler.core.errors import PipeschedError
+
 if TYPE_CHECKING:
     from scheduler.definitions import Pipeline
     from scheduler.store.records import RunRecord
+
+
+class NotLeader(PipeschedError):
+    """This daemon is a standby: a change goes to the leader (the API answers 503 naming it)."""
 
 
 class DaemonControl(Protocol):

@@ -46,6 +46,7 @@ class FireRepository:
                         nominal_time=nominal_time,
                         outcome=value,
                         reason=reason,
+                        epoch=self._sessions.epoch,
                         created_at=now,
                         updated_at=now,
                     )
@@ -81,6 +82,7 @@ class FireRepository:
                     nominal_time=t,
                     outcome=value,
                     reason=reason,
+                    epoch=self._sessions.epoch,
                     created_at=now,
                     updated_at=now,
                 )

@@ -58,6 +58,7 @@ class LedgerRepository:
                         "size": key.size,
                         "mtime_ns": key.mtime_ns,
                         "outcome": FireOutcome.CLAIMED.value,
+                        "epoch": self._sessions.epoch,
                         "created_at": now,
                         "updated_at": now,
                     }

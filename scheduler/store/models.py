@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     MetaData,
@@ -208,6 +209,7 @@ class FireRow(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     outcome: Mapped[str]  # claimed | started | queued | skipped | missed
+    epoch: Mapped[int | None] = mapped_column(BigInteger)  # the leader's, in standby mode
     reason: Mapped[str | None]
     run_id: Mapped[str | None]
     created_at: Mapped[datetime]
@@ -308,3 +310,38 @@ class ModelRow(Base):
     run_id: Mapped[str | None]
     step: Mapped[str | None]
     created_at: Mapped[datetime]
+
+
+class LeadershipRow(Base):
+    """Who leads the daemons of this store (one row, id 1): the epoch, raised by each takeover,
+    and the leader's lease, renewed every heartbeat on the database's own clock. In standby
+    mode every write first checks the epoch it was made under (``Sessions.write``)."""
+
+    __tablename__ = "leadership"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    holder: Mapped[str | None]
+    host: Mapped[str | None]
+    pid: Mapped[int | None]
+    since: Mapped[datetime | None]
+    api_url: Mapped[str | None]
+    lease_until: Mapped[datetime | None]
+
+
+class DaemonHeartbeatRow(Base):
+    """A daemon's heartbeat, leader or standby: what ``pipesched status`` lists."""
+
+    __tablename__ = "daemon_heartbeats"
+
+    name: Mapped[str] = mapped_column(primary_key=True)  # HOST:PID:STARTED
+    host: Mapped[str]
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    role: Mapped[str]  # leader | standby
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[datetime]
+    lease_seconds: Mapped[float] = mapped_column(Float)
+    schema_revision: Mapped[str]
+    version: Mapped[str]
+    api_url: Mapped[str | None]

@@ -377,3 +377,55 @@ class ModelRecord:
             "description": self.description,
             "created_at": iso(self.created_at),
         }
+
+
+@dataclass(frozen=True)
+class Leadership:
+    """Who leads the daemons of a store, as the database says now (``server_now`` is the
+    database's clock, which leases are counted on)."""
+
+    epoch: int
+    holder: str | None
+    host: str | None
+    pid: int | None
+    since: datetime | None
+    api_url: str | None
+    lease_until: datetime | None
+    server_now: datetime
+
+    @property
+    def lease_lapsed(self) -> bool:
+        return self.lease_until is None or self.lease_until < self.server_now
+
+
+@dataclass(frozen=True)
+class DaemonBeat:
+    """One daemon's last heartbeat: leader or standby."""
+
+    name: str
+    host: str
+    pid: int
+    started_at: datetime
+    role: str
+    epoch: int
+    heartbeat_at: datetime
+    lease_seconds: float
+    schema_revision: str
+    version: str
+    api_url: str | None
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "host": self.host,
+            "pid": self.pid,
+            "started_at": iso(self.started_at),
+            "role": self.role,
+            "epoch": self.epoch,
+            "heartbeat_at": iso(self.heartbeat_at),
+            "age_seconds": round(max(0.0, (now - self.heartbeat_at).total_seconds()), 3),
+            "lease_seconds": self.lease_seconds,
+            "schema_revision": self.schema_revision,
+            "version": self.version,
+            "api_url": self.api_url,
+        }

@@ -32,6 +32,7 @@ from scheduler.store.errors import StoreUnavailable
 from scheduler.store.figures import FiguresRepository
 from scheduler.store.fire_records import FireRepository
 from scheduler.store.health import StoreHealth, UpkeepRepository, failure_reason
+from scheduler.store.leadership import LeadershipRepository
 from scheduler.store.ledger import LedgerRepository
 from scheduler.store.migrate import ensure_schema
 from scheduler.store.model_registry import ModelRepository
@@ -129,6 +130,7 @@ class Store:
         self.tokens = TokenRepository(sessions, clock)
         self.models = ModelRepository(sessions, clock)
         self.figures = FiguresRepository(sessions)
+        self.leaders = LeadershipRepository(sessions)
         # Whether the store can be written now: set by probe_write and by any call that fails
         # on the database itself; read from any thread (the API's /healthz reads it on the loop).
         self.health = StoreHealth()
@@ -154,6 +156,11 @@ class Store:
         not hold the store's lock. Callable from any thread (no transaction)."""
         self._sessions.fence(reason)
         self.health.failed(reason)
+
+    def lead(self, epoch: int | None) -> None:
+        """Refuse, in the database, every write made after ``epoch`` is over: a leader among
+        standby daemons calls it once it has taken the lead (None: no such check)."""
+        self._sessions.lead(epoch)
 
     def unfence(self) -> None:
         """Let writes through again; ``health`` clears at the next ``probe_write`` that
@@ -215,6 +222,14 @@ class Store:
     get_api_schedule = _Delegate("schedules", ScheduleRepository.get_api_schedule)
     delete_api_schedule = _Delegate("schedules", ScheduleRepository.delete_api_schedule)
     update_api_schedule = _Delegate("schedules", ScheduleRepository.update_api_schedule)
+
+    # -- leadership among standby daemons -------------------------------------------------------
+    leadership = _Delegate("leaders", LeadershipRepository.leadership)
+    take_leadership = _Delegate("leaders", LeadershipRepository.take_leadership)
+    renew_lease = _Delegate("leaders", LeadershipRepository.renew_lease)
+    beat = _Delegate("leaders", LeadershipRepository.beat)
+    daemon_beats = _Delegate("leaders", LeadershipRepository.daemon_beats)
+    forget_daemons = _Delegate("leaders", LeadershipRepository.forget_daemons)
 
     # -- published pipelines and versions -----------------------------------------------------
     ensure_pipeline_version = _Delegate("published", PublishedRepository.ensure_pipeline_version)
