@@ -194,9 +194,19 @@ def test_a_leader_stopped_longer_than_its_lease_never_writes_after_the_takeover(
     )
     if outcome == "exited":
         assert leader.process.wait_exit() == 1, leader.logs()
-    cluster.wait_fires_of(row.epoch, after=now(), count=2)
-    new_era = cluster.first_fire_after(stopped_at, row.epoch)
-    assert new_era is not None
+    current = cluster.leadership()
+    assert current is not None
+    cluster.wait_fires_of(current.epoch, after=now(), count=2)
+    # Only the stopped leader's session was ended: never that of the daemon taking over.
+    wrongly_ended = [
+        (m.name, e)
+        for m in cluster.members
+        for e in m.events("ha_takeover")
+        if e["ended"] and f"pid {leader.pid} " not in e["terminated_session"]
+    ]
+    assert not wrongly_ended, wrongly_ended
+    assert cluster.leader().pid == current.pid
+    new_era = min(f["created_at"] for f in cluster.fires(TICK) if (f["epoch"] or 0) > epoch)
     late = [f for f in cluster.fires(TICK) if f["epoch"] == epoch and f["created_at"] >= new_era]
     assert not late, late
     stopped = cluster.quiesce(dropper)
