@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,10 @@ def running(cluster: HaCluster, *, fires: int = 3) -> tuple[Member, int, FileDro
     dropper = FileDropper(cluster.datastore).start()
     cluster.wait_fires_of(row.epoch, after=started, count=fires)
     return leader, row.epoch, dropper
+
+
+def _at(event: dict) -> datetime:
+    return datetime.fromisoformat(event["timestamp"])
 
 
 def gone_or_standing_by(member: Member) -> str | None:
@@ -243,6 +247,11 @@ def test_a_leader_cut_off_from_the_database_stops_firing_within_its_lease(make_c
         if e["timestamp"] > (cut_at + timedelta(seconds=LEASE)).isoformat()
     ]
     assert not fired_late, fired_late
+    if mode == "blackhole":  # the server kept its session: it must have fenced itself first
+        (fenced,) = leader.process.events("ha_fenced")
+        (led,) = successor.events("ha_leader")
+        assert fenced["timestamp"] < led["timestamp"], (fenced, led)
+        print(f"cut to fenced: {(_at(fenced) - cut_at).total_seconds():.2f} s")
 
     leader.proxy.restore()
     outcome = wait_until(
