@@ -8,6 +8,12 @@ nothing more, in either direction, yet closes nothing: the peers see silence, as
 cable, and the server keeps the client's session until it notices by itself. New connections
 are accepted and never forwarded. ``restore()`` lets new connections through again; the
 connections stalled by a blackhole are reset then (their peers have given up on them).
+
+``cut_in_transaction()`` arms a cut for the moment PostgreSQL tells a client, for the second
+time in a row, that it is inside a transaction (a ReadyForQuery message with status ``T``: after
+its BEGIN, then after its first statement): the client's next message (its COMMIT, say) never
+arrives, and the server keeps that transaction open, with the locks its statement took. With
+``statement``, only a transaction that sent a statement holding those bytes is cut.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy.engine import make_url
@@ -26,6 +33,9 @@ CutMode = Literal["reset", "blackhole"]
 #: How often a connection's thread looks whether the proxy was cut: the longest a cut waits.
 POLL_SECONDS = 0.02
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+# PostgreSQL's ReadyForQuery message ('Z', length 5): in a transaction block, or idle.
+IN_TRANSACTION = b"Z\x00\x00\x00\x05T"
+IDLE = b"Z\x00\x00\x00\x05I"
 
 
 @dataclass(eq=False)
@@ -35,6 +45,8 @@ class _Link:
     client: socket.socket
     upstream: socket.socket | None
     doomed: threading.Event = field(default_factory=threading.Event)  # to be reset
+    in_transaction: int = 0  # ReadyForQuery "in a transaction" since the last "idle"
+    sent_statement: bool = False  # the client sent the armed statement in this transaction
     closed: threading.Event = field(default_factory=threading.Event)
 
     def reset(self) -> None:
@@ -62,6 +74,10 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._links: set[_Link] = set()
         self._mode: CutMode | None = None
+        self._armed: CutMode | None = None  # cut at the next ReadyForQuery in a transaction
+        self._armed_statement: bytes | None = None
+        self.cut_at: datetime | None = None  # when the last cut happened
+        self._was_cut = threading.Event()
         self._stopping = threading.Event()
         self.accepted = 0  # connections accepted so far, for tests that count reconnections
         self._acceptor = threading.Thread(target=self._accept_loop, name="tcp-proxy", daemon=True)
@@ -90,17 +106,43 @@ class TcpProxy:
         keeps them all open and forwards nothing."""
         if mode not in ("reset", "blackhole"):
             raise ValueError(f"unknown cut mode {mode!r}: reset or blackhole")
-        with self._lock:
-            self._mode = mode
-            links = list(self._links)
+        links = self._trip(mode)
         if mode == "reset":
             self._reset(links)
+
+    def _trip(self, mode: CutMode) -> list[_Link]:
+        """Be cut from now on; the links open at that moment."""
+        with self._lock:
+            self._mode = mode
+            self._armed = None
+            self.cut_at = datetime.now(UTC)
+            links = list(self._links)
+        self._was_cut.set()
+        return links
+
+    def cut_in_transaction(
+        self, mode: CutMode = "blackhole", *, statement: bytes | None = None
+    ) -> None:
+        """Cut (as ``cut(mode)``) as soon as a client is inside a transaction after a statement
+        of it; ``wait_cut`` says when that happened."""
+        if mode not in ("reset", "blackhole"):
+            raise ValueError(f"unknown cut mode {mode!r}: reset or blackhole")
+        self._was_cut.clear()
+        self._armed_statement = statement
+        self._armed = mode
+
+    def wait_cut(self, timeout: float) -> datetime:
+        """When the armed cut happened; fails if it did not within ``timeout`` seconds."""
+        if not self._was_cut.wait(timeout) or self.cut_at is None:
+            raise AssertionError(f"no client was inside a transaction within {timeout}s")
+        return self.cut_at
 
     def restore(self) -> None:
         """Forward again. Connections a blackhole stalled are reset: only new ones work."""
         with self._lock:
             stalled = list(self._links) if self._mode == "blackhole" else []
             self._mode = None
+            self._armed = None
         self._reset(stalled)
 
     @staticmethod
@@ -191,3 +233,18 @@ class TcpProxy:
                     peers[source].sendall(data)
                 except OSError:
                     return
+                statement = self._armed_statement
+                if source is not link.upstream:
+                    if statement is not None and statement in data:
+                        link.sent_statement = True
+                    continue
+                if IDLE in data:
+                    link.in_transaction = 0
+                    link.sent_statement = False
+                link.in_transaction += data.count(IN_TRANSACTION)
+                armed = self._armed
+                ready = link.sent_statement if statement is not None else True
+                if armed is not None and ready and link.in_transaction >= 2:
+                    # Every link's thread sees the cut at its next look (this one at once).
+                    self._trip(armed)
+                    break

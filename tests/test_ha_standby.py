@@ -218,16 +218,23 @@ def test_a_leader_stopped_longer_than_its_lease_never_writes_after_the_takeover(
     assert set(stopped.values()) == {0}, (stopped, cluster.logs())
 
 
-@pytest.mark.parametrize("mode", ["blackhole", "reset"])
+@pytest.mark.parametrize("mode", ["blackhole", "blackhole-in-transaction", "reset"])
 def test_a_leader_cut_off_from_the_database_stops_firing_within_its_lease(make_cluster, mode):
     """``blackhole``: the server keeps the cut leader's session (and lock) until a standby ends
-    it; ``reset``: the server sees the session end at once."""
+    it; ``blackhole-in-transaction``: cut while one of the leader's sessions is inside a write
+    transaction, which the server keeps open, locks and all; ``reset``: the server sees the
+    session end at once."""
     cluster = make_cluster(proxied=True)
     leader, epoch, dropper = running(cluster)
     assert leader.proxy is not None
 
-    cut_at = now()
-    leader.proxy.cut(mode)
+    if mode == "blackhole-in-transaction":
+        # A write transaction: it holds a share lock on the leadership row when cut.
+        leader.proxy.cut_in_transaction("blackhole", statement=b"FOR SHARE")
+        cut_at = leader.proxy.wait_cut(timeout=30)
+    else:
+        cut_at = now()
+        leader.proxy.cut("reset" if mode == "reset" else "blackhole")
     successor = cluster.wait_new_leader(leader, timeout=LEASE + 30)
     row = cluster.leadership()
     assert row is not None and row.epoch > epoch and row.pid == successor.pid, row
@@ -247,7 +254,7 @@ def test_a_leader_cut_off_from_the_database_stops_firing_within_its_lease(make_c
         if e["timestamp"] > (cut_at + timedelta(seconds=LEASE)).isoformat()
     ]
     assert not fired_late, fired_late
-    if mode == "blackhole":  # the server kept its session: it must have fenced itself first
+    if mode != "reset":  # the server kept its session: it must have fenced itself first
         (fenced,) = leader.process.events("ha_fenced")
         (led,) = successor.events("ha_leader")
         assert fenced["timestamp"] < led["timestamp"], (fenced, led)

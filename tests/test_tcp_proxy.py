@@ -112,6 +112,45 @@ def test_a_blackhole_stalls_the_connection_while_the_server_keeps_its_session(
         conn.close()
 
 
+def test_a_cut_armed_for_a_transaction_leaves_the_server_holding_it_open(
+    proxy: TcpProxy, server_url: str, postgres_admin: Engine
+):
+    conn = connect(proxy, server_url)
+    pid = backend_pid(conn)
+    conn.autocommit = False
+    proxy.cut_in_transaction("blackhole")
+    assert proxy.mode is None  # nothing cut while the client is outside a transaction
+    finished: list[object] = []
+
+    def in_a_transaction() -> None:
+        try:
+            conn.execute("SELECT 1")  # BEGIN; SELECT: the server answers "in transaction"
+            conn.commit()  # never arrives
+            finished.append("committed")
+        except psycopg.Error as exc:
+            finished.append(exc)
+
+    worker = threading.Thread(target=in_a_transaction, daemon=True)
+    worker.start()
+    proxy.wait_cut(timeout=10)
+    assert proxy.mode == "blackhole"
+
+    def state() -> str | None:
+        with postgres_admin.connect() as admin:
+            found = admin.execute(
+                text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            )
+            return found.scalar()
+
+    wait_until(lambda: state() == "idle in transaction", timeout=10)
+    worker.join(timeout=0.5)
+    assert worker.is_alive() and not finished, "the COMMIT went through the cut"
+    proxy.restore()
+    worker.join(timeout=10)
+    assert len(finished) == 1 and isinstance(finished[0], psycopg.OperationalError)
+    conn.close()
+
+
 def test_the_proxy_counts_and_closes_its_connections(proxy: TcpProxy, server_url: str):
     first, second = connect(proxy, server_url), connect(proxy, server_url)
     assert proxy.open_connections() == 2 and proxy.accepted == 2

@@ -49,16 +49,24 @@ def _kill_once(cluster: HaCluster) -> tuple[float, float]:
     return (led - killed_at).total_seconds() * 1000, (first - killed_at).total_seconds() * 1000
 
 
-def _cut_once(cluster: HaCluster) -> float:
+def _cut_once(cluster: HaCluster) -> tuple[float, bool]:
     """Blackhole the leader's connections; ms from the cut to the last fire record of its
-    epoch (0 when it wrote none after the cut). It comes back as a standby afterwards."""
+    epoch (0 when it wrote none after the cut), and whether a standby took over while the cut
+    lasted (else only once it healed). The cut one comes back as a standby afterwards."""
     leader = cluster.leader()
     assert leader.proxy is not None
     row = cluster.leadership()
     assert row is not None
     cut_at = now()
     leader.proxy.cut("blackhole")
-    cluster.wait_new_leader(leader, timeout=LEASE + 30)
+    try:
+        cluster.wait_new_leader(leader, timeout=LEASE + 30)
+        taken_over = True
+    except AssertionError as exc:
+        print(f"ha_takeover: no takeover during a cut:\n{str(exc)[:2000]}", file=sys.stderr)
+        taken_over = False
+        leader.proxy.restore()
+        cluster.wait_new_leader(leader, timeout=LEASE + 30)
     wait_until(
         lambda: leader.role() in ("fenced", "lost", "exited", "standby"),
         timeout=LEASE + 30,
@@ -70,7 +78,7 @@ def _cut_once(cluster: HaCluster) -> float:
     if leader.role() == "exited":
         cluster.start(leader)
         cluster.wait_role(leader, "standby")
-    return max(0.0, (last - cut_at).total_seconds() * 1000)
+    return max(0.0, (last - cut_at).total_seconds() * 1000), taken_over
 
 
 def _measure(root: Path, url: str, kills: int, cuts: int) -> list[dict]:
@@ -79,13 +87,15 @@ def _measure(root: Path, url: str, kills: int, cuts: int) -> list[dict]:
         cluster.start_all()
         dropper = FileDropper(cluster.datastore).start()
         cluster.wait_fires_of(None, after=started, count=3)
-        takeovers, first_fires, kept_firing = [], [], []
+        takeovers, first_fires, kept_firing, stuck = [], [], [], 0
         for _ in range(kills):
             led, fired = _kill_once(cluster)
             takeovers.append(led)
             first_fires.append(fired)
         for _ in range(cuts):
-            kept_firing.append(_cut_once(cluster))
+            kept, taken_over = _cut_once(cluster)
+            kept_firing.append(kept)
+            stuck += not taken_over
         cluster.quiesce(dropper)
         checks = cluster.check(dropper.dropped)
     lease_ms = LEASE * 1000
@@ -103,6 +113,7 @@ def _measure(root: Path, url: str, kills: int, cuts: int) -> list[dict]:
             baseline=lease_ms,
             baseline_name="lease",
         ),
+        figure("cuts with no takeover until healed", [stuck], unit="count"),
         figure(
             "HA nominal times run twice",
             [len(checks.nominal_times_doubled) + len(checks.tick_runs_without_one_fire)],
