@@ -460,18 +460,25 @@ class HaCluster:
             return False
         return not any(r["status"] in OPEN_STATUSES for r in self.runs())
 
-    def quiesce(self, dropper: FileDropper, timeout: float = 90) -> dict[str, int]:
+    def quiesce(
+        self, dropper: FileDropper, timeout: float = 90, *, strict: bool = True
+    ) -> dict[str, int]:
         """Stop dropping and ticking (the tick schedule disabled through the leader), wait until
-        everything dropped or fired was handled, then stop every daemon; their exit codes."""
+        everything dropped or fired was handled, then stop every daemon; their exit codes.
+        Not ``strict``: what is still unhandled after ``timeout`` is left to the checks."""
         dropper.stop()
         leader = self.leader()
         status, body = leader.request("POST", f"/api/v1/schedules/{TICK}/disable")
         assert status == 200, (status, body)
-        self.wait(
-            lambda: self.settled(dropper.dropped),
-            "the leader to handle everything dropped and fired",
-            timeout,
-        )
+        try:
+            self.wait(
+                lambda: self.settled(dropper.dropped),
+                "the leader to handle everything dropped and fired",
+                timeout,
+            )
+        except AssertionError:
+            if strict:
+                raise
         return self.stop_all()
 
     # -- the checks ------------------------------------------------------------------------

@@ -96,8 +96,12 @@ def _measure(root: Path, url: str, kills: int, cuts: int) -> list[dict]:
             kept, taken_over = _cut_once(cluster)
             kept_firing.append(kept)
             stuck += not taken_over
-        cluster.quiesce(dropper)
+        cluster.quiesce(dropper, timeout=30, strict=False)
         checks = cluster.check(dropper.dropped)
+        if checks.broken():
+            print(f"ha_takeover: invariants broken: {checks.broken()}", file=sys.stderr)
+            open_runs = [r for r in cluster.runs() if r["id"] in checks.open_runs]
+            print(f"ha_takeover: open runs: {open_runs}", file=sys.stderr)
     lease_ms = LEASE * 1000
     return [
         figure("kill -9 -> new leader", takeovers, baseline=lease_ms, baseline_name="lease"),
