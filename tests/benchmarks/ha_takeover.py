@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from tests.benchmarks.figures import figure
-from tests.conftest import POSTGRES_URL_ENV, wait_until
+from tests.conftest import POSTGRES_URL_ENV
 from tests.ha_harness import TICK, FileDropper, HaCluster, now
 
 LEASE = 3.0
@@ -67,14 +67,18 @@ def _cut_once(cluster: HaCluster) -> tuple[float, bool]:
         taken_over = False
         leader.proxy.restore()
         cluster.wait_new_leader(leader, timeout=LEASE + 30)
-    wait_until(
+    cluster.wait(
         lambda: leader.role() in ("fenced", "lost", "exited", "standby"),
+        f"the cut-off {leader.name} to fence itself",
         timeout=LEASE + 30,
-        message=f"the cut-off leader to fence itself:\n{leader.logs()}",
     )
     last = max(f["created_at"] for f in cluster.fires(TICK) if f["epoch"] == row.epoch)
     leader.proxy.restore()
-    wait_until(lambda: leader.role() in ("exited", "standby"), timeout=LEASE + 30)
+    cluster.wait(
+        lambda: leader.role() in ("exited", "standby"),
+        f"the reconnected {leader.name} to exit or stand by",
+        timeout=LEASE + 30,
+    )
     if leader.role() == "exited":
         cluster.start(leader)
         cluster.wait_role(leader, "standby")
