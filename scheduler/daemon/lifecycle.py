@@ -44,7 +44,14 @@ from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
-from scheduler.daemon.standby import Identity, keep_lease, leader_words, wait_for_lead
+from scheduler.daemon.standby import (
+    Identity,
+    SchemaTooNew,
+    close_lost_leader_runs,
+    keep_lease,
+    leader_words,
+    wait_for_lead,
+)
 from scheduler.daemon.standby_api import StandbyControls
 from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
@@ -59,6 +66,7 @@ from scheduler.services.control import DaemonControl
 from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
+from scheduler.store.engine import end_stalled_transactions
 from scheduler.store.patience import patiently
 from scheduler.store.records import Leadership, RunRecord, ScheduleState
 from scheduler.triggers.time import time_trigger
@@ -72,6 +80,10 @@ STATUS_EVERY_SECONDS = 30.0
 SHUTDOWN_STORE_GRACE = 15.0
 
 
+class StoodDown(Exception):
+    """A standby was asked to stop before it ever led."""
+
+
 class Daemon:
     def __init__(
         self, config_path: Path, clock: Clock | None = None, *, standby: bool = False
@@ -80,6 +92,7 @@ class Daemon:
         self.standby = standby  # `pipesched daemon --standby`: ha.mode standby for this one
         self.epoch: int | None = None  # the epoch this daemon leads, among standbys
         self.me: Identity | None = None
+        self.replaced: Leadership | None = None  # the leadership this daemon took over
         self.clock = clock or clock_from_env()
         self.stop_event = asyncio.Event()
         # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
@@ -104,10 +117,14 @@ class Daemon:
         configure_logging(config.logging.level, config.logging.format)
         for error in current.errors:
             log.error("definition_invalid", error=str(error))
-        self.store = await run_blocking(Store.open, config.database_url, clock=self.clock)
         ha = replace(config.ha, mode="standby") if self.standby else config.ha
+        self.store = await run_blocking(
+            Store.open, config.database_url, clock=self.clock, migrate=ha.mode != "standby"
+        )
         if ha.mode == "standby":
-            if self.store.engine.dialect.name != "postgresql":
+            if self.store.engine.dialect.name == "postgresql":
+                end_stalled_transactions(self.store.engine, ha.lease)
+            else:
                 log.error(
                     "ha_needs_postgresql",
                     error="standby daemons share a PostgreSQL store; this one is SQLite",
@@ -115,7 +132,16 @@ class Daemon:
                 )
                 await run_blocking(self.store.close)
                 return 1
-            self.lock = await self._lead_or_stand_by(config, ha)
+            try:
+                self.lock = await self._lead_or_stand_by(config, ha)
+            except SchemaTooNew as exc:
+                log.error("ha_schema_too_new", error=exc.message, hint=exc.hint)
+                await run_blocking(self.store.close)
+                return 1
+            except StoodDown:
+                log.info("daemon_stopped", role="standby")
+                await run_blocking(self.store.close)
+                return 0
         else:
             self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
         try:
@@ -123,6 +149,7 @@ class Daemon:
             return await self._serve(current)
         finally:
             collector.running_again()
+            await self._forget_me()
             await run_blocking(self.lock.release)
             await run_blocking(self.store.close)
 
@@ -196,6 +223,9 @@ class Daemon:
         if self.epoch is not None and self.me is not None:
             lease = keep_lease(self.store, self.epoch, config.ha, self.me, self._lock_lost)
             background.append(asyncio.ensure_future(lease))
+        if self.replaced is not None:
+            lost = close_lost_leader_runs(self.store, self.replaced)
+            background.append(asyncio.ensure_future(lost))
         if warm is not None:
             background.append(asyncio.ensure_future(watch_zygotes(warm, self.stop_event)))
         await self.stop_event.wait()
@@ -241,14 +271,31 @@ class Daemon:
             if changed:
                 self.notifier.ready(f"standby; leader {leader_words(leadership)}")
 
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.ensure_future(
+            wait_for_lead(self.store, config.state_dir, self.started_at, ha, me, standing_by)
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a standby stops at once: it runs nothing
+            loop.add_signal_handler(sig, waiting.cancel)
         try:
-            lock, self.epoch = await wait_for_lead(
-                self.store, config.state_dir, self.started_at, ha, me, standing_by
-            )
+            lock, self.epoch, self.replaced = await waiting
+        except asyncio.CancelledError:
+            self.notifier.stopping("stopping (standby)")
+            with contextlib.suppress(Exception):
+                await run_blocking(self.store.forget_daemons, name=me.name)
+            raise StoodDown from None
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             for server in servers:
                 await server.stop()
         return lock
+
+    async def _forget_me(self) -> None:
+        """A clean stop takes this daemon off the heartbeat list."""
+        if self.me is not None:
+            with contextlib.suppress(Exception):
+                await run_blocking(self.store.forget_daemons, name=self.me.name)
 
     def _lock_lost(self, reason: str) -> None:
         """Another daemon holds the store now (``reason`` names it; the store stays fenced):
