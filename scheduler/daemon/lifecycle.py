@@ -266,7 +266,9 @@ class Daemon:
                 controls = StandbyControls(
                     self.started_at, lambda: seen[-1], config, self.store, self.clock
                 )
-                servers.extend(await self._start_api(config, controls, None))
+                servers.extend(
+                    await self._start_api(config, controls, None, lambda: seen[-1].api_url)
+                )
                 me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
             if changed:
                 self.notifier.ready(f"standby; leader {leader_words(leadership)}")
@@ -328,6 +330,7 @@ class Daemon:
         config: Config,
         controls: DaemonControl,
         file_backlog: Callable[[], dict[str, int]] | None,
+        forward_to: Callable[[], str | None] | None = None,
     ) -> list[Any]:
         """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
         /api/ path needs a bearer token)."""
@@ -340,6 +343,7 @@ class Daemon:
                 require_token=require_token,
                 clock=self.clock,
                 file_backlog=file_backlog,
+                forward_to=forward_to if require_token else None,
             )
             if require_token:  # the web view: on the TCP listener, behind its login
                 install_web_view(
