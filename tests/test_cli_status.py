@@ -109,6 +109,29 @@ def test_status_with_a_daemon_on_sqlite_reads_only_the_daemon(tmp_path: Path, da
     assert heavy_modules(project, "status", "--json") == set()
 
 
+def test_status_of_a_daemon_at_a_url(tmp_path: Path, daemons) -> None:
+    """With --url and a token: that daemon's health; the store is read on its own machine."""
+    project = daemon_project(tmp_path)
+    daemon: DaemonProcess = daemons(project).start()
+    (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
+    created = project.cli("token", "create", "status-reader")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    asked = project.cli(
+        "--url", listening["url"], "status", "--json", env={"PIPESCHED_TOKEN": token}
+    )
+    assert asked.returncode == 0, asked.stderr
+    report = json.loads(asked.stdout)
+    assert report["daemon"]["pid"] == daemon.proc.pid
+    assert (report["store"], report["ha"]) == (None, None)
+    text = project.cli("--url", listening["url"], "status", env={"PIPESCHED_TOKEN": token})
+    assert f"running at {listening['url']}" in text.stdout
+    daemon.stop()
+    gone = project.cli("--url", listening["url"], "status", env={"PIPESCHED_TOKEN": token})
+    assert gone.returncode == NOT_RUNNING, gone.stderr
+    assert "no answer at" in gone.stdout
+
+
 def test_status_fits_an_80_column_terminal(tmp_path: Path, daemons) -> None:
     """The store's URL is wider than the terminal's room for it: it is shortened in its
     middle, so the file name stays."""

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from scheduler.cli.options import config_option, json_option
-from scheduler.cli.reads import read_config
+from scheduler.cli.reads import read_config, remote_daemon, url_option
 from scheduler.cli.render import (
     Column,
     ellipsis_for,
@@ -32,7 +32,13 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import iso
 from scheduler.core.errors import PipeschedError
-from scheduler.services.daemon_http import DaemonClient, DaemonNotRunning, socket_path
+from scheduler.services.daemon_http import (
+    DaemonClient,
+    DaemonNotRunning,
+    DaemonUnreachable,
+    RemoteClient,
+    socket_path,
+)
 
 if TYPE_CHECKING:
     from scheduler.definitions.config import Config
@@ -44,6 +50,7 @@ HEALTH_TIMEOUT = 5.0  # a daemon that answers nothing within this is reported as
 
 @click.command()
 @config_option
+@url_option
 @json_option
 def status(config_path: str | None, as_json: bool) -> None:
     """The daemon, its store and, on PostgreSQL, the daemons sharing the store.
@@ -53,15 +60,17 @@ def status(config_path: str | None, as_json: bool) -> None:
     standby), schedules served, runs in flight, whether its store can be
     written and its last reload; the store's URL (password hidden); on
     PostgreSQL the leader, the epoch and every daemon's last heartbeat.
+    With --url only the daemon at URL is shown (store and leadership are
+    read on the daemon's machine).
 
     \b
     Exit status:
       0  the daemon runs
       1  the config cannot be read, or the daemon does not answer
-      3  no daemon runs (as systemctl status)
+      3  no daemon runs (as systemctl status), or none answers at --url
     """
-    config = read_config(config_path)
-    report = gather(config)
+    remote = remote_daemon()
+    report = gather_remote(remote) if remote is not None else gather(read_config(config_path))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -81,8 +90,9 @@ class Status:
     daemons sharing a PostgreSQL store (None on SQLite)."""
 
     daemon: dict[str, Any] | None
-    store: dict[str, Any]
+    store: dict[str, Any] | None  # None: a remote daemon's, not read from here
     ha: dict[str, Any] | None
+    remote: str | None = None  # the URL asked instead of this machine's daemon
 
     def to_json(self) -> dict[str, Any]:
         return {"daemon": self.daemon, "store": self.store, "ha": self.ha}
@@ -100,6 +110,19 @@ def gather(config: Config) -> Status:
     return Status(daemon_health(config), store, ha)
 
 
+def gather_remote(remote: RemoteClient) -> Status:
+    """The daemon at a URL: its health only."""
+    remote.timeout = HEALTH_TIMEOUT
+    try:
+        health = remote.get("/healthz")
+    except DaemonUnreachable:
+        return Status(None, None, None, remote.origin)
+    except PipeschedError as exc:
+        return Status({"running": True, "error": str(exc)}, None, None, remote.origin)
+    answer = health_fields(health if isinstance(health, dict) else {})
+    return Status(answer, None, None, remote.origin)
+
+
 def daemon_health(config: Config) -> dict[str, Any] | None:
     """The daemon's ``/healthz`` in the shape of ``status --json``; None when none runs."""
     client = DaemonClient(socket_path(config.state_dir), timeout=HEALTH_TIMEOUT)
@@ -109,6 +132,11 @@ def daemon_health(config: Config) -> dict[str, Any] | None:
         return None
     except PipeschedError as exc:
         return {"running": True, "error": str(exc)}
+    return health_fields(health)
+
+
+def health_fields(health: dict[str, Any]) -> dict[str, Any]:
+    """A daemon's ``/healthz`` answer in the shape of ``status --json``."""
     answer: dict[str, Any] = {
         "running": True,
         "pid": health.get("pid"),
@@ -193,11 +221,12 @@ def print_status(report: Status, now: datetime, out: TextIO | None = None) -> No
     the daemons sharing the store as a table."""
     out = out if out is not None else sys.stdout
     lines: list[tuple[int, str, str]] = []
-    lines.extend(_daemon_lines(report.daemon, now))
+    lines.extend(_daemon_lines(report.daemon, now, report.remote))
     store = report.store
-    lines.append((0, "Store", f"{store['url']}"))
-    if store.get("error"):
-        lines.append((1, "Unreadable", store["error"]))
+    if store is not None:
+        lines.append((0, "Store", f"{store['url']}"))
+        if store.get("error"):
+            lines.append((1, "Unreadable", store["error"]))
     ha = report.ha
     if ha is not None:
         lines.extend(_leadership_lines(ha, now))
@@ -207,16 +236,21 @@ def print_status(report: Status, now: datetime, out: TextIO | None = None) -> No
         _print_daemons(ha["daemons"], now, out)
 
 
-def _daemon_lines(daemon: dict[str, Any] | None, now: datetime) -> list[tuple[int, str, str]]:
+def _daemon_lines(
+    daemon: dict[str, Any] | None, now: datetime, remote: str | None
+) -> list[tuple[int, str, str]]:
+    at = f" at {remote}" if remote else ""
     if daemon is None:
+        if remote:
+            return [(0, "Daemon", f"no answer{at}")]
         return [(0, "Daemon", "not running (start it with: pipesched daemon)")]
     if daemon.get("error"):
-        return [(0, "Daemon", f"not answering: {daemon['error']}")]
+        return [(0, "Daemon", f"not answering{at}: {daemon['error']}")]
     role = daemon.get("role") or "single"
     epoch = daemon.get("epoch")
     role_words = role if epoch is None else f"{role}, epoch {epoch}"
     lines = [
-        (0, "Daemon", f"running ({role_words})"),
+        (0, "Daemon", f"running{at} ({role_words})"),
         (1, "PID", str(daemon.get("pid"))),
         (1, "Up since", format_moment(_moment(daemon.get("started_at")), now)),
     ]
