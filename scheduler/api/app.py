@@ -91,6 +91,7 @@ def create_app(
         config.state_dir,
         next_fires=schedule_next_fires(config, store, clock),
         clock=clock,
+        health=control.health,
     )
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.

@@ -100,6 +100,7 @@ class Daemon:
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
         self._reloading: asyncio.Task[Reloaded] | None = None
+        self.last_reload: tuple[datetime, Reloaded] | None = None  # when, and its outcome
         self.changing = asyncio.Lock()  # one change of the schedule set at a time
         self.controls = DaemonControls(self)
         self.ballast: Ballast | None = None
@@ -472,7 +473,9 @@ class Daemon:
             log.info("reload_done", schedules=len(new.schedules))
         self.notifier.ready(self._status_line())
         served = len(self.set.schedules) if self.set else 0
-        return Reloaded(reloaded=not errors, errors=errors, schedules=served)
+        outcome = Reloaded(reloaded=not errors, errors=errors, schedules=served)
+        self.last_reload = (self.clock.now(), outcome)
+        return outcome
 
     async def swap(self, new: ScheduleSet) -> None:
         """Serve ``new`` in place of the current set: unchanged time schedules keep their next
