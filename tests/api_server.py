@@ -181,10 +181,19 @@ class _LoopThread:
 
 
 @contextmanager
-def live_api(config: Config, store: Store, *, require_token: bool = True) -> Iterator[LiveApi]:
-    """The real app on a free port of 127.0.0.1 (the project's ``api.port`` is 0)."""
-    control = StandInDaemon(config, store)
-    app = create_app(control, store, config, require_token=require_token)
+def live_api(
+    config: Config,
+    store: Store,
+    *,
+    require_token: bool = True,
+    control: Any = None,
+    forward_to: Any = None,
+) -> Iterator[LiveApi]:
+    """The real app on a free port of 127.0.0.1 (the project's ``api.port`` is 0); ``control``
+    another ``DaemonControl`` than the stand-in (a standby's), ``forward_to`` as ``create_app``
+    takes it."""
+    control = control or StandInDaemon(config, store)
+    app = create_app(control, store, config, require_token=require_token, forward_to=forward_to)
     loop = _LoopThread()
     server: TcpServer = loop.call(serve_tcp(app, config))
     try:

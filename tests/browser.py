@@ -378,9 +378,6 @@ def served(root: Path) -> Iterator[Served]:
     daemon = DaemonProcess(project).start()
     try:
         (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
-        created = project.cli("token", "create", "browser")
-        assert created.returncode == 0, created.stderr
-        token = created.stdout.strip().splitlines()[-1]
-        yield Served(project, daemon, origin_of(listening["url"]), token)
+        yield Served(project, daemon, origin_of(listening["url"]), project.token("browser"))
     finally:
         daemon.close()

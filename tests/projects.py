@@ -98,6 +98,12 @@ class Project:
 
         return Store.open(self.config().database_url)
 
+    def token(self, name: str) -> str:
+        """A new API token, made with ``pipesched token create`` (the secret it prints)."""
+        created = self.cli("token", "create", name)
+        assert created.returncode == 0, created.stderr
+        return created.stdout.strip().splitlines()[-1]
+
     def cli(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
         """Run the real ``pipesched`` command against this project."""
         env = {**os.environ, "PIPESCHED_CONFIG": str(self.config_path), "NO_COLOR": "1"}

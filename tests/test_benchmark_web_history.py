@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.benchmarks.web_history import DROPS, FREQUENT, RARE, build, copy_seeded
+
+pytestmark = pytest.mark.slow  # checks a benchmark's seeder, not pipesched: the second stage
 
 
 def _json(project, *args: str):

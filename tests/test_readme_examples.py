@@ -23,6 +23,7 @@ The rules a README block follows:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -167,9 +168,13 @@ def test_every_readme_example_runs(tmp_path: Path, daemons):
         try:
             done = run_block(block, code, project.root, env, tmp_path)
         finally:
-            if sleeper is not None and sleeper.poll() is None:
-                sleeper.send_signal(signal.SIGINT)
             if sleeper is not None:
+                # A canceled run's process exits on its own (130); a SIGINT sent while it is
+                # already on its way out would kill it instead.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    sleeper.wait(timeout=20)
+                if sleeper.poll() is None:
+                    sleeper.send_signal(signal.SIGINT)
                 sleeper.wait(timeout=60)
         assert done.returncode == 0, f"{block} failed:\n{code}\n{done.stdout}\n{done.stderr}"
         if sleeper is not None:  # the example canceled the sleeper's run, by its prefix

@@ -24,7 +24,15 @@ from scheduler.store.records import (
     StepStatus,
 )
 
-NOT_DELEGATED = {"open", "close", "fence", "unfence", "lead"}  # no transaction of a repository
+NOT_DELEGATED = {
+    "open",
+    "close",
+    "fence",
+    "unfence",
+    "lead",
+    "schema_behind",
+    "migrate_now",
+}  # no transaction of a repository
 AREA_OF = {
     name: area
     for area, names in {

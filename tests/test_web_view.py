@@ -37,9 +37,7 @@ class Live:
         return client
 
     def token_for(self, name: str) -> str:
-        created = self.project.cli("token", "create", name)
-        assert created.returncode == 0, created.stderr
-        return created.stdout.strip().splitlines()[-1]
+        return self.project.token(name)
 
 
 FLAKY = """
@@ -71,10 +69,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     daemon = DaemonProcess(project).start()
     try:
         (listening,) = wait_until(lambda: daemon.events("api_listening"), timeout=15)
-        created = project.cli("token", "create", "browser")
-        assert created.returncode == 0, created.stderr
-        token = created.stdout.strip().splitlines()[-1]
-        yield Live(project, run_ids, listening["url"], token, flaky_id)
+        yield Live(project, run_ids, listening["url"], project.token("browser"), flaky_id)
     finally:
         daemon.close()
 

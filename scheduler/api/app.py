@@ -29,6 +29,7 @@ from scheduler.api.documented import (
     install_validation_answers,
     single_query_values,
 )
+from scheduler.api.forward import ForwardChanges
 from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_response, schedule_next_fires
 from scheduler.api.notebook_routes import notebook_router
@@ -51,9 +52,11 @@ def create_app(
     require_token: bool,
     clock: Clock = SYSTEM_CLOCK,
     file_backlog: Callable[[], Mapping[str, int]] | None = None,
+    forward_to: Callable[[], str | None] | None = None,
 ) -> FastAPI:
     """The API bound to one daemon, its store and config. ``file_backlog`` (schedule → files
-    waiting) feeds ``/metrics`` once the file-drop trigger offers it."""
+    waiting) feeds ``/metrics`` once the file-drop trigger offers it. ``forward_to`` (a
+    standby's) gives the leader's API URL: changes are handed on to it."""
     app = FastAPI(
         title="pipesched",
         summary="pipesched daemon API: run pipelines the way Azure ML published endpoints do",
@@ -69,6 +72,10 @@ def create_app(
         max_body_bytes=config.api.max_body_bytes,
         max_upload_bytes=config.api.max_upload_bytes,
     )
+    if forward_to is not None:
+        app.add_middleware(
+            ForwardChanges, leader_url=forward_to, max_body=config.api.max_body_bytes
+        )
     health_route(app, control)
     guard = [
         Depends(token_dependency(store, require_token=require_token)),
@@ -84,6 +91,7 @@ def create_app(
         config.state_dir,
         next_fires=schedule_next_fires(config, store, clock),
         clock=clock,
+        health=control.health,
     )
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.

@@ -29,7 +29,12 @@ Figures:
   ``pipesched_warm_steps_total{target,how}`` — each warm compute target's zygote: ready or not,
   its resident memory, and the steps forked from it or spawned instead;
 - ``pipesched_state_dir_free_bytes`` / ``pipesched_state_dir_filesystem_bytes`` — space free to
-  the daemon's user on the state directory's filesystem, and its size (at every scrape).
+  the daemon's user on the state directory's filesystem, and its size (at every scrape);
+- on a PostgreSQL store only, where standby daemons may share it: ``pipesched_ha_epoch`` (the
+  epoch of the current leadership, 0 before any), ``pipesched_ha_is_leader`` (1 on the daemon
+  that leads or runs alone, 0 on a standby), ``pipesched_ha_standbys`` (standbys whose heartbeat
+  is younger than their lease) and ``pipesched_ha_heartbeat_age_seconds{daemon}`` (each daemon's
+  last heartbeat, on the database's clock).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -72,6 +77,7 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, float("inf
 SETTLE_MARGIN = timedelta(minutes=5)
 
 NextFires = Callable[[], Mapping[str, datetime]]
+Health = Callable[[], Mapping[str, Any]]
 
 
 class StoreCollector(Collector):
@@ -251,6 +257,48 @@ class WarmCollector(Collector):
         yield from (up, memory, started)
 
 
+class HaCollector(Collector):
+    """Leadership among the daemons sharing a PostgreSQL store: the epoch, whether this daemon
+    leads (its ``health()`` role), and every daemon's heartbeat, read from the store."""
+
+    def __init__(self, store: Store, health: Health | None) -> None:
+        self.store = store
+        self.health = health
+
+    def collect(self) -> Iterator[Metric]:
+        leadership = self.store.leadership()
+        beats = self.store.daemon_beats()
+        now = leadership.server_now
+        yield GaugeMetricFamily(
+            "pipesched_ha_epoch",
+            "The epoch of the current leadership among the daemons (0 before any)",
+            value=leadership.epoch,
+        )
+        role = self.health().get("role") if self.health is not None else None
+        if role is not None:
+            yield GaugeMetricFamily(
+                "pipesched_ha_is_leader",
+                "1 when this daemon leads (or runs alone), 0 on a standby",
+                value=0 if role == "standby" else 1,
+            )
+        ages = {beat.name: max(0.0, (now - beat.heartbeat_at).total_seconds()) for beat in beats}
+        live = [b for b in beats if b.role == "standby" and ages[b.name] < b.lease_seconds]
+        yield GaugeMetricFamily(
+            "pipesched_ha_standbys",
+            "Standby daemons whose last heartbeat is younger than their lease",
+            value=len(live),
+        )
+        age = GaugeMetricFamily(
+            "pipesched_ha_heartbeat_age_seconds",
+            "Seconds since each daemon's last heartbeat, on the database's clock",
+            labels=["daemon"],
+            unit="seconds",
+        )
+        for name, seconds in sorted(ages.items()):
+            age.add_metric([name], seconds)
+        yield age
+
+
 class StateDirCollector(Collector):
     """The state directory's disk use and its filesystem's free space."""
 
@@ -329,13 +377,17 @@ def make_registry(
     *,
     next_fires: NextFires | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    health: Health | None = None,
 ) -> CollectorRegistry:
-    """A registry of our own (not the process-wide default) per app: tests build many apps."""
+    """A registry of our own (not the process-wide default) per app: tests build many apps.
+    ``health`` is the daemon's own (its ``role`` says whether it leads)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StoreCollector(store, backlog, next_fires, clock))
     if state_dir is not None:
         registry.register(StateDirCollector(state_dir))
     registry.register(WarmCollector())
+    if store.engine.dialect.name == "postgresql":  # only there can daemons share a store
+        registry.register(HaCollector(store, health))
     return registry
 
 

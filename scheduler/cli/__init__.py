@@ -59,6 +59,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "reload",
         "Ask the running daemon to reload its definitions.",
     ),
+    "status": (
+        "scheduler.cli.cmd_status",
+        "status",
+        "The daemon, its store, and the daemons sharing the store.",
+    ),
     "completion": (
         "scheduler.cli.cmd_completion",
         "completion",

@@ -63,6 +63,10 @@ class ServingDaemon(Protocol):
     @property
     def started_at(self) -> datetime: ...
     @property
+    def epoch(self) -> int | None: ...  # the epoch it leads among standbys; None: no standbys
+    @property
+    def last_reload(self) -> tuple[datetime, Reloaded] | None: ...  # None: none since start
+    @property
     def changing(self) -> asyncio.Lock: ...  # one change of the schedule set at a time
 
     def register(self, schedule: ScheduleDef, state: ScheduleState) -> None: ...
@@ -86,6 +90,10 @@ class Reloaded:
         return {"reloaded": self.reloaded, "errors": self.errors, "schedules": self.schedules}
 
 
+def _reload_fields(moment: datetime, outcome: Reloaded) -> dict[str, Any]:
+    return {"at": iso(moment), "reloaded": outcome.reloaded, "errors": len(outcome.errors)}
+
+
 class DaemonControls:
     """The daemon's answers to its API (``scheduler.api.control.DaemonControl``)."""
 
@@ -93,7 +101,8 @@ class DaemonControls:
         self._daemon = daemon
 
     def health(self) -> dict:
-        """The daemon's health; reads no store (the store's state is what its probe found)."""
+        """The daemon's health; reads no store (the store's state is what its probe found).
+        ``role`` is ``leader`` among standby daemons (with its ``epoch``), else ``single``."""
         unwritable = self._daemon.store.health.unwritable
         status = (
             {"status": "ok"}
@@ -103,12 +112,17 @@ class DaemonControls:
                 "reason": unwritable,
             }
         )
+        epoch = self._daemon.epoch
+        reload = self._daemon.last_reload
         return {
             **status,
+            "role": "single" if epoch is None else "leader",
+            "epoch": epoch,
             "pid": os.getpid(),
             "started_at": iso(self._daemon.started_at),
             "schedules": len(self._daemon.set.schedules) if self._daemon.set else 0,
             "runs_in_flight": self._daemon.dispatcher.runs_in_flight(),
+            "last_reload": None if reload is None else _reload_fields(*reload),
         }
 
     async def reload(self) -> dict:

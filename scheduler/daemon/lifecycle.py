@@ -44,7 +44,14 @@ from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
-from scheduler.daemon.standby import Identity, keep_lease, leader_words, wait_for_lead
+from scheduler.daemon.standby import (
+    Identity,
+    SchemaTooNew,
+    close_lost_leader_runs,
+    keep_lease,
+    leader_words,
+    wait_for_lead,
+)
 from scheduler.daemon.standby_api import StandbyControls
 from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
@@ -59,6 +66,7 @@ from scheduler.services.control import DaemonControl
 from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
+from scheduler.store.engine import end_stalled_transactions
 from scheduler.store.patience import patiently
 from scheduler.store.records import Leadership, RunRecord, ScheduleState
 from scheduler.triggers.time import time_trigger
@@ -72,6 +80,10 @@ STATUS_EVERY_SECONDS = 30.0
 SHUTDOWN_STORE_GRACE = 15.0
 
 
+class StoodDown(Exception):
+    """A standby was asked to stop before it ever led."""
+
+
 class Daemon:
     def __init__(
         self, config_path: Path, clock: Clock | None = None, *, standby: bool = False
@@ -80,6 +92,7 @@ class Daemon:
         self.standby = standby  # `pipesched daemon --standby`: ha.mode standby for this one
         self.epoch: int | None = None  # the epoch this daemon leads, among standbys
         self.me: Identity | None = None
+        self.replaced: Leadership | None = None  # the leadership this daemon took over
         self.clock = clock or clock_from_env()
         self.stop_event = asyncio.Event()
         # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
@@ -87,6 +100,7 @@ class Daemon:
         self.started_at: datetime = self.clock.now()
         self.set: ScheduleSet | None = None
         self._reloading: asyncio.Task[Reloaded] | None = None
+        self.last_reload: tuple[datetime, Reloaded] | None = None  # when, and its outcome
         self.changing = asyncio.Lock()  # one change of the schedule set at a time
         self.controls = DaemonControls(self)
         self.ballast: Ballast | None = None
@@ -104,10 +118,14 @@ class Daemon:
         configure_logging(config.logging.level, config.logging.format)
         for error in current.errors:
             log.error("definition_invalid", error=str(error))
-        self.store = await run_blocking(Store.open, config.database_url, clock=self.clock)
         ha = replace(config.ha, mode="standby") if self.standby else config.ha
+        self.store = await run_blocking(
+            Store.open, config.database_url, clock=self.clock, migrate=ha.mode != "standby"
+        )
         if ha.mode == "standby":
-            if self.store.engine.dialect.name != "postgresql":
+            if self.store.engine.dialect.name == "postgresql":
+                end_stalled_transactions(self.store.engine, ha.lease)
+            else:
                 log.error(
                     "ha_needs_postgresql",
                     error="standby daemons share a PostgreSQL store; this one is SQLite",
@@ -115,7 +133,16 @@ class Daemon:
                 )
                 await run_blocking(self.store.close)
                 return 1
-            self.lock = await self._lead_or_stand_by(config, ha)
+            try:
+                self.lock = await self._lead_or_stand_by(config, ha)
+            except SchemaTooNew as exc:
+                log.error("ha_schema_too_new", error=exc.message, hint=exc.hint)
+                await run_blocking(self.store.close)
+                return 1
+            except StoodDown:
+                log.info("daemon_stopped", role="standby")
+                await run_blocking(self.store.close)
+                return 0
         else:
             self.lock = await run_blocking(acquire, config.state_dir, self.store, self.started_at)
         try:
@@ -123,6 +150,7 @@ class Daemon:
             return await self._serve(current)
         finally:
             collector.running_again()
+            await self._forget_me()
             await run_blocking(self.lock.release)
             await run_blocking(self.store.close)
 
@@ -196,6 +224,9 @@ class Daemon:
         if self.epoch is not None and self.me is not None:
             lease = keep_lease(self.store, self.epoch, config.ha, self.me, self._lock_lost)
             background.append(asyncio.ensure_future(lease))
+        if self.replaced is not None:
+            lost = close_lost_leader_runs(self.store, self.replaced)
+            background.append(asyncio.ensure_future(lost))
         if warm is not None:
             background.append(asyncio.ensure_future(watch_zygotes(warm, self.stop_event)))
         await self.stop_event.wait()
@@ -236,19 +267,38 @@ class Daemon:
                 controls = StandbyControls(
                     self.started_at, lambda: seen[-1], config, self.store, self.clock
                 )
-                servers.extend(await self._start_api(config, controls, None))
+                servers.extend(
+                    await self._start_api(config, controls, None, lambda: seen[-1].api_url)
+                )
                 me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
             if changed:
                 self.notifier.ready(f"standby; leader {leader_words(leadership)}")
 
+        loop = asyncio.get_running_loop()
+        waiting = asyncio.ensure_future(
+            wait_for_lead(self.store, config.state_dir, self.started_at, ha, me, standing_by)
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a standby stops at once: it runs nothing
+            loop.add_signal_handler(sig, waiting.cancel)
         try:
-            lock, self.epoch = await wait_for_lead(
-                self.store, config.state_dir, self.started_at, ha, me, standing_by
-            )
+            lock, self.epoch, self.replaced = await waiting
+        except asyncio.CancelledError:
+            self.notifier.stopping("stopping (standby)")
+            with contextlib.suppress(Exception):
+                await run_blocking(self.store.forget_daemons, name=me.name)
+            raise StoodDown from None
         finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             for server in servers:
                 await server.stop()
         return lock
+
+    async def _forget_me(self) -> None:
+        """A clean stop takes this daemon off the heartbeat list."""
+        if self.me is not None:
+            with contextlib.suppress(Exception):
+                await run_blocking(self.store.forget_daemons, name=self.me.name)
 
     def _lock_lost(self, reason: str) -> None:
         """Another daemon holds the store now (``reason`` names it; the store stays fenced):
@@ -281,6 +331,7 @@ class Daemon:
         config: Config,
         controls: DaemonControl,
         file_backlog: Callable[[], dict[str, int]] | None,
+        forward_to: Callable[[], str | None] | None = None,
     ) -> list[Any]:
         """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
         /api/ path needs a bearer token)."""
@@ -293,6 +344,7 @@ class Daemon:
                 require_token=require_token,
                 clock=self.clock,
                 file_backlog=file_backlog,
+                forward_to=forward_to if require_token else None,
             )
             if require_token:  # the web view: on the TCP listener, behind its login
                 install_web_view(
@@ -421,7 +473,9 @@ class Daemon:
             log.info("reload_done", schedules=len(new.schedules))
         self.notifier.ready(self._status_line())
         served = len(self.set.schedules) if self.set else 0
-        return Reloaded(reloaded=not errors, errors=errors, schedules=served)
+        outcome = Reloaded(reloaded=not errors, errors=errors, schedules=served)
+        self.last_reload = (self.clock.now(), outcome)
+        return outcome
 
     async def swap(self, new: ScheduleSet) -> None:
         """Serve ``new`` in place of the current set: unchanged time schedules keep their next

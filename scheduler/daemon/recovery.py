@@ -110,11 +110,44 @@ def close_runs_of_exited_owners(store: RecoveryStore) -> list[str]:
     return closed
 
 
+LEADER_LOST = "leader lost"
+
+
+def close_runs_of_lost_leader(store: RecoveryStore, host: str, pid: int) -> int:
+    """Close the open runs a replaced leader (``host``, ``pid``) owned, once its lease has
+    lapsed: ``failed: leader lost``. A run whose owner still lives on this host (a leader
+    stopped, or cut off from the database) is left until it exits: its steps run on, and what
+    they end with cannot be written under the old epoch. Returns how many are left open."""
+    here = socket.gethostname()
+    waiting = 0
+    for run in store.open_runs():
+        owner = run.owner
+        if owner is None or (owner.host, owner.pid) != (host, pid):
+            continue
+        if owner.host == here and owner_is_dead(run, here) is False:
+            waiting += 1
+            continue
+        detail = store.get_run_detail(run.id)
+        if detail.run.status in FINISHED_RUN_STATUSES:
+            continue
+        if owner.host == here:
+            _close(store, detail, LEADER_LOST)
+        else:  # its step processes are on the other host: nothing to kill from here
+            _close_records(store, detail, LEADER_LOST)
+    return waiting
+
+
 def _close(store: RecoveryStore, detail: RunDetail, reason: str) -> int:
     """End a run nobody runs any more ``failed``: SIGKILL its step processes, end the running
     attempts ``failed`` and skip the pending steps; returns the number of groups killed."""
+    killed = _kill_step_processes(store, detail.run.id)
+    _close_records(store, detail, reason)
+    return killed
+
+
+def _close_records(store: RecoveryStore, detail: RunDetail, reason: str) -> None:
+    """End the running attempts ``failed``, skip the pending steps, end the run ``failed``."""
     run_id = detail.run.id
-    killed = _kill_step_processes(store, run_id)
     for step, attempt in detail.latest_attempts().items():
         if attempt.status == "running":
             store.end_attempt(run_id, step, attempt.attempt, status="failed", reason=reason)
@@ -122,7 +155,6 @@ def _close(store: RecoveryStore, detail: RunDetail, reason: str) -> int:
             store.mark_step(run_id, step, status="skipped", reason=reason)
     store.finish_run(run_id, "failed", reason)
     log.warning("run_closed", run_id=run_id, status="failed", reason=reason)
-    return killed
 
 
 def _kill_step_processes(store: RecoveryStore, run_id: str) -> int:

@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from scheduler import __version__
 from scheduler.core.clock import iso
+from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_blocking
 from scheduler.daemon.lock import (
     DaemonLock,
@@ -39,6 +40,7 @@ from scheduler.daemon.lock import (
     take_file_lock,
     try_database_lock,
 )
+from scheduler.daemon.recovery import close_runs_of_lost_leader
 from scheduler.definitions.config import HaConfig
 from scheduler.store import Store
 from scheduler.store.daemon_lock import LockHolder, lock_engine
@@ -49,6 +51,8 @@ from scheduler.store.records import DaemonBeat, Leadership
 log = structlog.get_logger("scheduler.daemon.standby")
 
 TRY_EVERY_MAX = 0.5  # seconds between tries of the lock, at most
+FORGET_AFTER_LEASES = 10  # a daemon silent this many leases is gone: its heartbeat row goes
+LOST_LEADER_POLL_SECONDS = 2.0  # how often runs of a replaced leader still alive here are looked at
 
 
 @dataclass
@@ -96,8 +100,8 @@ async def wait_for_lead(
     ha: HaConfig,
     me: Identity,
     on_standby: Callable[[Leadership], Awaitable[None]],
-) -> tuple[DaemonLock, int]:
-    """The store's lock and the epoch this daemon now leads, after waiting as a standby for as
+) -> tuple[DaemonLock, int, Leadership]:
+    """The store's lock, the epoch this daemon now leads and the leadership it replaced, after waiting as a standby for as
     long as another daemon leads. ``on_standby`` is awaited with the leadership each time this
     daemon finds the lock held (it starts the read-only API and tells systemd)."""
     handle = await run_blocking(take_file_lock, state_dir, holder_description(started_at))
@@ -107,6 +111,7 @@ async def wait_for_lead(
     waited_from = time.monotonic()
     last_beat = 0.0
     interval = min(TRY_EVERY_MAX, ha.heartbeat / 4)
+    leadership_seen: Leadership | None = None
     try:
         while True:
             try:
@@ -115,6 +120,10 @@ async def wait_for_lead(
                 log.warning("ha_lock_try_failed", error=failure_reason(exc), retry_in=interval)
                 taken = None
             if isinstance(taken, DaemonLock):
+                if await run_blocking(store.schema_behind) < 0:
+                    await run_blocking(taken.release)
+                    raise await _too_old(store)
+                await run_blocking(store.migrate_now)  # only a leader migrates
                 epoch, previous = await _take_the_lead(store, me, ha)
                 log.info(
                     "ha_leader",
@@ -122,8 +131,9 @@ async def wait_for_lead(
                     previous=leader_words(previous),
                     waited_seconds=round(time.monotonic() - waited_from, 3),
                 )
-                return taken, epoch
-            leadership = await run_blocking(store.leadership)
+                return taken, epoch, previous
+            leadership = await _leadership_or_unknown(store, leadership_seen)
+            leadership_seen = leadership
             if not standing_by:
                 standing_by = True
                 log.info("ha_standby", leader=leader_words(leadership), epoch=leadership.epoch)
@@ -143,20 +153,59 @@ async def wait_for_lead(
         raise
 
 
+async def _leadership_or_unknown(store: Store, last: Leadership | None) -> Leadership:
+    """The leadership as the store says, or what was last seen while it cannot say (an older
+    schema without the table, a read that failed): a standby keeps waiting either way."""
+    try:
+        return await run_blocking(store.leadership)
+    except Exception as exc:
+        log.warning("ha_leadership_unreadable", error=_words(exc))
+        if last is not None:
+            return last
+        return Leadership(0, None, None, None, None, None, None, datetime.now(UTC))
+
+
+async def _too_old(store: Store) -> PipeschedError:
+    """Why this daemon may not lead: a newer pipesched has migrated the store."""
+    with contextlib.suppress(Exception):
+        newer = [
+            b for b in await run_blocking(store.daemon_beats) if b.schema_revision > HEAD_REVISION
+        ]
+        if newer:
+            return SchemaTooNew(
+                f"the store is at a newer schema than this pipesched knows ({HEAD_REVISION}); "
+                f"{newer[0].name} runs pipesched {newer[0].version} (schema {newer[0].schema_revision})",
+                hint=f"upgrade this daemon to pipesched {newer[0].version} or later",
+            )
+    return SchemaTooNew(
+        f"the store is at a newer schema than this pipesched knows ({HEAD_REVISION})",
+        hint="upgrade this daemon to the version the other daemons run",
+    )
+
+
+class SchemaTooNew(PipeschedError):
+    """A newer pipesched migrated the store: this daemon may not lead it."""
+
+
 async def _take_the_lead(store: Store, me: Identity, ha: HaConfig) -> tuple[int, Leadership]:
     """Raise the epoch (retrying if another daemon raised it between our read and write: it
     cannot hold the lock, so it is an older leader's last act) and lead under it."""
     while True:
         previous = await run_blocking(store.leadership)
-        epoch = await run_blocking(
-            store.take_leadership,
-            seen_epoch=previous.epoch,
-            holder=me.name,
-            host=me.host,
-            pid=me.pid,
-            api_url=me.api_url,
-            lease=ha.lease,
-        )
+        try:
+            epoch = await run_blocking(
+                store.take_leadership,
+                seen_epoch=previous.epoch,
+                holder=me.name,
+                host=me.host,
+                pid=me.pid,
+                api_url=me.api_url,
+                lease=ha.lease,
+            )
+        except DBAPIError as exc:  # the old leader's write holds the row: once more
+            log.warning("ha_takeover_waiting", error=failure_reason(exc))
+            await asyncio.sleep(min(TRY_EVERY_MAX, ha.heartbeat))
+            continue
         if epoch is not None:
             store.lead(epoch)
             store.unfence()
@@ -228,6 +277,9 @@ async def keep_lease(
                     log.info("ha_unfenced", epoch=epoch)
                 with contextlib.suppress(Exception):
                     await run_blocking(store.beat, me.beat("leader", epoch, ha.lease))
+                    await run_blocking(
+                        store.forget_daemons, silent_for=FORGET_AFTER_LEASES * ha.lease
+                    )
             await asyncio.sleep(max(0.0, ha.heartbeat - (time.monotonic() - sent)))
     finally:
         watch.cancel()
@@ -239,3 +291,25 @@ def _words(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "no answer within a heartbeat"
     return repr(exc)
+
+
+async def close_lost_leader_runs(store: Store, previous: Leadership) -> None:
+    """Once the replaced leader's lease has lapsed, close the runs it owned (``failed: leader
+    lost``); runs of a leader still alive on this host are closed when it exits."""
+    if previous.host is None or previous.pid is None:
+        return
+    left = 0.0
+    if previous.lease_until is not None:
+        left = (previous.lease_until - previous.server_now).total_seconds()
+    await asyncio.sleep(max(0.0, left) + 0.1)
+    while True:
+        try:
+            waiting = await run_blocking(
+                close_runs_of_lost_leader, store, previous.host, previous.pid
+            )
+        except Exception as exc:  # the store is out: try again later
+            log.warning("ha_lost_leader_runs_unclosed", error=_words(exc))
+            waiting = 1
+        if not waiting:
+            return
+        await asyncio.sleep(LOST_LEADER_POLL_SECONDS)

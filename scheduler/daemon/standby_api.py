@@ -47,6 +47,7 @@ class StandbyControls:
             "started_at": iso(self._started_at),
             "schedules": 0,
             "runs_in_flight": 0,
+            "last_reload": None,
         }
 
     def _refuse(self) -> NoReturn:

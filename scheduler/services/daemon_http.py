@@ -175,8 +175,12 @@ class _Unhealthy(PipeschedError):
     """A 503 answer: the daemon is up but cannot do its work (the reason in ``answer``)."""
 
     def __init__(self, answer: Any) -> None:
-        reason = answer.get("reason") if isinstance(answer, dict) else None
-        super().__init__(f"the daemon cannot do its work: {reason or answer}")
+        detail = answer.get("detail") if isinstance(answer, dict) else None
+        if isinstance(detail, str):  # a standby naming the leader: its words are the message
+            super().__init__(detail)
+        else:
+            reason = answer.get("reason") if isinstance(answer, dict) else None
+            super().__init__(f"the daemon cannot do its work: {reason or answer}")
         self.answer = answer
 
 

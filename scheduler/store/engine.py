@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -70,6 +71,22 @@ def make_engine(url: str | URL) -> Engine:
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def end_stalled_transactions(engine: Engine, seconds: float) -> None:
+    """Have the PostgreSQL server end this engine's sessions that sit inside a transaction for
+    more than ``seconds`` (``idle_in_transaction_session_timeout``). A leader stopped in the
+    middle of a write holds the leadership row: this lets a standby's takeover through once
+    the leader's lease has lapsed. Applies to connections made from now on."""
+
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET idle_in_transaction_session_timeout = {int(seconds * 1000)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections made before this get the setting too, when made again
 
 
 def _missing_driver(url: URL, exc: ImportError) -> PipeschedError:

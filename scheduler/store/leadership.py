@@ -11,9 +11,9 @@ refused by the database, whatever that leader believes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler.store.models import DaemonHeartbeatRow, LeadershipRow
@@ -61,6 +61,10 @@ class LeadershipRepository:
         None when another daemon raised it first. Not behind the epoch fence: it moves it."""
         now = func.now()
         with self._sessions.unfenced_write() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # A replaced leader stopped inside a write holds the row until the server ends
+                # its session: give up and try again rather than wait behind it unseen.
+                session.execute(text(f"SET LOCAL lock_timeout = {int(lease * 1000)}"))
             result = session.execute(
                 update(LeadershipRow)
                 .where(LeadershipRow.id == LEADERSHIP_ROW, LeadershipRow.epoch == seen_epoch)
@@ -137,12 +141,14 @@ class LeadershipRepository:
             ]
         return sorted(beats, key=lambda b: (b.role != "leader", b.name))
 
-    def forget_daemons(self, *, older_than: datetime | None = None, name: str | None = None) -> int:
-        """Drop heartbeats: one daemon's (a clean stop), or all older than a time."""
+    def forget_daemons(self, *, silent_for: float | None = None, name: str | None = None) -> int:
+        """Drop heartbeats: one daemon's (a clean stop), or those of every daemon silent for
+        more than ``silent_for`` seconds on the database's clock (gone without a goodbye)."""
         statement = delete(DaemonHeartbeatRow)
         if name is not None:
             statement = statement.where(DaemonHeartbeatRow.name == name)
-        if older_than is not None:
-            statement = statement.where(DaemonHeartbeatRow.heartbeat_at < older_than)
+        if silent_for is not None:
+            cutoff = func.now() - timedelta(seconds=silent_for)
+            statement = statement.where(DaemonHeartbeatRow.heartbeat_at < cutoff)
         with self._sessions.unfenced_write() as session:
             return rowcount(session.execute(statement))

@@ -38,6 +38,19 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+def schema_behind(engine: Engine) -> int:
+    """How far the database's schema is from this pipesched's: 0 at ``HEAD_REVISION``, above 0
+    when it is older (a migration is due), below 0 when a newer pipesched wrote it."""
+    with engine.connect() as conn:
+        revision = current_revision(conn)
+    if revision is None:
+        return int(HEAD_REVISION)
+    try:
+        return int(HEAD_REVISION) - int(revision)
+    except ValueError:  # not one of ours: whoever wrote it is newer
+        return -1
+
+
 def ensure_schema(engine: Engine) -> None:
     """Upgrade the database behind ``engine`` to ``HEAD_REVISION`` unless it is there already."""
     with engine.connect() as conn:

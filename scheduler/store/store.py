@@ -34,7 +34,7 @@ from scheduler.store.fire_records import FireRepository
 from scheduler.store.health import StoreHealth, UpkeepRepository, failure_reason
 from scheduler.store.leadership import LeadershipRepository
 from scheduler.store.ledger import LedgerRepository
-from scheduler.store.migrate import ensure_schema
+from scheduler.store.migrate import ensure_schema, schema_behind
 from scheduler.store.model_registry import ModelRepository
 from scheduler.store.protocols import (
     DispatchStore,
@@ -137,15 +137,27 @@ class Store:
         self.upkeep = _FencedUpkeep(engine, self.health, sessions)
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK) -> Store:
+    def open(cls, url: str, *, clock: Clock = SYSTEM_CLOCK, migrate: bool = True) -> Store:
+        """The store at ``url``, migrated to this pipesched's schema first unless ``migrate``
+        is False (a standby daemon: only a leader migrates; see ``migrate_now``)."""
         # Not guarded, like close(): the daemon opens its store once, before any timer runs.
         engine = make_engine(url)
         try:
-            ensure_schema(engine)
+            if migrate:
+                ensure_schema(engine)
         except BaseException:
             engine.dispose()
             raise
         return cls(url, engine, clock)
+
+    def schema_behind(self) -> int:
+        """0 when the database is at this pipesched's schema, above 0 when it is older, below
+        0 when a newer pipesched wrote it."""
+        return schema_behind(self.engine)
+
+    def migrate_now(self) -> None:
+        """Bring the database to this pipesched's schema (a new leader, before it recovers)."""
+        ensure_schema(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -141,9 +141,7 @@ def measure(
     """(round trips, server times) by label: ``page <path>`` for each page (when the daemon
     serves the web view) and ``json <path>`` for its JSON counterpart (``GET /api/v1/...``)."""
     project = history.project
-    made = project.cli("token", "create", f"bench-{uuid.uuid4().hex[:6]}")
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip().splitlines()[-1]
+    token = project.token(f"bench-{uuid.uuid4().hex[:6]}")
     daemon = DaemonProcess(project).start(timeout=120)
     try:
         url = urlsplit(daemon.events("api_listening")[0]["url"])
