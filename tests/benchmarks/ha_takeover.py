@@ -77,7 +77,7 @@ def _cut_once(cluster: HaCluster) -> tuple[float, bool]:
     cluster.wait(
         lambda: leader.role() in ("exited", "standby"),
         f"the reconnected {leader.name} to exit or stand by",
-        timeout=LEASE + 30,
+        timeout=90,  # its shutdown gives the store it can no longer write a grace of its own
     )
     if leader.role() == "exited":
         cluster.start(leader)
