@@ -182,15 +182,15 @@ def test_a_leader_stopped_longer_than_its_lease_never_writes_after_the_takeover(
         leader.process.signal(signal.SIGCONT)
     row = cluster.leadership()
     assert row is not None and row.epoch > epoch, row
-    # The stopped leader's session still held the lock: a standby ended it (the others may
-    # have tried too, and found it ended).
+    # The stopped leader's session still held the lock: a standby ended it (others may have
+    # ended it at the same moment too).
     ended = [
         e
         for m in cluster.members
         for e in m.events("ha_takeover")
         if e["ended"] and f"pid {leader.pid} " in e["terminated_session"]
     ]
-    assert len(ended) == 1, ended
+    assert ended, [m.events("ha_takeover") for m in cluster.members]
     waited = (cluster.first_fire_after(stopped_at, row.epoch) or now()) - stopped_at
     print(f"\nSIGSTOP to the new leader's first fire: {waited.total_seconds():.2f} s")
 
