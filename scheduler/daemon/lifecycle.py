@@ -93,6 +93,7 @@ class Daemon:
         self.epoch: int | None = None  # the epoch this daemon leads, among standbys
         self.me: Identity | None = None
         self.replaced: Leadership | None = None  # the leadership this daemon took over
+        self.lease_keeper: asyncio.Task[None] | None = None
         self.clock = clock or clock_from_env()
         self.stop_event = asyncio.Event()
         # unset: nothing the daemon starts inherits NOTIFY_SOCKET or WATCHDOG_*.
@@ -221,9 +222,8 @@ class Daemon:
             ),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
-        if self.epoch is not None and self.me is not None:
-            lease = keep_lease(self.store, self.epoch, config.ha, self.me, self._lock_lost)
-            background.append(asyncio.ensure_future(lease))
+        if self.lease_keeper is not None:
+            background.append(self.lease_keeper)
         if self.replaced is not None:
             lost = close_lost_leader_runs(self.store, self.replaced)
             background.append(asyncio.ensure_future(lost))
@@ -237,7 +237,10 @@ class Daemon:
         try:
             await asyncio.wait_for(
                 self._drain(config.shutdown_grace),
-                config.shutdown_grace + self.dispatcher.kill_grace + SHUTDOWN_STORE_GRACE,
+                config.shutdown_grace
+                + self.dispatcher.kill_grace
+                # A replaced leader can never write again: no waiting for its store.
+                + (0.0 if self.exit_status else SHUTDOWN_STORE_GRACE),
             )
         except TimeoutError:
             log.error(
@@ -282,6 +285,11 @@ class Daemon:
             loop.add_signal_handler(sig, waiting.cancel)
         try:
             lock, self.epoch, self.replaced = await waiting
+            # From the first moment of the lead: a daemon replaced while it still starts up
+            # (recovering, catching up) must hear of it too.
+            self.lease_keeper = asyncio.create_task(
+                keep_lease(self.store, self.epoch, ha, me, self._lock_lost)
+            )
         except asyncio.CancelledError:
             self.notifier.stopping("stopping (standby)")
             with contextlib.suppress(Exception):

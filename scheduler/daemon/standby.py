@@ -43,7 +43,7 @@ from scheduler.daemon.lock import (
 from scheduler.daemon.recovery import close_runs_of_lost_leader
 from scheduler.definitions.config import HaConfig
 from scheduler.store import Store
-from scheduler.store.daemon_lock import LockHolder, lock_engine
+from scheduler.store.daemon_lock import LockHolder, lock_engine, session_name
 from scheduler.store.health import failure_reason
 from scheduler.store.migrate import HEAD_REVISION
 from scheduler.store.records import DaemonBeat, Leadership
@@ -153,6 +153,16 @@ async def wait_for_lead(
         raise
 
 
+def leader_session_name(leadership: Leadership) -> str | None:
+    """The name of the lock's session of the leader ``leadership`` names (``HOST:PID:STARTED``
+    → the lock's label), as the server keeps it; None when nobody leads."""
+    if leadership.holder is None:
+        return None
+    host, _, rest = leadership.holder.partition(":")
+    pid, _, started_at = rest.partition(":")
+    return session_name(lock_label({"host": host, "pid": pid, "started_at": started_at}))
+
+
 async def _leadership_or_unknown(store: Store, last: Leadership | None) -> Leadership:
     """The leadership as the store says, or what was last seen while it cannot say (an older
     schema without the table, a read that failed): a standby keeps waiting either way."""
@@ -214,11 +224,23 @@ async def _take_the_lead(store: Store, me: Identity, ha: HaConfig) -> tuple[int,
 
 def _end_session(engine: Engine, holder: LockHolder, leadership: Leadership) -> None:
     """End the database session of a leader whose lease has lapsed: it still holds the lock
-    (stopped, or cut off without the server noticing), and has fenced itself by now."""
+    (stopped, or cut off without the server noticing), and has fenced itself by now. Only the
+    session of the leader the leadership row names: by the time we look, another standby may
+    have taken over, and its session must be left alone."""
+    expected = leader_session_name(leadership)
+    if expected is None or holder.application_name != expected:
+        return
     with engine.connect() as conn:
         ended = conn.execute(
-            text("SELECT pg_terminate_backend(:pid)"), {"pid": holder.pid}
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = :pid AND application_name = :name"
+            ),
+            {"pid": holder.pid, "name": expected},
         ).scalar()
+        conn.commit()
+    if not ended:
+        return
     log.warning(
         "ha_takeover",
         leader=leader_words(leadership),
