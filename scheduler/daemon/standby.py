@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from scheduler import __version__
@@ -43,7 +43,7 @@ from scheduler.daemon.lock import (
 from scheduler.daemon.recovery import close_runs_of_lost_leader
 from scheduler.definitions.config import HaConfig
 from scheduler.store import Store
-from scheduler.store.daemon_lock import LockHolder, lock_engine, session_name
+from scheduler.store.daemon_lock import LockHolder, end_lock_session, lock_engine, session_name
 from scheduler.store.health import failure_reason
 from scheduler.store.migrate import HEAD_REVISION
 from scheduler.store.records import DaemonBeat, Leadership
@@ -230,15 +230,7 @@ def _end_session(engine: Engine, holder: LockHolder, leadership: Leadership) -> 
     expected = leader_session_name(leadership)
     if expected is None or holder.application_name != expected:
         return
-    with engine.connect() as conn:
-        ended = conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid = :pid AND application_name = :name"
-            ),
-            {"pid": holder.pid, "name": expected},
-        ).scalar()
-        conn.commit()
+    ended = end_lock_session(engine, holder.pid, expected)
     if not ended:
         return
     log.warning(

@@ -118,3 +118,18 @@ def lock_granted(conn: Connection) -> bool:
     count = conn.execute(text(_GRANTED_TO_ME), {"key": DAEMON_LOCK_KEY}).scalar()
     conn.commit()
     return bool(count)
+
+
+def end_lock_session(engine: Engine, pid: int, name: str) -> bool:
+    """End the server session ``pid`` if it is still the one named ``name`` (a standby ending
+    a lapsed leader's session: the pid may belong to someone else by now). Whether it ended."""
+    with engine.connect() as conn:
+        ended = conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid = :pid AND application_name = :name"
+            ),
+            {"pid": pid, "name": name},
+        ).scalar()
+        conn.commit()
+    return bool(ended)
