@@ -17,7 +17,6 @@ import contextlib
 import faulthandler
 import os
 import signal
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +24,6 @@ from typing import Any
 
 import structlog
 
-from scheduler.api.app import create_app
-from scheduler.api.server import serve_unix
-from scheduler.api.tcp import serve_tcp
 from scheduler.compute.cgroups import delegated_tree
 from scheduler.compute.reaper import become_subreaper
 from scheduler.core.clock import Clock
@@ -37,6 +33,7 @@ from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
 from scheduler.daemon import collector
+from scheduler.daemon.api_servers import start_api
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls, Reloaded
 from scheduler.daemon.lock import DaemonLock, acquire
@@ -62,15 +59,12 @@ from scheduler.executor.warmpool import start_warm_pool, stop_warm_pool, warm_ta
 from scheduler.fires.files import FileDropService
 from scheduler.fires.handler import FireHandler
 from scheduler.fires.timer import Firing
-from scheduler.services.control import DaemonControl
-from scheduler.services.daemon_http import socket_path
 from scheduler.services.snapshots import definition_for_run
 from scheduler.store import Store
 from scheduler.store.engine import end_stalled_transactions
 from scheduler.store.patience import patiently
 from scheduler.store.records import Leadership, RunRecord, ScheduleState
 from scheduler.triggers.time import time_trigger
-from scheduler.web.app import install_web_view
 
 log = structlog.get_logger("scheduler.daemon.lifecycle")
 
@@ -191,9 +185,9 @@ class Daemon:
         await self.files.start(self.file_schedules(current, states))
         self.ballast = Ballast(config.state_dir)
         await run_parallel(self.ballast.ensure)
-        servers = await self._start_api(config, self.controls, self._file_backlog)
+        servers = await start_api(config, self.controls, self.store, self.clock, self._file_backlog)
         if self.me is not None:
-            self.me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
+            self.me.api_url = servers[0].url  # the TCP listener comes first
         self._install_signals()
         collector.running_again()
         self.notifier.ready(self._status_line())
@@ -271,9 +265,11 @@ class Daemon:
                     self.started_at, lambda: seen[-1], config, self.store, self.clock
                 )
                 servers.extend(
-                    await self._start_api(config, controls, None, lambda: seen[-1].api_url)
+                    await start_api(
+                        config, controls, self.store, self.clock, None, lambda: seen[-1].api_url
+                    )
                 )
-                me.api_url = next((s.url for s in servers if hasattr(s, "url")), None)
+                me.api_url = servers[0].url  # the TCP listener comes first
             if changed:
                 self.notifier.ready(f"standby; leader {leader_words(leadership)}")
 
@@ -333,46 +329,6 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, self.stop_event.set)
         loop.add_signal_handler(signal.SIGINT, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
-
-    async def _start_api(
-        self,
-        config: Config,
-        controls: DaemonControl,
-        file_backlog: Callable[[], dict[str, int]] | None,
-        forward_to: Callable[[], str | None] | None = None,
-    ) -> list[Any]:
-        """The control socket (no token: its 0600 mode is the guard) and the TCP listener (every
-        /api/ path needs a bearer token)."""
-
-        def app(require_token: bool) -> Any:
-            served = create_app(
-                controls,
-                self.store,
-                config,
-                require_token=require_token,
-                clock=self.clock,
-                file_backlog=file_backlog,
-                forward_to=forward_to if require_token else None,
-            )
-            if require_token:  # the web view: on the TCP listener, behind its login
-                install_web_view(
-                    served,
-                    controls,
-                    self.store,
-                    config,
-                    clock=self.clock,
-                    file_backlog=file_backlog,
-                )
-            return served
-
-        unix = await serve_unix(app(False), socket_path(config.state_dir))
-        try:
-            tcp = await serve_tcp(app(True), config)
-        except BaseException:
-            await unix.stop()
-            raise
-        log.info("api_listening", url=tcp.url, socket=str(socket_path(config.state_dir)))
-        return [tcp, unix]
 
     def _file_backlog(self) -> dict[str, int]:
         """Pending files per on_change schedule (0 for one not watched); reads no store."""
