@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from scheduler.core.errors import DefinitionError, DefinitionErrors, PipeschedError
 from scheduler.definitions import load_pipeline
-from scheduler.definitions.graph import build_graph
+from scheduler.definitions.graph import Graph, build_graph
 from scheduler.definitions.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -33,7 +33,11 @@ def definition_edges(definition: dict[str, Any] | None) -> list[tuple[str, str]]
         )
     except (ValidationError, TypeError, ValueError):
         return []
-    graph = build_graph(pipeline)
+    return _edges(build_graph(pipeline))
+
+
+def _edges(graph: Graph) -> list[tuple[str, str]]:
+    """Every edge, upstream steps in topological order."""
     order = graph.topological_order()
     return [(up, down) for up in order for down in graph.ordered(graph.successors(up))]
 
@@ -62,7 +66,5 @@ def working_copy_graph(
         pipeline = load_pipeline(path, config)
     except (DefinitionErrors, DefinitionError, PipeschedError):
         return None
-    graph = build_graph(pipeline)
-    order = graph.topological_order()
     steps = [(step_id, step.display_name or step_id) for step_id, step in pipeline.steps.items()]
-    return steps, [(up, down) for up in order for down in graph.ordered(graph.successors(up))]
+    return steps, _edges(build_graph(pipeline))
