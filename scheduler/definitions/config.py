@@ -18,6 +18,13 @@ from typing import Any, Literal
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
+from scheduler.definitions.operating import (
+    DEFAULT_RETENTION,
+    NotifyTarget,
+    RetentionConfig,
+    notify_from,
+    retention_from,
+)
 from scheduler.definitions.yamlsource import YamlDocument, read_yaml
 
 ENV_CONFIG = "PIPESCHED_CONFIG"
@@ -95,6 +102,8 @@ class Config:
     max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
     min_free_space: int = 1024**3  # below it on the state directory's filesystem, no run starts
     ha: HaConfig = field(default_factory=HaConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    notify: tuple[NotifyTarget, ...] = ()
 
     @property
     def runs_dir(self) -> Path:
@@ -229,6 +238,8 @@ def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
         "max_log_bytes": Config.max_log_bytes,
         "min_free_space": Config.min_free_space,
         "ha": dict(_DEFAULT_HA),
+        "retention": dict(DEFAULT_RETENTION),
+        "notify": [],
     }
     checks = {
         "state_dir": _optional_text,
@@ -244,6 +255,8 @@ def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
         "max_log_bytes": lambda v: _bytes(v, 4096),
         "min_free_space": lambda v: _bytes(v, 0),
         "ha": _ha,
+        "retention": _retention,
+        "notify": _no_targets,
     }
     try:
         for key, value in data.items():
@@ -384,6 +397,31 @@ def _ha(value: Any) -> dict[str, Any]:
                 raise _Unsure(item)
             ha[key] = seconds
     return ha
+
+
+def _retention(value: Any) -> dict[str, Any]:
+    section = _section(value, frozenset(DEFAULT_RETENTION))
+    retention = dict(DEFAULT_RETENTION)
+    for key, item in section.items():
+        if item is None and key != "keep_last":
+            retention[key] = None
+        elif key == "runs":
+            seconds = _seconds(item)
+            if seconds <= 0:
+                raise _Unsure(item)
+            retention[key] = seconds
+        elif key == "keep_last":
+            retention[key] = _count(item, 0, 1_000_000)
+        else:
+            retention[key] = _bytes(item, 1)
+    return retention
+
+
+def _no_targets(value: Any) -> list[Any]:
+    """An empty list passes here; any target is checked by the full schema."""
+    if value not in (None, []):
+        raise _Unsure(value)
+    return []
 
 
 def _build(
@@ -533,6 +571,8 @@ def _build(
         max_log_bytes=raw["max_log_bytes"],
         min_free_space=raw["min_free_space"],
         ha=ha,
+        retention=retention_from(raw["retention"]),
+        notify=notify_from(raw["notify"] or []),
     )
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from scheduler.core.durations import parse_duration
 from scheduler.definitions.config import ApiConfig, Config, is_module_name, parse_byte_count
+from scheduler.definitions.operating import DAY, NotifyEvent, NotifyTarget
 from scheduler.definitions.validation import user_error
 from scheduler.definitions.yamlsource import PathKey
 
@@ -97,6 +98,54 @@ class _HaFile(_Model):
     heartbeat: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=1800)] = 2.0
 
 
+class _RetentionFile(_Model):
+    # None: no age limit (keep_last and max_state_bytes still apply).
+    runs: Annotated[float, BeforeValidator(_duration), Field(gt=0)] | None = 90 * DAY
+    keep_last: int = Field(default=20, ge=0, le=1_000_000)
+    max_state_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=1)] | None = None
+
+
+class _NotifyFile(_Model):
+    on: list[NotifyEvent] = Field(min_length=1)
+    command: list[str] | None = Field(default=None, min_length=1)
+    webhook: str | None = None
+    secret: str | None = None
+    timeout: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=300)] = (
+        NotifyTarget.timeout
+    )
+    retries: int = Field(default=NotifyTarget.retries, ge=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_key(cls, value: Any) -> Any:
+        """YAML 1.1 reads a bare ``on:`` key as the boolean true; here it can only mean ``on``."""
+        if isinstance(value, dict) and True in value and "on" not in value:
+            return {("on" if key is True else key): item for key, item in value.items()}
+        return value
+
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "${{")):
+            raise user_error(
+                f"webhook must be an http:// or https:// URL (got {value[:80]!r})",
+                hint="e.g. webhook: https://hooks.example.com/pipesched, or ${{env.HOOK_URL}}",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> _NotifyFile:
+        if (self.command is None) == (self.webhook is None):
+            raise user_error(
+                "a notify entry needs exactly one of command or webhook",
+                hint="e.g. {on: [failed], command: [/usr/local/bin/page-me]} or "
+                "{on: [failed], webhook: https://...}",
+            )
+        if self.secret is not None and self.webhook is None:
+            raise user_error("secret signs webhook requests: it needs a webhook")
+        return self
+
+
 def _default_datastores() -> dict[str, _DatastoreFile | None]:
     return {"default": _DatastoreFile()}
 
@@ -117,6 +166,8 @@ class ConfigFile(_Model):
     api: _ApiFile = Field(default_factory=_ApiFile)
     logging: _LoggingFile = Field(default_factory=_LoggingFile)
     ha: _HaFile = Field(default_factory=_HaFile)
+    retention: _RetentionFile = Field(default_factory=_RetentionFile)
+    notify: list[_NotifyFile] | None = Field(default=None, max_length=100)
     # At least 4 KiB: the head, the marker line and the tail must fit.
     max_log_bytes: Annotated[int, BeforeValidator(_byte_count), Field(ge=4096)] = (
         Config.max_log_bytes
