@@ -168,7 +168,7 @@ def header_lines(
         ("Status", status),
         ("Trigger", run.trigger),
         ("Experiment", run.experiment),
-        ("Parameters", _parameters(run.parameters)),
+        ("Parameters", _parameters(run.shown_parameters())),
         ("Created", format_moment(run.created_at, now)),
         ("Started", format_moment(run.started_at, now)),
         ("Finished", format_moment(run.finished_at, now)),

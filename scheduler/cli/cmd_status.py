@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
@@ -100,7 +100,7 @@ class Status:
 
 def gather(config: Config) -> Status:
     kind = store_kind(config.database_url)
-    store: dict[str, Any] = {"url": hide_password(config.database_url), "kind": kind}
+    store: dict[str, Any] = {"url": config.database_shown, "kind": kind}
     ha = None
     if kind == "postgresql":
         try:
@@ -201,16 +201,6 @@ def read_leadership(url: str) -> dict[str, Any]:
 def store_kind(url: str) -> str:
     """``sqlite`` or ``postgresql`` (the dialect, without its driver)."""
     return urlsplit(url).scheme.split("+", 1)[0]
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password as ``***`` (as SQLAlchemy prints it)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 # -- how it is shown ---------------------------------------------------------------------------

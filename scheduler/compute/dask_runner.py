@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.compute import dask as dask_target
 from scheduler.core.errors import PipeschedError
+from scheduler.core.secrets import reveal_from_environment
 
 if TYPE_CHECKING:  # the dask extra: imported once a step connects to a cluster
     from distributed import Future
@@ -114,7 +115,8 @@ async def _result(future: Future[int]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(args[0]).read_text())
+    # The file keeps secret references; their values came in $PIPESCHED_SECRETS.
+    spec = reveal_from_environment(json.loads(Path(args[0]).read_text()))
     try:
         code = asyncio.run(run_spec(spec))
     except PipeschedError as exc:

@@ -8,16 +8,22 @@ shown is the reference itself or ``***``. A relative ``PATH`` is read from syste
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from scheduler.core.errors import PipeschedError
 
 MASK = "***"
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a password or a key, not a data file
 CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
+#: The variable through which a step's own runner process (sql, notebook, parallel_run, a Dask
+#: launcher) receives the values of the references its spec file names: the file keeps the
+#: references, so nothing under the state directory ever holds a value.
+SECRETS_VARIABLE = "PIPESCHED_SECRETS"
 
 _SECRET = re.compile(
     r"\$\{\{\s*(?:env\.(?P<env>[A-Za-z_][A-Za-z0-9_]*)|file:(?P<file>[^}]*?))\s*\}\}"
@@ -31,6 +37,12 @@ class SecretMissing(PipeschedError):
 def has_secrets(text: str) -> bool:
     """True when ``text`` names at least one secret."""
     return "${{" in text and _SECRET.search(text) is not None
+
+
+def secret_at(text: str, pos: int) -> int | None:
+    """The end of the secret reference that starts at ``text[pos]``, or None when none does."""
+    match = _SECRET.match(text, pos)
+    return match.end() if match else None
 
 
 def secret_references(text: str) -> list[str]:
@@ -58,7 +70,8 @@ def resolve_secrets(
             if name not in env:
                 raise SecretMissing(
                     f"secret {match.group(0)}: the environment variable {name} is not set",
-                    hint="set it in the daemon's environment (EnvironmentFile= in the systemd unit)",
+                    hint="export it where pipesched runs; for the daemon, EnvironmentFile= in "
+                    "its systemd unit",
                 )
             return env[name]
         return _read_secret_file(match.group("file").strip(), match.group(0), env, base)
@@ -106,3 +119,58 @@ def _read_secret_file(
         raise SecretMissing(f"secret {reference}: {path} is not UTF-8 text") from None
     # Files written by editors and `echo` end with a newline that is not part of the value.
     return text[:-1] if text.endswith("\n") else text
+
+
+def resolve_references(
+    references: Iterable[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    base: Path | None = None,
+) -> dict[str, str]:
+    """``{reference: value}`` for each reference; SecretMissing names the first without one."""
+    return {ref: resolve_secrets(ref, environ=environ, base=base) for ref in references}
+
+
+def references_in(value: Any) -> set[str]:
+    """Every secret reference in the strings of a JSON-like value (dicts, lists, strings)."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(secret_references(text))
+        return text
+
+    _walk(value, collect)
+    return found
+
+
+def reveal(value: Any, values: Mapping[str, str]) -> Any:
+    """A JSON-like value with each reference in its strings replaced from ``values`` (what
+    ``resolve_references`` gave); a reference not there is resolved from this environment."""
+
+    def replace(text: str) -> str:
+        if "${{" not in text:
+            return text
+        return _SECRET.sub(
+            lambda m: values[m.group(0)] if m.group(0) in values else resolve_secrets(m.group(0)),
+            text,
+        )
+
+    return _walk(value, replace)
+
+
+def reveal_from_environment(value: Any) -> Any:
+    """``reveal`` with the values the step's parent passed in ``$PIPESCHED_SECRETS``: how a runner
+    process reads its spec file."""
+    raw = os.environ.get(SECRETS_VARIABLE)
+    values = json.loads(raw) if raw else {}
+    return reveal(value, values if isinstance(values, dict) else {})
+
+
+def _walk(value: Any, func: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return func(value)
+    if isinstance(value, list):
+        return [_walk(item, func) for item in value]
+    if isinstance(value, dict):
+        return {key: _walk(item, func) for key, item in value.items()}
+    return value

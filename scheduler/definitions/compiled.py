@@ -161,11 +161,12 @@ def compile_plan(
 ) -> dict[str, Any] | None:
     """The plan of ``pipeline`` run with its default parameters, or None when it needs more than
     the lean foreground path offers: a database other than a SQLite file, a step other than a
-    ``python_script`` on a local compute target, a ``datastore://`` path written in a step, or
-    a required parameter (refused by the full path with its own message). ``schema_revision``:
-    the database schema the plan's records are written for."""
+    ``python_script`` on a local compute target, a ``datastore://`` path or a secret written in
+    a step or a default, or a required parameter (refused by the full path with its own
+    message). ``schema_revision``: the database schema the plan's records are written for."""
     # lazy: the full definitions are loaded already when a plan is compiled
     from scheduler.core.errors import PipeschedError
+    from scheduler.core.secrets import has_secrets
     from scheduler.definitions.config import DEFAULT_LOCATIONS
     from scheduler.definitions.graph import build_graph
     from scheduler.definitions.parameters import argv_value, resolve_run_parameters
@@ -173,12 +174,16 @@ def compile_plan(
     prefix = "sqlite:///"
     if not config.database_url.startswith(prefix) or config.database_url == prefix:
         return None
+    if config.database_written is not None:
+        return None  # a plan file must not hold a secret's value
     database = config.database_url[len(prefix) :]
     if database.startswith(":memory:"):
         return None
     try:
         parameters = resolve_run_parameters(pipeline, {}, config.datastores)
     except PipeschedError:
+        return None
+    if any(isinstance(value, str) and has_secrets(value) for value in parameters.values()):
         return None
     argv_parameters = {
         name: argv_value(definition, parameters.get(name), config.datastores)
@@ -199,6 +204,8 @@ def compile_plan(
             return None
         if any(_DATASTORE_URI.search(text) for _, text in step.string_fields()):
             return None
+        if any(has_secrets(text) for _, text in step.string_fields()):
+            return None  # the full path checks every secret before it records a run
         script = str(step.script_path)
         scripts.append(script)
         refs = sorted(step.parameter_refs())

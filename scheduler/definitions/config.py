@@ -15,9 +15,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
+from scheduler.core.secrets import SecretMissing, has_secrets, resolve_secrets
 from scheduler.definitions.operating import (
     DEFAULT_RETENTION,
     NotifyTarget,
@@ -104,6 +106,21 @@ class Config:
     ha: HaConfig = field(default_factory=HaConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     notify: tuple[NotifyTarget, ...] = ()
+    #: ``database`` as the file writes it, when it names secrets; what may be shown or cached
+    #: in place of ``database_url``, which then holds their values.
+    database_written: str | None = None
+
+    @property
+    def database_shown(self) -> str:
+        """The store's URL as it may be printed: as written when it names secrets, else with
+        its password hidden."""
+        if self.database_written is not None:
+            return self.database_written
+        parts = urlsplit(self.database_url)
+        if parts.password is None:
+            return self.database_url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
     @property
     def runs_dir(self) -> Path:
@@ -280,10 +297,11 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _database_url(value: Any) -> str | None:
-    """Only SQLite URLs pass here; the full check asks SQLAlchemy about any other."""
+    """Only SQLite URLs without secrets pass here; the full check asks SQLAlchemy about any
+    other."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value.startswith("sqlite:///"):
+    if not isinstance(value, str) or not value.startswith("sqlite:///") or has_secrets(value):
         raise _Unsure(value)
     return value
 
@@ -443,6 +461,9 @@ def _build(
     else:
         state_dir = resolve("../var")
     database_url = raw["database"] or f"sqlite:///{state_dir / 'pipesched.db'}"
+    database_written = database_url if has_secrets(database_url) else None
+    if database_written is not None:
+        database_url = _resolved_database_url(database_written, base, doc, errors)
 
     datastores: dict[str, Datastore] = {}
     for name, store in raw["datastores"].items():
@@ -573,7 +594,34 @@ def _build(
         ha=ha,
         retention=retention_from(raw["retention"]),
         notify=notify_from(raw["notify"] or []),
+        database_written=database_written,
     )
+
+
+def _resolved_database_url(
+    written: str, base: Path, doc: YamlDocument, errors: list[DefinitionError]
+) -> str:
+    """``database`` with its secrets' values, checked as a SQLAlchemy URL only now that they are
+    known; a missing secret or a bad URL is an error at the field, never showing a value."""
+    try:
+        url = resolve_secrets(written, base=base)
+    except SecretMissing as exc:
+        errors.append(doc.error(("database",), exc.message, hint=exc.hint))
+        return written
+    from sqlalchemy.engine import make_url  # lazy: only a URL with secrets is parsed here
+
+    try:
+        make_url(url)
+    except Exception:  # sqlalchemy raises ArgumentError or ValueError, quoting the URL
+        errors.append(
+            doc.error(
+                ("database",),
+                "not a SQLAlchemy URL once its secrets are filled in",
+                hint="the value must hold a whole URL or the part of one it stands for",
+            )
+        )
+        return written
+    return url
 
 
 def is_loopback(host: str) -> bool:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from scheduler.core.durations import parse_duration
+from scheduler.core.secrets import has_secrets
 from scheduler.definitions.config import ApiConfig, Config, is_module_name, parse_byte_count
 from scheduler.definitions.operating import DAY, NotifyEvent, NotifyTarget
 from scheduler.definitions.validation import user_error
@@ -180,7 +181,8 @@ class ConfigFile(_Model):
     @field_validator("database")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None:
+        # With secrets, the URL is checked once their values are filled in (config._build).
+        if value is not None and not has_secrets(value):
             from sqlalchemy.engine import make_url
 
             try:

@@ -91,7 +91,7 @@ def config_facts(config: Config) -> list[str]:
         str(config.state_dir),
         str(config.pipelines_dir),
         str(config.schedules_file),
-        config.database_url,
+        config.database_written or config.database_url,  # never a secret's value on disk
     ]
 
 

@@ -3,6 +3,10 @@
 A hand-written scanner rather than Jinja: the syntax is four fixed names, every value is a plain
 string, and one argument must stay one argv element — there is nothing to evaluate, so a template
 engine would only add ways to fail.
+
+Secret references (``${{env.NAME}}``, ``${{file:PATH}}``) are not template references: the scanner
+steps over them and substitution leaves them as written, so definitions, run records and reuse
+fingerprints hold the reference; the executor resolves them as a step's process starts.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from scheduler.core.secrets import secret_at
 
 NAMESPACES = ("parameters", "data", "run")
 RUN_FIELDS = ("id", "experiment")
@@ -45,6 +51,10 @@ def scan(text: str) -> list[Reference]:
         start = text.find(_OPEN, pos)
         if start < 0:
             return refs
+        secret_end = secret_at(text, start)
+        if secret_end is not None:
+            pos = secret_end
+            continue
         end = text.find(_CLOSE, start + len(_OPEN))
         if end < 0:
             raise TemplateSyntaxError(f"'{_OPEN}' without a closing '{_CLOSE}' in {text!r}")
@@ -53,7 +63,8 @@ def scan(text: str) -> list[Reference]:
         if not match:
             raise TemplateSyntaxError(
                 f"malformed reference '{text[start : end + len(_CLOSE)]}' "
-                "(write ${{parameters.NAME}}, ${{data.NAME}}, ${{run.id}} or ${{run.experiment}})"
+                "(write ${{parameters.NAME}}, ${{data.NAME}}, ${{run.id}}, ${{run.experiment}}, "
+                "or a secret: ${{env.NAME}}, ${{file:PATH}})"
             )
         refs.append(Reference(match.group(1), match.group(2), start, end + len(_CLOSE)))
         pos = end + len(_CLOSE)
@@ -65,6 +76,7 @@ def find_references(text: str) -> list[tuple[str, str]]:
 
 
 def has_references(text: str) -> bool:
+    """True when ``text`` may hold a reference (a secret reference counts)."""
     return _OPEN in text
 
 

@@ -1,5 +1,6 @@
 """Turns a request to run a pipeline into a recorded ``queued`` run — or refuses it before anything
-is recorded (bad parameters, a step type or compute target that cannot run yet).
+is recorded (bad parameters, a step type or compute target that cannot run yet, a secret that
+cannot be resolved).
 
 Two halves, so that a caller on an event loop can hand each to its own thread: ``prepare_run``
 checks the request and hashes the pipeline's sources (no store), ``record_run`` writes the run
@@ -18,6 +19,7 @@ from typing import Any, cast
 from scheduler.compute import available_compute_types
 from scheduler.core.errors import PipeschedError, StepTypeNotAvailable
 from scheduler.core.procinfo import Owner
+from scheduler.core.secrets import resolve_references, secret_references
 from scheduler.definitions.config import Config
 from scheduler.definitions.fingerprint import pipeline_content_hash, source_tree_hash
 from scheduler.definitions.parameters import DatastoreLike, resolve_run_parameters
@@ -55,6 +57,20 @@ def check_runnable(pipeline: Pipeline, config: Config) -> None:
         )
 
 
+def pipeline_secret_references(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[str]:
+    """Every secret reference a run of ``pipeline`` with ``parameters`` would resolve, in order."""
+    texts = [text for step in pipeline.steps.values() for _, text in step.string_fields()]
+    texts.extend(value for value in parameters.values() if isinstance(value, str))
+    return list(dict.fromkeys(ref for text in texts for ref in secret_references(text)))
+
+
+def check_secrets(pipeline: Pipeline, parameters: Mapping[str, Any]) -> None:
+    """Refuse a run whose secrets cannot all be resolved now, naming the first missing one: a
+    run that is recorded must not fail later for a secret that was never there. The values are
+    read and dropped; each step reads them again as it starts."""
+    resolve_references(pipeline_secret_references(pipeline, parameters), base=pipeline.directory)
+
+
 def content_hash(pipeline: Pipeline) -> str:
     """Keyed by source folders relative to the pipeline's, so a moved checkout or a published
     snapshot of unchanged files hashes the same as the working copy."""
@@ -76,6 +92,7 @@ def prepare_run(
     # The Protocol declares plain attributes; the config's frozen fields are only read.
     datastores = cast("Mapping[str, DatastoreLike]", config.datastores)
     canonical = resolve_run_parameters(pipeline, parameters, datastores)
+    check_secrets(pipeline, canonical)
     return PreparedRun(pipeline, canonical, content_hash(pipeline), experiment)
 
 

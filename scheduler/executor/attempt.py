@@ -10,6 +10,7 @@ started (so ``cancel()`` can stop it) and when it has ended.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,13 @@ from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
 from scheduler.core.errors import PipeschedError
 from scheduler.core.procinfo import exit_description
+from scheduler.core.secrets import (
+    SECRETS_VARIABLE,
+    SecretMissing,
+    references_in,
+    resolve_references,
+    reveal,
+)
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.definitions.templating import substitute
@@ -104,6 +112,19 @@ class AttemptRunner:
                 self.store.end_attempt, run_id, step.id, attempt, status="failed", reason=missing
             )
             return "failed", missing, None, 0.0
+        try:
+            secrets = self._step_secrets(step)
+        except SecretMissing as exc:  # a file removed or a variable unset since the submit
+            wd.note_in_log(paths.log, exc.message)
+            await patiently(
+                self.store.end_attempt,
+                run_id,
+                step.id,
+                attempt,
+                status="failed",
+                reason=exc.message,
+            )
+            return "failed", exc.message, None, 0.0
         invocation = StepInvocation(
             step,
             interpreter,
@@ -116,8 +137,13 @@ class AttemptRunner:
             target=self.config.compute.get(step.compute),
             outputs=outputs,
         )
-        argv = command_builder(step.type)(invocation)
-        env = step_environment(self._step_env(step, attempt, paths, interpreter))
+        # Secrets reach the process only: its argv, its variables, and for a runner that reads a
+        # spec file (which keeps the references), $PIPESCHED_SECRETS.
+        argv = reveal(command_builder(step.type)(invocation), secrets)
+        variables = self._step_env(step, attempt, paths, interpreter, secrets)
+        if secrets:
+            variables[SECRETS_VARIABLE] = json.dumps(secrets)
+        env = step_environment(variables)
         paths.log.parent.mkdir(parents=True, exist_ok=True)  # on a dask target: not the workdir's
         proc = await start_step(
             argv,
@@ -172,8 +198,19 @@ class AttemptRunner:
         self.log.info("step_" + status, step=step.id, attempt=attempt, exit_code=result.exit_code)
         return status, reason, result.exit_code, duration
 
+    def _step_secrets(self, step: Any) -> dict[str, str]:
+        """The values of the secrets this step's fields and the run's parameters name."""
+        found = references_in([text for _, text in step.string_fields()])
+        found |= references_in(list(self.values.argv_params.values()))
+        return resolve_references(sorted(found), base=self.pipeline.directory)
+
     def _step_env(
-        self, step: Any, attempt: int, paths: wd.AttemptPaths, interpreter: str
+        self,
+        step: Any,
+        attempt: int,
+        paths: wd.AttemptPaths,
+        interpreter: str,
+        secrets: dict[str, str],
     ) -> dict[str, str]:
         # Templated like arguments (``AML_PARAMETER_x: ${{parameters.x}}``, as the SDK writes).
         values = self.values.namespaces()
@@ -191,7 +228,10 @@ class AttemptRunner:
             models_dir=models_root(self.config.default_datastore.path),
             interpreter=interpreter,
             state_dir=self.config.state_dir,
-            variables={k: substitute(v, values) for k, v in step.environment.variables.items()},
+            variables={
+                k: reveal(substitute(v, values), secrets)
+                for k, v in step.environment.variables.items()
+            },
         )
 
     async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from scheduler.core.clock import iso
 from scheduler.core.procinfo import Owner
+from scheduler.core.secrets import mask_secrets
 
 __all__ = [
     "AZURE_STATUS_CODES",
@@ -120,6 +121,13 @@ class RunRecord:
     parameters: dict[str, Any] = field(default_factory=dict)
     owner: Owner | None = None
 
+    def shown_parameters(self) -> dict[str, Any]:
+        """The parameters as every view shows them: a secret reference as ``***``."""
+        return {
+            name: mask_secrets(value) if isinstance(value, str) else value
+            for name, value in self.parameters.items()
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The ``runs --json`` object."""
         return {
@@ -195,7 +203,7 @@ class RunDetail:
     def to_json(self) -> dict[str, Any]:
         """The ``show --json`` / ``run --json`` object."""
         data = self.run.to_json()
-        data["parameters"] = dict(self.run.parameters)
+        data["parameters"] = self.run.shown_parameters()
         steps = []
         for name, last in self.latest_attempts().items():
             tried = [a for a in self.attempts if a.step == name and a.started_at is not None]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.core.errors import PipeschedError
+from scheduler.core.secrets import reveal_from_environment
 from scheduler.executor.parallel.tables import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_FILES,
@@ -72,7 +73,8 @@ class ParallelSpec:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> ParallelSpec:
         with open(path) as handle:
-            data: dict[str, Any] = json.load(handle)
+            # The file keeps secret references; their values came in $PIPESCHED_SECRETS.
+            data: dict[str, Any] = reveal_from_environment(json.load(handle))
         return cls(**data)
 
     @property

@@ -189,9 +189,24 @@ def main(argv: list[str]) -> int:
     if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]  # started by path: our folder must not shadow the entry script's imports
     with open(argv[1]) as handle:
-        spec = json.load(handle)
+        spec = _with_secrets(json.load(handle))
     proto_in, proto_out = _take_protocol_pipes()
     return serve(spec, argv[2], proto_in, proto_out)
+
+
+def _with_secrets(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with each secret reference its arguments name replaced by the value the step's
+    parent passed in $PIPESCHED_SECRETS (the file keeps the references; no pipesched here)."""
+    values = json.loads(os.environ.get("PIPESCHED_SECRETS") or "{}")
+
+    def fill(text: str) -> str:
+        for reference, value in values.items():
+            text = text.replace(reference, value)
+        return text
+
+    if values and isinstance(spec.get("arguments"), list):
+        spec["arguments"] = [fill(a) if isinstance(a, str) else a for a in spec["arguments"]]
+    return spec
 
 
 def serve(spec: Mapping[str, Any], number: str, proto_in: BinaryIO, proto_out: BinaryIO) -> int:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scheduler.core.secrets import reveal_from_environment  # standard library only
+
 if TYPE_CHECKING:  # types only: at run time this module stays standard library only
     from scheduler.definitions.steps import StepBase
     from scheduler.executor.steps.base import StepInvocation
@@ -103,7 +105,9 @@ def load_spec(argv: list[str]) -> dict[str, Any]:
         spec = json.load(handle)
     if not isinstance(spec, dict):
         raise SystemExit(f"{argv[1]}: a spec must be a JSON object")
-    return spec
+    # The file keeps secret references; their values came in $PIPESCHED_SECRETS.
+    revealed: dict[str, Any] = reveal_from_environment(spec)
+    return revealed
 
 
 def say(text: str) -> None:

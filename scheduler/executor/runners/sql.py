@@ -54,15 +54,19 @@ def run_script(spec: dict[str, Any]) -> None:
                 f"{script.name} line {st.line}: '{st.summary(30)}' — the script runs in one "
                 "transaction of its own; remove BEGIN/COMMIT/ROLLBACK"
             )
+    # With secrets, the log shows the URL as written, each secret as ***, and never quotes it.
+    masked: str | None = spec.get("url_masked")
     try:
         url = make_url(spec["url"])
     except (ArgumentError, ValueError) as exc:
+        if masked is not None:
+            raise StepFailed(f"'url' {masked} is not a SQLAlchemy URL") from None
         raise StepFailed(f"'url' is not a SQLAlchemy URL: {exc}") from None
     try:
         engine = create_engine(url, poolclass=NullPool)
     except (NoSuchModuleError, ImportError) as exc:
         raise StepFailed(f"no driver for {url.drivername} URLs here: {exc}") from None
-    shown = url.render_as_string(hide_password=True)
+    shown = masked if masked is not None else url.render_as_string(hide_password=True)
     if engine.dialect.name == "sqlite":
         _transactional_ddl(engine)
     binds = bind_values(spec["parameters"], engine.dialect.name)

@@ -10,6 +10,7 @@ directory; ``sqlite:///${{data.X}}/file.db`` or a ``path`` parameter reach a dat
 
 from __future__ import annotations
 
+from scheduler.core.secrets import has_secrets, mask_secrets
 from scheduler.definitions.steps import SqlStep
 from scheduler.executor.runners import spec_command
 from scheduler.executor.steps.base import StepInvocation
@@ -18,8 +19,10 @@ from scheduler.executor.steps.base import StepInvocation
 def build_command(inv: StepInvocation[SqlStep]) -> list[str]:
     step = inv.step
     export = step.export
+    url = inv.sub(step.url)
     spec = {
-        "url": inv.sub(step.url),
+        "url": url,  # secret references stay: the runner gets their values in its environment
+        "url_masked": mask_secrets(url) if has_secrets(url) else None,
         "script": str(step.script_path),
         "parameters": dict(inv.values.get("parameters", {})),
         "export_dir": (inv.outputs or {}).get(export) if export else None,
