@@ -50,7 +50,9 @@ def test_a_relative_file_is_read_from_the_credentials_directory_without_its_fina
     env = {"CREDENTIALS_DIRECTORY": str(credentials)}
     assert resolve_secrets("${{file:db-url}}", environ=env, base=tmp_path) == SECRET
     # Without $CREDENTIALS_DIRECTORY a relative path is read from the base folder.
-    assert resolve_secrets("${{file:db-url}}", environ={}, base=tmp_path) == "the base folder's copy"
+    assert (
+        resolve_secrets("${{file:db-url}}", environ={}, base=tmp_path) == "the base folder's copy"
+    )
     with pytest.raises(SecretMissing, match=r"\$\{\{file:nope\}\}: cannot read"):
         resolve_secrets("${{file:nope}}", environ=env, base=tmp_path)
 
