@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.core.errors import DefinitionErrors
+from scheduler.core.errors import DefinitionErrors, PipeschedError
 from scheduler.core.secrets import (
     MASK,
     SECRETS_VARIABLE,
@@ -221,3 +221,52 @@ def test_a_missing_database_secret_is_a_config_error_at_the_field(
     )
     assert f"{project.config_path}:{line}:" in text
     assert "${{env.STORE_PASSWORD}}" in text and "STORE_PASSWORD is not set" in text
+
+
+def notebook_pipeline(name: str, injected: str) -> str:
+    return (
+        f"name: {name}\n"
+        "parameters:\n"
+        "  key: {type: str, default: plain}\n"
+        "steps:\n"
+        f"  s: {{type: notebook, notebook: n.ipynb, parameters: {{key: '{injected}'}}}}\n"
+    )
+
+
+def test_a_secret_never_reaches_a_notebook_parameter_whose_executed_copy_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("NB_KEY", SECRET)
+    project = make_project(tmp_path)
+    notebook = {"n.ipynb": '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'}
+    project.pipeline("literal", notebook_pipeline("literal", "${{env.NB_KEY}}"), notebook)
+    project.pipeline("given", notebook_pipeline("given", "${{parameters.key}}"), notebook)
+    with pytest.raises(DefinitionErrors, match="a secret cannot be a notebook parameter"):
+        project.load("literal")
+    pipeline = project.load("given")
+    with project.store() as store:
+        with pytest.raises(PipeschedError, match="parameter 'key' holds a secret"):
+            submit_run(project.config(), store, pipeline, {"key": "${{env.NB_KEY}}"})
+        assert store.list_runs(limit=0) == []
+
+
+def test_the_reuse_fingerprint_goes_by_the_reference_not_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A rotated password must not make every step run again: the fingerprint holds the
+    reference (``allow_reuse: false`` is the way to always run a step)."""
+    from scheduler.executor.values import StepValues  # lazy: the executor, for this test only
+
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    (tmp_path / "db-path").write_text("/data/x.db")
+    project = secret_project(tmp_path / "p")
+    pipeline = project.load("uses-secrets")
+    fingerprints = []
+    for value in ("first", "rotated"):
+        monkeypatch.setenv("API_TOKEN", value)
+        monkeypatch.setenv("API_KEY", value)
+        with project.store() as store:
+            run = submit_run(project.config(), store, pipeline, {})
+        values = StepValues(project.config(), pipeline, run)
+        fingerprints.append(values.fingerprint("call", []))
+    assert fingerprints[0] == fingerprints[1]

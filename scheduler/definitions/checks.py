@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scheduler.core.errors import DefinitionError, ParameterError
+from scheduler.core.secrets import has_secrets
 from scheduler.definitions.config import Config
 from scheduler.definitions.graph import find_cycle, graph_from_steps
 from scheduler.definitions.parameters import resolve_datastore_path
@@ -299,10 +300,20 @@ def _check_strings(
                 hint=f"they are substituted in: {fields}",
             )
             continue
+        if kind == "notebook" and sub[0] == "parameters" and has_secrets(text):
+            yield ctx.doc.error(path, NOTEBOOK_SECRET, hint=NOTEBOOK_SECRET_HINT)
+            continue
         for ref in refs:
             problem = _reference_problem(ctx, ref.namespace, ref.name)
             if problem:
                 yield ctx.doc.error(path, problem[0], hint=problem[1])
+
+
+NOTEBOOK_SECRET = (
+    "a secret cannot be a notebook parameter: the executed notebook kept with the run would "
+    "hold its value"
+)
+NOTEBOOK_SECRET_HINT = "put it in environment.variables and read it with os.environ"
 
 
 def _templated(model: type[StepBase], sub: PathKey) -> bool:

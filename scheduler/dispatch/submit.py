@@ -19,11 +19,13 @@ from typing import Any, cast
 from scheduler.compute import available_compute_types
 from scheduler.core.errors import PipeschedError, StepTypeNotAvailable
 from scheduler.core.procinfo import Owner
-from scheduler.core.secrets import resolve_references, secret_references
+from scheduler.core.secrets import has_secrets, resolve_references, secret_references
+from scheduler.definitions.checks import NOTEBOOK_SECRET_HINT
 from scheduler.definitions.config import Config
 from scheduler.definitions.fingerprint import pipeline_content_hash, source_tree_hash
 from scheduler.definitions.parameters import DatastoreLike, resolve_run_parameters
 from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.templating import find_references
 from scheduler.executor.steps import runnable_types
 from scheduler.store.protocols import DispatchStore
 from scheduler.store.records import RunRecord
@@ -68,6 +70,24 @@ def check_secrets(pipeline: Pipeline, parameters: Mapping[str, Any]) -> None:
     """Refuse a run whose secrets cannot all be resolved now, naming the first missing one: a
     run that is recorded must not fail later for a secret that was never there. The values are
     read and dropped; each step reads them again as it starts."""
+    for step in pipeline.steps.values():
+        if step.type != "notebook":
+            continue
+        injected = {
+            name
+            for path, text in step.string_fields()
+            if path[0] == "parameters"
+            for namespace, name in find_references(text)
+            if namespace == "parameters"
+        }
+        for name in sorted(injected):
+            value = parameters.get(name)
+            if isinstance(value, str) and has_secrets(value):
+                raise PipeschedError(
+                    f"parameter '{name}' holds a secret and step '{step.id}' passes it to its "
+                    "notebook, whose executed copy kept with the run would hold the value",
+                    hint=NOTEBOOK_SECRET_HINT,
+                )
     resolve_references(pipeline_secret_references(pipeline, parameters), base=pipeline.directory)
 
 
