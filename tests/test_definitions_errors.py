@@ -130,13 +130,14 @@ def test_malformed_reference_and_unknown_namespace(errors_of) -> None:
       prep:
         type: python_script
         script: prep.py
-        arguments: ["${{ reg }}", "${{env.HOME}}", "${{run.name}}"]
+        arguments: ["${{ reg }}", "${{ens.HOME}}", "${{run.name}}"]
     """
     assert errors_of(text) == [
         f"{FILE}:5:17: error: malformed reference '${{{{ reg }}}}' (write ${{{{parameters.NAME}}}}, "
-        "${{data.NAME}}, ${{run.id}} or ${{run.experiment}})",
-        f"{FILE}:5:31: error: unknown namespace 'env' in '${{{{env.HOME}}}}' "
-        "(known: parameters, data, run)",
+        "${{data.NAME}}, ${{run.id}}, ${{run.experiment}}, or a secret: ${{env.NAME}}, "
+        "${{file:PATH}})",
+        f"{FILE}:5:31: error: unknown namespace 'ens' in '${{{{ens.HOME}}}}' "
+        "(known: parameters, data, run; secrets: ${{env.NAME}}, ${{file:PATH}})",
         f"{FILE}:5:48: error: unknown run field 'name' (known: id, experiment)",
     ]
 

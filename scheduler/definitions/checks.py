@@ -324,7 +324,7 @@ def _reference_problem(ctx: PipelineContext, ns: str, name: str) -> tuple[str, s
     if ns not in NAMESPACES:
         return (
             f"unknown namespace '{ns}' in '${{{{{ns}.{name}}}}}'",
-            f"known: {', '.join(NAMESPACES)}",
+            f"known: {', '.join(NAMESPACES)}; secrets: ${{{{env.NAME}}}}, ${{{{file:PATH}}}}",
         )
     if ns == "parameters" and name not in ctx.parameters:
         return f"unknown parameter '{name}'", declared(ctx.parameters)
