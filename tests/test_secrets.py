@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.core.errors import DefinitionErrors, PipeschedError
+from scheduler.core.errors import DefinitionErrors, ParameterError, PipeschedError
 from scheduler.core.secrets import (
     MASK,
     SECRETS_VARIABLE,
@@ -82,6 +82,9 @@ def test_a_runner_reads_its_spec_with_the_values_its_parent_passed_in_the_enviro
         "n": 1,
     }
     assert reveal(spec, values)["args"][1] == SECRET
+    # Text that reached a field from elsewhere is never read as a secret.
+    monkeypatch.setenv("HOME_SECRET", SECRET)
+    assert reveal("experiment ${{env.HOME_SECRET}}", values) == "experiment ${{env.HOME_SECRET}}"
 
 
 # -- templating -------------------------------------------------------------------------------
@@ -270,3 +273,25 @@ def test_the_reuse_fingerprint_goes_by_the_reference_not_the_value(
         values = StepValues(project.config(), pipeline, run)
         fingerprints.append(values.fingerprint("call", []))
     assert fingerprints[0] == fingerprints[1]
+
+
+def test_a_path_parameter_never_names_a_secret_so_a_dropped_files_name_cannot_read_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("API_KEY", SECRET)
+    project = make_project(tmp_path)
+    project.pipeline(
+        "inbox",
+        "name: inbox\n"
+        "parameters:\n"
+        "  src: {type: path}\n"
+        "steps:\n"
+        "  s: {type: python_script, script: s.py, arguments: ['${{parameters.src}}']}\n",
+        {"s.py": "print('ok')\n"},
+    )
+    pipeline = project.load("inbox")
+    dropped = str(project.datastore / "inbox" / "${{env.API_KEY}}.csv")
+    with project.store() as store:
+        with pytest.raises(ParameterError, match="parameter 'src' is a path and names a secret"):
+            submit_run(project.config(), store, pipeline, {"src": dropped})
+        assert store.list_runs(limit=0) == []

@@ -145,15 +145,13 @@ def references_in(value: Any) -> set[str]:
 
 def reveal(value: Any, values: Mapping[str, str]) -> Any:
     """A JSON-like value with each reference in its strings replaced from ``values`` (what
-    ``resolve_references`` gave); a reference not there is resolved from this environment."""
+    ``resolve_references`` gave). A reference not there stays as written: text that reached a
+    field from elsewhere (an experiment's name, a dropped file's) is never read as a secret."""
 
     def replace(text: str) -> str:
         if "${{" not in text:
             return text
-        return _SECRET.sub(
-            lambda m: values[m.group(0)] if m.group(0) in values else resolve_secrets(m.group(0)),
-            text,
-        )
+        return _SECRET.sub(lambda m: values.get(m.group(0), m.group(0)), text)
 
     return _walk(value, replace)
 

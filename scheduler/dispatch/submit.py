@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from scheduler.compute import available_compute_types
-from scheduler.core.errors import PipeschedError, StepTypeNotAvailable
+from scheduler.core.errors import ParameterError, PipeschedError, StepTypeNotAvailable
 from scheduler.core.procinfo import Owner
 from scheduler.core.secrets import has_secrets, resolve_references, secret_references
 from scheduler.definitions.checks import NOTEBOOK_SECRET_HINT
@@ -62,7 +62,11 @@ def check_runnable(pipeline: Pipeline, config: Config) -> None:
 def pipeline_secret_references(pipeline: Pipeline, parameters: Mapping[str, Any]) -> list[str]:
     """Every secret reference a run of ``pipeline`` with ``parameters`` would resolve, in order."""
     texts = [text for step in pipeline.steps.values() for _, text in step.string_fields()]
-    texts.extend(value for value in parameters.values() if isinstance(value, str))
+    texts.extend(
+        value
+        for name, value in parameters.items()
+        if isinstance(value, str) and pipeline.parameters[name].type == "str"
+    )
     return list(dict.fromkeys(ref for text in texts for ref in secret_references(text)))
 
 
@@ -70,6 +74,14 @@ def check_secrets(pipeline: Pipeline, parameters: Mapping[str, Any]) -> None:
     """Refuse a run whose secrets cannot all be resolved now, naming the first missing one: a
     run that is recorded must not fail later for a secret that was never there. The values are
     read and dropped; each step reads them again as it starts."""
+    for name, value in parameters.items():
+        if pipeline.parameters[name].type == "path" and has_secrets(str(value)):
+            # A dropped file's name is a path parameter's value: it must never read a secret.
+            raise ParameterError(
+                f"parameter '{name}' is a path and names a secret",
+                name=name,
+                hint="a secret goes in a parameter of type str",
+            )
     for step in pipeline.steps.values():
         if step.type != "notebook":
             continue

@@ -201,7 +201,13 @@ class AttemptRunner:
     def _step_secrets(self, step: Any) -> dict[str, str]:
         """The values of the secrets this step's fields and the run's parameters name."""
         found = references_in([text for _, text in step.string_fields()])
-        found |= references_in(list(self.values.argv_params.values()))
+        found |= references_in(
+            [
+                value
+                for name, value in self.values.argv_params.items()
+                if self.pipeline.parameters[name].type == "str"
+            ]
+        )
         return resolve_references(sorted(found), base=self.pipeline.directory)
 
     def _step_env(
