@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
+from scheduler.store.engine import sqlite_path
 from scheduler.store.private_files import PRIVATE_FILE
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -90,10 +91,38 @@ def read_copy(path: Path) -> tuple[str | None, int | None]:
     return (None if revision is None else str(revision)), (None if runs is None else int(runs))
 
 
+@dataclass(frozen=True)
+class StorePlace:
+    """Where a store's data lives: its SQLite file, or the PostgreSQL server's ``pg_dump``
+    command line for a target (None for an in-memory database)."""
+
+    database: Path | None
+    postgresql: bool
+    has_password: bool
+
+    @classmethod
+    def of(cls, database_url: str) -> StorePlace:
+        url = make_url(database_url)
+        return cls(sqlite_path(url), url.get_backend_name() == "postgresql", bool(url.password))
+
+
+def pg_dump_command_for(database_url: str, target: Path) -> str:
+    """``pg_dump_command`` for a database URL as the config gives it."""
+    return pg_dump_command(make_url(database_url), target)
+
+
 def pg_dump_command(url: URL, target: Path) -> str:
     """The ``pg_dump`` command line that copies the PostgreSQL database of ``url`` to
     ``target``, without the password (``pg_dump`` reads ``$PGPASSWORD`` or ``~/.pgpass``)."""
-    dsn = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    without_password = URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
+    dsn = without_password.render_as_string(hide_password=False)
     return shlex.join(["pg_dump", "--format=custom", f"--file={target}", f"--dbname={dsn}"])
 
 
