@@ -249,3 +249,22 @@ def test_a_store_a_newer_pipesched_migrated_is_refused_by_name_and_left_as_it_wa
         assert line == f"error: {refused.value}"
     assert digest(database) == before
     assert read_copy(database) == (newer, 3)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_migrating_a_postgresql_store_names_the_pg_dump_to_take_and_never_waits(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Store.open(database_url) as store:
+        ids = set(record_runs(store, 2))
+    downgrade(database_url, PREVIOUS_REVISION)
+    capsys.readouterr()
+    with Store.open(database_url) as store:
+        assert {run.id for run in store.list_runs(limit=0)} == ids
+    said = capsys.readouterr()
+    assert said.out == ""
+    (line,) = [json.loads(line) for line in said.err.splitlines() if "store_migrating" in line]
+    assert (line["from_revision"], line["to_revision"]) == (PREVIOUS_REVISION, HEAD_REVISION)
+    assert line["backup"] is None
+    assert "pg_dump --format=custom" in line["hint"]
+    assert make_url(database_url).database in line["hint"]
