@@ -155,11 +155,14 @@ def _too_new(conn: Connection, revision: str, engine: Engine) -> SchemaTooNew:
         f"the store is at schema revision {revision!r}, newer than this pipesched "
         f"({__version__}, schema {HEAD_REVISION}) knows"
     )
-    if needed:
+    if needed and needed != __version__:
         message += f"; pipesched {needed} migrated it"
-    hint = "it was written by a newer pipesched: " + (
-        f"install pipesched {needed} or later" if needed else "install that pipesched again"
-    )
+        hint = f"it was written by a newer pipesched: install pipesched {needed} or later"
+    elif needed:  # builds of one version with different schemas: a development tree
+        message += f"; another build of pipesched {needed} migrated it"
+        hint = "it was written by a newer pipesched: install that build again"
+    else:
+        hint = "it was written by a newer pipesched: install that pipesched again"
     way_back = _way_back(engine)
     if way_back:
         hint += f", or go back to the store as it was before that upgrade: {way_back}"
