@@ -68,8 +68,7 @@ def copy_database(source: Path, target: Path, *, replace: bool = False) -> CopyF
         if replace:
             os.replace(temporary, target)
         else:
-            os.link(temporary, target)  # fails if target appeared meanwhile: never overwrite
-            os.unlink(temporary)
+            _move_without_replacing(temporary, target)
         _sync_folder(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -171,6 +170,22 @@ def _backup(source: Path, target: Path) -> None:
             writer.close()
     finally:
         reader.close()
+
+
+def _move_without_replacing(temporary: Path, target: Path) -> None:
+    """Rename ``temporary`` to ``target`` unless ``target`` exists (``FileExistsError``). A hard
+    link makes that check and the rename one step; on a filesystem without hard links (some
+    network shares) the check comes just before the rename."""
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(target) from None
+        os.rename(temporary, target)
+        return
+    os.unlink(temporary)
 
 
 def _private_temporary(target: Path) -> Path:
