@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from scheduler import __version__
 from scheduler.store.backup import pre_migration_backups, read_copy
 from scheduler.store.engine import make_engine, sqlite_path
 from scheduler.store.migrate import HEAD_REVISION
@@ -223,13 +224,15 @@ def test_a_daemon_refuses_a_store_a_newer_pipesched_migrated_and_leaves_it_alone
 
     daemon = daemons(project).start(wait_ready=False)
     assert daemon.wait_exit(timeout=60) == 1
-    refusal = [line for line in daemon.log().splitlines() if line.startswith("error: ")]
-    assert len(refusal) == 1, daemon.log()
-    assert refusal[0].startswith(
-        f"error: the store is at schema revision '{newer}', newer than this pipesched "
+    (refused,) = daemon.events("schema_too_new")
+    assert refused["level"] == "error"
+    assert refused["error"] == (
+        f"the store is at schema revision '{newer}', newer than this pipesched "
+        f"({__version__}, schema {HEAD_REVISION}) knows; pipesched 9.9.0 migrated it"
     )
-    assert f"schema {HEAD_REVISION}) knows; pipesched 9.9.0 migrated it" in refusal[0]
-    assert "install pipesched 9.9.0 or later" in refusal[0]
+    assert refused["hint"].startswith(
+        "it was written by a newer pipesched: install pipesched 9.9.0 or later"
+    )
     assert "READY=1" not in daemon.poll_messages()
     assert hashlib.sha256(database.read_bytes()).hexdigest() == before
     assert read_copy(database)[0] == newer
