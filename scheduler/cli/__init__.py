@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "metrics",
         "A pipeline's metrics, one row per run, with a sparkline each.",
     ),
+    "backup": (
+        "scheduler.cli.cmd_backup",
+        "backup",
+        "Copy the store, while the daemon runs, to a file or folder.",
+    ),
 }
 
 

@@ -114,9 +114,13 @@ class Daemon:
         for error in current.errors:
             log.error("definition_invalid", error=str(error))
         ha = replace(config.ha, mode="standby") if self.standby else config.ha
-        self.store = await run_blocking(
-            Store.open, config.database_url, clock=self.clock, migrate=ha.mode != "standby"
-        )
+        try:
+            self.store = await run_blocking(
+                Store.open, config.database_url, clock=self.clock, migrate=ha.mode != "standby"
+            )
+        except SchemaTooNew as exc:  # a log line at error priority, for the journal
+            log.error("schema_too_new", error=exc.message, hint=exc.hint)
+            return 1
         if ha.mode == "standby":
             if self.store.engine.dialect.name == "postgresql":
                 end_stalled_transactions(self.store.engine, ha.lease)

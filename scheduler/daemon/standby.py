@@ -45,7 +45,7 @@ from scheduler.definitions.config import HaConfig
 from scheduler.store import Store
 from scheduler.store.daemon_lock import LockHolder, end_lock_session, lock_engine, session_name
 from scheduler.store.health import failure_reason
-from scheduler.store.migrate import HEAD_REVISION
+from scheduler.store.migrate import HEAD_REVISION, SchemaTooNew
 from scheduler.store.records import DaemonBeat, Leadership
 
 log = structlog.get_logger("scheduler.daemon.standby")
@@ -191,10 +191,6 @@ async def _too_old(store: Store) -> PipeschedError:
         f"the store is at a newer schema than this pipesched knows ({HEAD_REVISION})",
         hint="upgrade this daemon to the version the other daemons run",
     )
-
-
-class SchemaTooNew(PipeschedError):
-    """A newer pipesched migrated the store: this daemon may not lead it."""
 
 
 async def _take_the_lead(store: Store, me: Identity, ha: HaConfig) -> tuple[int, Leadership]:

@@ -345,3 +345,13 @@ class DaemonHeartbeatRow(Base):
     schema_revision: Mapped[str]
     version: Mapped[str]
     api_url: Mapped[str | None]
+
+
+class StoreInfoRow(Base):
+    """A fact about the store itself, by key: ``migrated_by`` (the pipesched version that last
+    migrated it), ``migrated_at``, ``schema_revision``."""
+
+    __tablename__ = "store_info"
+
+    key: Mapped[str] = mapped_column(primary_key=True)
+    value: Mapped[str]
