@@ -59,6 +59,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from scheduler import __version__
+from scheduler.api.notify_metrics import notify_figures
 from scheduler.compute.warm import active_pool
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import NotFound, PipeschedError
@@ -115,6 +116,7 @@ class StoreCollector(Collector):
         yield finished
         yield runs
         yield GaugeMetricFamily("pipesched_queue_depth", "Runs waiting to start", value=queued)
+        yield from notify_figures(self.store)
         fires = CounterMetricFamily(
             "pipesched_fires",
             "Schedule fires, by what became of them",
