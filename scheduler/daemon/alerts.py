@@ -218,7 +218,7 @@ class Alerts:
         notification: Notification, attempts: int, error: str | None, retry_after: float | None
     ) -> None:
         fields = {
-            "event": notification.event,
+            "alert": notification.event,
             "event_id": notification.event_id,
             "target": describe_target(notification.target),
             "attempts": attempts,
@@ -275,14 +275,14 @@ class Alerts:
             error = await self._attempt(target, payload)
             attempts += 1
             if error is None:
-                log.info("notify_delivered", event=event["event"], event_id=event["id"],
+                log.info("notify_delivered", alert=event["event"], event_id=event["id"],
                          target=describe_target(target), attempts=attempts)  # fmt: skip
                 with contextlib.suppress(OSError):
                     await run_parallel(self.spool.delivered, str(event["id"]), target_key(target))
                 return
             if attempts > target.retries:
                 return  # left pending in the spool: the outbox gives it its own tries
-            log.warning("notify_retry", event=event["event"], event_id=event["id"],
+            log.warning("notify_retry", alert=event["event"], event_id=event["id"],
                         target=describe_target(target), error=error)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._store_back.wait(), retry_delay(attempts))
