@@ -16,7 +16,7 @@ from scheduler.definitions.operating import NOTIFY_EVENTS
 
 @click.group()
 def notify() -> None:
-    """Alerts: check the targets of ``notify:`` in the config, schedules and pipelines."""
+    """Alerts: check the notify targets of the config, schedules and pipelines."""
 
 
 @notify.command("test")

@@ -194,11 +194,9 @@ def run_ended(session: Session, routes: NotifyRoutes | None, run_id: str, now: d
     run = session.get(RunRow, run_id)
     if run is None or run.status not in ("failed", "completed"):
         return
-    if run.status == "completed" and not _previous_failed(session, run):
-        return
     event = "failed" if run.status == "failed" else "recovered"
     targets = routes.targets_for(event, run.schedule, _pipeline_targets(session, run))
-    if not targets:
+    if not targets or (event == "recovered" and not _previous_failed(session, run)):
         return
     nominal = _nominal_time(session, run)
     what = f"schedule '{run.schedule}'" if run.schedule else f"pipeline '{run.pipeline}'"
@@ -265,11 +263,11 @@ def _previous_failed(session: Session, run: RunRow) -> bool:
         select(RunRow.status)
         .where(
             same,
-            RunRow.id != run.id,
+            RunRow.id < run.id,
             RunRow.status.in_(("completed", "failed")),
             RunRow.finished_at.is_not(None),
         )
-        .order_by(RunRow.finished_at.desc(), RunRow.id.desc())
+        .order_by(RunRow.id.desc())  # run ids sort by creation time
         .limit(1)
     )
     return previous == "failed"
