@@ -150,6 +150,8 @@ class Alerts:
         self._direct: list[asyncio.Task[None]] = []
         self._unwritable_since: float | None = None
         self._store_back = asyncio.Event()  # ends the direct sends' waits between tries
+        # Events the spool could not take (its disk full too), with the targets that took them.
+        self._unspooled: list[tuple[dict[str, Any], list[NotifyTarget], set[str]]] = []
 
     def route(self, routes: NotifyRoutes) -> None:
         """Who hears of what from now on (at start, on reload, once the API's URL is known)."""
@@ -262,6 +264,7 @@ class Alerts:
             await run_parallel(self.spool.add, event, targets)
         except OSError as exc:  # the disk may be what is full: memory alone will do
             log.warning("notify_spool_failed", error=str(exc))
+            self._unspooled.append((event, targets, set()))
         for target in targets:
             task = asyncio.ensure_future(self._send_directly(event, target))
             self._direct.append(task)
@@ -277,6 +280,9 @@ class Alerts:
             if error is None:
                 log.info("notify_delivered", alert=event["event"], event_id=event["id"],
                          target=describe_target(target), attempts=attempts)  # fmt: skip
+                for kept, _, took in self._unspooled:
+                    if kept["id"] == event["id"]:
+                        took.add(target_key(target))
                 with contextlib.suppress(OSError):
                     await run_parallel(self.spool.delivered, str(event["id"]), target_key(target))
                 return
@@ -311,12 +317,12 @@ class Alerts:
     async def _take_spool(self) -> None:
         """Move spooled events into the outbox, once the direct sends have stopped."""
         self._store_back.set()
-        spooled = await run_parallel(self.spool.read)
-        if not spooled:
+        if not self._unspooled and not await run_parallel(self.spool.path.exists):
             return
         direct, self._direct = self._direct, []
         await asyncio.gather(*direct, return_exceptions=True)
         spooled = await run_parallel(self.spool.read)  # with what the direct sends added
+        spooled += self._unspooled
         for event, targets, delivered in spooled:
             sent = [t for t in targets if target_key(t) in delivered]
             unsent = [t for t in targets if target_key(t) not in delivered]
@@ -324,4 +330,5 @@ class Alerts:
                 await patiently(self.store.add_notification, event, unsent)
             if sent:
                 await patiently(self.store.add_delivered, event, sent)
+        self._unspooled = [item for item in self._unspooled if item not in spooled]
         await run_parallel(self.spool.clear)

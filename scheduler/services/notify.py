@@ -80,7 +80,7 @@ async def _run_command(argv: list[str], payload: str, timeout: float) -> None:
     except OSError as exc:
         raise SendFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     try:
-        _, stderr = await asyncio.wait_for(process.communicate(payload.encode()), timeout)
+        _, stderr = await asyncio.wait_for(process.communicate(payload.encode() + b"\n"), timeout)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
