@@ -132,3 +132,35 @@ def test_a_pipeline_without_notify_hashes_as_before(tmp_path):
     assert "notify" not in plain  # so definitions stored before notify existed hash the same
     assert paged.pop("notify")[0]["command"] == ["page-me"]
     assert paged == plain
+
+
+def test_routes_join_the_config_the_schedules_and_the_pipelines_targets(tmp_path):
+    from scheduler.daemon.alerts import configured_targets, notify_routes
+    from scheduler.daemon.schedule_set import load_schedule_set
+    from tests.projects import make_project
+
+    pager = {"on": ["failed"], "command": ["page-me"]}
+    project = make_project(tmp_path, notify=[pager])
+    project.pipeline(
+        "train",
+        "notify: [{on: [missed], webhook: 'https://hooks.example/team'}]\n"
+        "steps:\n  s: {type: python_script, script: s.py}\n",
+        {"s.py": "pass\n"},
+    )
+    project.schedules(
+        "schedules:\n"
+        "  - name: nightly\n    pipeline: train\n    cron: '0 2 * * *'\n"
+        "    notify: [{on: [failed, missed], command: [page-me]}]\n"  # the config's, again
+    )
+    served = load_schedule_set(project.config_path, strict=True)
+    routes = notify_routes(served.config, served.schedules, served.pipelines)
+    failed = routes.targets_for("failed", "nightly")
+    missed = routes.targets_for("missed", "nightly", routes.pipelines["train"])
+    assert [t.command for t in failed] == [("page-me",)]
+    assert sorted(str(t.command or t.webhook) for t in missed) == [
+        "('page-me',)",
+        "https://hooks.example/team",
+    ]
+    assert routes.schedule_pipelines == {"nightly": "train"}
+    # notify test sends once to each place a target is configured: page-me is one target.
+    assert len(configured_targets(served.config, served.schedules, served.pipelines)) == 2

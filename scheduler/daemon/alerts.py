@@ -163,11 +163,14 @@ class Alerts:
         try:
             while True:
                 if self.store.health.unwritable is None:
-                    await self._take_spool()
-                    await self._send_due()
-                    if self.clock.monotonic() - last_prune >= PRUNE_SECONDS:
-                        last_prune = self.clock.monotonic()
-                        await run_blocking(self.store.prune_notifications)
+                    try:
+                        await self._take_spool()
+                        await self._send_due()
+                        if self.clock.monotonic() - last_prune >= PRUNE_SECONDS:
+                            last_prune = self.clock.monotonic()
+                            await run_blocking(self.store.prune_notifications)
+                    except Exception as exc:  # the store's or the disk's trouble: next round
+                        log.warning("notify_outbox_unavailable", error=str(exc))
                 await asyncio.sleep(POLL_SECONDS)
         finally:
             for task in [*self._tasks, *self._direct]:
@@ -177,13 +180,9 @@ class Alerts:
         free = MAX_SENDS * 2 - len(self._in_flight)
         if free <= 0:
             return
-        try:
-            due = await run_blocking(
-                self.store.due_notifications, free, exclude=sorted(self._in_flight)
-            )
-        except Exception as exc:  # the store's trouble: the watch reports it; try again later
-            log.warning("notify_outbox_unreadable", error=str(exc))
-            return
+        due = await run_blocking(
+            self.store.due_notifications, free, exclude=sorted(self._in_flight)
+        )
         for notification in due:
             self._in_flight.add(notification.id)
             self._background(self._deliver(notification))
