@@ -19,6 +19,8 @@ Figures:
 - ``pipesched_runs{pipeline,status}`` — runs recorded, by pipeline and status (a gauge: runs move
   between statuses);
 - ``pipesched_queue_depth`` — runs ``queued``;
+- ``pipesched_notify_pending`` / ``pipesched_notify_failed_total`` — alert events not yet
+  delivered, and given up (``api/notify_metrics.py``);
 - ``pipesched_schedule_delay_seconds{schedule}`` — from a schedule's last nominal fire time to
   its run being recorded;
 - ``pipesched_file_drop_backlog{schedule}`` — files seen but not yet run, from ``backlog()``
