@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,10 @@ import structlog
 from scheduler.core.clock import Clock
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.definitions.config import Config
+from scheduler.definitions.config_schema import NotifyEntry
 from scheduler.definitions.operating import NotifyTarget
+from scheduler.definitions.pipeline import Pipeline
+from scheduler.definitions.schedules import ScheduleDef
 from scheduler.services.notify import SendFailed, describe_target, retry_delay, send
 from scheduler.store import Store
 from scheduler.store.outbox import (
@@ -55,8 +58,8 @@ SPOOL_FILE = "notify-spool.jsonl"
 
 def notify_routes(
     config: Config,
-    schedules: Mapping[str, Any],
-    pipelines: Mapping[str, Any],
+    schedules: Mapping[str, ScheduleDef],
+    pipelines: Mapping[str, Pipeline | None],
     run_url: str | None = None,
 ) -> NotifyRoutes:
     """Who hears of what, from the config and the served schedules and pipelines (each a
@@ -73,13 +76,13 @@ def notify_routes(
             for name, pipeline in pipelines.items()
             if pipeline is not None and pipeline.notify
         },
-        schedule_pipelines={name: schedule.pipeline_name for name, schedule in schedules.items()},
+        schedule_pipelines={name: schedule.pipeline for name, schedule in schedules.items()},
         run_url=run_url,
     )
 
 
 def configured_targets(
-    config: Config, schedules: Mapping[str, Any], pipelines: Mapping[str, Any]
+    config: Config, schedules: Mapping[str, ScheduleDef], pipelines: Mapping[str, Pipeline | None]
 ) -> list[NotifyTarget]:
     """Every target configured anywhere, each once (``pipesched notify test``)."""
     routes = notify_routes(config, schedules, pipelines)
@@ -88,7 +91,7 @@ def configured_targets(
     return list({target_key(t): t for t in every}.values())
 
 
-def _targets(entries: Any) -> tuple[NotifyTarget, ...]:
+def _targets(entries: Sequence[NotifyEntry]) -> tuple[NotifyTarget, ...]:
     return tuple(target_from_json(entry.model_dump()) for entry in entries)
 
 

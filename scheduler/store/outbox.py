@@ -43,7 +43,8 @@ class NotifyRoutes:
     targets: tuple[NotifyTarget, ...] = ()
     schedules: Mapping[str, tuple[NotifyTarget, ...]] = field(default_factory=dict)
     pipelines: Mapping[str, tuple[NotifyTarget, ...]] = field(default_factory=dict)
-    schedule_pipelines: Mapping[str, str] = field(default_factory=dict)  # schedule -> pipeline
+    # schedule -> the pipeline it runs, as ``pipelines`` names it (NAME, or NAME@VERSION)
+    schedule_pipelines: Mapping[str, str] = field(default_factory=dict)
     run_url: str | None = None  # "http://host:port/runs/" + run id
 
     def targets_for(
@@ -232,8 +233,9 @@ def fires_missed(
     (the newest named as ``nominal_time``, up to ``MISSED_TIMES_LISTED`` listed)."""
     if routes is None or not times:
         return
-    pipeline = routes.schedule_pipelines.get(schedule)
-    targets = routes.targets_for("missed", schedule, routes.pipelines.get(pipeline or "", ()))
+    served = routes.schedule_pipelines.get(schedule)  # NAME, or NAME@VERSION
+    targets = routes.targets_for("missed", schedule, routes.pipelines.get(served or "", ()))
+    pipeline = None if served is None else served.partition("@")[0]
     if not targets:
         return
     ordered = sorted(times)
