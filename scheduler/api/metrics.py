@@ -19,6 +19,8 @@ Figures:
 - ``pipesched_runs{pipeline,status}`` — runs recorded, by pipeline and status (a gauge: runs move
   between statuses);
 - ``pipesched_queue_depth`` — runs ``queued``;
+- ``pipesched_notify_pending`` / ``pipesched_notify_failed_total`` — alert events not yet
+  delivered, and given up (``api/notify_metrics.py``);
 - ``pipesched_schedule_delay_seconds{schedule}`` — from a schedule's last nominal fire time to
   its run being recorded;
 - ``pipesched_file_drop_backlog{schedule}`` — files seen but not yet run, from ``backlog()``
@@ -59,6 +61,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from scheduler import __version__
+from scheduler.api.notify_metrics import notify_figures
 from scheduler.compute.warm import active_pool
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import NotFound, PipeschedError
@@ -115,6 +118,7 @@ class StoreCollector(Collector):
         yield finished
         yield runs
         yield GaugeMetricFamily("pipesched_queue_depth", "Runs waiting to start", value=queued)
+        yield from notify_figures(self.store)
         fires = CounterMetricFamily(
             "pipesched_fires",
             "Schedule fires, by what became of them",

@@ -54,6 +54,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "models",
         "Registered models: versions, tags, the run and step of each.",
     ),
+    "notify": (
+        "scheduler.cli.cmd_notify",
+        "notify",
+        "Alerts: send a sample event to every notify target.",
+    ),
     "reload": (
         "scheduler.cli.cmd_reload",
         "reload",

@@ -33,6 +33,7 @@ from scheduler.core.logging import configure_logging
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.testclock import clock_from_env
 from scheduler.daemon import collector
+from scheduler.daemon.alerts import Alerts, notify_routes
 from scheduler.daemon.api_servers import start_api
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls, Reloaded
@@ -100,6 +101,7 @@ class Daemon:
         self.controls = DaemonControls(self)
         self.ballast: Ballast | None = None
         self.exit_status = 0  # 1 once another daemon took the store's lock
+        self.run_url: str | None = None  # the web view's run pages, once the API listens
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class Daemon:
         current = await run_blocking(with_api_schedules, current, self.store)
         self._log_api_errors(current)
         self.set = current
+        self.alerts = Alerts(self.store, self.clock, config)
+        self.alerts.route(notify_routes(config, current.schedules, current.pipelines))
         self.dispatcher = Dispatcher(config, self.store, clock=self.clock)
         self.fires = FireHandler(self.store, self.dispatcher, self.clock, current)
         self.firing = Firing(self.fires.on_due, self.clock)
@@ -192,6 +196,8 @@ class Daemon:
         servers = await start_api(config, self.controls, self.store, self.clock, self._file_backlog)
         if self.me is not None:
             self.me.api_url = servers[0].url  # the TCP listener comes first
+        self.run_url = f"{servers[0].url.rstrip('/')}/runs/"
+        self.alerts.route(notify_routes(config, current.schedules, current.pipelines, self.run_url))
         self._install_signals()
         collector.running_again()
         self.notifier.ready(self._status_line())
@@ -216,8 +222,10 @@ class Daemon:
                     self.ballast,
                     on_change=lambda: self.notifier.status(self._status_line()),
                     after_outage=self._after_outage,
+                    alerts=self.alerts,
                 ).run()
             ),
+            asyncio.ensure_future(self.alerts.run()),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
         ]
         if self.lease_keeper is not None:
@@ -458,6 +466,7 @@ class Daemon:
             if not unchanged or name not in self.firing.names():
                 self.register(schedule, states[name])
         self.set = new
+        self.alerts.route(notify_routes(new.config, new.schedules, new.pipelines, self.run_url))
         self.fires.definitions = new
         self.files.definitions = new
         overrides = await run_blocking(self.store.schedule_states)

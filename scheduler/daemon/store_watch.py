@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 
@@ -25,6 +26,13 @@ CHECKPOINT_SECONDS = 60.0  # SQLite's WAL is truncated at least this often...
 CHECKPOINT_WAL_BYTES = 8 * 1024 * 1024  # ...and at the next probe once it grew past this
 
 
+class StoreAlerts(Protocol):
+    """Who is told when the store stops or starts taking writes (the alert sender)."""
+
+    def store_unwritable(self, reason: str) -> None: ...
+    def store_writable(self, was: str | None) -> None: ...
+
+
 class StoreWatch:
     """``on_change()`` when the store's writability changes (the daemon updates STATUS=);
     ``after_outage()`` once the store is writable again after an outage."""
@@ -37,9 +45,11 @@ class StoreWatch:
         *,
         on_change: Callable[[], None],
         after_outage: Callable[[], Awaitable[None]],
+        alerts: StoreAlerts | None = None,
     ) -> None:
         self.store, self.clock, self.ballast = store, clock, ballast
         self.on_change, self.after_outage = on_change, after_outage
+        self.alerts = alerts
 
     async def run(self) -> None:
         """Probe every few seconds whether the store can be written (``Store.probe_write``);
@@ -61,8 +71,12 @@ class StoreWatch:
             if now != was:
                 if now is not None and was is None:
                     log.error("store_unwritable", reason=now)
+                    if self.alerts is not None:
+                        self.alerts.store_unwritable(now)
                 elif now is None:
                     log.info("store_writable_again", was=was)
+                    if self.alerts is not None:
+                        self.alerts.store_writable(was)
                 was = now
                 self.on_change()
             await self._keep_ballast(now)

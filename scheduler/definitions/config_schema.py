@@ -10,7 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from scheduler.core.durations import parse_duration
 from scheduler.core.secrets import has_secrets
 from scheduler.definitions.config import ApiConfig, Config, is_module_name, parse_byte_count
-from scheduler.definitions.operating import DAY, NotifyEvent, NotifyTarget
+from scheduler.definitions.operating import DAY, NotifyEvent, NotifyTarget, notify_from
 from scheduler.definitions.validation import user_error
 from scheduler.definitions.yamlsource import PathKey
 
@@ -145,6 +145,15 @@ class _NotifyFile(_Model):
         if self.secret is not None and self.webhook is None:
             raise user_error("secret signs webhook requests: it needs a webhook")
         return self
+
+
+NotifyEntry = _NotifyFile
+"""One ``notify:`` entry, as the config, a schedule and a pipeline each write it."""
+
+
+def notify_targets(entries: list[_NotifyFile]) -> tuple[NotifyTarget, ...]:
+    """The validated entries as the plain targets the daemon sends to."""
+    return notify_from([entry.model_dump() for entry in entries])
 
 
 def _default_datastores() -> dict[str, _DatastoreFile | None]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from scheduler.definitions.config_schema import NotifyEntry
 from scheduler.definitions.steps import Model, Step
 
 PIPELINE_FILE = "pipeline.yaml"
@@ -54,6 +55,7 @@ class Pipeline(Model):
     parameters: dict[str, ParameterDef] = Field(default_factory=dict)
     data: dict[str, DataDef] = Field(default_factory=dict)
     steps: dict[str, Step]
+    notify: list[NotifyEntry] = Field(default_factory=list, max_length=100)
     file: Path
     directory: Path
 
@@ -76,4 +78,6 @@ class Pipeline(Model):
             dumped["steps"][step_id]["source_directory"] = Path(rel).as_posix()
             if step.warm:  # the default: absent, so definitions from before it hash the same
                 dumped["steps"][step_id].pop("warm", None)
+        if not self.notify:  # absent, so definitions from before it hash the same
+            dumped.pop("notify", None)
         return dumped

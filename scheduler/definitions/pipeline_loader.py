@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from scheduler.core.errors import DefinitionError, DefinitionErrors
 from scheduler.definitions.checks import PipelineContext, check_pipeline
 from scheduler.definitions.config import Config
+from scheduler.definitions.config_schema import NotifyEntry
 from scheduler.definitions.pipeline import PIPELINE_FILE, DataDef, ParameterDef, Pipeline
 from scheduler.definitions.steps import STEP_TYPES, Model, Step
 from scheduler.definitions.validation import did_you_mean, validate
@@ -33,6 +34,7 @@ class _Header(Model):
     parameters: dict[Any, Any] | None = None
     data: dict[Any, Any] | None = None
     steps: dict[Any, Any]
+    notify: list[NotifyEntry] | None = None
 
 
 def load_pipeline(path: Path, config: Config | None) -> Pipeline:
@@ -80,6 +82,7 @@ def build_pipeline(doc: YamlDocument, file: Path, config: Config | None) -> Pipe
         parameters={k: v for k, v in parameters.items() if v is not None},
         data={k: v for k, v in data.items() if v is not None},
         steps={k: v for k, v in steps.items() if v is not None},
+        notify=header.notify or [],
         file=file,
         directory=directory,
     )

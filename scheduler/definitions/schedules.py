@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
+from scheduler.definitions.config_schema import NotifyEntry
 from scheduler.definitions.steps import Duration, Model, StrList
 from scheduler.definitions.timing import check_cron, zone_name
 from scheduler.definitions.validation import user_error
@@ -152,6 +153,7 @@ class ScheduleDef(Model):
     start: Moment = None
     end: Moment = None
     enabled: bool = True
+    notify: list[NotifyEntry] = Field(default_factory=list, max_length=100)
 
     @field_validator("name")
     @classmethod

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.core.clock import Clock
 from scheduler.store.models import FireRow, ScheduleRow
+from scheduler.store.outbox import NotifyRoutes, OutboxRepository, fires_missed
 from scheduler.store.records import FIRE_OUTCOMES, FireOutcome, FireRecord
 from scheduler.store.sessions import NO_SYNC, Sessions
 
@@ -24,8 +25,11 @@ from scheduler.store.sessions import NO_SYNC, Sessions
 class FireRepository:
     """Claims, outcomes and the history of time fires (``fires`` rows with a nominal time)."""
 
-    def __init__(self, sessions: Sessions, clock: Clock) -> None:
+    def __init__(
+        self, sessions: Sessions, clock: Clock, outbox: OutboxRepository | None = None
+    ) -> None:
         self._sessions, self._clock = sessions, clock
+        self._outbox = outbox  # its routes say who hears of missed fires
 
     def claim_fire(
         self,
@@ -90,7 +94,12 @@ class FireRepository:
             )
             if new:
                 _touch_schedule(session, schedule, max(new), value, None)
+                if value == FireOutcome.MISSED:
+                    fires_missed(session, self._routes(), schedule, new, reason, now)
         return len(new)
+
+    def _routes(self) -> NotifyRoutes | None:
+        return self._outbox.routes if self._outbox is not None else None
 
     def update_fire(
         self,
@@ -102,14 +111,22 @@ class FireRepository:
         run_id: str | None = None,
     ) -> None:
         value = checked_outcome(outcome)
+        now = self._clock.now()
         with self._sessions.write() as session:
+            newly_missed = value == FireOutcome.MISSED and session.scalar(
+                select(FireRow.outcome).where(
+                    FireRow.schedule == schedule, FireRow.nominal_time == nominal_time
+                )
+            ) not in (None, value)
             session.execute(
                 update(FireRow)
                 .where(FireRow.schedule == schedule, FireRow.nominal_time == nominal_time)
-                .values(outcome=value, reason=reason, run_id=run_id, updated_at=self._clock.now()),
+                .values(outcome=value, reason=reason, run_id=run_id, updated_at=now),
                 execution_options=NO_SYNC,
             )
             _touch_schedule(session, schedule, nominal_time, value, run_id)
+            if newly_missed:
+                fires_missed(session, self._routes(), schedule, [nominal_time], reason, now)
 
     def fires_with_outcome(self, outcome: str) -> list[FireRecord]:
         """E.g. every ``claimed`` fire, to resume at start-up (claimed, then crashed)."""

@@ -355,3 +355,28 @@ class StoreInfoRow(Base):
 
     key: Mapped[str] = mapped_column(primary_key=True)
     value: Mapped[str]
+
+
+class NotifyOutboxRow(Base):
+    """One alert event for one target, written in the transaction of what caused it (a run
+    ending failed, a fire recorded missed) and sent by the daemon until delivered or given up.
+    ``target`` keeps the target as configured, its secret references unresolved."""
+
+    __tablename__ = "notify_outbox"
+    __table_args__ = (
+        UniqueConstraint("event_id", "target_key"),  # an event recorded twice is sent once
+        Index(None, "delivered_at", "failed_at", "next_attempt_at"),  # the due ones
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str]
+    event: Mapped[str]  # failed | missed | store_unwritable | recovered
+    target_key: Mapped[str]
+    target: Mapped[dict[str, Any]]
+    payload: Mapped[str]  # the event's JSON, as sent
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]  # given up after the target's retries
+    last_error: Mapped[str | None]

@@ -24,6 +24,7 @@ from scheduler.store.fire_records import settle_fire
 from scheduler.store.jsonvalues import json_safe
 from scheduler.store.ledger import settle_file_fires
 from scheduler.store.models import MetricRow, RunRow, StepRunRow
+from scheduler.store.outbox import OutboxRepository, run_ended
 from scheduler.store.records import (
     FINISHED_RUN_STATUSES,
     FINISHED_STEP_STATUSES,
@@ -50,8 +51,11 @@ E = TypeVar("E", bound=StrEnum)
 class RunRepository:
     """Runs and step attempts: recorded by the dispatcher, advanced by the executor."""
 
-    def __init__(self, sessions: Sessions, clock: Clock) -> None:
+    def __init__(
+        self, sessions: Sessions, clock: Clock, outbox: OutboxRepository | None = None
+    ) -> None:
         self._sessions, self._clock = sessions, clock
+        self._outbox = outbox  # its routes say who hears of a failed run
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -140,9 +144,19 @@ class RunRepository:
         self._update_run(run_id, values)
 
     def finish_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """End a run; its alert (failed, or recovered after a failure), if anyone listens, is
+        written in the same transaction."""
         finished = _checked(RunStatus, status, FINISHED_RUN_STATUSES, "run status")
-        values = {"status": finished, "status_reason": reason, "finished_at": self._clock.now()}
-        self._update_run(run_id, values)
+        now = self._clock.now()
+        values = {"status": finished, "status_reason": reason, "finished_at": now}
+        with self._sessions.write() as session:
+            result = session.execute(
+                update(RunRow).where(RunRow.id == run_id).values(**values),
+                execution_options=NO_SYNC,
+            )
+            if rowcount(result) == 0:
+                raise NotFound(f"no run {run_id!r}")
+            run_ended(session, self._outbox.routes if self._outbox else None, run_id, now)
 
     def mark_recovered(self, run_id: str) -> None:
         """A queued run taken over by a new daemon after its owner died: same id, recovered."""

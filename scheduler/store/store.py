@@ -36,6 +36,7 @@ from scheduler.store.leadership import LeadershipRepository
 from scheduler.store.ledger import LedgerRepository
 from scheduler.store.migrate import ensure_schema, schema_behind
 from scheduler.store.model_registry import ModelRepository
+from scheduler.store.outbox import NotifyRoutes, OutboxRepository
 from scheduler.store.protocols import (
     DispatchStore,
     ExecutorStore,
@@ -122,8 +123,9 @@ class Store:
         # Public for the store's own tests and tools; everything else uses the methods.
         self.engine = engine
         self._sessions = sessions = Sessions(engine)
-        self.runs = RunRepository(sessions, clock)
-        self.fires = FireRepository(sessions, clock)
+        self.outbox = OutboxRepository(sessions, clock)
+        self.runs = RunRepository(sessions, clock, self.outbox)
+        self.fires = FireRepository(sessions, clock, self.outbox)
         self.ledger = LedgerRepository(sessions, clock)
         self.schedules = ScheduleRepository(sessions, clock)
         self.published = PublishedRepository(sessions, clock)
@@ -178,6 +180,11 @@ class Store:
         """Let writes through again; ``health`` clears at the next ``probe_write`` that
         succeeds."""
         self._sessions.unfence()
+
+    def route_notifications(self, routes: NotifyRoutes | None) -> None:
+        """Who hears of failed runs and missed fires from now on (None: nobody; the events are
+        then not recorded). Callable from any thread (no transaction)."""
+        self.outbox.routes = routes
 
     def __enter__(self) -> Store:
         return self
@@ -275,6 +282,15 @@ class Store:
     probe_write = _Delegate("upkeep", _FencedUpkeep.probe_write)
     wal_bytes = _Delegate("upkeep", UpkeepRepository.wal_bytes)
     checkpoint = _Delegate("upkeep", UpkeepRepository.checkpoint)
+
+    # -- the notify outbox: alert events waiting for their targets -----------------------------
+    add_notification = _Delegate("outbox", OutboxRepository.add_notification)
+    add_delivered = _Delegate("outbox", OutboxRepository.add_delivered)
+    due_notifications = _Delegate("outbox", OutboxRepository.due_notifications)
+    notification_sent = _Delegate("outbox", OutboxRepository.notification_sent)
+    prune_notifications = _Delegate("outbox", OutboxRepository.prune_notifications)
+    outbox_counts = _Delegate("outbox", OutboxRepository.outbox_counts)
+    notifications = _Delegate("outbox", OutboxRepository.notifications)
 
     # -- figures for /metrics -----------------------------------------------------------------
     run_counts = _Delegate("figures", FiguresRepository.run_counts)
