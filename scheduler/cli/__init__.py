@@ -74,6 +74,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "metrics",
         "A pipeline's metrics, one row per run, with a sparkline each.",
     ),
+    "prune": (
+        "scheduler.cli.cmd_prune",
+        "prune",
+        "Apply retention now: delete old runs; --dry-run says what.",
+    ),
 }
 
 

@@ -200,6 +200,7 @@ class FireRow(Base):
         # A schedule's fires of one outcome, newest settled first: a file-drop schedule's
         # last file, its claims and its skipped files, without reading its whole ledger.
         Index(None, "schedule", "outcome", "updated_at", "id"),
+        Index(None, "run_id"),  # a prune's deletes, a few hundred runs at a time
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -37,7 +37,7 @@ from scheduler.store.records import (
 )
 
 # The schema these queries read: ``migrate.HEAD_REVISION`` (a test holds them equal).
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 AMBIGUOUS_CANDIDATES = 5
 BUSY_TIMEOUT_SECONDS = 5.0
 # SQLite allows 32766 parameters in one statement (999 before 3.32): ask in batches.
