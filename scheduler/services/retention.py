@@ -32,7 +32,7 @@ from scheduler.core.pathnames import unescape_name
 from scheduler.definitions.config import Config
 from scheduler.fires.file_scan import snapshot
 from scheduler.store import Store
-from scheduler.store.retention import LedgerRow, Protected, PrunableRun, id_bound
+from scheduler.store.retention import PAGE_RUNS, LedgerRow, Protected, PrunableRun, id_bound
 
 KINDS = ("runs", "outputs", "batches", "work")
 # Folders of a run in each datastore's ``.pipesched/``, by kind.
@@ -40,6 +40,8 @@ DATASTORE_FOLDERS = {"outputs": "outputs", "batches": "batches", "work": "runs"}
 # A folder of a run the store does not know is swept only once it is this old: a batch folder
 # is made just before its run is recorded.
 LEFTOVER_GRACE_SECONDS = 3600.0
+# After each delete transaction the prune waits this many times as long as it held the store.
+YIELD_FACTOR = 1.0
 
 
 @dataclass
@@ -82,17 +84,6 @@ class PruneReport:
             "longest_transaction_seconds": round(self.longest_transaction_seconds, 6),
             "seconds": round(self.seconds, 3),
         }
-
-
-def run_folders(config: Config, run_id: str) -> dict[str, list[Path]]:
-    """Every folder a run may have left, by kind: its logs and work folders under the state
-    directory, and its outputs, batch and work folders in each datastore."""
-    folders: dict[str, list[Path]] = {"runs": [config.runs_dir / run_id]}
-    for kind, name in DATASTORE_FOLDERS.items():
-        folders[kind] = [
-            store.path / ".pipesched" / name / run_id for store in config.datastores.values()
-        ]
-    return folders
 
 
 def kind_roots(config: Config) -> dict[str, list[Path]]:
@@ -163,7 +154,7 @@ def prune(
     clock: Clock,
     *,
     dry_run: bool = False,
-    page_runs: int | None = None,
+    page_runs: int = PAGE_RUNS,
 ) -> PruneReport:
     """Apply ``config.retention`` now (or, with ``dry_run``, say what it would delete)."""
     started = time.monotonic()
@@ -174,9 +165,10 @@ def prune(
     cutoff = id_bound(cutoff_time) if cutoff_time is not None else None
     protected = store.protected_runs(rules.keep_last, cutoff, now)
     pager = _Pager(store, protected, page_runs)
+    folders = _RunFolders(config)
     if cutoff is not None:
         for page in pager.pages(after="", before=cutoff):
-            _take(config, store, protected, page, report)
+            _take(config, store, protected, folders, page, report)
     if rules.max_state_bytes is not None:
         # In a dry run nothing went yet: count what the age rule would have freed.
         excess = sum(state_bytes(config).values()) - rules.max_state_bytes
@@ -190,10 +182,8 @@ def prune(
                 if excess <= 0:
                     break
                 chosen.append(run)
-                excess -= sum(
-                    folder_bytes(p) for ps in run_folders(config, run.id).values() for p in ps
-                )
-            _take(config, store, protected, chosen, report)
+                excess -= sum(folders.bytes_of(run.id).values())
+            _take(config, store, protected, folders, chosen, report)
     if cutoff_time is not None and not dry_run:
         while True:
             began = time.monotonic()
@@ -208,38 +198,60 @@ def prune(
 
 
 class _Pager:
-    def __init__(self, store: Store, protected: Protected, page_runs: int | None) -> None:
-        self.store, self.protected = store, protected
-        self.limit = page_runs
+    def __init__(self, store: Store, protected: Protected, page_runs: int) -> None:
+        self.store, self.protected, self.limit = store, protected, page_runs
 
     def pages(self, *, after: str, before: str | None) -> Iterator[list[PrunableRun]]:
         cursor: str | None = after
         while cursor is not None:
-            if self.limit is None:
-                runs, cursor = self.store.prunable_page(self.protected, after=cursor, before=before)
-            else:
-                runs, cursor = self.store.prunable_page(
-                    self.protected, after=cursor, before=before, limit=self.limit
-                )
+            runs, cursor = self.store.prunable_page(
+                self.protected, after=cursor, before=before, limit=self.limit
+            )
             if runs:
                 yield runs
+
+
+class _RunFolders:
+    """The folders of runs, found by name in each kind's folders as they were listed when the
+    prune began: one listing per folder instead of a few ``lstat`` calls per run (a prune may
+    page through a million runs, most of which left no folder of some kind)."""
+
+    def __init__(self, config: Config) -> None:
+        self._listed: list[tuple[str, str, set[str]]] = []
+        for kind, roots in kind_roots(config).items():
+            for root in roots:
+                try:
+                    names = set(os.listdir(root))
+                except OSError:
+                    continue
+                self._listed.append((kind, str(root), names))
+
+    def of(self, run_id: str) -> dict[str, list[Path]]:
+        found: dict[str, list[Path]] = {}
+        for kind, root, names in self._listed:
+            if run_id in names:
+                found.setdefault(kind, []).append(Path(root, run_id))
+        return found
+
+    def bytes_of(self, run_id: str) -> dict[str, int]:
+        return {
+            kind: sum(folder_bytes(path) for path in paths)
+            for kind, paths in self.of(run_id).items()
+        }
 
 
 def _take(
     config: Config,
     store: Store,
     protected: Protected,
+    folders: _RunFolders,
     runs: Sequence[PrunableRun],
     report: PruneReport,
 ) -> None:
     """Delete these runs (one transaction), then their folders; or, in a dry run, count them."""
     if not runs:
         return
-    folders = {run.id: run_folders(config, run.id) for run in runs}
-    sizes = {
-        run_id: {kind: sum(folder_bytes(p) for p in paths) for kind, paths in by_kind.items()}
-        for run_id, by_kind in folders.items()
-    }
+    sizes = {run.id: folders.bytes_of(run.id) for run in runs}
     pipelines = {run.id: run.pipeline for run in runs}
     if report.dry_run:
         gone = [run.id for run in runs]
@@ -247,14 +259,17 @@ def _take(
         keep = _ledger_rows_to_keep(config, store.ledger_rows([run.id for run in runs]))
         began = time.monotonic()
         deleted = store.delete_runs([run.id for run in runs], protected, keep)
-        _note(report, time.monotonic() - began)
+        _note(report, _held := time.monotonic() - began)
+        # Leave the store free for as long as this page held it: a writer waiting in SQLite's
+        # busy handler retries at intervals, and back-to-back pages would starve it.
+        time.sleep(_held * YIELD_FACTOR)
         gone = deleted.run_ids
         report.step_rows += deleted.step_rows
         report.metric_rows += deleted.metric_rows
         report.fire_rows += deleted.fire_rows
         report.ledger_rows_kept += deleted.ledger_rows_kept
         for run_id in gone:
-            for paths in folders[run_id].values():
+            for paths in folders.of(run_id).values():
                 for path in paths:
                     remove_folder(path)
     for run_id in gone:
