@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import TracebackType
 
 from scheduler.core.clock import Clock
 from scheduler.core.ids import ALPHABET, ID_LENGTH
@@ -34,6 +35,7 @@ from scheduler.fires.file_scan import snapshot
 from scheduler.store import Store
 from scheduler.store.retention import PAGE_RUNS, LedgerRow, Protected, PrunableRun, id_bound
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 KINDS = ("runs", "outputs", "batches", "work")
 # Folders of a run in each datastore's ``.pipesched/``, by kind.
 DATASTORE_FOLDERS = {"outputs": "outputs", "batches": "batches", "work": "runs"}
@@ -142,10 +144,10 @@ def remove_folder(path: Path) -> None:
     shutil.rmtree(path, onerror=_ignore_vanished)
 
 
-def _ignore_vanished(function: Callable[..., object], path: str, exc_info: object) -> None:
-    error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
-    if not isinstance(error, FileNotFoundError):
-        raise error if isinstance(error, BaseException) else OSError(path)
+def _ignore_vanished(function: Callable[..., object], path: str, exc_info: ExcInfo) -> None:
+    """rmtree's error handler: what another prune removed meanwhile is not an error."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def prune(
