@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.api.metrics import make_registry
 from scheduler.core.ids import new_run_id
 from scheduler.services.retention import LEFTOVER_GRACE_SECONDS, prune, state_bytes
 from scheduler.store import Store
@@ -226,6 +227,46 @@ def test_leftover_folders_of_runs_gone_are_swept_once_old(tmp_path: Path):
     assert not (runs_dir / old_left).exists()
     assert (runs_dir / new_left).exists()  # may belong to a run about to be recorded
     assert (runs_dir / "not-a-run").exists()
+
+
+def test_the_counters_of_metrics_do_not_go_down_when_runs_and_fires_are_pruned(
+    database_url: str,
+):
+    """Prometheus reads a counter that went down as a reset: what a prune deletes is tallied."""
+    clock = ManualClock()
+    with Store.open(database_url, clock=clock) as store:
+        for _ in range(3):
+            store.claim_fire("nightly", clock.now())
+            record_finished(store, fire=("nightly", clock.now()))
+            clock.at += timedelta(hours=1)
+        record_finished(store, status="failed")
+        store.record_fires("nightly", [night(-5)], outcome="missed", reason="late")
+        registry = make_registry(store)
+        before = scrape_counters(registry)
+        clock.at = night(10)
+        protected = store.protected_runs(1, new_run_id(night(9)), clock.now())
+        page, _ = store.prunable_page(protected)
+        assert len(store.delete_runs([run.id for run in page], protected).run_ids) == 3
+        assert store.delete_old_fires(night(9)) == 1
+        assert len(store.list_runs(limit=0)) == 1
+        assert scrape_counters(registry) == before
+    assert before == {
+        ("pipesched_runs_finished_total", "completed"): 3,
+        ("pipesched_runs_finished_total", "failed"): 1,
+        ("pipesched_fires_total", "started"): 3,
+        ("pipesched_fires_total", "missed"): 1,
+    }
+
+
+def scrape_counters(registry) -> dict[tuple[str, str], float]:
+    """Each counter sample by name and status (runs) or outcome (fires)."""
+    found = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name in ("pipesched_runs_finished_total", "pipesched_fires_total"):
+                label = sample.labels.get("status") or sample.labels["outcome"]
+                found[(sample.name, label)] = sample.value
+    return found
 
 
 @pytest.mark.parametrize("keep_last", [0, 1])

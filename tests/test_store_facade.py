@@ -50,7 +50,7 @@ AREA_OF = {
         " set_endpoint_default rename_endpoint get_endpoint list_endpoints",
         "tokens": "add_token list_token_records find_token revoke_token touch_token",
         "models": "register_model add_model get_model list_models",
-        "figures": "run_counts fire_counts last_success_times step_attempts_after",
+        "figures": "run_counts fire_counts last_success_times step_attempts_after pruned_counts",
         "upkeep": "probe_write wal_bytes checkpoint",
         "leaders": "leadership take_leadership renew_lease beat daemon_beats forget_daemons",
         "retention": "protected_runs prunable_page ledger_rows delete_runs delete_old_fires"
@@ -108,7 +108,7 @@ def test_every_public_method_refuses_the_event_loop_under_the_guard(
             refused.append(name)
         return refused
 
-    assert len(asyncio.run(on_the_loop())) == 82
+    assert len(asyncio.run(on_the_loop())) == 83
 
 
 def test_a_worker_thread_may_call_the_store_under_the_guard(

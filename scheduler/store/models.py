@@ -217,6 +217,18 @@ class FireRow(Base):
     updated_at: Mapped[datetime]
 
 
+class PrunedCountRow(Base):
+    """How many rows prunes deleted: runs per (pipeline, status), fires per (schedule,
+    outcome). ``/metrics`` adds them to its counts of the rows, so its counters never go down."""
+
+    __tablename__ = "pruned_counts"
+
+    kind: Mapped[str] = mapped_column(primary_key=True)  # runs | fires
+    name: Mapped[str] = mapped_column(primary_key=True)  # the pipeline, or the schedule
+    outcome: Mapped[str] = mapped_column(primary_key=True)  # the run's status, the fire's outcome
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class PublishedRow(Base):
     """A published pipeline version: an immutable snapshot under ``snapshot_dir``. The label is
     unique per pipeline, so publishing one twice is the database's refusal, not a race."""

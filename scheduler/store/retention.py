@@ -21,11 +21,22 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from scheduler.core.ids import new_run_id
 from scheduler.store.engine import sqlite_path
-from scheduler.store.models import FireRow, MetricRow, ModelRow, RunRow, ScheduleRow, StepRunRow
+from scheduler.store.models import (
+    FireRow,
+    MetricRow,
+    ModelRow,
+    PrunedCountRow,
+    RunRow,
+    ScheduleRow,
+    StepRunRow,
+)
 from scheduler.store.records import FireOutcome, RunStatus
 from scheduler.store.sessions import NO_SYNC, Sessions, rowcount
 
@@ -201,6 +212,7 @@ class RetentionRepository:
                         execution_options=NO_SYNC,
                     )
                 )
+            _tally_deleted(session, ids)
             metrics = rowcount(session.execute(delete(MetricRow).where(MetricRow.run_id.in_(ids))))
             steps = rowcount(session.execute(delete(StepRunRow).where(StepRunRow.run_id.in_(ids))))
             fires = rowcount(session.execute(delete(FireRow).where(FireRow.run_id.in_(ids))))
@@ -231,6 +243,7 @@ class RetentionRepository:
                 )
             )
             if ids:
+                _tally(session, "fires", _fire_counts(session, FireRow.id.in_(ids)))
                 session.execute(delete(FireRow).where(FireRow.id.in_(ids)))
         return len(ids)
 
@@ -261,6 +274,40 @@ class RetentionRepository:
             return 0
         with self._sessions.read() as session:
             return int(session.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+
+
+def _tally_deleted(session: Session, run_ids: Collection[str]) -> None:
+    """Count the runs and fire records about to be deleted into ``pruned_counts``."""
+    runs = session.execute(
+        select(RunRow.pipeline, RunRow.status, func.count())
+        .where(RunRow.id.in_(run_ids))
+        .group_by(RunRow.pipeline, RunRow.status)
+    )
+    _tally(session, "runs", [(p, s, n) for p, s, n in runs])
+    _tally(session, "fires", _fire_counts(session, FireRow.run_id.in_(run_ids)))
+
+
+def _fire_counts(session: Session, which: ColumnElement[bool]) -> list[tuple[str, str, int]]:
+    rows = session.execute(
+        select(FireRow.schedule, FireRow.outcome, func.count())
+        .where(which)
+        .group_by(FireRow.schedule, FireRow.outcome)
+    )
+    return [(schedule, outcome, n) for schedule, outcome, n in rows]
+
+
+def _tally(session: Session, kind: str, counts: Sequence[tuple[str, str, int]]) -> None:
+    if not counts:
+        return
+    rows = [{"kind": kind, "name": n, "outcome": o, "count": c} for n, o, c in counts]
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(PrunedCountRow).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["kind", "name", "outcome"],
+            set_={"count": PrunedCountRow.count + statement.excluded["count"]},
+        )
+    )
 
 
 def _chunks(values: Sequence[object]) -> Iterable[list[object]]:

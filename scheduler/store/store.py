@@ -283,6 +283,7 @@ class Store:
     fire_counts = _Delegate("figures", FiguresRepository.fire_counts)
     last_success_times = _Delegate("figures", FiguresRepository.last_success_times)
     step_attempts_after = _Delegate("figures", FiguresRepository.step_attempts_after)
+    pruned_counts = _Delegate("figures", FiguresRepository.pruned_counts)
 
     # -- retention: what a prune deletes, a page per transaction ------------------------------
     protected_runs = _Delegate("retention", RetentionRepository.protected_runs)
