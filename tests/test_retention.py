@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from scheduler.api.metrics import make_registry
 from scheduler.core.ids import new_run_id
+from scheduler.daemon.pruning import prune_once
 from scheduler.services.retention import LEFTOVER_GRACE_SECONDS, prune, state_bytes
 from scheduler.store import Store
 from scheduler.store.records import FileKey
@@ -267,6 +270,24 @@ def scrape_counters(registry) -> dict[tuple[str, str], float]:
                 label = sample.labels.get("status") or sample.labels["outcome"]
                 found[(sample.name, label)] = sample.value
     return found
+
+
+def test_a_prune_that_fails_on_the_store_is_logged_and_the_daemon_goes_on(tmp_path: Path):
+    project = nightly_project(tmp_path, runs="1d", keep_last=0)
+    clock = ManualClock()
+    with open_store(project, clock) as store:
+        old = record_finished(store)
+        clock.at = night(3)
+        store.fence("the disk is full")
+        with capture_logs() as logs:
+            asyncio.run(prune_once(project.config(), store, clock))  # returns, never raises
+        assert [entry["event"] for entry in logs] == ["prune_failed"]
+        assert "the disk is full" in logs[0]["error"]
+        store.unfence()
+        with capture_logs() as logs:
+            asyncio.run(prune_once(project.config(), store, clock))
+        assert [(entry["event"], entry["runs"]) for entry in logs] == [("prune_done", 1)]
+        assert old not in run_ids(store)
 
 
 @pytest.mark.parametrize("keep_last", [0, 1])
