@@ -290,6 +290,19 @@ def test_a_prune_that_fails_on_the_store_is_logged_and_the_daemon_goes_on(tmp_pa
         assert old not in run_ids(store)
 
 
+def test_the_size_limit_keeps_what_the_runs_it_leaves_reused(tmp_path: Path):
+    project = nightly_project(tmp_path, runs=None, keep_last=0, max_state_bytes=1)
+    clock = ManualClock()
+    with open_store(project, clock) as store:
+        nights = [run_night(project, store, clock, day) for day in range(3)]
+        report = prune(project.config(), store, clock)
+        # Everything but night 0 goes; night 0 stays while a run that reused it is left,
+        # and goes at the next prune, once none is.
+        assert report.runs == 2 and run_ids(store) == {nights[0].run.id}
+        assert prune(project.config(), store, clock).runs == 1
+        assert run_ids(store) == set()
+
+
 @pytest.mark.parametrize("keep_last", [0, 1])
 def test_with_no_age_limit_and_no_size_limit_nothing_goes(tmp_path: Path, keep_last: int):
     project = nightly_project(tmp_path, runs=None, keep_last=keep_last)

@@ -124,9 +124,11 @@ class RetentionRepository:
             ):
                 if origin is not None and origin != run_id:
                     references.setdefault(run_id, set()).add(origin)
-            # Every run that is not a candidate is kept, and so are the runs it reused from.
+            # Every run that is not a candidate by age is kept, and so are the runs it reused
+            # from. Without an age limit only the size limit deletes, oldest first, and which
+            # runs it keeps is not known yet: every run that reused keeps what it reused.
             kept_referrers = [
-                r for r in references if r in keep or (older_than is not None and r >= older_than)
+                r for r in references if r in keep or older_than is None or r >= older_than
             ]
         pending = [origin for r in kept_referrers for origin in references[r]]
         while pending:
