@@ -336,7 +336,7 @@ def _sweep_leftovers(config: Config, store: Store, report: PruneReport) -> None:
 
 
 def prune_summary_lines(report: PruneReport) -> list[str]:
-    """What ``pipesched prune`` prints (and the daemon logs): under 80 columns."""
+    """What ``pipesched prune`` prints: under 80 columns."""
     verb = "would delete" if report.dry_run else "deleted"
     lines = [f"{verb} {_plural(report.runs, 'run')}, freeing {human_bytes(report.bytes_freed)}"]
     for pipeline, count in sorted(report.runs_by_pipeline.items()):
