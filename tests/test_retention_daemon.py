@@ -24,10 +24,12 @@ STEPS = [("s", "s", "command")]
 
 
 def seed_finished_runs(project: Project, created: datetime, count: int) -> list[str]:
-    """Finished runs recorded at ``created``, each with a log folder."""
+    """Finished runs recorded a second apart from ``created`` on, each with a log folder."""
     ids = []
-    with Store.open(project.config().database_url, clock=ManualClock(created)) as store:
+    clock = ManualClock(created)
+    with Store.open(project.config().database_url, clock=clock) as store:
         for _ in range(count):
+            clock.at += timedelta(seconds=1)
             run = store.create_run(
                 pipeline="p",
                 content_hash="h",
