@@ -51,11 +51,13 @@ AREA_OF = {
         " set_endpoint_default rename_endpoint get_endpoint list_endpoints",
         "tokens": "add_token list_token_records find_token revoke_token touch_token",
         "models": "register_model add_model get_model list_models",
-        "figures": "run_counts fire_counts last_success_times step_attempts_after",
+        "figures": "run_counts fire_counts last_success_times step_attempts_after pruned_counts",
         "upkeep": "probe_write wal_bytes checkpoint",
         "leaders": "leadership take_leadership renew_lease beat daemon_beats forget_daemons",
         "outbox": "add_notification add_delivered due_notifications notification_sent"
         " prune_notifications outbox_counts notifications",
+        "retention": "protected_runs prunable_page ledger_rows delete_runs delete_old_fires"
+        " existing_runs run_count database_bytes",
     }.items()
     for name in names.split()
 }
@@ -75,7 +77,8 @@ def public_methods(store: Store) -> list[str]:
 
 def test_the_store_composes_repositories_and_inherits_nothing(store: Store) -> None:
     assert Store.__mro__ == (Store, object)
-    areas = {"runs", "fires", "ledger", "schedules", "published", "tokens", "models", "figures"}
+    areas = {"runs", "fires", "ledger", "schedules", "published", "tokens", "models", "figures",
+             "retention"}  # fmt: skip
     assert areas <= set(vars(store))
     assert public_methods(store) == sorted(
         AREA_OF
@@ -108,7 +111,7 @@ def test_every_public_method_refuses_the_event_loop_under_the_guard(
             refused.append(name)
         return refused
 
-    assert len(asyncio.run(on_the_loop())) == 81
+    assert len(asyncio.run(on_the_loop())) == 90
 
 
 def test_a_worker_thread_may_call_the_store_under_the_guard(

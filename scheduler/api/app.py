@@ -34,6 +34,7 @@ from scheduler.api.limits import BodyLimit
 from scheduler.api.metrics import make_registry, metrics_response, schedule_next_fires
 from scheduler.api.notebook_routes import notebook_router
 from scheduler.api.rest import rest_router
+from scheduler.api.state_bytes import StateBytesCollector
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ def create_app(
         clock=clock,
         health=control.health,
     )
+    registry.register(StateBytesCollector(config, store))
 
     # A plain def: the scrape reads the database in FastAPI's thread pool, not the loop.
     @app.get("/metrics", tags=["health"], response_class=Response)

@@ -1,8 +1,8 @@
 """``/metrics`` in Prometheus' text format (prometheus-client), read from the store at each
 scrape. The store is the truth: a counter read from it survives a daemon restart and counts the
 runs of a foreground ``pipesched run`` too, which counters kept in the daemon's memory would miss
-(runs and fires are never deleted, so these counts only grow, as a counter must). OpenMetrics is
-served to a scraper that asks for it (with ``# UNIT`` lines).
+(runs and fires a prune deletes are tallied in the store and added, so these counts only grow,
+as a counter must). OpenMetrics is served to a scraper that asks for it (with ``# UNIT`` lines).
 
 Figures:
 - ``pipesched_runs_finished_total{pipeline,status}`` — runs that ended (completed, failed,
@@ -109,12 +109,14 @@ class StoreCollector(Collector):
         runs = GaugeMetricFamily(
             "pipesched_runs", "Runs recorded, by pipeline and status", labels=["pipeline", "status"]
         )
+        pruned = self.store.pruned_counts()  # rows prunes deleted: counters never go down
+        ended = {key: count for key, count in counts.items() if key[1] in FINISHED_RUN_STATUSES}
         queued = 0
         for (pipeline, status), count in sorted(counts.items()):
             runs.add_metric([pipeline, status], count)
-            if status in FINISHED_RUN_STATUSES:
-                finished.add_metric([pipeline, status], count)
             queued += count if status == "queued" else 0
+        for key, count in sorted(_plus(ended, pruned, "runs").items()):
+            finished.add_metric(list(key), count)
         yield finished
         yield runs
         yield GaugeMetricFamily("pipesched_queue_depth", "Runs waiting to start", value=queued)
@@ -124,8 +126,8 @@ class StoreCollector(Collector):
             "Schedule fires, by what became of them",
             labels=["schedule", "outcome"],
         )
-        for (schedule, outcome), count in sorted(self.store.fire_counts().items()):
-            fires.add_metric([schedule, outcome], count)
+        for key, count in sorted(_plus(self.store.fire_counts(), pruned, "fires").items()):
+            fires.add_metric(list(key), count)
         yield fires
         yield self.durations.collect(self.store)
         yield _timestamps(
@@ -209,6 +211,17 @@ class StepDurations:
         index = next(i for i, bound in enumerate(DURATION_BUCKETS) if seconds <= bound)
         counts[index] += 1
         self._sums[row.pipeline] = self._sums.get(row.pipeline, 0.0) + seconds
+
+
+def _plus(
+    counts: Mapping[tuple[str, str], int], pruned: Mapping[tuple[str, str, str], int], kind: str
+) -> dict[tuple[str, str], int]:
+    """``counts`` of the rows plus those of ``kind`` that prunes deleted (settled ones only)."""
+    total = dict(counts)
+    for (of, name, outcome), count in pruned.items():
+        if of == kind and outcome not in ("queued", "running", "claimed"):
+            total[(name, outcome)] = total.get((name, outcome), 0) + count
+    return total
 
 
 def _build_info() -> Metric:

@@ -84,6 +84,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "backup",
         "Copy the store, while the daemon runs, to a file or folder.",
     ),
+    "prune": (
+        "scheduler.cli.cmd_prune",
+        "prune",
+        "Apply retention now: delete old runs; --dry-run says what.",
+    ),
 }
 
 

@@ -40,6 +40,7 @@ from scheduler.daemon.control import DaemonControls, Reloaded
 from scheduler.daemon.lock import DaemonLock, acquire
 from scheduler.daemon.lock_watch import keep_daemon_lock
 from scheduler.daemon.notify import Notifier, watchdog_loop
+from scheduler.daemon.pruning import prune_daily
 from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
 from scheduler.daemon.standby import (
@@ -227,6 +228,9 @@ class Daemon:
             ),
             asyncio.ensure_future(self.alerts.run()),
             asyncio.ensure_future(keep_daemon_lock(self.lock, self.store, self._lock_lost)),
+            asyncio.ensure_future(
+                prune_daily(lambda: (self.set or current).config, self.store, self.clock)
+            ),
         ]
         if self.lease_keeper is not None:
             background.append(self.lease_keeper)

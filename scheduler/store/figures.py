@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from scheduler.store.models import FireRow, RunRow, StepRunRow
+from scheduler.store.models import FireRow, PrunedCountRow, RunRow, StepRunRow
 from scheduler.store.records import FireOutcome, RunStatus, StepStatus
 from scheduler.store.sessions import Sessions
 
@@ -65,6 +65,15 @@ class FiguresRepository:
         )
         with self._sessions.read() as session:
             return {s: t for s, t in session.execute(statement) if s is not None and t is not None}
+
+    def pruned_counts(self) -> dict[tuple[str, str, str], int]:
+        """``{(kind, name, outcome): rows}`` deleted by prunes: ``runs`` by pipeline and status,
+        ``fires`` by schedule and outcome; added to the counters, which must never go down."""
+        statement = select(
+            PrunedCountRow.kind, PrunedCountRow.name, PrunedCountRow.outcome, PrunedCountRow.count
+        )
+        with self._sessions.read() as session:
+            return {(k, n, o): int(c) for k, n, o, c in session.execute(statement)}
 
     def step_attempts_after(self, after_id: int) -> list[StepAttemptTimes]:
         """Every step attempt whose row id is above ``after_id``, oldest first."""

@@ -200,6 +200,7 @@ class FireRow(Base):
         # A schedule's fires of one outcome, newest settled first: a file-drop schedule's
         # last file, its claims and its skipped files, without reading its whole ledger.
         Index(None, "schedule", "outcome", "updated_at", "id"),
+        Index(None, "run_id"),  # a prune's deletes, a few hundred runs at a time
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -214,6 +215,18 @@ class FireRow(Base):
     run_id: Mapped[str | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class PrunedCountRow(Base):
+    """How many rows prunes deleted: runs per (pipeline, status), fires per (schedule,
+    outcome). ``/metrics`` adds them to its counts of the rows, so its counters never go down."""
+
+    __tablename__ = "pruned_counts"
+
+    kind: Mapped[str] = mapped_column(primary_key=True)  # runs | fires
+    name: Mapped[str] = mapped_column(primary_key=True)  # the pipeline, or the schedule
+    outcome: Mapped[str] = mapped_column(primary_key=True)  # the run's status, the fire's outcome
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class PublishedRow(Base):

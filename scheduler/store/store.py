@@ -46,6 +46,7 @@ from scheduler.store.protocols import (
     RecoveryStore,
 )
 from scheduler.store.published import PublishedRepository
+from scheduler.store.retention import RetentionRepository
 from scheduler.store.runs import RunRepository
 from scheduler.store.schedules import ScheduleRepository
 from scheduler.store.sessions import Sessions
@@ -133,6 +134,7 @@ class Store:
         self.models = ModelRepository(sessions, clock)
         self.figures = FiguresRepository(sessions)
         self.leaders = LeadershipRepository(sessions)
+        self.retention = RetentionRepository(sessions)
         # Whether the store can be written now: set by probe_write and by any call that fails
         # on the database itself; read from any thread (the API's /healthz reads it on the loop).
         self.health = StoreHealth()
@@ -297,6 +299,17 @@ class Store:
     fire_counts = _Delegate("figures", FiguresRepository.fire_counts)
     last_success_times = _Delegate("figures", FiguresRepository.last_success_times)
     step_attempts_after = _Delegate("figures", FiguresRepository.step_attempts_after)
+    pruned_counts = _Delegate("figures", FiguresRepository.pruned_counts)
+
+    # -- retention: what a prune deletes, a page per transaction ------------------------------
+    protected_runs = _Delegate("retention", RetentionRepository.protected_runs)
+    prunable_page = _Delegate("retention", RetentionRepository.prunable_page)
+    ledger_rows = _Delegate("retention", RetentionRepository.ledger_rows)
+    delete_runs = _Delegate("retention", RetentionRepository.delete_runs)
+    delete_old_fires = _Delegate("retention", RetentionRepository.delete_old_fires)
+    existing_runs = _Delegate("retention", RetentionRepository.existing_runs)
+    run_count = _Delegate("retention", RetentionRepository.run_count)
+    database_bytes = _Delegate("retention", RetentionRepository.database_bytes)
 
 
 def _satisfies_every_protocol(

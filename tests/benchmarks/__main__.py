@@ -17,6 +17,7 @@ from tests.benchmarks import (
     history_scale,
     parallel_run,
     peers,
+    prune,
     schedule_scale,
     sdk_submit,
     step_overhead,
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "web_browser": web_browser.main,
     "web_pages": web_pages.main,
     "ha_takeover": ha_takeover.main,
+    "prune": prune.main,
 }
 
 
