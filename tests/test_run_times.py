@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from scheduler.definitions import build_schedule
 from scheduler.definitions.templating import RUN_FIELDS, partially_substitute, substitute
 from scheduler.triggers import cron_trigger, time_trigger
 from scheduler.triggers.time import schedule_run_times
+from tests.test_fires import NOW, Fires, with_fires
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -217,3 +219,22 @@ def test_templates_substitute_the_time_names_and_fingerprints_keep_only_the_run_
     assert partially_substitute(text, {"run": times.template_values()}) == (
         "--day 2026-05-02 --at 2026-05-02T02:00:00+00:00 --id ${{run.id}}"
     )
+
+
+# -- the fire handler sets them ---------------------------------------------------------------------
+
+
+def test_a_fired_run_records_its_nominal_time_and_interval(tmp_path: Path) -> None:
+    """Through the real fire handler and dispatcher (in-memory store): each of an hourly
+    schedule's late fires, replayed under ``catchup: all``, stands for its own hour."""
+    late = [NOW - timedelta(hours=h) for h in (3, 2, 1)]
+
+    async def body(f: Fires) -> None:
+        await f.handler.handle_due("s", late)
+        runs = [f.store.get_run_detail(fire.run_id).run for fire in f.fires() if fire.run_id]
+        stood_for = [(r.stands_for.interval_start, r.stands_for.nominal_time) for r in runs]
+        assert stood_for == [(t - timedelta(hours=1), t) for t in late]
+        assert all(r.stands_for.zone == "UTC" for r in runs)
+        f.release_all()
+
+    with_fires(tmp_path, body, catchup="all", concurrency="allow")
