@@ -81,8 +81,9 @@ class RunTimes:
 
     @property
     def from_schedule(self) -> bool:
-        """True for a run a schedule (or a backfill of one) started: it has a zone."""
-        return self.zone is not None
+        """True for a run a schedule (or a backfill of one) started: it has a zone, or an
+        interval (a run read back from JSON, which gives no zone)."""
+        return self.zone is not None or self.interval_start is not None
 
     def describe(self, arrow: str = "→") -> str:
         """One line for people: ``2026-03-29 03:00 CEST (interval 03-28 02:00 CET → 03-29
