@@ -15,7 +15,7 @@ from scheduler.core.runtimes import RunTimes, request_times
 from scheduler.definitions import build_schedule
 from scheduler.definitions.templating import RUN_FIELDS, partially_substitute, substitute
 from scheduler.triggers import cron_trigger, time_trigger
-from scheduler.triggers.time import schedule_run_times
+from scheduler.triggers.time import needs_registration, schedule_run_times
 from tests.test_fires import NOW, Fires, with_fires
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -166,6 +166,18 @@ def test_a_recurrence_counted_from_its_registration_uses_that_registration() -> 
     fire = datetime(2026, 3, 5, 7, 15, tzinfo=UTC)
     times = schedule_run_times(every_two_days, fire, registered)
     assert times.interval_start == fire - timedelta(days=2)
+
+
+def test_only_a_calendar_recurrence_without_a_start_needs_its_registration() -> None:
+    """The fire handler reads the registration from the store only when the interval
+    depends on it."""
+    assert not needs_registration(schedule(cron="0 2 * * *"))
+    assert not needs_registration(schedule(interval="6h"))
+    assert not needs_registration(schedule(recurrence={"frequency": "Hour", "interval": 2}))
+    assert needs_registration(schedule(recurrence={"frequency": "Day", "interval": 2}))
+    assert not needs_registration(
+        schedule(recurrence={"frequency": "Day", "start_time": "2026-03-01T09:00:00+00:00"})
+    )
 
 
 # -- what steps see ----------------------------------------------------------------------------------
