@@ -138,7 +138,8 @@ def test_malformed_reference_and_unknown_namespace(errors_of) -> None:
         "${{file:PATH}})",
         f"{FILE}:5:31: error: unknown namespace 'ens' in '${{{{ens.HOME}}}}' "
         "(known: parameters, data, run; secrets: ${{env.NAME}}, ${{file:PATH}})",
-        f"{FILE}:5:48: error: unknown run field 'name' (known: id, experiment)",
+        f"{FILE}:5:48: error: unknown run field 'name' (known: id, experiment, nominal_time, "
+        "nominal_date, interval_start, interval_end)",
     ]
 
 

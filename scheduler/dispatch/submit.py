@@ -19,6 +19,7 @@ from typing import Any, cast
 from scheduler.compute import available_compute_types
 from scheduler.core.errors import ParameterError, PipeschedError, StepTypeNotAvailable
 from scheduler.core.procinfo import Owner
+from scheduler.core.runtimes import RunTimes
 from scheduler.core.secrets import has_secrets, resolve_references, secret_references
 from scheduler.definitions.checks import NOTEBOOK_SECRET_HINT
 from scheduler.definitions.config import Config
@@ -139,9 +140,11 @@ def record_run(
     run_id: str | None = None,
     file_fires: list[tuple[str, str, int, int]] | None = None,
     version: str | None = None,
+    times: RunTimes | None = None,
 ) -> RunRecord:
     """Record the run as ``queued`` with a pending row per step (one transaction settles
-    ``fire`` and ``file_fires``). ``version``: the published label; None for the working copy."""
+    ``fire`` and ``file_fires``). ``version``: the published label; None for the working copy.
+    ``times``: what the run stands for; None: the moment it is recorded, with no interval."""
     pipeline = prepared.pipeline
     version_id = store.ensure_pipeline_version(
         pipeline.name, prepared.content_hash, pipeline.definition_dict(), version
@@ -163,6 +166,7 @@ def record_run(
         run_id=run_id,
         file_fires=file_fires,
         version=version,
+        times=times,
     )
 
 
@@ -180,6 +184,7 @@ def submit_run(
     run_id: str | None = None,
     file_fires: list[tuple[str, str, int, int]] | None = None,
     version: str | None = None,
+    times: RunTimes | None = None,
 ) -> RunRecord:
     """Validate the request, then record the run as ``queued`` with a pending row per step.
     ``version``: the published label ``pipeline`` was loaded from; None for the working copy."""
@@ -194,4 +199,5 @@ def submit_run(
         run_id=run_id,
         file_fires=file_fires,
         version=version,
+        times=times,
     )

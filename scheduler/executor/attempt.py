@@ -238,6 +238,7 @@ class AttemptRunner:
                 k: reveal(substitute(v, values), secrets)
                 for k, v in step.environment.variables.items()
             },
+            run_times=self.run.stands_for,
         )
 
     async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:
