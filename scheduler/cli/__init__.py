@@ -74,6 +74,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "metrics",
         "A pipeline's metrics, one row per run, with a sparkline each.",
     ),
+    "backfill": (
+        "scheduler.cli.cmd_backfill",
+        "backfill",
+        "Run each nominal time of a schedule in a range once; `backfill cancel ID`.",
+    ),
+    "backfills": ("scheduler.cli.cmd_backfill", "backfills", "Backfills and their progress."),
 }
 
 

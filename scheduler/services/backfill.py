@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from scheduler.core.clock import Clock, iso
+from scheduler.compute.reaper import become_subreaper
+from scheduler.core.clock import SYSTEM_CLOCK, Clock, iso
 from scheduler.core.errors import NotFound, PipeschedError
 from scheduler.core.ids import new_run_id
 from scheduler.core.loopguard import run_blocking
-from scheduler.dispatch.dispatcher import RunRequest, ShuttingDown
+from scheduler.dispatch.dispatcher import Dispatcher, RunRequest, ShuttingDown
+from scheduler.executor.foreground import CANCEL_SIGNALS
 from scheduler.store.backfills import Backfill, BackfillTime, FireHolder
 from scheduler.store.patience import patiently
 from scheduler.store.records import FINISHED_RUN_STATUSES
@@ -43,8 +45,8 @@ from scheduler.triggers.time import time_trigger
 
 if TYPE_CHECKING:
     from scheduler.core.procinfo import Owner
+    from scheduler.definitions.config import Config
     from scheduler.definitions.schedules import ScheduleDef
-    from scheduler.dispatch.dispatcher import Dispatcher
     from scheduler.fires.served import ServedDefinitions
     from scheduler.store import Store
 
@@ -105,6 +107,7 @@ class Plan:
     """The nominal times of ``schedule`` in ``[start, end]`` (those up to now), oldest first."""
 
     schedule: str
+    timezone: str
     start: datetime
     end: datetime
     rerun: bool
@@ -117,6 +120,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "schedule": self.schedule,
+            "timezone": self.timezone,
             "from": iso(self.start),
             "to": iso(self.end),
             "rerun": self.rerun,
@@ -182,7 +186,7 @@ def plan_backfill(
             planned.append(PlannedTime(moment, "run", f"rerun ({reason})"))
         else:
             planned.append(PlannedTime(moment, "skip", reason))
-    return Plan(schedule.name, start, end, rerun, planned)
+    return Plan(schedule.name, schedule.timezone, start, end, rerun, planned)
 
 
 def create_backfill(
@@ -431,3 +435,43 @@ class BackfillRunner:
         if self.on_progress is not None:
             self.on_progress(self.backfill)
         return self.backfill
+
+
+# -- in the foreground, without a daemon ------------------------------------------------------------
+
+
+def run_in_foreground(
+    config: Config,
+    store: Store,
+    definitions: ServedDefinitions,
+    backfill: Backfill,
+    *,
+    on_progress: Callable[[Backfill], None] | None = None,
+) -> Backfill:
+    """Run a recorded backfill in this process (its owner) through a dispatcher of its own, as
+    ``pipesched run`` runs one pipeline: SIGINT, SIGTERM and SIGHUP cancel it (its runs too)
+    and record it ``canceled``. Step processes that leave a session still come back to it."""
+    become_subreaper()
+    return asyncio.run(_foreground(config, store, definitions, backfill, on_progress))
+
+
+async def _foreground(
+    config: Config,
+    store: Store,
+    definitions: ServedDefinitions,
+    backfill: Backfill,
+    on_progress: Callable[[Backfill], None] | None,
+) -> Backfill:
+    dispatcher = Dispatcher(config, store)
+    runner = BackfillRunner(
+        store, dispatcher, definitions, backfill, SYSTEM_CLOCK, on_progress=on_progress
+    )
+    loop = asyncio.get_running_loop()
+    for signum, reason in CANCEL_SIGNALS.items():
+        loop.add_signal_handler(signum, runner.cancel, reason)
+    try:
+        return await runner.run()
+    finally:
+        for signum in CANCEL_SIGNALS:
+            loop.remove_signal_handler(signum)
+        await dispatcher.shutdown(0)
