@@ -13,6 +13,9 @@ The contract with the executor is a handful of environment variables:
   so a script that crashes right after ``run.log`` loses nothing;
 - ``PIPESCHED_IMAGES_DIR``: where ``log_image`` keeps its pictures;
 - ``PIPESCHED_INPUT_DATASETS``: a JSON object, input name → absolute path;
+- ``PIPESCHED_NOMINAL_TIME``, ``PIPESCHED_INTERVAL_START``, ``PIPESCHED_INTERVAL_END``: the time
+  the run stands for and its data interval, ISO 8601 with the schedule zone's offset (the
+  interval empty when the run has none): ``run.nominal_time``... as aware datetimes;
 - ``PIPESCHED_MODELS_DIR``: the model registry's folder. Version N of model M lives in
   ``<dir>/M/N/``, which holds one entry: the registered file or folder under its own name.
   The latest version is the largest N. ``run.register_model`` copies the model into
@@ -34,6 +37,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = ["Model", "Run", "read_metrics_file", "read_model_requests"]
@@ -46,6 +50,9 @@ ENV_METRICS_FILE = "PIPESCHED_METRICS_FILE"
 ENV_IMAGES_DIR = "PIPESCHED_IMAGES_DIR"
 ENV_INPUT_DATASETS = "PIPESCHED_INPUT_DATASETS"
 ENV_MODELS_DIR = "PIPESCHED_MODELS_DIR"
+ENV_NOMINAL_TIME = "PIPESCHED_NOMINAL_TIME"
+ENV_INTERVAL_START = "PIPESCHED_INTERVAL_START"
+ENV_INTERVAL_END = "PIPESCHED_INTERVAL_END"
 
 KINDS = ("scalar", "list", "row", "image")
 MODEL_KIND = "model"
@@ -98,8 +105,16 @@ class Run:
         metrics_file: str | None = None,
         images_dir: str | None = None,
         models_dir: str | None = None,
+        nominal_time: datetime | None = None,
+        interval_start: datetime | None = None,
+        interval_end: datetime | None = None,
     ) -> None:
         self.id = run_id
+        # The time the pipeline run stands for and its data interval (None offline, and the
+        # interval None for a run no schedule started).
+        self.nominal_time = nominal_time
+        self.interval_start = interval_start
+        self.interval_end = interval_end
         self.experiment = Experiment(experiment)
         self.parent_id = parent_id
         self.step = step
@@ -153,6 +168,9 @@ class Run:
                 metrics_file=env.get(ENV_METRICS_FILE) or None,
                 images_dir=env.get(ENV_IMAGES_DIR) or None,
                 models_dir=env.get(ENV_MODELS_DIR) or None,
+                nominal_time=_parse_time(env.get(ENV_NOMINAL_TIME)),
+                interval_start=_parse_time(env.get(ENV_INTERVAL_START)),
+                interval_end=_parse_time(env.get(ENV_INTERVAL_END)),
             )
         _CONTEXTS[key] = run
         return run
@@ -304,8 +322,21 @@ _CONTEXT_VARIABLES = (
     ENV_IMAGES_DIR,
     ENV_INPUT_DATASETS,
     ENV_MODELS_DIR,
+    ENV_NOMINAL_TIME,
+    ENV_INTERVAL_START,
+    ENV_INTERVAL_END,
 )
 _CONTEXTS: dict[tuple[object, ...], Run] = {}  # by class too: a subclass gets its own
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time from the environment; None when unset, empty or unreadable."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _parse_datasets(text: str | None) -> dict[str, str]:

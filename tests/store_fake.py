@@ -18,6 +18,7 @@ from typing import Any
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import NotFound
 from scheduler.core.ids import new_run_id
+from scheduler.core.runtimes import RunTimes, request_times
 from scheduler.store.health import StoreHealth
 from scheduler.store.protocols import DispatchStore, FileLedgerStore, FireStore, RecoveryStore
 from scheduler.store.records import (
@@ -35,6 +36,7 @@ from scheduler.store.records import (
     RunDetail,
     RunRecord,
     RunStatus,
+    ScheduleState,
     StepAttempt,
     StepStatus,
 )
@@ -109,6 +111,7 @@ class InMemoryStore:
         fire: tuple[str, datetime] | None = None,
         run_id: str | None = None,
         file_fires: Sequence[tuple[str, str, int, int]] | None = None,
+        times: RunTimes | None = None,
     ) -> RunRecord:
         now = self._now()
         new_id = run_id or new_run_id(now)
@@ -130,6 +133,7 @@ class InMemoryStore:
             finished_at=None,
             parameters=dict(parameters),
             owner=owner,
+            times=times or request_times(now),
         )
         self.runs[new_id] = _Run(record, pipeline_version_id)
         for step, display_name, step_type in steps:
@@ -368,6 +372,10 @@ class InMemoryStore:
 
     def _ledger(self, schedule: str) -> list[_Fire]:
         return [f for f in self.fires if f.schedule == schedule and f.file is not None]
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        """The fake keeps no schedule registrations: a fire counts from its own time."""
+        return {}
 
     def claim_files(self, schedule: str, files: Iterable[FileKey]) -> list[FileKey]:
         known = self.known_files(schedule, list(files))

@@ -29,6 +29,9 @@ RUN_KEYS = {
     "created_at",
     "started_at",
     "finished_at",
+    "nominal_time",
+    "interval_start",
+    "interval_end",
 }
 STEP_KEYS = {
     "name",

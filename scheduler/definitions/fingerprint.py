@@ -1,7 +1,8 @@
 """What makes two step runs the same (step reuse).
 
-A fingerprint hashes: the step's definition with parameters resolved but ``${{data.*}}`` and
-``${{run.*}}`` left symbolic; the values of the parameters the step references (only those); the
+A fingerprint hashes: the step's definition with parameters and the run's times
+(``${{run.nominal_date}}``...) resolved but ``${{data.*}}``, ``${{run.id}}`` and
+``${{run.experiment}}`` left symbolic; the values of the parameters the step references (only those); the
 content of its source directory; its interpreter; the fingerprints of the upstream steps it reads;
 and a manifest (path, size, mtime) of every file under each ``path`` parameter it reads — so new
 data in an input folder is never hidden by a stale reuse.
@@ -128,13 +129,13 @@ def _glob_manifest(pattern: Path) -> list[tuple[str, int, int]] | str:
     return entries or "missing"
 
 
-def _resolve_params(value: Any, parameters: Mapping[str, str]) -> Any:
+def _resolve_params(value: Any, values: Mapping[str, Mapping[str, str]]) -> Any:
     if isinstance(value, str):
-        return partially_substitute(value, {"parameters": parameters})
+        return partially_substitute(value, values)
     if isinstance(value, list):
-        return [_resolve_params(v, parameters) for v in value]
+        return [_resolve_params(v, values) for v in value]
     if isinstance(value, dict):
-        return {k: _resolve_params(v, parameters) for k, v in value.items()}
+        return {k: _resolve_params(v, values) for k, v in value.items()}
     return value
 
 
@@ -147,12 +148,16 @@ def step_fingerprint(
     interpreter: str,
     upstream: Mapping[str, str],
     manifests: Mapping[str, Any],
+    run_times: Mapping[str, str] | None = None,
 ) -> str:
-    """The reuse key of one step run; see the module docstring for what goes in."""
+    """The reuse key of one step run; see the module docstring for what goes in.
+    ``run_times``: the run's ``${{run.nominal_time}}``-like values; a step that names one of
+    them does different work for each time, so it is substituted (``run.id`` stays symbolic)."""
     # Forked or spawned, a step does the same work: ``warm`` does not change what it produces.
     material = {
         "definition": _resolve_params(
-            {k: v for k, v in definition.items() if k != "warm"}, argv_parameters
+            {k: v for k, v in definition.items() if k != "warm"},
+            {"parameters": argv_parameters, "run": run_times or {}},
         ),
         "parameters": dict(sorted(referenced_parameters.items())),
         "source": source_hash,

@@ -11,8 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from scheduler.core.runtimes import TEMPLATE_FIELDS
+
 NAMESPACES = ("parameters", "data", "run")
-RUN_FIELDS = ("id", "experiment")
+RUN_FIELDS = ("id", "experiment", *TEMPLATE_FIELDS)
+"""``${{run.NAME}}`` names: the run's id and experiment, and the time it stands for."""
 
 _OPEN = "${{"
 _CLOSE = "}}"
@@ -75,7 +78,7 @@ def substitute(text: str, values: Mapping[str, Mapping[str, str]]) -> str:
 
 
 def partially_substitute(text: str, values: Mapping[str, Mapping[str, str]]) -> str:
-    """Replace references of the namespaces present in ``values``; leave the others symbolic
+    """Replace references whose namespace and name ``values`` has; leave the others symbolic
     (normalised to ``${{ns.name}}``) — what a reuse fingerprint needs."""
     return _replace(text, values, partial=True)
 
@@ -87,7 +90,7 @@ def _replace(text: str, values: Mapping[str, Mapping[str, str]], *, partial: boo
     pos = 0
     for ref in scan(text):
         out.append(text[pos : ref.start])
-        if partial and ref.namespace not in values:
+        if partial and ref.name not in values.get(ref.namespace, {}):
             out.append(ref.canonical)
         else:
             out.append(str(values[ref.namespace][ref.name]))

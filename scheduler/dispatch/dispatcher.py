@@ -29,6 +29,7 @@ from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_parallel, submit_blocking
 from scheduler.core.procinfo import current_owner
+from scheduler.core.runtimes import RunTimes
 from scheduler.definitions.config import Config
 from scheduler.definitions.pipeline import Pipeline
 from scheduler.dispatch.freespace import free_space_problem
@@ -60,6 +61,14 @@ class RunRequest:
     run_id: str | None = None  # pre-generated (a file-drop batch folder is named after it)
     file_fires: list[tuple[str, str, int, int]] | None = None  # ledger rows it settles
     regenerate_outputs: bool = False  # run every step; reuse nothing (SDK submit)
+    # What the run stands for. None: a ``fire``'s nominal time with no interval, or else the
+    # moment the run is recorded. Fire handlers and backfills compute the interval and set it.
+    times: RunTimes | None = None
+
+
+def fire_times(fire: tuple[str, datetime] | None) -> RunTimes | None:
+    """A fire's nominal time, for a request that carries no times of its own."""
+    return RunTimes(nominal_time=fire[1]) if fire is not None else None
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,7 @@ class Dispatcher:
                 run_id=request.run_id,
                 file_fires=request.file_fires,
                 version=request.version,
+                times=request.times or fire_times(request.fire),
             )
             log.info("run_queued", run_id=run.id, pipeline=run.pipeline, schedule=name)
             entry = _Entry(

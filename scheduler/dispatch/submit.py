@@ -18,6 +18,7 @@ from typing import Any, cast
 from scheduler.compute import available_compute_types
 from scheduler.core.errors import PipeschedError, StepTypeNotAvailable
 from scheduler.core.procinfo import Owner
+from scheduler.core.runtimes import RunTimes
 from scheduler.definitions.config import Config
 from scheduler.definitions.fingerprint import pipeline_content_hash, source_tree_hash
 from scheduler.definitions.parameters import DatastoreLike, resolve_run_parameters
@@ -90,9 +91,11 @@ def record_run(
     run_id: str | None = None,
     file_fires: list[tuple[str, str, int, int]] | None = None,
     version: str | None = None,
+    times: RunTimes | None = None,
 ) -> RunRecord:
     """Record the run as ``queued`` with a pending row per step (one transaction settles
-    ``fire`` and ``file_fires``). ``version``: the published label; None for the working copy."""
+    ``fire`` and ``file_fires``). ``version``: the published label; None for the working copy.
+    ``times``: what the run stands for; None: the moment it is recorded, with no interval."""
     pipeline = prepared.pipeline
     version_id = store.ensure_pipeline_version(
         pipeline.name, prepared.content_hash, pipeline.definition_dict(), version
@@ -114,6 +117,7 @@ def record_run(
         run_id=run_id,
         file_fires=file_fires,
         version=version,
+        times=times,
     )
 
 
@@ -131,6 +135,7 @@ def submit_run(
     run_id: str | None = None,
     file_fires: list[tuple[str, str, int, int]] | None = None,
     version: str | None = None,
+    times: RunTimes | None = None,
 ) -> RunRecord:
     """Validate the request, then record the run as ``queued`` with a pending row per step.
     ``version``: the published label ``pipeline`` was loaded from; None for the working copy."""
@@ -145,4 +150,5 @@ def submit_run(
         run_id=run_id,
         file_fires=file_fires,
         version=version,
+        times=times,
     )

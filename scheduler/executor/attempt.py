@@ -192,6 +192,7 @@ class AttemptRunner:
             interpreter=interpreter,
             state_dir=self.config.state_dir,
             variables={k: substitute(v, values) for k, v in step.environment.variables.items()},
+            run_times=self.run.stands_for,
         )
 
     async def _ingest_metrics(self, step: str, attempt: int, path: Path) -> None:

@@ -32,6 +32,7 @@ from scheduler.core.durations import backoff_wait, format_duration
 from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_blocking, run_parallel
 from scheduler.core.procinfo import current_owner, exit_description
+from scheduler.core.runtimes import RunTimes, request_times
 from scheduler.definitions.fingerprint import (
     path_manifest,
     pipeline_content_hash,
@@ -64,10 +65,11 @@ def retry_wait(step: dict[str, Any], failed_attempt: int) -> float:
 
 @dataclass(frozen=True)
 class ExpressRun:
-    """A recorded run of a plan: its id and experiment."""
+    """A recorded run of a plan: its id, experiment and the time it stands for."""
 
     id: str
     experiment: str
+    times: RunTimes
 
 
 def source_hashes(plan: dict[str, Any]) -> dict[str, str]:
@@ -93,7 +95,7 @@ def record_run(
     if experiment is not None and not experiment.strip():
         raise PipeschedError("the experiment name cannot be empty")
     chosen = experiment or pipeline["experiment"]
-    run_id, _ = writer.create_running_run(
+    run_id, created_at = writer.create_running_run(
         pipeline=pipeline["name"],
         content_hash=content_hash(plan, hashes),
         definition=pipeline["definition"],
@@ -102,7 +104,7 @@ def record_run(
         steps=[(s["id"], s["display_name"], s["type"]) for s in plan["steps"]],
         owner=current_owner(),
     )
-    return ExpressRun(run_id, chosen)
+    return ExpressRun(run_id, chosen, request_times(created_at))
 
 
 class ExpressExecutor:
@@ -474,7 +476,11 @@ class ExpressExecutor:
         return {
             "parameters": self.pipeline["argv_parameters"],
             "data": dict(self.data_paths),
-            "run": {"id": self.run.id, "experiment": self.run.experiment},
+            "run": {
+                "id": self.run.id,
+                "experiment": self.run.experiment,
+                **self.run.times.template_values(),
+            },
         }
 
     def _variables(
@@ -501,6 +507,7 @@ class ExpressExecutor:
             interpreter=interpreter,
             state_dir=Path(self.config["state_dir"]),
             variables={k: substitute(v, values) for k, v in step["variables"].items()},
+            run_times=self.run.times,
         )
 
     def _fingerprint(self, step: dict[str, Any]) -> str:
@@ -523,6 +530,7 @@ class ExpressExecutor:
             interpreter=interpreter_id,
             upstream={up: self.fingerprints.get(up, "") for up in step["upstream"]},
             manifests=manifests,
+            run_times=self.run.times.template_values(),
         )
         self.fingerprints[step["id"]] = fingerprint
         return fingerprint

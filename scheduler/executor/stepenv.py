@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from scheduler.core.runtimes import RunTimes
 from scheduler.executor import workdir as wd
 
 
@@ -28,8 +29,10 @@ def step_variables(
     interpreter: str,
     state_dir: Path,
     variables: Mapping[str, str],
+    run_times: RunTimes,
 ) -> dict[str, str]:
-    """The variables pipesched sets for one attempt (``variables``: the step's own, templated)."""
+    """The variables pipesched sets for one attempt (``variables``: the step's own, templated).
+    The run's times are always set, empty when the run has no interval."""
     env = {
         "PIPESCHED_RUN_ID": run_id,
         "PIPESCHED_STEP": step,
@@ -43,6 +46,7 @@ def step_variables(
         "PIPESCHED_OUTPUT_DATASETS": json.dumps(dict(output_datasets)),
         "PIPESCHED_MODELS_DIR": str(models_dir),
         "PYTHONUNBUFFERED": "1",  # so `pipesched logs -f` sees lines as they are printed
+        **run_times.environment(),
     }
     theirs = variables.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
     env.update(variables)

@@ -48,7 +48,11 @@ class StepValues:
         return {
             "parameters": self.argv_params,
             "data": dict(self.data_paths),
-            "run": {"id": self.run.id, "experiment": self.run.experiment},
+            "run": {
+                "id": self.run.id,
+                "experiment": self.run.experiment,
+                **self.run.stands_for.template_values(),
+            },
         }
 
     def output_path(self, step_id: str, data_name: str) -> Path:
@@ -127,6 +131,7 @@ class StepValues:
             interpreter=interpreter_id,
             upstream={up: self.fingerprints.get(up, "") for up in upstream},
             manifests=manifests,
+            run_times=self.run.stands_for.template_values(),
         )
         self.fingerprints[step_id] = fingerprint
         return fingerprint

@@ -34,6 +34,7 @@ import structlog
 from scheduler.core.clock import Clock
 from scheduler.core.crashpoints import crashpoint
 from scheduler.core.loopguard import run_blocking
+from scheduler.core.runtimes import RunTimes
 from scheduler.definitions.schedules import ScheduleDef
 from scheduler.dispatch.dispatcher import Outcome, RunRequest, ShuttingDown
 from scheduler.fires.catchup import decide
@@ -41,7 +42,7 @@ from scheduler.fires.served import ServedDefinitions
 from scheduler.store.patience import is_unavailable, patiently
 from scheduler.store.protocols import FireStore
 from scheduler.store.records import ScheduleState
-from scheduler.triggers.time import time_trigger
+from scheduler.triggers.time import needs_registration, schedule_run_times, time_trigger
 
 log = structlog.get_logger("scheduler.fires.handler")
 
@@ -164,6 +165,7 @@ class FireHandler:
         crashpoint("fire_claimed")
         if schedule.jitter:
             await asyncio.sleep(random.uniform(0, schedule.jitter))
+        times = await self._run_times(schedule, nominal)
         request = RunRequest(
             pipeline=self.definitions.pipeline_for(schedule),
             parameters=dict(schedule.parameters),
@@ -173,6 +175,7 @@ class FireHandler:
             concurrency=concurrency or schedule.concurrency,
             fire=(name, nominal),
             version=schedule.pipeline_version,
+            times=times,
         )
         try:
             outcome = await self.dispatcher.submit(request)
@@ -194,6 +197,21 @@ class FireHandler:
             run_id=outcome.run.id if outcome.run else None,
         )
         return outcome
+
+    async def _run_times(self, schedule: ScheduleDef, nominal: datetime) -> RunTimes:
+        """What the fire's run stands for: ``nominal`` and the interval since the schedule's
+        previous fire time. A recurrence counted from its registration reads that from the
+        store; if it cannot, the run still has its nominal time."""
+        registered_at = None
+        if needs_registration(schedule):
+            try:
+                states = await run_blocking(self.store.schedule_states)
+            except Exception as exc:
+                log.warning("registration_unread", schedule=schedule.name, error=str(exc))
+            else:
+                state = states.get(schedule.name)
+                registered_at = state.registered_at if state is not None else None
+        return schedule_run_times(schedule, nominal, registered_at)
 
     def _defer(self, name: str, times: list[datetime], reason: str) -> None:
         oldest = min(times, default=None)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from scheduler.core.errors import NotFound
+from scheduler.core.runtimes import RunTimes
 from scheduler.services.daemon_http import API, RemoteClient, run_path
 from scheduler.store.records import (
     FireOutcome,
@@ -144,7 +145,19 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
         started_at=_time(data.get("started_at")),
         finished_at=_time(data.get("finished_at")),
         parameters=dict(data.get("parameters") or {}),
+        times=_times_from_json(data),
     )
+
+
+def _times_from_json(data: dict[str, Any]) -> RunTimes | None:
+    """The JSON gives UTC instants without the schedule's zone: shown in UTC."""
+    nominal = _time(data.get("nominal_time"))
+    if nominal is None:
+        return None
+    start, end = _time(data.get("interval_start")), _time(data.get("interval_end"))
+    if start is None or end is None:
+        start = end = None
+    return RunTimes(nominal_time=nominal, interval_start=start, interval_end=end)
 
 
 def detail_from_json(data: dict[str, Any]) -> RunDetail:

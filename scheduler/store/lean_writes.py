@@ -104,9 +104,10 @@ class LeanRunWriter:
                         "INSERT INTO runs (id, pipeline, version, pipeline_version_id, "
                         "content_hash, experiment, status, status_reason, recovered, trigger, "
                         "trigger_kind, schedule, parameters, owner_host, owner_pid, "
-                        "owner_start_ticks, created_at, started_at, finished_at) "
+                        "owner_start_ticks, created_at, started_at, finished_at, "
+                        "nominal_time, interval_start, interval_end, nominal_zone) "
                         "VALUES (?, ?, NULL, ?, ?, ?, 'running', NULL, 0, 'manual', 'manual', "
-                        "NULL, ?, ?, ?, ?, ?, ?, NULL)",
+                        "NULL, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL)",
                         (
                             run_id,
                             pipeline,
@@ -119,6 +120,7 @@ class LeanRunWriter:
                             owner.start_ticks,
                             stamp(now),
                             stamp(now),
+                            stamp(now),  # a manual run stands for when it was asked for
                         ),
                     )
                     conn.executemany(

@@ -124,6 +124,12 @@ class RunRow(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The time the run stands for (a schedule's fire time, else when it was requested), its
+    # data interval (null but for schedule runs) and the schedule's zone they are shown in.
+    nominal_time: Mapped[datetime | None]
+    interval_start: Mapped[datetime | None]
+    interval_end: Mapped[datetime | None]
+    nominal_zone: Mapped[str | None]
 
 
 class StepRunRow(Base):

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scheduler.core.runtimes import RunTimes
 from scheduler.store.records import (
     FileKey,
     FireRecord,
@@ -19,6 +20,7 @@ from scheduler.store.records import (
     Owner,
     RunDetail,
     RunRecord,
+    ScheduleState,
     StepAttempt,
 )
 
@@ -140,6 +142,7 @@ class DispatchStore(ExecutorStore, Protocol):
         fire: tuple[str, datetime] | None = None,
         run_id: str | None = None,
         file_fires: Sequence[tuple[str, str, int, int]] | None = None,
+        times: RunTimes | None = None,
     ) -> RunRecord: ...
     def update_fire(
         self,
@@ -183,6 +186,7 @@ class FireStore(Protocol):
     ) -> None: ...
     def fires_with_outcome(self, outcome: str) -> list[FireRecord]: ...
     def mark_recovered(self, run_id: str) -> None: ...
+    def schedule_states(self) -> dict[str, ScheduleState]: ...
     @property
     def health(self) -> StoreHealth: ...
 

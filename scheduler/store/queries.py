@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from scheduler.core.errors import AmbiguousId, NotFound
 from scheduler.core.ids import is_id_prefix, normalize_id, prefix_bounds
+from scheduler.core.runtimes import RunTimes
 from scheduler.store.models import MetricRow, RunRow, StepRunRow
 from scheduler.store.records import (
     Metric,
@@ -47,6 +48,17 @@ def run_record(row: RunRow) -> RunRecord:
         finished_at=row.finished_at,
         parameters=dict(row.parameters or {}),
         owner=owner,
+        times=run_times(row),
+    )
+
+
+def run_times(row: RunRow) -> RunTimes:
+    """What the run stands for; a row without a nominal time stands for its creation."""
+    return RunTimes(
+        nominal_time=row.nominal_time or row.created_at,
+        interval_start=row.interval_start if row.interval_end is not None else None,
+        interval_end=row.interval_end if row.interval_start is not None else None,
+        zone=row.nominal_zone,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from scheduler.core.clock import iso
 from scheduler.core.procinfo import Owner
+from scheduler.core.runtimes import RunTimes
 
 __all__ = [
     "AZURE_STATUS_CODES",
@@ -119,9 +120,16 @@ class RunRecord:
     finished_at: datetime | None
     parameters: dict[str, Any] = field(default_factory=dict)
     owner: Owner | None = None
+    times: RunTimes | None = None  # what the run stands for; None only for a record made by hand
+
+    @property
+    def stands_for(self) -> RunTimes:
+        """The run's times; a record without them stands for its creation."""
+        return self.times or RunTimes(nominal_time=self.created_at)
 
     def to_json(self) -> dict[str, Any]:
         """The ``runs --json`` object."""
+        times = self.times
         return {
             "id": self.id,
             "pipeline": self.pipeline,
@@ -136,6 +144,9 @@ class RunRecord:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
+            "nominal_time": iso(times.nominal_time) if times else None,
+            "interval_start": iso(times.interval_start) if times else None,
+            "interval_end": iso(times.interval_end) if times else None,
         }
 
 

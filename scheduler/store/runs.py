@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from scheduler.core.clock import Clock
 from scheduler.core.errors import NotFound
 from scheduler.core.ids import new_run_id
+from scheduler.core.runtimes import RunTimes, request_times
 from scheduler.store import queries
 from scheduler.store.fire_records import settle_fire
 from scheduler.store.jsonvalues import json_safe
@@ -71,13 +72,15 @@ class RunRepository:
         fire: tuple[str, datetime] | None = None,
         run_id: str | None = None,
         file_fires: Sequence[tuple[str, str, int, int]] | None = None,
+        times: RunTimes | None = None,
     ) -> RunRecord:
         """Record a queued run and a pending first attempt of each (step id, display name,
         type), in declaration order, in one transaction. ``fire`` = (schedule, nominal time):
         the fire record this run settles, marked ``started`` with the run's id in the same
         transaction, so a crash never leaves a run and an unsettled fire apart. ``file_fires``
         = (schedule, path, size, mtime_ns) ledger rows settled the same way; ``run_id`` a
-        pre-generated id (a batch folder is named after its run before the run exists)."""
+        pre-generated id (a batch folder is named after its run before the run exists).
+        ``times``: what the run stands for; None: the moment it is recorded, no interval."""
         files: dict[str, list[FileKey]] = {}
         for name, path, size, mtime_ns in file_fires or ():
             files.setdefault(name, []).append(FileKey(path, size, mtime_ns))
@@ -99,6 +102,7 @@ class RunRepository:
                 parameters=dict(parameters),
                 created_at=now,
                 **_owner_columns(owner),
+                **_time_columns(times or request_times(now)),
             )
             try:
                 with self._sessions.write() as session:
@@ -386,6 +390,15 @@ def _owner_columns(owner: Owner | None) -> dict[str, object]:
         "owner_host": owner.host,
         "owner_pid": owner.pid,
         "owner_start_ticks": owner.start_ticks,
+    }
+
+
+def _time_columns(times: RunTimes) -> dict[str, object]:
+    return {
+        "nominal_time": times.nominal_time,
+        "interval_start": times.interval_start,
+        "interval_end": times.interval_end,
+        "nominal_zone": times.zone,
     }
 
 

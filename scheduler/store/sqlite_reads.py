@@ -21,6 +21,7 @@ from typing import Any
 
 from scheduler.core.errors import AmbiguousId, NotFound
 from scheduler.core.ids import is_id_prefix, normalize_id, prefix_bounds
+from scheduler.core.runtimes import RunTimes
 from scheduler.store.records import (
     FileKey,
     FireOutcome,
@@ -46,7 +47,7 @@ IDS_PER_QUERY = 500
 _RUN_COLUMNS = (
     "id, pipeline, version, content_hash, experiment, status, status_reason, recovered, trigger, "
     "schedule, parameters, owner_host, owner_pid, owner_start_ticks, created_at, started_at, "
-    "finished_at"
+    "finished_at, nominal_time, interval_start, interval_end, nominal_zone"
 )
 _STEP_COLUMNS = (
     "run_id, step, attempt, display_name, type, status, status_reason, exit_code, started_at, "
@@ -434,6 +435,10 @@ def _run(row: Iterable[Any]) -> RunRecord:
         created_at,
         started_at,
         finished_at,
+        nominal_time,
+        interval_start,
+        interval_end,
+        nominal_zone,
     ) = row
     owner = None
     if owner_host is not None and owner_pid is not None:
@@ -454,6 +459,20 @@ def _run(row: Iterable[Any]) -> RunRecord:
         finished_at=_time(finished_at),
         parameters=dict(_json(parameters) or {}),
         owner=owner,
+        times=_run_times(created_at, nominal_time, interval_start, interval_end, nominal_zone),
+    )
+
+
+def _run_times(
+    created_at: Any, nominal_time: Any, start: Any, end: Any, zone: str | None
+) -> RunTimes:
+    """As ``queries.run_times``: a run without a nominal time stands for its creation."""
+    has_interval = start is not None and end is not None
+    return RunTimes(
+        nominal_time=_required_time(nominal_time if nominal_time is not None else created_at),
+        interval_start=_time(start) if has_interval else None,
+        interval_end=_time(end) if has_interval else None,
+        zone=zone,
     )
 
 

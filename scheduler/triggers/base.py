@@ -20,6 +20,9 @@ from zoneinfo import ZoneInfo
 COUNT_CAP = 100_000
 """``times_between`` counts exactly up to this many fire times; ``COUNT_CAP + 1`` means more."""
 
+_LOOKBACK_LIMIT = timedelta(days=366 * 400)
+"""How far back ``previous_before`` looks for a fire time before giving up."""
+
 MICROSECOND = timedelta(microseconds=1)
 """The smallest step between two instants: ``t - MICROSECOND`` is the last moment before ``t``."""
 
@@ -87,6 +90,49 @@ class TimeTrigger(ABC):
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire time strictly after ``after``; None when the schedule has ended."""
         return next(self.iter_after(after), None)
+
+    def previous_before(self, moment: datetime) -> datetime | None:
+        """The pattern's last fire time strictly before ``moment``, in the schedule's zone,
+        ignoring ``start`` and ``end`` (the first fire of a bounded schedule still stands for
+        the period since the pattern's previous time); None when the pattern has none.
+
+        Looks back in windows that grow eightfold from one minute, walking forward through each
+        as the timer does, so the answer is a time the timer would have fired: exact across DST.
+        """
+        moment = to_utc(require_aware(moment, "moment"))
+        window = timedelta(minutes=1)
+        while window <= _LOOKBACK_LIMIT:
+            try:
+                low = self._outside_overlap(moment - window)
+            except OverflowError:  # before year 1: nothing earlier
+                return None
+            last = None
+            try:
+                for candidate in self._after(low):
+                    if candidate >= moment:
+                        break
+                    last = candidate
+            except OverflowError:
+                pass
+            if last is not None:
+                return in_zone(last, self.zone)
+            window *= 8
+        return None
+
+    def interval_start(self, nominal: datetime) -> datetime | None:
+        """Where the data interval of the fire at ``nominal`` starts: the previous fire time
+        (``previous_before``). The interval is ``[interval_start, nominal)``."""
+        return self.previous_before(nominal)
+
+    def _outside_overlap(self, moment: datetime) -> datetime:
+        """``moment``, or two hours earlier when its wall time is one a DST change repeats: a
+        walk that starts in the second pass of an overlap could give a fixed-time expression's
+        second-pass time, which the timer, coming from before the overlap, never fires."""
+        local = in_zone(moment, self.zone)
+        other = local.replace(fold=1 - local.fold)
+        if other.utcoffset() != local.utcoffset():
+            return moment - timedelta(hours=2)
+        return moment
 
     def next_times(self, after: datetime, n: int) -> list[datetime]:
         """The next ``n`` fire times strictly after ``after`` (fewer when the schedule ends)."""

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.triggers.base import COUNT_CAP, MICROSECOND, TimeTrigger, require_aware, to_utc
+from scheduler.triggers.base import (
+    COUNT_CAP,
+    MICROSECOND,
+    TimeTrigger,
+    in_zone,
+    require_aware,
+    to_utc,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -51,6 +58,15 @@ class IntervalTrigger(TimeTrigger):
         while True:
             yield self._at(k)
             k += 1
+
+    def interval_start(self, nominal: datetime) -> datetime | None:
+        """``nominal`` less one interval: an interval schedule's fire at t covers [t - every, t),
+        its first fire too."""
+        moment = to_utc(require_aware(nominal, "nominal"))
+        try:
+            return in_zone(moment - self.step_us * MICROSECOND, self.zone)
+        except OverflowError:
+            return None
 
     def _count(self, start: datetime, end: datetime) -> int:
         low = max(start, self.start - MICROSECOND) if self.start is not None else start

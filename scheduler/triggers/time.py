@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
+from scheduler.core.runtimes import RunTimes
 from scheduler.definitions.timing import check_cron, parse_seconds_field, split_cron
 from scheduler.triggers.base import (
     COUNT_CAP,
@@ -187,6 +188,45 @@ def time_trigger(schedule: ScheduleDef, registered_at: datetime | None = None) -
     return recurrence_trigger(
         schedule.recurrence, zone, anchor, from_start=explicit is not None, **bounds
     )
+
+
+def fire_run_times(trigger: TimeTrigger, nominal: datetime) -> RunTimes:
+    """What the run of ``trigger``'s fire at ``nominal`` stands for: that time, and the data
+    interval from the previous fire time to it (none when the pattern has no earlier time)."""
+    nominal = require_aware(nominal, "nominal")
+    start = trigger.interval_start(nominal)
+    if start is None:
+        return RunTimes(nominal_time=to_utc(nominal), zone=trigger.zone.key)
+    return RunTimes(
+        nominal_time=to_utc(nominal),
+        interval_start=to_utc(start),
+        interval_end=to_utc(nominal),
+        zone=trigger.zone.key,
+    )
+
+
+def schedule_run_times(
+    schedule: ScheduleDef, nominal: datetime, registered_at: datetime | None = None
+) -> RunTimes:
+    """``fire_run_times`` of a schedule's own trigger (``registered_at`` as for
+    ``time_trigger``: only recurrences without a start need it). A schedule with no time
+    trigger (a file drop) or none that can be built stands for ``nominal`` with no interval."""
+    nominal = require_aware(nominal, "nominal")
+    try:
+        trigger = time_trigger(schedule, registered_at or nominal)
+    except (ValueError, OverflowError, ArithmeticError):
+        return RunTimes(nominal_time=to_utc(nominal), zone=schedule.zone.key)
+    return fire_run_times(trigger, nominal)
+
+
+def needs_registration(schedule: ScheduleDef) -> bool:
+    """True when the schedule's fire times count from its first registration (an interval or a
+    recurrence without an explicit start): ``schedule_run_times`` needs ``registered_at``."""
+    if schedule.cron is not None or schedule.on_change is not None:
+        return False
+    if schedule.recurrence is not None and schedule.recurrence.start_time is not None:
+        return False
+    return schedule.start is None
 
 
 def fire_time_problems(
