@@ -263,7 +263,9 @@ def _run_here(
     as_json: bool,
 ) -> None:
     # lazy: the store, the dispatcher and the executor load only to run a backfill here
+    from scheduler.cli.run_compiled import keep_running_when_output_closes
     from scheduler.core.clock import SYSTEM_CLOCK
+    from scheduler.core.logging import configure_logging
     from scheduler.core.procinfo import current_owner
     from scheduler.services.backfill import (
         create_backfill,
@@ -272,6 +274,8 @@ def _run_here(
         run_in_foreground,
     )
 
+    keep_running_when_output_closes()  # before logging takes hold of stderr
+    configure_logging(level="warning")
     with contextlib.closing(open_store(config)) as store:
         served = _schedule_set(config_path, store)
         schedule = find_schedule(served, name)

@@ -41,7 +41,7 @@ from scheduler.store.backfills import Backfill, BackfillTime, FireHolder
 from scheduler.store.patience import patiently
 from scheduler.store.records import FINISHED_RUN_STATUSES
 from scheduler.triggers.base import in_zone, to_utc
-from scheduler.triggers.time import time_trigger
+from scheduler.triggers.time import schedule_run_times, time_trigger
 
 if TYPE_CHECKING:
     from scheduler.core.procinfo import Owner
@@ -266,6 +266,7 @@ class BackfillRunner:
         self._runs: set[str] = set()  # recorded and not yet ended
         self._failed = 0
         self._wakeup = asyncio.Event()
+        self._registered_at: datetime | None = None
 
     def cancel(self, reason: str = "canceled by user") -> None:
         """Start no new time; cancel the runs this backfill has queued or running."""
@@ -284,6 +285,7 @@ class BackfillRunner:
         except NotFound as exc:
             return await self._finish("failed", str(exc))
         times = await run_blocking(self.store.backfill_times, backfill.id)
+        self._registered_at = await run_blocking(_registered_at, self.store, schedule.name)
         slots = asyncio.Semaphore(backfill.max_concurrent)
         waiting: set[asyncio.Task[None]] = set()
         try:
@@ -318,11 +320,12 @@ class BackfillRunner:
 
     async def _start(self, schedule: ScheduleDef, item: BackfillTime) -> str | None:
         """Record the run of one time (or find it, made before a restart); None when skipped."""
-        backfill, nominal = self.backfill, item.nominal_time
+        backfill, nominal, name = self.backfill, item.nominal_time, schedule.name
         run_id = item.run_id
         if run_id is not None:
             status = await run_blocking(self.store.run_exists, run_id)
             if status is not None:  # recorded before a restart: recovery requeued or closed it
+                await self._settled_fire(name, nominal, run_id)
                 self._runs.add(run_id)
                 return run_id
         else:
@@ -334,39 +337,40 @@ class BackfillRunner:
                 outcome="pending",
                 run_id=run_id,
             )
-        fire: tuple[str, datetime] | None = (schedule.name, nominal)
-        claimed = await patiently(
-            self.store.claim_fire, schedule.name, nominal, outcome="queued", reason=self.trigger
-        )
+        claimed = await patiently(self.store.claim_backfill_fire, name, nominal, self.trigger)
         if not claimed:
-            holders = await run_blocking(self.store.fire_holders, schedule.name, [nominal])
+            holders = await run_blocking(self.store.fire_holders, name, [nominal])
             holder = holders.get(nominal)
             ours = holder is not None and holder.reason == self.trigger and holder.run_id is None
-            if not ours:
-                if not backfill.rerun:
-                    await self._set(nominal, "skipped", skip_reason(holder))
-                    return None
-                fire = None  # a rerun leaves the time's fire record to its first run
+            if not ours and not backfill.rerun:
+                await self._set(nominal, "skipped", skip_reason(holder))
+                return None
+        # The run settles no fire record itself (that would move the schedule's last fire,
+        # where the daemon's catch-up starts): the backfill settles its own below.
         request = RunRequest(
             pipeline=self.definitions.pipeline_for(schedule),
             parameters=dict(schedule.parameters),
             trigger=self.trigger,
-            schedule=schedule.name,
+            schedule=name,
             experiment=schedule.experiment,
             concurrency="allow" if schedule.concurrency == "allow" else "queue",
-            fire=fire,
             version=schedule.pipeline_version,
             run_id=run_id,
+            times=schedule_run_times(schedule, nominal, self._registered_at),
         )
         outcome = await self.dispatcher.submit(request)
         if outcome.run is None:
             await self._set(nominal, "skipped", outcome.reason)
             return None
         self._runs.add(run_id)
+        await self._settled_fire(name, nominal, run_id)
         await self._set(nominal, "started", None, run_id)
         if self._canceled is not None:
             self.dispatcher.cancel(run_id, self._canceled)
         return run_id
+
+    async def _settled_fire(self, schedule: str, nominal: datetime, run_id: str) -> None:
+        await patiently(self.store.settle_backfill_fire, schedule, nominal, self.trigger, run_id)
 
     async def _settle(self, nominal: datetime, run_id: str, slots: asyncio.Semaphore) -> None:
         try:

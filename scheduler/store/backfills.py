@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scheduler.core.clock import Clock, iso
@@ -300,6 +301,47 @@ class BackfillRepository:
                     if nominal is not None:
                         found[nominal] = FireHolder(outcome, reason, run_id, trigger)
         return found
+
+    def claim_backfill_fire(self, schedule: str, nominal_time: datetime, trigger: str) -> bool:
+        """Insert the fire record of (schedule, nominal time) for a backfill (``queued``, its
+        reason the backfill's trigger); False when the time already has one. Unlike a live
+        fire's claim it leaves the schedule's last fire alone: that is where the daemon's
+        catch-up starts, and a backfill of older times must not move it."""
+        now = self._clock.now()
+        try:
+            with self._sessions.write() as session:
+                session.add(
+                    FireRow(
+                        schedule=schedule,
+                        nominal_time=nominal_time,
+                        outcome="queued",
+                        reason=trigger,
+                        epoch=self._sessions.epoch,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def settle_backfill_fire(
+        self, schedule: str, nominal_time: datetime, trigger: str, run_id: str
+    ) -> None:
+        """The backfill's fire record of this time started run ``run_id`` (a fire record
+        another claimed is left alone)."""
+        with self._sessions.write() as session:
+            session.execute(
+                update(FireRow)
+                .where(
+                    FireRow.schedule == schedule,
+                    FireRow.nominal_time == nominal_time,
+                    FireRow.reason == trigger,
+                    FireRow.run_id.is_(None),
+                )
+                .values(outcome="started", run_id=run_id, updated_at=self._clock.now()),
+                execution_options=NO_SYNC,
+            )
 
     def run_exists(self, run_id: str) -> str | None:
         """The status of run ``run_id``, or None when no such run was recorded."""

@@ -229,6 +229,8 @@ class Store:
     take_backfill = _Delegate("backfills", BackfillRepository.take_backfill)
     fire_holders = _Delegate("backfills", BackfillRepository.fire_holders)
     run_exists = _Delegate("backfills", BackfillRepository.run_exists)
+    claim_backfill_fire = _Delegate("backfills", BackfillRepository.claim_backfill_fire)
+    settle_backfill_fire = _Delegate("backfills", BackfillRepository.settle_backfill_fire)
 
     # -- the file-drop ledger -----------------------------------------------------------------
     claim_files = _Delegate("ledger", LedgerRepository.claim_files)
