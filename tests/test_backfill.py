@@ -387,3 +387,35 @@ def test_rest_creates_lists_reads_and_cancels_a_backfill(tmp_path: Path) -> None
     finally:
         daemon.stop()
         daemon.close()
+
+
+@pytest.mark.slow
+def test_sdk_schedules_backfill_through_the_daemon_embedded_and_over_rest(tmp_path: Path) -> None:
+    from scheduler.sdk import Schedule, Workspace
+
+    project = _project(tmp_path, NIGHTLY)
+    daemon = DaemonProcess(project).start()
+    try:
+        embedded = Workspace(config=project.config_path)
+        handle = Schedule.get(embedded, "nightly").backfill("2026-03-01", "2026-03-02")
+        assert handle.wait(timeout=60).status == "completed"
+        assert (handle.done, handle.total) == (2, 2)
+
+        url = daemon.events("api_listening")[0]["url"]
+        remote = Workspace(url=url, token=project.token("backfills"))
+        again = Schedule.get(remote, "nightly").backfill(
+            datetime(2026, 3, 1, tzinfo=BERLIN), datetime(2026, 3, 3, 12, tzinfo=BERLIN)
+        )
+        assert again.wait(timeout=60).status == "completed"
+        assert again.refresh().counts == {
+            "pending": 0,
+            "started": 0,
+            "skipped": 2,  # the embedded backfill's days
+            "completed": 1,
+            "failed": 0,
+            "canceled": 0,
+        }
+    finally:
+        daemon.stop()
+        daemon.close()
+    assert len(_runs(project)) == 3
