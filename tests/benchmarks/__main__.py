@@ -8,6 +8,7 @@ import sys
 
 from tests.benchmarks import (
     api,
+    backfill,
     cli_reads,
     file_burst,
     file_drop_delay,
@@ -42,6 +43,7 @@ BENCHMARKS = {
     "web_browser": web_browser.main,
     "web_pages": web_pages.main,
     "ha_takeover": ha_takeover.main,
+    "backfill": backfill.main,
 }
 
 
