@@ -7,6 +7,9 @@ never run one time twice and keep the schedule's overlap policy. Real SQLite fil
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -419,3 +422,44 @@ def test_sdk_schedules_backfill_through_the_daemon_embedded_and_over_rest(tmp_pa
         daemon.stop()
         daemon.close()
     assert len(_runs(project)) == 3
+
+
+@pytest.mark.slow
+def test_backfill_cancel_without_a_daemon_stops_the_foreground_backfill(tmp_path: Path) -> None:
+    project = _project(tmp_path, NIGHTLY, sleep=60)
+    days = ("--from", "2026-03-01", "--to", "2026-03-05")
+    env = {**os.environ, "PIPESCHED_CONFIG": str(project.config_path), "NO_COLOR": "1"}
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "scheduler.cli", "backfill", "nightly", *days, "--json"],
+        env=env,
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with project.store() as store:
+            started = wait_until(
+                lambda: next(
+                    (
+                        (b.id, t.run_id)
+                        for b in store.list_backfills()
+                        for t in store.backfill_times(b.id)
+                        if t.outcome == "started"
+                    ),
+                    None,
+                ),
+                timeout=30,
+            )
+        canceled = project.cli("backfill", "cancel", started[0], "--json")
+        assert canceled.returncode == 0, canceled.stderr
+        assert json.loads(canceled.stdout)["status"] == "canceled"
+        out, err = foreground.communicate(timeout=30)
+    finally:
+        if foreground.poll() is None:
+            foreground.kill()
+            foreground.wait()
+    assert foreground.returncode == 1, err
+    assert json.loads(out)["counts"]["canceled"] == 5
+    run = json.loads(project.cli("show", started[1], "--json").stdout)
+    assert (run["status"], run["status_reason"]) == ("canceled", "canceled by user")
