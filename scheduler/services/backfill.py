@@ -323,7 +323,7 @@ class BackfillRunner:
         backfill, nominal, name = self.backfill, item.nominal_time, schedule.name
         run_id = item.run_id
         if run_id is not None:
-            status = await run_blocking(self.store.run_exists, run_id)
+            status = await run_blocking(self.store.recorded_run_status, run_id)
             if status is not None:  # recorded before a restart: recovery requeued or closed it
                 await self._settled_fire(name, nominal, run_id)
                 self._runs.add(run_id)
@@ -400,7 +400,7 @@ class BackfillRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), 0.05)
                 continue
-            status = await run_blocking(self.store.run_exists, run_id)
+            status = await run_blocking(self.store.recorded_run_status, run_id)
             if status is None or status in FINISHED_RUN_STATUSES:
                 return status or "failed"
             with contextlib.suppress(TimeoutError):

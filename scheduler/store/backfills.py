@@ -343,7 +343,7 @@ class BackfillRepository:
                 execution_options=NO_SYNC,
             )
 
-    def run_exists(self, run_id: str) -> str | None:
+    def recorded_run_status(self, run_id: str) -> str | None:
         """The status of run ``run_id``, or None when no such run was recorded."""
         with self._sessions.read() as session:
             return session.scalar(select(RunRow.status).where(RunRow.id == run_id))

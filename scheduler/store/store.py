@@ -228,7 +228,7 @@ class Store:
     finish_backfill = _Delegate("backfills", BackfillRepository.finish_backfill)
     take_backfill = _Delegate("backfills", BackfillRepository.take_backfill)
     fire_holders = _Delegate("backfills", BackfillRepository.fire_holders)
-    run_exists = _Delegate("backfills", BackfillRepository.run_exists)
+    recorded_run_status = _Delegate("backfills", BackfillRepository.recorded_run_status)
     claim_backfill_fire = _Delegate("backfills", BackfillRepository.claim_backfill_fire)
     settle_backfill_fire = _Delegate("backfills", BackfillRepository.settle_backfill_fire)
 
