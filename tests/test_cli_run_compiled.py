@@ -115,7 +115,7 @@ def comparable(doc: dict) -> dict:
     run_id = doc["id"]
     text = json.dumps(doc).replace(run_id, "RUN")
     clean = json.loads(text)
-    for key in ("id", "created_at", "started_at", "finished_at", "models"):
+    for key in ("id", "created_at", "started_at", "finished_at", "nominal_time", "models"):
         clean.pop(key, None)
     for step in clean["steps"]:
         for key in ("started_at", "finished_at"):

@@ -137,7 +137,8 @@ def test_malformed_reference_and_unknown_namespace(errors_of) -> None:
         "${{data.NAME}}, ${{run.id}} or ${{run.experiment}})",
         f"{FILE}:5:31: error: unknown namespace 'env' in '${{{{env.HOME}}}}' "
         "(known: parameters, data, run)",
-        f"{FILE}:5:48: error: unknown run field 'name' (known: id, experiment)",
+        f"{FILE}:5:48: error: unknown run field 'name' (known: id, experiment, nominal_time, "
+        "nominal_date, interval_start, interval_end)",
     ]
 
 

@@ -25,6 +25,7 @@ from scheduler.cli.render import (
     STATUS_STYLES,
     Bar,
     Column,
+    arrow_for,
     bar_fill,
     color_enabled,
     ellipsis_for,
@@ -40,6 +41,7 @@ from scheduler.cli.render import (
 )
 from scheduler.core.clock import SYSTEM_CLOCK
 from scheduler.core.durations import format_duration
+from scheduler.core.runtimes import RunTimes
 from scheduler.services.runs import get_run, owner_field, run_models, status_text
 from scheduler.store.records import ModelRecord, RunDetail, StepAttempt, metrics_by_name
 
@@ -167,6 +169,7 @@ def header_lines(
         ("Pipeline", pipeline),
         ("Status", status),
         ("Trigger", run.trigger),
+        *_stands_for(run.stands_for),
         ("Experiment", run.experiment),
         ("Parameters", _parameters(run.parameters)),
         ("Created", format_moment(run.created_at, now)),
@@ -175,6 +178,14 @@ def header_lines(
         ("Duration", format_duration(run_duration(run.started_at, run.finished_at, now))),
     ]
     return field_lines(fields, width=width, color=color, lead_styles={"Status": (shown, style)})
+
+
+def _stands_for(times: RunTimes) -> list[tuple[str, str]]:
+    """The time a schedule's run stands for; a run requested by hand stands for its creation,
+    which ``Created`` shows already."""
+    if not times.from_schedule:
+        return []
+    return [("Stands for", times.describe(arrow_for()))]
 
 
 def step_rows(

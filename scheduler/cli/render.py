@@ -111,6 +111,11 @@ def ellipsis_for(out: TextIO | None = None) -> str:
     return "…" if _encodes(out, "…") else "~"
 
 
+def arrow_for(out: TextIO | None = None) -> str:
+    """``→`` where the output encoding has it, ``->`` elsewhere."""
+    return "→" if _encodes(out, "→") else "->"
+
+
 def shorten(
     text: str, width: int, *, where: Literal["end", "middle", "start"] = "end", mark: str = "…"
 ) -> str:

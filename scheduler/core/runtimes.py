@@ -79,10 +79,37 @@ class RunTimes:
             "interval_end": self.local_iso(self.interval_end),
         }
 
+    @property
+    def from_schedule(self) -> bool:
+        """True for a run a schedule (or a backfill of one) started: it has a zone, or an
+        interval (a run read back from JSON, which gives no zone)."""
+        return self.zone is not None or self.interval_start is not None
+
+    def describe(self, arrow: str = "→") -> str:
+        """One line for people: ``2026-03-29 03:00 CEST (interval 03-28 02:00 CET → 03-29
+        03:00 CEST)``, the zone's abbreviation on each end only when the two differ."""
+        nominal = self.local(self.nominal_time)
+        text = _wall(nominal, "%Y-%m-%d ") + nominal.strftime(" %Z")
+        if self.interval_start is None or self.interval_end is None:
+            return text
+        start, end = self.local(self.interval_start), self.local(self.interval_end)
+        day = "%m-%d " if start.year == end.year == nominal.year else "%Y-%m-%d "
+        zones = start.tzname() != end.tzname()
+        ends = [
+            _wall(moment, day) + (moment.strftime(" %Z") if zones else "")
+            for moment in (start, end)
+        ]
+        return f"{text} (interval {ends[0]} {arrow} {ends[1]})"
+
     def environment(self) -> dict[str, str]:
         """The ``PIPESCHED_*`` variables a step process reads its run's time from."""
         values = self.template_values()
         return {variable: values[name] for name, variable in ENVIRONMENT_NAMES.items()}
+
+
+def _wall(moment: datetime, day: str) -> str:
+    """The wall time, to the minute unless it has seconds."""
+    return moment.strftime(day + ("%H:%M:%S" if moment.second else "%H:%M"))
 
 
 def request_times(requested_at: datetime) -> RunTimes:

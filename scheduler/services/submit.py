@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.compute.reaper import become_subreaper
 from scheduler.core.procinfo import current_owner
+from scheduler.core.runtimes import RunTimes
 from scheduler.definitions import Pipeline, find_pipeline, load_pipeline
 from scheduler.dispatch.freespace import check_free_space
 from scheduler.dispatch.submit import submit_run
@@ -80,19 +82,28 @@ def record_foreground_run(
     *,
     experiment: str | None = None,
     version: str | None = None,
+    trigger: str = "manual",
+    schedule: str | None = None,
+    fire: tuple[str, datetime] | None = None,
+    times: RunTimes | None = None,
 ) -> RunRecord:
     """Check the parameters and record a ``queued`` run owned by this process (trigger
-    ``manual``); nothing is recorded when the request is refused (``LowFreeSpace`` too, when
-    the state directory's filesystem has less free space than ``min_free_space``)."""
+    ``manual`` unless told); nothing is recorded when the request is refused (``LowFreeSpace``
+    too, when the state directory's filesystem has less free space than ``min_free_space``).
+    ``times``: what the run stands for; None: the moment it is recorded, with no interval."""
     check_free_space(config)
     return submit_run(
         config,
         store,
         definition,
         parameters,
+        trigger=trigger,
+        schedule=schedule,
         experiment=experiment,
         owner=current_owner(),
+        fire=fire,
         version=version,
+        times=times,
     )
 
 

@@ -220,13 +220,13 @@ def schedule_run_times(
 
 
 def needs_registration(schedule: ScheduleDef) -> bool:
-    """True when the schedule's fire times count from its first registration (an interval or a
-    recurrence without an explicit start): ``schedule_run_times`` needs ``registered_at``."""
-    if schedule.cron is not None or schedule.on_change is not None:
+    """True when ``schedule_run_times`` needs the schedule's first registration: a Day, Week or
+    Month recurrence without an explicit start counts its days from it. (An interval's run
+    covers one interval before its fire, wherever it is anchored.)"""
+    recurrence = schedule.recurrence
+    if recurrence is None or recurrence.frequency in ("Minute", "Hour"):
         return False
-    if schedule.recurrence is not None and schedule.recurrence.start_time is not None:
-        return False
-    return schedule.start is None
+    return recurrence.start_time is None and schedule.start is None
 
 
 def fire_time_problems(
