@@ -107,6 +107,18 @@ class StandInDaemon:
 
         await asyncio.to_thread(delete_api_schedule, self.config, self.store, name)
 
+    async def create_backfill(self, schedule: str, start: str, end: str, **_: Any) -> dict:
+        """The stand-in runs no backfills: a schedule it does not know is 404, others 409."""
+        if schedule not in await asyncio.to_thread(self.store.schedule_states):
+            raise NotFound(f"no schedule {schedule!r}")
+        raise PipeschedError("the stand-in daemon runs no backfills")
+
+    async def cancel_backfill(self, reference: str) -> dict:
+        from scheduler.services.backfill import get_backfill
+
+        found = await asyncio.to_thread(get_backfill, self.store, reference)
+        return found.to_json()
+
     async def submit_pipeline_run(
         self,
         pipeline: str,

@@ -19,6 +19,7 @@ import structlog
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from scheduler.api.backfill_routes import backfill_routes
 from scheduler.api.bodies import (
     STATUS_CODES,
     SubmitAnswer,
@@ -171,6 +172,7 @@ def rest_router(
 
     sdk_routes(router, control, store, config)
     model_routes(router, store, config)
+    backfill_routes(router, control, store)
     return router
 
 

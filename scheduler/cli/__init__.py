@@ -89,6 +89,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "prune",
         "Apply retention now: delete old runs; --dry-run says what.",
     ),
+    "backfill": (
+        "scheduler.cli.cmd_backfill",
+        "backfill",
+        "Run each nominal time of a schedule in a range once; `backfill cancel ID`.",
+    ),
+    "backfills": ("scheduler.cli.cmd_backfill", "backfills", "Backfills and their progress."),
 }
 
 

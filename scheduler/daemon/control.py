@@ -34,6 +34,7 @@ from scheduler.services.submit import load_definition, with_step_failure_rule
 from scheduler.store.records import RunRecord
 
 if TYPE_CHECKING:
+    from scheduler.daemon.backfills import DaemonBackfills
     from scheduler.daemon.schedule_set import ScheduleSet
     from scheduler.dispatch.dispatcher import Dispatcher
     from scheduler.fires.files import FileDropService
@@ -54,6 +55,8 @@ class ServingDaemon(Protocol):
     def dispatcher(self) -> Dispatcher: ...
     @property
     def fires(self) -> FireHandler: ...
+    @property
+    def backfills(self) -> DaemonBackfills: ...
     @property
     def files(self) -> FileDropService: ...
     @property
@@ -99,6 +102,31 @@ class DaemonControls:
 
     def __init__(self, daemon: ServingDaemon) -> None:
         self._daemon = daemon
+
+    async def create_backfill(
+        self,
+        schedule: str,
+        start: str,
+        end: str,
+        *,
+        max_concurrent: int,
+        rerun: bool,
+        dry_run: bool,
+        requested_by: str | None,
+    ) -> dict[str, Any]:
+        """A backfill, started at once (or its plan, with ``dry_run``)."""
+        return await self._daemon.backfills.create(
+            schedule,
+            start,
+            end,
+            max_concurrent=max_concurrent,
+            rerun=rerun,
+            dry_run=dry_run,
+            requested_by=requested_by,
+        )
+
+    async def cancel_backfill(self, reference: str) -> dict[str, Any]:
+        return await self._daemon.backfills.cancel(reference)
 
     def health(self) -> dict:
         """The daemon's health; reads no store (the store's state is what its probe found).

@@ -35,6 +35,7 @@ from scheduler.core.testclock import clock_from_env
 from scheduler.daemon import collector
 from scheduler.daemon.alerts import Alerts, notify_routes
 from scheduler.daemon.api_servers import start_api
+from scheduler.daemon.backfills import DaemonBackfills
 from scheduler.daemon.ballast import Ballast
 from scheduler.daemon.control import DaemonControls, Reloaded
 from scheduler.daemon.lock import DaemonLock, acquire
@@ -166,6 +167,7 @@ class Daemon:
         self.alerts.route(notify_routes(config, current.schedules, current.pipelines))
         self.dispatcher = Dispatcher(config, self.store, clock=self.clock)
         self.fires = FireHandler(self.store, self.dispatcher, self.clock, current)
+        self.backfills = DaemonBackfills(self.store, self.dispatcher, self.clock, lambda: self.set)
         self.firing = Firing(self.fires.on_due, self.clock)
         self.files = FileDropService(
             config=config,
@@ -192,6 +194,7 @@ class Daemon:
         states = await run_blocking(self.store.schedule_states)
         self._register_all(current, states, after=caught_up_to)
         await self.files.start(self.file_schedules(current, states))
+        await self.backfills.resume()
         self.ballast = Ballast(config.state_dir)
         await run_parallel(self.ballast.ensure)
         servers = await start_api(config, self.controls, self.store, self.clock, self._file_backlog)
@@ -244,6 +247,7 @@ class Daemon:
         log.info("daemon_stopping")
         self.firing.shutdown()
         await self.files.stop()
+        await self.backfills.stop()
         try:
             await asyncio.wait_for(
                 self._drain(config.shutdown_grace),

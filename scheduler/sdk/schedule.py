@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from scheduler.core.errors import (
@@ -22,6 +22,7 @@ from scheduler.core.errors import (
     SourcePosition,
 )
 from scheduler.sdk._warn import SdkError, ignore_given
+from scheduler.sdk.backfill import Backfill, start_backfill
 from scheduler.sdk.datapath import path_default
 from scheduler.sdk.published import PipelineEndpoint
 from scheduler.sdk.recurrence import ScheduleRecurrence, _caller, _invalid
@@ -358,6 +359,24 @@ class Schedule:
     def get_last_pipeline_run(self) -> PipelineRun | None:
         runs = self.get_pipeline_runs()
         return runs[0] if runs else None
+
+    def backfill(
+        self,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        max_concurrent: int = 1,
+        rerun: bool = False,
+    ) -> Backfill:
+        """Run each of this schedule's times in ``[start, end]`` once, in the daemon (not an
+        Azure name): dates are whole days in the schedule's zone. ``.wait()`` for its end."""
+        return start_backfill(
+            self._workspace._backend,
+            self.name,
+            start,
+            end,
+            max_concurrent=max_concurrent,
+            rerun=rerun,
+        )
 
     def __repr__(self) -> str:
         return f"Schedule(Name: {self.name}, Pipeline: {self.pipeline_id}, Status: {self.status})"

@@ -399,3 +399,46 @@ class NotifyOutboxRow(Base):
     delivered_at: Mapped[datetime | None]
     failed_at: Mapped[datetime | None]  # given up after the target's retries
     last_error: Mapped[str | None]
+
+
+class BackfillRow(Base):
+    """A backfill: every nominal time of one schedule in ``[range_from, range_to]``, run in
+    order at most ``max_concurrent`` at once. A record, so a restarted daemon carries on; the
+    owner is the process running it (a daemon, or a foreground ``pipesched backfill``)."""
+
+    __tablename__ = "backfills"
+    __table_args__ = (Index(None, "status"),)
+
+    id: Mapped[str] = mapped_column(primary_key=True)  # a run-style id: sortable by time
+    schedule: Mapped[str]
+    range_from: Mapped[datetime]
+    range_to: Mapped[datetime]
+    max_concurrent: Mapped[int]
+    rerun: Mapped[bool]
+    status: Mapped[str]  # running | completed | canceled | failed
+    reason: Mapped[str | None]
+    requested_by: Mapped[str | None]
+    owner_host: Mapped[str | None]
+    owner_pid: Mapped[int | None]
+    owner_start_ticks: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class BackfillTimeRow(Base):
+    """One nominal time of a backfill and what became of it: ``pending`` until its run is
+    recorded (the run id is chosen first, so a restart finds the run it made, or makes it with
+    that id), then ``started`` and the run's end; or ``skipped`` with the reason."""
+
+    __tablename__ = "backfill_times"
+    __table_args__ = (Index(None, "run_id"),)
+
+    backfill_id: Mapped[str] = mapped_column(
+        ForeignKey("backfills.id", ondelete="CASCADE"), primary_key=True
+    )
+    nominal_time: Mapped[datetime] = mapped_column(primary_key=True)
+    outcome: Mapped[str]  # pending | started | skipped | completed | failed | canceled
+    reason: Mapped[str | None]
+    run_id: Mapped[str | None]
+    updated_at: Mapped[datetime]

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 
 from scheduler.core.clock import SYSTEM_CLOCK, Clock
 from scheduler.core.loopguard import assert_off_loop
+from scheduler.store.backfills import BackfillRepository
 from scheduler.store.engine import make_engine
 from scheduler.store.errors import StoreUnavailable
 from scheduler.store.figures import FiguresRepository
@@ -135,6 +136,7 @@ class Store:
         self.figures = FiguresRepository(sessions)
         self.leaders = LeadershipRepository(sessions)
         self.retention = RetentionRepository(sessions)
+        self.backfills = BackfillRepository(sessions, clock)
         # Whether the store can be written now: set by probe_write and by any call that fails
         # on the database itself; read from any thread (the API's /healthz reads it on the loop).
         self.health = StoreHealth()
@@ -224,6 +226,20 @@ class Store:
     fires_with_outcome = _Delegate("fires", FireRepository.fires_with_outcome)
     list_fires = _Delegate("fires", FireRepository.list_fires)
     count_fires = _Delegate("fires", FireRepository.count_fires)
+
+    # -- backfills of a schedule over a range ---------------------------------------------------
+    create_backfill = _Delegate("backfills", BackfillRepository.create_backfill)
+    resolve_backfill_id = _Delegate("backfills", BackfillRepository.resolve_backfill_id)
+    get_backfill = _Delegate("backfills", BackfillRepository.get_backfill)
+    list_backfills = _Delegate("backfills", BackfillRepository.list_backfills)
+    backfill_times = _Delegate("backfills", BackfillRepository.backfill_times)
+    set_backfill_time = _Delegate("backfills", BackfillRepository.set_backfill_time)
+    finish_backfill = _Delegate("backfills", BackfillRepository.finish_backfill)
+    take_backfill = _Delegate("backfills", BackfillRepository.take_backfill)
+    fire_holders = _Delegate("backfills", BackfillRepository.fire_holders)
+    recorded_run_status = _Delegate("backfills", BackfillRepository.recorded_run_status)
+    claim_backfill_fire = _Delegate("backfills", BackfillRepository.claim_backfill_fire)
+    settle_backfill_fire = _Delegate("backfills", BackfillRepository.settle_backfill_fire)
 
     # -- the file-drop ledger -----------------------------------------------------------------
     claim_files = _Delegate("ledger", LedgerRepository.claim_files)

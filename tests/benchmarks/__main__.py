@@ -8,6 +8,7 @@ import sys
 
 from tests.benchmarks import (
     api,
+    backfill,
     cli_reads,
     file_burst,
     file_drop_delay,
@@ -44,6 +45,7 @@ BENCHMARKS = {
     "web_pages": web_pages.main,
     "ha_takeover": ha_takeover.main,
     "prune": prune.main,
+    "backfill": backfill.main,
 }
 
 
