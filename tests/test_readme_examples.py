@@ -47,6 +47,8 @@ SECTIONS = (
     "Published pipelines and the REST API",
     "The web view",
     "Python pipelines in Azure ML SDK v1's words (`scheduler.sdk`)",
+    "Backfills and the run's time",
+    "Operating it",
 )
 EXAMPLE_ID = "1m89gh8n"
 SHIPPED_API = "127.0.0.1:8790"
