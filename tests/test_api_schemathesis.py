@@ -61,6 +61,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
+@pytest.mark.slow
 def test_api_conforms_to_its_document(case: schemathesis.Case, live: LiveApi, token: str):
     # Our token over whatever the case generated for the security scheme, except in the cases
     # that leave the header out on purpose (they expect 401).

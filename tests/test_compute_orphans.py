@@ -129,6 +129,7 @@ def daemon_of(daemons):
     return start
 
 
+@pytest.mark.slow
 def test_timeout_cancel_and_a_plain_exit_in_the_daemon_leave_no_process(tmp_path, daemon_of):
     world = Stubborn(tmp_path, shutdown_grace="0s")
     world.pipeline("timeout", sleep=600, timeout="1s")
@@ -167,6 +168,7 @@ def test_timeout_cancel_and_a_plain_exit_in_the_daemon_leave_no_process(tmp_path
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_replace_and_shutdown_leave_no_process(tmp_path, daemon_of):
     world = Stubborn(tmp_path, shutdown_grace="0s")
     marker = world.pipeline("long", sleep=600)
@@ -190,6 +192,7 @@ def test_replace_and_shutdown_leave_no_process(tmp_path, daemon_of):
     assert all(r.status not in ("running",) for r in world.runs())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["fork", "exec"])
 def test_a_foreground_run_kills_what_its_step_left_behind(tmp_path: Path, mode: str):
     world = Stubborn(tmp_path)

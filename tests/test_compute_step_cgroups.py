@@ -111,6 +111,7 @@ def step_cgroups(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("step-*") if p.is_dir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ending", ["exits", "times out"])
 def test_a_step_cgroup_takes_every_process_of_the_step_with_it(
     tmp_path, daemons, delegated_cgroup, ending
@@ -148,6 +149,7 @@ def test_a_step_cgroup_takes_every_process_of_the_step_with_it(
     assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_a_killed_daemons_step_cgroups_are_cleared_at_the_next_start(
     tmp_path, daemons, delegated_cgroup
 ):

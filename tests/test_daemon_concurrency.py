@@ -68,6 +68,7 @@ def runs(project: Project):
         return sorted(store.list_runs(limit=0), key=lambda r: r.id)
 
 
+@pytest.mark.slow
 def test_forbid_skips_the_fire_that_overlaps_a_seven_minute_run(tmp_path, daemon_for):
     project, _ = make(tmp_path, "forbid", sleep=7, interval="5m")
     clock = tmp_path / "clock"
@@ -85,6 +86,7 @@ def test_forbid_skips_the_fire_that_overlaps_a_seven_minute_run(tmp_path, daemon
     daemon.stop()
 
 
+@pytest.mark.slow
 def test_queue_starts_the_next_run_right_after_in_order(tmp_path, daemon_for):
     project, _ = make(tmp_path, "queue", sleep=1.5, interval="1s")
     daemon = daemon_for(project)

@@ -42,6 +42,7 @@ def _project(tmp_path: Path) -> Project:
     return project
 
 
+@pytest.mark.slow
 def test_a_locked_store_turns_healthz_503_and_status_says_so_until_the_lock_goes(tmp_path):
     project = _project(tmp_path)
     daemon = DaemonProcess(project)
@@ -77,6 +78,7 @@ def test_a_locked_store_turns_healthz_503_and_status_says_so_until_the_lock_goes
         daemon.close()
 
 
+@pytest.mark.slow
 def test_the_wal_is_truncated_after_a_burst_of_writes(tmp_path):
     project = _project(tmp_path)
     daemon = DaemonProcess(project)
@@ -104,6 +106,7 @@ def test_the_wal_is_truncated_after_a_burst_of_writes(tmp_path):
         daemon.close()
 
 
+@pytest.mark.slow
 def test_a_write_that_fails_on_the_database_marks_the_store_until_a_probe_succeeds(tmp_path):
     project = _project(tmp_path)
     store = project.store()
@@ -123,6 +126,7 @@ def test_a_write_that_fails_on_the_database_marks_the_store_until_a_probe_succee
         store.close()
 
 
+@pytest.mark.slow
 def test_a_store_locked_for_15_s_loses_no_fire_time_and_no_step_outcome(tmp_path):
     """Another connection holds the write lock for 15 s while a 1 s interval fires and a step
     exits 0: every nominal time gets its fire record once the lock goes (the catch-up rule

@@ -53,6 +53,7 @@ def settled(project: Project):
 @pytest.mark.parametrize(
     ("rule", "started", "missed"), [("latest", 1, 2), ("all", 3, 0), ("none", 0, 3)]
 )
+@pytest.mark.slow
 def test_down_three_hours_under_an_hourly_cron(project, clock, daemons, rule, started, missed):
     project.schedules(f"""
         schedules:
@@ -77,6 +78,7 @@ def test_down_three_hours_under_an_hourly_cron(project, clock, daemons, rule, st
     daemon.stop()
 
 
+@pytest.mark.slow
 def test_down_two_days_under_a_minutely_cron_is_ready_at_once_with_one_run(project, clock, daemons):
     project.schedules('schedules:\n  - {name: minutely, pipeline: tick, cron: "* * * * *"}\n')
     daemons(project, clock_file=clock).start().stop()  # registers the schedule now
@@ -91,6 +93,7 @@ def test_down_two_days_under_a_minutely_cron_is_ready_at_once_with_one_run(proje
     daemon.stop()
 
 
+@pytest.mark.slow
 def test_kill_9_after_the_fire_is_claimed_gives_exactly_one_recovered_run(project, daemons):
     project.schedules(
         "schedules:\n  - {name: tick, pipeline: tick, interval: 1s, concurrency: allow}\n"
@@ -111,6 +114,7 @@ def test_kill_9_after_the_fire_is_claimed_gives_exactly_one_recovered_run(projec
     assert len(run_ids) == len(set(run_ids)) == len(by_id)  # one run per nominal time, no more
 
 
+@pytest.mark.slow
 def test_kill_9_inside_a_write_transaction_loses_nothing_committed(project, daemons):
     project.schedules("schedules:\n  - {name: tick, pipeline: tick, interval: 1s}\n")
     daemon = daemons(project).start()

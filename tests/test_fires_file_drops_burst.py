@@ -62,6 +62,7 @@ def write(project, count: int, pause: float) -> dict[str, float]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.slow
 def test_a_burst_of_10000_files_is_handled_exactly_once(project, record_property):
     service = Service(project, on_change(mode="batch", settle="0.5s")).start()
     try:
@@ -84,6 +85,7 @@ def test_a_burst_of_10000_files_is_handled_exactly_once(project, record_property
         service.close()
 
 
+@pytest.mark.slow
 def test_200_files_renamed_into_place_one_by_one_are_each_handled_once(project):
     """per_file, 200 files renamed into place 50 ms apart: one run each, each file once. (The
     delay from rename to the run's first step is a figure: tests/benchmarks/file_drop_delay.py.)"""

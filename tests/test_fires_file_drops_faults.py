@@ -79,6 +79,7 @@ def test_the_mount_probe_reads_the_filesystem_type_of_the_longest_mount(tmp_path
     assert mount_fs_type(Path("/mnt/shared"), str(mountinfo)) == "ext4"
 
 
+@pytest.mark.slow
 def test_a_kernel_queue_overflow_is_counted_and_the_rescan_handles_every_file_once(
     project, started
 ):

@@ -79,6 +79,7 @@ def state(project: Project) -> tuple[list[str], list[str], list[str]]:
     return published, api, [r["status"] for r in runs]
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_twice(notebook: Project):
     first = run_example(notebook)
     assert first.returncode == 0, first.stderr
@@ -92,6 +93,7 @@ def test_the_readme_example_runs_twice(notebook: Project):
     assert notebook.cli("validate").returncode == 0
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_twice_beside_a_daemon(notebook: Project, daemons):
     daemon = daemons(notebook).start()
     wait_until(lambda: daemon.events("api_listening"), timeout=15)

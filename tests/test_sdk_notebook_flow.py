@@ -230,6 +230,7 @@ def schedule_file_drop_and_drop(ws, project: Project, scripts: Path) -> None:
     assert scored["experiment"] == "scoring"
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_embedded(project: Project, daemons, capsys):
     from scheduler.sdk import Workspace
 

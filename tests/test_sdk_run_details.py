@@ -222,6 +222,7 @@ def test_in_jupyter_without_ipywidgets_the_html_updates_in_place_and_the_cell_re
         assert f"<code>{project.state_dir / 'runs' / run_id / step / '1.log'}</code>" in page
 
 
+@pytest.mark.slow
 def test_in_jupyter_with_ipywidgets_a_widget_follows_the_run_until_closed_or_ended(
     project: Project, tmp_path: Path
 ):

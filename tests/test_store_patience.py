@@ -52,6 +52,7 @@ def test_a_fenced_store_is_an_outage():
     assert is_unavailable(StoreUnavailable("daemon lock lost"))
 
 
+@pytest.mark.slow
 def test_a_write_held_by_a_lock_goes_through_once_the_lock_is_gone(tmp_path):
     store = Store.open(f"sqlite:///{tmp_path / 'p.db'}")
     database = sqlite_path(make_url(store.url))
