@@ -8,140 +8,52 @@ Paths in the file are relative to the file itself.
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import os
-import re
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from scheduler.core.durations import parse_duration
 from scheduler.core.errors import ConfigNotFound, DefinitionError, DefinitionErrors
 from scheduler.core.secrets import SecretMissing, has_secrets, resolve_secrets
+from scheduler.definitions.config_lean import plain_config
+from scheduler.definitions.config_types import (
+    DEFAULT_LOCATIONS,
+    ENV_CONFIG,
+    ApiConfig,
+    ComputeTarget,
+    Config,
+    Datastore,
+    HaConfig,
+    LoggingConfig,
+    TlsConfig,
+    is_loopback,
+    is_module_name,
+    parse_byte_count,
+)
 from scheduler.definitions.operating import (
-    DEFAULT_RETENTION,
-    NotifyTarget,
-    RetentionConfig,
     notify_from,
     retention_from,
 )
 from scheduler.definitions.yamlsource import YamlDocument, read_yaml
 
-ENV_CONFIG = "PIPESCHED_CONFIG"
-DEFAULT_LOCATIONS = (Path("config/pipesched.yaml"), Path("/etc/pipesched/pipesched.yaml"))
-
-
-@dataclass(frozen=True)
-class Datastore:
-    """A named folder that holds data; paths inside it are confined to it."""
-
-    name: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class ComputeTarget:
-    """Where steps run: local processes, or a Dask cluster at ``address``."""
-
-    name: str
-    type: Literal["local", "dask"]
-    max_workers: int
-    address: str | None = None
-    # Modules a warm target's zygote imports once, so steps fork with them loaded; None: cold.
-    # ("auto",): learned from what its steps imported.
-    warm_imports: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class TlsConfig:
-    cert: Path
-    key: Path
-
-
-@dataclass(frozen=True)
-class ApiConfig:
-    host: str = "127.0.0.1"
-    port: int = 8790
-    tls: TlsConfig | None = None
-    allow_insecure_remote: bool = False
-    max_body_bytes: int = 1024 * 1024  # a JSON request body
-    max_upload_bytes: int = 200 * 1024 * 1024  # a streamed snapshot or datastore upload
-
-
-@dataclass(frozen=True)
-class LoggingConfig:
-    format: Literal["auto", "console", "json"] = "auto"
-    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
-
-
-@dataclass(frozen=True)
-class HaConfig:
-    """Several daemons on one PostgreSQL store: ``standby`` daemons wait for the lock and take
-    over when the leader's session ends or its lease (renewed every ``heartbeat``) lapses."""
-
-    mode: Literal["single", "standby"] = "single"
-    lease: float = 10.0
-    heartbeat: float = 2.0
-
-
-@dataclass(frozen=True)
-class Config:
-    """A loaded, validated daemon config; every path absolute."""
-
-    file: Path
-    state_dir: Path
-    database_url: str
-    pipelines_dir: Path
-    schedules_file: Path
-    datastores: dict[str, Datastore]
-    compute: dict[str, ComputeTarget]
-    max_concurrent_runs: int = 8
-    shutdown_grace: float = 10.0
-    api: ApiConfig = field(default_factory=ApiConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    max_log_bytes: int = 256 * 1024**2  # per step attempt: head and tail kept, a marker between
-    min_free_space: int = 1024**3  # below it on the state directory's filesystem, no run starts
-    ha: HaConfig = field(default_factory=HaConfig)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
-    notify: tuple[NotifyTarget, ...] = ()
-    #: ``database`` as the file writes it, when it names secrets; what may be shown or cached
-    #: in place of ``database_url``, which then holds their values.
-    database_written: str | None = None
-
-    @property
-    def database_shown(self) -> str:
-        """The store's URL as it may be printed: as written when it names secrets, else with
-        its password hidden."""
-        if self.database_written is not None:
-            return self.database_written
-        parts = urlsplit(self.database_url)
-        if parts.password is None:
-            return self.database_url
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.state_dir / "runs"
-
-    @property
-    def default_datastore(self) -> Datastore:
-        return self.datastores["default"]
-
-
-_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
-_BYTE_UNITS |= {"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
-
-
-def parse_byte_count(text: str) -> int | None:
-    """``256MiB``, ``64 KiB``, ``1GB``, ``65536``: a number of bytes; None for anything else."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if match and match.group(2).lower() in _BYTE_UNITS:
-        return int(match.group(1)) * _BYTE_UNITS[match.group(2).lower()]
-    return None
-
+# The config's types are imported from here by most of pipesched.
+__all__ = [
+    "DEFAULT_LOCATIONS",
+    "ENV_CONFIG",
+    "ApiConfig",
+    "ComputeTarget",
+    "Config",
+    "Datastore",
+    "HaConfig",
+    "LoggingConfig",
+    "TlsConfig",
+    "find_config",
+    "is_loopback",
+    "is_module_name",
+    "load_config",
+    "parse_byte_count",
+    "read_config",
+]
 
 # -- finding and loading ------------------------------------------------------------------------
 
@@ -205,241 +117,13 @@ def read_config(path: str | os.PathLike[str]) -> Config:
     file = Path(os.path.abspath(path))
     if file.is_file():
         doc = read_yaml(file)
-        raw = _plain_config(doc) if not doc.errors else None
+        raw = plain_config(doc) if not doc.errors else None
         if raw is not None:
             errors: list[DefinitionError] = []
             config = _build(raw, file, doc, errors)
             if not errors:
                 return config
     return load_config(path)
-
-
-# -- the lean check: plain values the schema surely accepts, else None ------------------------
-
-_DEFAULT_API: dict[str, Any] = {
-    "host": ApiConfig.host,
-    "port": ApiConfig.port,
-    "tls": None,
-    "allow_insecure_remote": ApiConfig.allow_insecure_remote,
-    "max_body_bytes": ApiConfig.max_body_bytes,
-    "max_upload_bytes": ApiConfig.max_upload_bytes,
-}
-_DEFAULT_LOGGING: dict[str, Any] = {"format": "auto", "level": "info"}
-_LOG_FORMATS = frozenset({"auto", "console", "json"})
-_LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-
-
-class _Unsure(Exception):
-    """The lean check cannot vouch for a value: the full check decides."""
-
-
-def _plain_config(doc: YamlDocument) -> dict[str, Any] | None:
-    """The file's values with the schema's defaults, shaped as ``ConfigFile.model_dump()``
-    gives them, when every value is one the schema accepts as it is; None otherwise."""
-    data = doc.data
-    if not isinstance(data, dict):
-        return None
-    raw: dict[str, Any] = {
-        "state_dir": None,
-        "database": None,
-        "pipelines_dir": "../pipelines",
-        "schedules": "schedules.yaml",
-        "datastores": {"default": {"path": None}},
-        "compute": {
-            "local": {"type": "local", "max_workers": None, "address": None, "warm_imports": None}
-        },
-        "max_concurrent_runs": 8,
-        "shutdown_grace": 10.0,
-        "api": dict(_DEFAULT_API),
-        "logging": dict(_DEFAULT_LOGGING),
-        "max_log_bytes": Config.max_log_bytes,
-        "min_free_space": Config.min_free_space,
-        "ha": dict(_DEFAULT_HA),
-        "retention": dict(DEFAULT_RETENTION),
-        "notify": [],
-    }
-    checks = {
-        "state_dir": _optional_text,
-        "database": _database_url,
-        "pipelines_dir": _text,
-        "schedules": _text,
-        "datastores": lambda v: _named(v, _datastore),
-        "compute": lambda v: _named(v, _compute),
-        "max_concurrent_runs": lambda v: _count(v, 1),
-        "shutdown_grace": _seconds,
-        "api": _api,
-        "logging": _logging,
-        "max_log_bytes": lambda v: _bytes(v, 4096),
-        "min_free_space": lambda v: _bytes(v, 0),
-        "ha": _ha,
-        "retention": _retention,
-        "notify": _no_targets,
-    }
-    try:
-        for key, value in data.items():
-            check = checks.get(key) if isinstance(key, str) else None
-            if check is None:
-                raise _Unsure(key)
-            raw[key] = check(value)
-    except _Unsure:
-        return None
-    return raw
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Unsure(value)
-    return value
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
-
-
-def _database_url(value: Any) -> str | None:
-    """Only SQLite URLs without secrets pass here; the full check asks SQLAlchemy about any
-    other."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.startswith("sqlite:///") or has_secrets(value):
-        raise _Unsure(value)
-    return value
-
-
-def _count(value: Any, minimum: int, maximum: int | None = None) -> int:
-    if type(value) is not int or value < minimum or (maximum is not None and value > maximum):
-        raise _Unsure(value)
-    return value
-
-
-def _bytes(value: Any, minimum: int) -> int:
-    count = parse_byte_count(value) if isinstance(value, str) else value
-    return _count(count, minimum)
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _Unsure(value)
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise _Unsure(value) from None
-
-
-def _section(value: Any, keys: frozenset[str]) -> dict[str, Any]:
-    if not isinstance(value, dict) or not set(value) <= keys:
-        raise _Unsure(value)
-    return value
-
-
-def _named(value: Any, entry: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
-        raise _Unsure(value)
-    return {name: None if item is None else entry(item) for name, item in value.items()}
-
-
-def _datastore(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset({"path"}))
-    return {"path": _optional_text(section.get("path"))}
-
-
-def _compute(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset({"type", "max_workers", "address", "warm_imports"}))
-    if section.get("type", "local") != "local":  # dask: the full check looks for Dask
-        raise _Unsure(value)
-    workers = section.get("max_workers")
-    warm = section.get("warm_imports")
-    if warm is not None and not (
-        warm == "auto"
-        or (isinstance(warm, list) and all(isinstance(m, str) and is_module_name(m) for m in warm))
-    ):
-        raise _Unsure(warm)
-    return {
-        "type": "local",
-        "max_workers": None if workers is None else _count(workers, 1),
-        "address": _optional_text(section.get("address")),
-        "warm_imports": warm,
-    }
-
-
-def is_module_name(name: str) -> bool:
-    """A dotted module name (``sklearn.linear_model``), as ``warm_imports`` lists them."""
-    return bool(name) and all(part.isidentifier() for part in name.split("."))
-
-
-def _api(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset(_DEFAULT_API))
-    api = dict(_DEFAULT_API)
-    for key, item in section.items():
-        if key == "host":
-            api[key] = _text(item)
-        elif key == "port":
-            api[key] = _count(item, 0, 65535)
-        elif key == "tls":
-            if item is not None:  # its files must exist: the full check says which is missing
-                raise _Unsure(item)
-        elif key == "allow_insecure_remote":
-            if type(item) is not bool:
-                raise _Unsure(item)
-            api[key] = item
-        else:
-            api[key] = _bytes(item, 1)
-    return api
-
-
-def _logging(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset(_DEFAULT_LOGGING))
-    logging = dict(_DEFAULT_LOGGING)
-    for key, item in section.items():
-        word = _text(item).lower()
-        if word not in (_LOG_FORMATS if key == "format" else _LOG_LEVELS):
-            raise _Unsure(item)
-        logging[key] = word
-    return logging
-
-
-_DEFAULT_HA: dict[str, Any] = {"mode": "single", "lease": 10.0, "heartbeat": 2.0}
-
-
-def _ha(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset(_DEFAULT_HA))
-    ha = dict(_DEFAULT_HA)
-    for key, item in section.items():
-        if key == "mode":
-            if item not in ("single", "standby"):
-                raise _Unsure(item)
-            ha[key] = item
-        else:
-            seconds = _seconds(item)
-            if not 0 < seconds <= 1800:
-                raise _Unsure(item)
-            ha[key] = seconds
-    return ha
-
-
-def _retention(value: Any) -> dict[str, Any]:
-    section = _section(value, frozenset(DEFAULT_RETENTION))
-    retention = dict(DEFAULT_RETENTION)
-    for key, item in section.items():
-        if item is None and key != "keep_last":
-            retention[key] = None
-        elif key == "runs":
-            seconds = _seconds(item)
-            if seconds <= 0:
-                raise _Unsure(item)
-            retention[key] = seconds
-        elif key == "keep_last":
-            retention[key] = _count(item, 0, 1_000_000)
-        else:
-            retention[key] = _bytes(item, 1)
-    return retention
-
-
-def _no_targets(value: Any) -> list[Any]:
-    """An empty list passes here; any target is checked by the full schema."""
-    if value not in (None, []):
-        raise _Unsure(value)
-    return []
 
 
 def _build(
@@ -622,13 +306,3 @@ def _resolved_database_url(
         )
         return written
     return url
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
