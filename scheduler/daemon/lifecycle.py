@@ -20,7 +20,6 @@ import signal
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -44,15 +43,8 @@ from scheduler.daemon.notify import Notifier, watchdog_loop
 from scheduler.daemon.pruning import prune_daily
 from scheduler.daemon.recovery import recover, watch_owners
 from scheduler.daemon.schedule_set import ScheduleSet, load_schedule_set, with_api_schedules
-from scheduler.daemon.standby import (
-    Identity,
-    SchemaTooNew,
-    close_lost_leader_runs,
-    keep_lease,
-    leader_words,
-    wait_for_lead,
-)
-from scheduler.daemon.standby_api import StandbyControls
+from scheduler.daemon.standby import Identity, SchemaTooNew, close_lost_leader_runs
+from scheduler.daemon.standing_by import StoodDown, stand_by_until_leading
 from scheduler.daemon.store_watch import StoreWatch
 from scheduler.definitions import ScheduleDef
 from scheduler.definitions.config import Config, HaConfig
@@ -75,10 +67,6 @@ STATUS_EVERY_SECONDS = 30.0
 # After the shutdown grace and the kill grace, how long shutdown waits for an unwritable store
 # to take the outcomes it holds; what is still unwritten then is closed at the next start.
 SHUTDOWN_STORE_GRACE = 15.0
-
-
-class StoodDown(Exception):
-    """A standby was asked to stop before it ever led."""
 
 
 class Daemon:
@@ -271,52 +259,19 @@ class Daemon:
         return self.exit_status
 
     async def _lead_or_stand_by(self, config: Config, ha: HaConfig) -> DaemonLock:
-        """Wait as a standby while another daemon leads (a read-only API meanwhile), then lead
-        under a new epoch."""
-        self.me = me = Identity.of(self.started_at, None)
-        seen: list[Leadership] = []
-        servers: list[Any] = []
-
-        async def standing_by(leadership: Leadership) -> None:
-            changed = not seen or seen[-1].holder != leadership.holder
-            seen[:] = [leadership]
-            if not servers:
-                controls = StandbyControls(
-                    self.started_at, lambda: seen[-1], config, self.store, self.clock
-                )
-                servers.extend(
-                    await start_api(
-                        config, controls, self.store, self.clock, None, lambda: seen[-1].api_url
-                    )
-                )
-                me.api_url = servers[0].url  # the TCP listener comes first
-            if changed:
-                self.notifier.ready(f"standby; leader {leader_words(leadership)}")
-
-        loop = asyncio.get_running_loop()
-        waiting = asyncio.ensure_future(
-            wait_for_lead(self.store, config.state_dir, self.started_at, ha, me, standing_by)
+        self.me = Identity.of(self.started_at, None)
+        lead = await stand_by_until_leading(
+            config=config,
+            ha=ha,
+            store=self.store,
+            clock=self.clock,
+            started_at=self.started_at,
+            me=self.me,
+            notifier=self.notifier,
+            on_lost=self._lock_lost,
         )
-        for sig in (signal.SIGTERM, signal.SIGINT):  # a standby stops at once: it runs nothing
-            loop.add_signal_handler(sig, waiting.cancel)
-        try:
-            lock, self.epoch, self.replaced = await waiting
-            # From the first moment of the lead: a daemon replaced while it still starts up
-            # (recovering, catching up) must hear of it too.
-            self.lease_keeper = asyncio.create_task(
-                keep_lease(self.store, self.epoch, ha, me, self._lock_lost)
-            )
-        except asyncio.CancelledError:
-            self.notifier.stopping("stopping (standby)")
-            with contextlib.suppress(Exception):
-                await run_blocking(self.store.forget_daemons, name=me.name)
-            raise StoodDown from None
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            for server in servers:
-                await server.stop()
-        return lock
+        self.epoch, self.replaced, self.lease_keeper = lead.epoch, lead.replaced, lead.lease_keeper
+        return lead.lock
 
     async def _forget_me(self) -> None:
         """A clean stop takes this daemon off the heartbeat list."""
