@@ -46,6 +46,11 @@ class NotifyRoutes:
     # schedule -> the pipeline it runs, as ``pipelines`` names it (NAME, or NAME@VERSION)
     schedule_pipelines: Mapping[str, str] = field(default_factory=dict)
     run_url: str | None = None  # "http://host:port/runs/" + run id
+    # pipeline version id -> the targets its stored definition names: versions never change,
+    # so each is read once, not at the end of every run.
+    version_targets: dict[int, tuple[NotifyTarget, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def targets_for(
         self, event: str, schedule: str | None, pipeline: Sequence[NotifyTarget] = ()
@@ -196,7 +201,7 @@ def run_ended(session: Session, routes: NotifyRoutes | None, run_id: str, now: d
     if run is None or run.status not in ("failed", "completed"):
         return
     event = "failed" if run.status == "failed" else "recovered"
-    targets = routes.targets_for(event, run.schedule, _pipeline_targets(session, run))
+    targets = routes.targets_for(event, run.schedule, _pipeline_targets(session, routes, run))
     if not targets or (event == "recovered" and not _previous_failed(session, run)):
         return
     nominal = _nominal_time(session, run)
@@ -275,14 +280,19 @@ def _previous_failed(session: Session, run: RunRow) -> bool:
     return previous == "failed"
 
 
-def _pipeline_targets(session: Session, run: RunRow) -> tuple[NotifyTarget, ...]:
-    if run.pipeline_version_id is None:
+def _pipeline_targets(
+    session: Session, routes: NotifyRoutes, run: RunRow
+) -> tuple[NotifyTarget, ...]:
+    version = run.pipeline_version_id
+    if version is None:
         return ()
-    definition = session.scalar(
-        select(PipelineVersion.definition).where(PipelineVersion.id == run.pipeline_version_id)
-    )
-    raw = (definition or {}).get("notify") or []
-    return notify_from(raw) if isinstance(raw, list) else ()
+    if version not in routes.version_targets:
+        definition = session.scalar(
+            select(PipelineVersion.definition).where(PipelineVersion.id == version)
+        )
+        raw = (definition or {}).get("notify") or []
+        routes.version_targets[version] = notify_from(raw) if isinstance(raw, list) else ()
+    return routes.version_targets[version]
 
 
 def _nominal_time(session: Session, run: RunRow) -> datetime | None:
