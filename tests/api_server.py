@@ -114,7 +114,7 @@ class StandInDaemon:
         raise PipeschedError("the stand-in daemon runs no backfills")
 
     async def cancel_backfill(self, reference: str) -> dict:
-        from scheduler.services.backfill import get_backfill
+        from scheduler.services.backfill_plan import get_backfill
 
         found = await asyncio.to_thread(get_backfill, self.store, reference)
         return found.to_json()

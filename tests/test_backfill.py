@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from scheduler.core.errors import NotFound
 from scheduler.definitions.schedules import ScheduleDef
-from scheduler.services.backfill import (
+from scheduler.services.backfill_plan import (
     MAX_TIMES,
     BackfillError,
     create_backfill,

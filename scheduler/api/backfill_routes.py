@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from scheduler.api.limits import MAX_NAME
-from scheduler.services.backfill import get_backfill
+from scheduler.services.backfill_plan import get_backfill
 from scheduler.services.control import NotLeader
 
 if TYPE_CHECKING:

@@ -242,7 +242,7 @@ def _local_plan(
 ) -> dict[str, Any]:
     # lazy: the store and the service load only without a daemon
     from scheduler.core.clock import SYSTEM_CLOCK
-    from scheduler.services.backfill import find_schedule, parse_bound, plan_backfill
+    from scheduler.services.backfill_plan import find_schedule, parse_bound, plan_backfill
 
     with contextlib.closing(open_store(config)) as store:
         schedule = find_schedule(_schedule_set(config_path, store), name)
@@ -267,12 +267,8 @@ def _run_here(
     from scheduler.core.clock import SYSTEM_CLOCK
     from scheduler.core.logging import configure_logging
     from scheduler.core.procinfo import current_owner
-    from scheduler.services.backfill import (
-        create_backfill,
-        find_schedule,
-        parse_bound,
-        run_in_foreground,
-    )
+    from scheduler.services.backfill import run_in_foreground
+    from scheduler.services.backfill_plan import create_backfill, find_schedule, parse_bound
 
     keep_running_when_output_closes()  # before logging takes hold of stderr
     configure_logging(level="warning")
@@ -308,7 +304,7 @@ def _cancel_without_daemon(config: Config, reference: str) -> dict[str, Any]:
     waited for; one whose owner is gone is recorded canceled here."""
     # lazy: the store loads only without a daemon
     from scheduler.core.procinfo import current_owner, is_alive
-    from scheduler.services.backfill import get_backfill
+    from scheduler.services.backfill_plan import get_backfill
 
     with contextlib.closing(open_store(config)) as store:
         found = get_backfill(store, reference)

@@ -17,8 +17,8 @@ from scheduler.core.errors import PipeschedError
 from scheduler.core.loopguard import run_blocking
 from scheduler.core.procinfo import current_owner, is_alive
 from scheduler.dispatch.dispatcher import ShuttingDown
-from scheduler.services.backfill import (
-    BackfillRunner,
+from scheduler.services.backfill import BackfillRunner
+from scheduler.services.backfill_plan import (
     create_backfill,
     find_schedule,
     get_backfill,
